@@ -1,0 +1,388 @@
+// pybind11 bindings: converts arguments, releases the GIL around runs, maps exceptions.
+// See Note [GIL policy].
+#include <pybind11/numpy.h>
+#include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
+
+#include <omp.h>
+
+#include <cmath>
+#include <optional>
+#include <cstring>
+
+#include "dagrad/autodiff.h"
+#include "dagrad/ops.h"
+#include "dagrad/profiler.h"
+#include "dagrad/scheduler.h"
+
+namespace py = pybind11;
+using namespace dagrad;
+
+// Note [GIL policy]
+// ~~~~~~~~~~~~~~~~~
+// Recording a node is a few hundred nanoseconds of C++ and keeps the GIL (releasing and
+// re-taking it would cost as much). Everything that runs kernels (realize, backward, grad,
+// numpy(), in-place updates) releases the GIL for the whole run, so other Python threads
+// proceed while the scheduler works. Worker threads never touch Python objects: they only
+// see nodes and storage. Node teardown may happen on any thread and touches no Python.
+
+namespace {
+
+py::dtype numpy_dtype(DType dt) {
+  switch (dt) {
+    case DType::Float32: return py::dtype::of<float>();
+    case DType::Float64: return py::dtype::of<double>();
+    case DType::Int64: return py::dtype::of<int64_t>();
+    case DType::Bool: return py::dtype::of<bool>();
+  }
+  return py::dtype::of<float>();
+}
+
+void realize_nogil(const std::vector<Tensor>& ts) {
+  py::gil_scoped_release release;
+  realize(ts);
+}
+
+// A read-only numpy view of the value; the capsule keeps the storage alive.
+py::array to_numpy(const Tensor& t) {
+  realize_nogil({t});
+  auto* keep = new StoragePtr(t->storage);
+  py::capsule owner(keep, [](void* p) { delete static_cast<StoragePtr*>(p); });
+  std::vector<py::ssize_t> shape(t.shape().begin(), t.shape().end());
+  std::vector<py::ssize_t> strides;
+  Shape cs = contiguous_strides(t.shape());
+  for (int64_t s : cs) strides.push_back(static_cast<py::ssize_t>(s * itemsize(t.dtype())));
+  py::array arr(numpy_dtype(t.dtype()), shape, strides, t->storage->data(), owner);
+  py::detail::array_proxy(arr.ptr())->flags &= ~py::detail::npy_api::NPY_ARRAY_WRITEABLE_;
+  return arr;
+}
+
+Tensor from_numpy(const py::array& arr, DType dt, bool requires_grad) {
+  if (!(arr.flags() & py::array::c_style) || !arr.dtype().is(numpy_dtype(dt)))
+    throw TypeError("internal: _from_numpy needs a C-contiguous array of the target dtype");
+  Shape shape(arr.shape(), arr.shape() + arr.ndim());
+  return from_data(arr.data(), shape, dt, requires_grad);
+}
+
+// A Python scalar next to a tensor takes the tensor's dtype (PyTorch's "weak" scalars),
+// except that a float next to an integer tensor makes the result float.
+Tensor operand(const py::handle& other, const Tensor& like) {
+  if (py::isinstance<Tensor>(other)) return other.cast<Tensor>();
+  if (py::isinstance<py::bool_>(other))
+    return scalar(other.cast<bool>() ? 1.0 : 0.0, like.dtype());
+  if (py::isinstance<py::int_>(other)) {
+    DType dt = is_floating(like.dtype()) ? like.dtype() : DType::Int64;
+    return scalar(other.cast<double>(), dt);
+  }
+  if (py::isinstance<py::float_>(other)) {
+    DType dt = is_floating(like.dtype()) ? like.dtype() : DType::Float32;
+    return scalar(other.cast<double>(), dt);
+  }
+  py::object conv = py::module_::import("dagrad").attr("tensor")(other);
+  return conv.cast<Tensor>();
+}
+
+std::vector<int64_t> dims_arg(const py::object& dim) {
+  if (dim.is_none()) return {};
+  if (py::isinstance<py::int_>(dim)) return {dim.cast<int64_t>()};
+  auto v = dim.cast<std::vector<int64_t>>();
+  return v;
+}
+
+// reshape(2, 3), reshape((2, 3)) and reshape([2, 3]) all mean the same.
+Shape shape_args(const py::args& args) {
+  if (args.size() == 1 && !py::isinstance<py::int_>(args[0])) return args[0].cast<Shape>();
+  return args.cast<Shape>();
+}
+
+Tensor reduce_all_dims(const Tensor& x, const py::object& dim, bool keepdim, bool is_mean) {
+  std::vector<int64_t> dims = dims_arg(dim);
+  if (!dim.is_none() && dims.empty()) {  // dim=() reduces over everything, as PyTorch
+    for (int64_t d = 0; d < x.ndim(); ++d) dims.push_back(d);
+  }
+  return is_mean ? mean(x, dims, keepdim) : sum(x, dims, keepdim);
+}
+
+template <class F>
+Tensor inplace(const Tensor& self, F make_value) {
+  Tensor v;
+  {
+    NoGradGuard ng;
+    v = make_value();
+  }
+  py::gil_scoped_release release;
+  assign_(self, v);
+  return self;
+}
+
+}  // namespace
+
+PYBIND11_MODULE(_core, m) {
+  m.doc() = "dagrad core: graph, parallel scheduler, autodiff and kernels (C++17)";
+
+  py::register_exception_translator([](std::exception_ptr p) {
+    try {
+      if (p) std::rethrow_exception(p);
+    } catch (const dagrad::TypeError& e) {
+      PyErr_SetString(PyExc_TypeError, e.what());
+    } catch (const dagrad::IndexError& e) {
+      PyErr_SetString(PyExc_IndexError, e.what());
+    } catch (const dagrad::MemoryError& e) {
+      PyErr_SetString(PyExc_MemoryError, e.what());
+    }
+  });
+
+  py::enum_<DType>(m, "dtype")
+      .value("float32", DType::Float32)
+      .value("float64", DType::Float64)
+      .value("int64", DType::Int64)
+      .value("bool", DType::Bool)
+      .def_property_readonly("itemsize", [](DType d) { return itemsize(d); })
+      .def_property_readonly("is_floating_point", [](DType d) { return is_floating(d); });
+
+  py::class_<Tensor>(m, "Tensor", py::dynamic_attr())
+      .def_property_readonly("shape", [](const Tensor& t) { return py::tuple(py::cast(t.shape())); })
+      .def_property_readonly("ndim", &Tensor::ndim)
+      .def_property_readonly("dtype", &Tensor::dtype)
+      .def("dim", &Tensor::ndim)
+      .def("numel", &Tensor::numel)
+      .def_property("requires_grad", &Tensor::requires_grad,
+                    [](const Tensor& t, bool v) { set_requires_grad(t, v); })
+      .def("requires_grad_", [](const Tensor& t, bool v) { set_requires_grad(t, v); return t; },
+           py::arg("requires_grad") = true)
+      .def_property(
+          "grad", [](const Tensor& t) -> py::object {
+            if (!t->grad) return py::none();
+            return py::cast(Tensor(t->grad));
+          },
+          [](const Tensor& t, const py::object& g) {
+            if (g.is_none()) {
+              t->grad.reset();
+              return;
+            }
+            Tensor gt = g.cast<Tensor>();
+            if (gt.shape() != t.shape() || gt.dtype() != t.dtype())
+              throw RuntimeError("assigned grad of shape " + shape_str(gt.shape()) + " " +
+                                 dtype_name(gt.dtype()) + " does not match the tensor's shape " +
+                                 shape_str(t.shape()) + " " + dtype_name(t.dtype()));
+            t->grad = gt.node();
+          })
+      .def_property_readonly("is_leaf", [](const Tensor& t) { return t->is_leaf(); })
+      .def_property_readonly("_op", [](const Tensor& t) { return std::string(op_name(t->op)); })
+      .def_property_readonly("_id", [](const Tensor& t) { return t->id; })
+      .def_property_readonly("_realized", [](const Tensor& t) { return t->realized(); })
+      .def_property_readonly("_graph_freed", [](const Tensor& t) { return t->graph_freed; })
+      .def("numpy", &to_numpy)
+      .def("item", [](const Tensor& t) -> py::object {
+        realize_nogil({t});
+        double v = t.item();
+        switch (t.dtype()) {
+          case DType::Int64: return py::int_(static_cast<int64_t>(v));
+          case DType::Bool: return py::bool_(v != 0.0);
+          default: return py::float_(v);
+        }
+      })
+      .def("detach", &detach)
+      .def_property("data", &detach, [](const Tensor& t, const Tensor& v) {
+        if (v.shape() != t.shape())
+          throw RuntimeError("data: cannot assign a tensor of shape " + shape_str(v.shape()) +
+                             " to one of shape " + shape_str(t.shape()));
+        NoGradGuard ng;
+        py::gil_scoped_release release;
+        assign_(detach(t), v);
+      })
+      .def("_backward",
+           [](const Tensor& t, const py::object& gradient, bool retain, bool create) {
+             Tensor g = gradient.is_none() ? Tensor() : operand(gradient, t);
+             py::gil_scoped_release release;
+             t.backward(g, retain, create);
+           })
+      // arithmetic
+      .def("__add__", [](const Tensor& a, py::object b) { return add(a, operand(b, a)); })
+      .def("__radd__", [](const Tensor& a, py::object b) { return add(operand(b, a), a); })
+      .def("__sub__", [](const Tensor& a, py::object b) { return sub(a, operand(b, a)); })
+      .def("__rsub__", [](const Tensor& a, py::object b) { return sub(operand(b, a), a); })
+      .def("__mul__", [](const Tensor& a, py::object b) { return mul(a, operand(b, a)); })
+      .def("__rmul__", [](const Tensor& a, py::object b) { return mul(operand(b, a), a); })
+      .def("__truediv__", [](const Tensor& a, py::object b) { return div(a, operand(b, a)); })
+      .def("__rtruediv__", [](const Tensor& a, py::object b) { return div(operand(b, a), a); })
+      .def("__matmul__", [](const Tensor& a, py::object b) { return matmul(a, operand(b, a)); })
+      .def("__rmatmul__", [](const Tensor& a, py::object b) { return matmul(operand(b, a), a); })
+      .def("__neg__", [](const Tensor& a) { return neg(a); })
+      .def("__pos__", [](const Tensor& a) { return a; })
+      .def("__pow__", [](const Tensor& a, py::object p) {
+        if (py::isinstance<py::int_>(p) || py::isinstance<py::float_>(p))
+          return pow(a, p.cast<double>());
+        throw TypeError("pow: the exponent must be a Python number, got " +
+                        std::string(py::str(py::type::of(p).attr("__name__"))));
+      })
+      .def("__rpow__", [](const Tensor& a, py::object base) {
+        if (!(py::isinstance<py::int_>(base) || py::isinstance<py::float_>(base)))
+          throw TypeError("pow: unsupported base type");
+        double b = base.cast<double>();
+        if (!(b > 0.0)) throw ValueError("pow: a tensor exponent needs a positive base, got " +
+                                         std::to_string(b));
+        Tensor x = is_floating(a.dtype()) ? a : cast(a, DType::Float32);
+        return exp(mul(x, scalar(std::log(b), x.dtype())));
+      })
+      .def("__iadd__", [](const Tensor& a, py::object b) {
+        Tensor o = operand(b, a);
+        return inplace(a, [&] { return add(a, o); });
+      })
+      .def("__isub__", [](const Tensor& a, py::object b) {
+        Tensor o = operand(b, a);
+        return inplace(a, [&] { return sub(a, o); });
+      })
+      .def("__imul__", [](const Tensor& a, py::object b) {
+        Tensor o = operand(b, a);
+        return inplace(a, [&] { return mul(a, o); });
+      })
+      .def("__itruediv__", [](const Tensor& a, py::object b) {
+        Tensor o = operand(b, a);
+        return inplace(a, [&] { return div(a, o); });
+      })
+      .def("add_", [](const Tensor& a, py::object b, double alpha) {
+        Tensor o = operand(b, a);
+        return inplace(a, [&] { return alpha == 1.0 ? add(a, o) : add(a, mul(o, scalar(alpha, o.dtype()))); });
+      }, py::arg("other"), py::kw_only(), py::arg("alpha") = 1.0)
+      .def("sub_", [](const Tensor& a, py::object b, double alpha) {
+        Tensor o = operand(b, a);
+        return inplace(a, [&] { return alpha == 1.0 ? sub(a, o) : sub(a, mul(o, scalar(alpha, o.dtype()))); });
+      }, py::arg("other"), py::kw_only(), py::arg("alpha") = 1.0)
+      .def("mul_", [](const Tensor& a, py::object b) {
+        Tensor o = operand(b, a);
+        return inplace(a, [&] { return mul(a, o); });
+      })
+      .def("div_", [](const Tensor& a, py::object b) {
+        Tensor o = operand(b, a);
+        return inplace(a, [&] { return div(a, o); });
+      })
+      .def("zero_", [](const Tensor& a) { return inplace(a, [&] { return scalar(0.0, a.dtype()); }); })
+      .def("fill_", [](const Tensor& a, double v) { return inplace(a, [&] { return scalar(v, a.dtype()); }); })
+      .def("copy_", [](const Tensor& a, py::object src) {
+        Tensor o = operand(src, a);
+        return inplace(a, [&] { return o; });
+      })
+      // methods
+      .def("sum", [](const Tensor& x, py::object dim, bool keepdim) { return reduce_all_dims(x, dim, keepdim, false); },
+           py::arg("dim") = py::none(), py::arg("keepdim") = false)
+      .def("mean", [](const Tensor& x, py::object dim, bool keepdim) { return reduce_all_dims(x, dim, keepdim, true); },
+           py::arg("dim") = py::none(), py::arg("keepdim") = false)
+      .def("reshape", [](const Tensor& x, py::args a) { return reshape(x, shape_args(a)); })
+      .def("view", [](const Tensor& x, py::args a) { return reshape(x, shape_args(a)); })
+      .def("expand", [](const Tensor& x, py::args a) { return expand(x, shape_args(a)); })
+      .def("permute", [](const Tensor& x, py::args a) { return permute(x, shape_args(a)); })
+      .def("transpose", &transpose, py::arg("dim0"), py::arg("dim1"))
+      .def_property_readonly("T", [](const Tensor& x) {
+        std::vector<int64_t> perm(x.ndim());
+        for (int64_t i = 0; i < x.ndim(); ++i) perm[i] = x.ndim() - 1 - i;
+        return permute(x, perm);
+      })
+      .def("exp", [](const Tensor& x) { return dagrad::exp(x); })
+      .def("log", [](const Tensor& x) { return dagrad::log(x); })
+      .def("sqrt", [](const Tensor& x) { return dagrad::sqrt(x); })
+      .def("tanh", [](const Tensor& x) { return dagrad::tanh(x); })
+      .def("sigmoid", [](const Tensor& x) { return dagrad::sigmoid(x); })
+      .def("relu", [](const Tensor& x) { return dagrad::relu(x); })
+      .def("pow", [](const Tensor& x, double p) { return dagrad::pow(x, p); })
+      .def("matmul", [](const Tensor& a, py::object b) { return matmul(a, operand(b, a)); })
+      .def("to", [](const Tensor& x, DType dt) { return cast(x, dt); })
+      .def("float", [](const Tensor& x) { return cast(x, DType::Float32); })
+      .def("double", [](const Tensor& x) { return cast(x, DType::Float64); })
+      .def("long", [](const Tensor& x) { return cast(x, DType::Int64); })
+      .def("is_floating_point", [](const Tensor& x) { return is_floating(x.dtype()); });
+
+  // creation
+  m.def("_from_numpy", &from_numpy, py::arg("array"), py::arg("dtype"), py::arg("requires_grad") = false);
+  m.def("full", [](const Shape& shape, double v, DType dt, bool rg) { return full(shape, v, dt, rg); },
+        py::arg("shape"), py::arg("fill_value"), py::arg("dtype"), py::arg("requires_grad") = false);
+
+  // ops
+  m.def("add", [](const Tensor& a, py::object b) { return add(a, operand(b, a)); });
+  m.def("sub", [](const Tensor& a, py::object b) { return sub(a, operand(b, a)); });
+  m.def("mul", [](const Tensor& a, py::object b) { return mul(a, operand(b, a)); });
+  m.def("div", [](const Tensor& a, py::object b) { return div(a, operand(b, a)); });
+  m.def("neg", [](const Tensor& a) { return neg(a); });
+  m.def("pow", [](const Tensor& a, double p) { return dagrad::pow(a, p); });
+  m.def("exp", [](const Tensor& a) { return dagrad::exp(a); });
+  m.def("log", [](const Tensor& a) { return dagrad::log(a); });
+  m.def("sqrt", [](const Tensor& a) { return dagrad::sqrt(a); });
+  m.def("tanh", [](const Tensor& a) { return dagrad::tanh(a); });
+  m.def("sigmoid", [](const Tensor& a) { return dagrad::sigmoid(a); });
+  m.def("relu", [](const Tensor& a) { return dagrad::relu(a); });
+  m.def("matmul", [](const Tensor& a, const Tensor& b) { return matmul(a, b); });
+  m.def("sum", [](const Tensor& x, py::object dim, bool keepdim) { return reduce_all_dims(x, dim, keepdim, false); },
+        py::arg("input"), py::arg("dim") = py::none(), py::arg("keepdim") = false);
+  m.def("mean", [](const Tensor& x, py::object dim, bool keepdim) { return reduce_all_dims(x, dim, keepdim, true); },
+        py::arg("input"), py::arg("dim") = py::none(), py::arg("keepdim") = false);
+  m.def("reshape", [](const Tensor& x, const Shape& s) { return reshape(x, s); });
+  m.def("permute", [](const Tensor& x, const std::vector<int64_t>& p) { return permute(x, p); });
+  m.def("transpose", &transpose);
+  m.def("expand", [](const Tensor& x, const Shape& s) { return expand(x, s); });
+  m.def("cast", &cast);
+  m.def("sum_to", &sum_to);
+
+  // running and differentiating
+  m.def("realize", &realize_nogil);
+  m.def("backward", [](const std::vector<Tensor>& roots, const std::vector<std::optional<Tensor>>& grads,
+                       bool retain, bool create) {
+    std::vector<Tensor> g;
+    for (auto& x : grads) g.push_back(x ? *x : Tensor());
+    py::gil_scoped_release release;
+    backward(roots, g, retain, create);
+  });
+  m.def("grad", [](const std::vector<Tensor>& outs, const std::vector<Tensor>& ins,
+                   const std::vector<std::optional<Tensor>>& gouts, bool retain, bool create,
+                   bool allow_unused) {
+    std::vector<Tensor> g;
+    for (auto& x : gouts) g.push_back(x ? *x : Tensor());
+    std::vector<Tensor> r;
+    {
+      py::gil_scoped_release release;
+      r = grad(outs, ins, g, retain, create, allow_unused);
+    }
+    py::list out;
+    for (auto& t : r) out.append(t.defined() ? py::cast(t) : py::none());
+    return out;
+  });
+  m.def("is_grad_enabled", &GradMode::is_enabled);
+  m.def("set_grad_enabled", &GradMode::set_enabled);
+  m.def("set_num_threads", &set_num_threads);
+  m.def("get_num_threads", &get_num_threads);
+  m.def("last_run_stats", [] {
+    RunStats s = last_run_stats();
+    py::dict d;
+    d["nodes"] = s.nodes;
+    d["threads_used"] = s.threads_used;
+    d["parallel"] = s.parallel;
+    return d;
+  });
+
+  // profiler
+  m.def("_profiler_set_enabled", &profiler::set_enabled);
+  m.def("_profiler_take_events", [] {
+    py::list out;
+    for (const TraceEvent& e : profiler::take_events()) {
+      py::dict d;
+      d["node"] = e.node_id;
+      d["op"] = op_name(e.op);
+      d["thread"] = e.thread;
+      d["start_ns"] = e.start_ns;
+      d["end_ns"] = e.end_ns;
+      out.append(d);
+    }
+    return out;
+  });
+  m.def("_config", [] {
+    py::dict d;
+#ifdef _OPENMP
+    d["openmp"] = _OPENMP;
+#else
+    d["openmp"] = py::none();
+#endif
+    d["blas"] = "none (built-in blocked kernel)";
+    d["compiler"] = __VERSION__;
+    d["omp_max_threads"] = omp_get_max_threads();
+    return d;
+  });
+}

@@ -1,0 +1,244 @@
+#include "dagrad/autodiff.h"
+
+#include <cstring>
+#include <string>
+#include <unordered_map>
+
+#include "dagrad/ops.h"
+#include "dagrad/scheduler.h"
+
+namespace dagrad {
+
+namespace {
+
+// The part of the graph backward walks: nodes that require grad, reachable from the roots,
+// not walking past leaves. Parents come before children in `order`.
+struct Walk {
+  std::vector<NodePtr> order;
+  uint64_t mark = 0;
+  bool contains(const Node* n) const { return n->mark == mark && n->run_index >= 0; }
+  void release_indices() {
+    for (auto& n : order) n->run_index = -1;
+  }
+};
+
+// Iterative post-order DFS; see Note [Iterative teardown] for why never recursive.
+void walk_graph(const std::vector<Tensor>& roots, Walk& w) {
+  w.mark = next_mark();
+  std::vector<std::pair<NodePtr, size_t>> stack;
+  for (const Tensor& t : roots) {
+    if (t->mark == w.mark) continue;
+    t->mark = w.mark;
+    t->run_index = -1;
+    stack.emplace_back(t.node(), 0);
+    while (!stack.empty()) {
+      auto& [n, next] = stack.back();
+      if (next == 0 && !n->is_leaf() && n->graph_freed)
+        throw RuntimeError(
+            std::string("backward: trying to backward through the graph a second time (through '") +
+            op_name(n->op) + "' of shape " + shape_str(n->shape) +
+            "); its graph was freed by the first backward. Pass retain_graph=True to the "
+            "first backward if you need to backward twice");
+      if (!n->is_leaf() && next < n->inputs.size()) {
+        const NodePtr& p = n->inputs[next++].node;
+        if (p->requires_grad && p->mark != w.mark) {
+          p->mark = w.mark;
+          p->run_index = -1;
+          stack.emplace_back(p, 0);
+        }
+      } else {
+        n->run_index = static_cast<int32_t>(w.order.size());
+        w.order.push_back(std::move(n));
+        stack.pop_back();
+      }
+    }
+  }
+}
+
+// Note [Accumulation order]
+// ~~~~~~~~~~~~~~~~~~~~~~~~~
+// A node reached by several paths (fan-in of gradients) gets one contribution per edge.
+// Contributions are appended while walking the fixed reverse topological order and summed
+// left to right by ordinary add nodes, so the summation order is a property of the graph,
+// never of which thread finished first: gradients are bitwise the same at any thread count.
+//
+// Everything not specific to an op lives here: pruning to the gradients that are needed,
+// summing broadcast gradients back to the input's shape (sum_to), casting to the input's
+// dtype, and the fan-in sum. An op's backward rule only states its local chain rule.
+std::unordered_map<Node*, Tensor> compute_gradients(const std::vector<Tensor>& roots,
+                                                    const std::vector<Tensor>& root_grads,
+                                                    const std::vector<Tensor>* targets, Walk& w) {
+  walk_graph(roots, w);
+  const size_t n = w.order.size();
+  std::vector<char> is_target(n, 0), needed(n, 0);
+  if (targets) {
+    for (const Tensor& t : *targets)
+      if (w.contains(t.node().get())) is_target[t->run_index] = 1;
+  } else {
+    for (size_t i = 0; i < n; ++i) is_target[i] = w.order[i]->is_leaf();
+  }
+  for (size_t i = 0; i < n; ++i) {
+    const Node* node = w.order[i].get();
+    needed[i] = is_target[i];
+    if (!node->is_leaf())
+      for (const Edge& e : node->inputs)
+        if (w.contains(e.node.get()) && needed[e.node->run_index]) needed[i] = 1;
+  }
+
+  std::vector<std::vector<Tensor>> contrib(n);
+  for (size_t r = 0; r < roots.size(); ++r) contrib[roots[r]->run_index].push_back(root_grads[r]);
+
+  std::unordered_map<Node*, Tensor> result;
+  std::vector<bool> needs;
+  for (size_t i = n; i-- > 0;) {
+    const NodePtr& node = w.order[i];
+    if (!needed[i] || contrib[i].empty()) continue;
+    Tensor total = contrib[i][0];
+    for (size_t k = 1; k < contrib[i].size(); ++k) total = add(total, contrib[i][k]);
+    std::vector<Tensor>().swap(contrib[i]);
+    if (is_target[i]) result[node.get()] = total;
+    if (node->is_leaf()) continue;
+
+    needs.assign(node->inputs.size(), false);
+    bool any = false;
+    for (size_t k = 0; k < node->inputs.size(); ++k) {
+      const Node* p = node->inputs[k].node.get();
+      needs[k] = w.contains(p) && needed[p->run_index];
+      any = any || needs[k];
+      if (needs[k] && p->realized() &&
+          p->storage->version.load(std::memory_order_relaxed) != node->inputs[k].version)
+        throw RuntimeError(std::string("backward: input ") + std::to_string(k) + " of '" +
+                           op_name(node->op) + "' (shape " + shape_str(p->shape) +
+                           ") was modified by an in-place operation after it was used; its "
+                           "gradient would be wrong");
+    }
+    if (!any) continue;
+    std::vector<Tensor> gin = op_info(node->op).backward(Tensor(node), total, needs);
+    for (size_t k = 0; k < node->inputs.size(); ++k) {
+      if (!needs[k] || k >= gin.size() || !gin[k].defined()) continue;
+      const Node& p = *node->inputs[k].node;
+      Tensor g = sum_to(gin[k], p.shape);
+      if (g.dtype() != p.dtype) g = cast(g, p.dtype);
+      contrib[p.run_index].push_back(std::move(g));
+    }
+  }
+  return result;
+}
+
+std::vector<Tensor> seed_gradients(const std::vector<Tensor>& roots,
+                                   const std::vector<Tensor>& grads) {
+  if (grads.size() != roots.size())
+    throw ValueError("backward: got " + std::to_string(grads.size()) + " gradients for " +
+                     std::to_string(roots.size()) + " tensors");
+  std::vector<Tensor> seeds;
+  for (size_t i = 0; i < roots.size(); ++i) {
+    const Tensor& r = roots[i];
+    if (!r->requires_grad)
+      throw RuntimeError("backward: element " + std::to_string(i) +
+                         " of tensors does not require grad and does not have a grad_fn");
+    if (!grads[i].defined()) {
+      if (r.numel() != 1)
+        throw RuntimeError("backward: grad can be implicitly created only for scalar outputs, "
+                           "but the tensor has shape " + shape_str(r.shape()) +
+                           "; pass gradient=");
+      seeds.push_back(full(r.shape(), 1.0, r.dtype()));
+    } else {
+      Tensor g = grads[i];
+      if (g.shape() != r.shape())
+        throw RuntimeError("backward: gradient of shape " + shape_str(g.shape()) +
+                           " does not match the tensor's shape " + shape_str(r.shape()));
+      if (g.dtype() != r.dtype()) g = cast(g, r.dtype());
+      seeds.push_back(g);
+    }
+  }
+  return seeds;
+}
+
+// Without retain_graph, backward frees the graph it went through, as PyTorch does: computed
+// nodes drop their inputs (the intermediates become collectable) and every node is marked,
+// so a second backward through it raises instead of silently reusing stale structure.
+void free_graph(Walk& w) {
+  std::vector<NodePtr> released;
+  for (const NodePtr& node : w.order) {
+    if (node->is_leaf()) continue;
+    node->graph_freed = true;
+    if (node->realized()) {
+      for (Edge& e : node->inputs) released.push_back(std::move(e.node));
+      node->inputs.clear();
+    }
+  }
+}
+
+}  // namespace
+
+void backward(const std::vector<Tensor>& roots, const std::vector<Tensor>& grads,
+              bool retain_graph, bool create_graph) {
+  std::lock_guard<std::recursive_mutex> lock(graph_mutex());
+  GradModeGuard mode(create_graph);
+  std::vector<Tensor> seeds = seed_gradients(roots, grads);
+  Walk w;
+  std::unordered_map<Node*, Tensor> g = compute_gradients(roots, seeds, nullptr, w);
+  w.release_indices();
+
+  std::vector<std::pair<NodePtr, Tensor>> updates;
+  std::vector<Tensor> to_run;
+  for (const NodePtr& node : w.order) {
+    auto it = g.find(node.get());
+    if (it == g.end() || !node->is_leaf() || !node->requires_grad) continue;
+    Tensor acc = node->grad ? add(Tensor(node->grad), it->second) : it->second;
+    updates.emplace_back(node, acc);
+    to_run.push_back(acc);
+  }
+  realize(to_run);
+  for (auto& [leaf, acc] : updates) {
+    if (create_graph) {
+      leaf->grad = acc.node();
+      continue;
+    }
+    // A .grad owns its storage, so an in-place update of it (zero_) cannot reach a tensor
+    // the user passed in or another alias.
+    StoragePtr s = acc->storage;
+    if (s.use_count() > 1) {
+      auto fresh = std::make_shared<Storage>(s->nbytes());
+      if (s->nbytes()) std::memcpy(fresh->data(), s->data(), s->nbytes());
+      s = std::move(fresh);
+    }
+    leaf->grad = from_storage(std::move(s), acc.shape(), acc.dtype()).node();
+  }
+  if (!retain_graph && !create_graph) free_graph(w);
+}
+
+std::vector<Tensor> grad(const std::vector<Tensor>& outputs, const std::vector<Tensor>& inputs,
+                         const std::vector<Tensor>& grad_outputs, bool retain_graph,
+                         bool create_graph, bool allow_unused) {
+  std::lock_guard<std::recursive_mutex> lock(graph_mutex());
+  GradModeGuard mode(create_graph);
+  std::vector<Tensor> gouts = grad_outputs;
+  if (gouts.empty()) gouts.resize(outputs.size());
+  std::vector<Tensor> seeds = seed_gradients(outputs, gouts);
+  for (size_t i = 0; i < inputs.size(); ++i)
+    if (!inputs[i]->requires_grad)
+      throw RuntimeError("grad: input " + std::to_string(i) + " does not require grad");
+  Walk w;
+  std::unordered_map<Node*, Tensor> g = compute_gradients(outputs, seeds, &inputs, w);
+  w.release_indices();
+  std::vector<Tensor> out(inputs.size());
+  std::vector<Tensor> to_run;
+  for (size_t i = 0; i < inputs.size(); ++i) {
+    auto it = g.find(inputs[i].node().get());
+    if (it == g.end()) {
+      if (!allow_unused)
+        throw RuntimeError("grad: input " + std::to_string(i) + " of shape " +
+                           shape_str(inputs[i].shape()) +
+                           " was not used to compute the outputs; pass allow_unused=True");
+      continue;
+    }
+    out[i] = it->second;
+    to_run.push_back(out[i]);
+  }
+  realize(to_run);
+  if (!retain_graph && !create_graph) free_graph(w);
+  return out;
+}
+
+}  // namespace dagrad

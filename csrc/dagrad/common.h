@@ -1,0 +1,113 @@
+// @brief Basic vocabulary of the core: dtypes, shapes, typed errors and storage.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <new>
+#include <stdexcept>
+#include <string>
+#include <vector>
+#include <atomic>
+
+namespace dagrad {
+
+// ---------------------------------------------------------------------------
+// Errors. Each maps to one Python exception type in the bindings.
+// ---------------------------------------------------------------------------
+
+/// @brief Bad argument value (Python ValueError).
+struct ValueError : std::invalid_argument {
+  using std::invalid_argument::invalid_argument;
+};
+/// @brief Shapes that do not fit together (Python ValueError).
+struct ShapeError : ValueError {
+  using ValueError::ValueError;
+};
+/// @brief Wrong dtype or kind of argument (Python TypeError).
+struct TypeError : std::invalid_argument {
+  using std::invalid_argument::invalid_argument;
+};
+/// @brief Index or dimension out of range (Python IndexError).
+struct IndexError : std::out_of_range {
+  using std::out_of_range::out_of_range;
+};
+/// @brief Misuse at run time, e.g. backward twice (Python RuntimeError).
+struct RuntimeError : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+/// @brief Allocation failure with the size that failed (Python MemoryError).
+struct MemoryError : std::bad_alloc {
+  explicit MemoryError(std::string msg) : msg_(std::move(msg)) {}
+  const char* what() const noexcept override { return msg_.c_str(); }
+
+ private:
+  std::string msg_;
+};
+
+// ---------------------------------------------------------------------------
+// dtypes
+// ---------------------------------------------------------------------------
+
+#define DAGRAD_DTYPES(X) \
+  X(Float32, float, "float32") \
+  X(Float64, double, "float64") \
+  X(Int64, int64_t, "int64") \
+  X(Bool, bool, "bool")
+
+enum class DType : uint8_t {
+#define DAGRAD_X(name, ctype, str) name,
+  DAGRAD_DTYPES(DAGRAD_X)
+#undef DAGRAD_X
+};
+
+size_t itemsize(DType dt);
+const char* dtype_name(DType dt);
+inline bool is_floating(DType dt) { return dt == DType::Float32 || dt == DType::Float64; }
+/// @brief Result dtype of a binary op, as PyTorch promotes (bool < int64 < float32 < float64).
+DType promote_types(DType a, DType b);
+
+// ---------------------------------------------------------------------------
+// Shapes
+// ---------------------------------------------------------------------------
+
+using Shape = std::vector<int64_t>;
+
+std::string shape_str(const Shape& s);
+/// @brief Number of elements; throws ValueError on negative dims or int64 overflow.
+int64_t checked_numel(const Shape& s, const char* op);
+inline int64_t numel(const Shape& s) {
+  int64_t n = 1;
+  for (int64_t d : s) n *= d;
+  return n;
+}
+/// @brief Row-major element strides.
+Shape contiguous_strides(const Shape& s);
+/// @brief Wraps a possibly negative dim into [0, ndim); IndexError otherwise.
+int64_t wrap_dim(int64_t dim, int64_t ndim, const char* op);
+
+// ---------------------------------------------------------------------------
+// Storage: one contiguous, 64-byte aligned buffer.
+// ---------------------------------------------------------------------------
+
+/// @brief An owned, aligned byte buffer holding a tensor's elements.
+struct Storage {
+  explicit Storage(size_t nbytes);
+  ~Storage();
+  Storage(const Storage&) = delete;
+  Storage& operator=(const Storage&) = delete;
+
+  void* data() const { return ptr_; }
+  size_t nbytes() const { return nbytes_; }
+  // Bumped by every in-place write. Ops record it when created and check it
+  // when they run, so a value changed in place after use is detected.
+  std::atomic<uint32_t> version{0};
+
+ private:
+  void* ptr_ = nullptr;
+  size_t nbytes_ = 0;
+};
+
+using StoragePtr = std::shared_ptr<Storage>;
+
+}  // namespace dagrad

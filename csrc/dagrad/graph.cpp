@@ -1,0 +1,179 @@
+#include "dagrad/graph.h"
+
+#include <cstring>
+
+#include "dagrad/autodiff.h"
+#include "dagrad/ops.h"
+#include "dagrad/scheduler.h"
+
+namespace dagrad {
+
+// Note [Iterative teardown]
+// ~~~~~~~~~~~~~~~~~~~~~~~~~
+// Dropping the last handle on the end of a 1,000,000-node chain would, with the
+// default destructor, destroy each parent from inside its child's destructor and
+// overflow the stack. Instead a dying node moves its parents onto an explicit stack;
+// each popped parent that we own alone (use_count 1: nobody else can reach it, as
+// the graph holds no weak pointers) hands over its own parents before it dies, so
+// every destructor returns after one level.
+Node::~Node() {
+  if (inputs.empty() && !grad) return;
+  std::vector<NodePtr> stack;
+  auto take = [&stack](Node& n) {
+    for (auto& e : n.inputs)
+      if (e.node) stack.push_back(std::move(e.node));
+    n.inputs.clear();
+    if (n.grad) stack.push_back(std::move(n.grad));
+  };
+  take(*this);
+  while (!stack.empty()) {
+    NodePtr p = std::move(stack.back());
+    stack.pop_back();
+    if (p.use_count() == 1) take(*p);
+  }
+}
+
+namespace {
+thread_local bool t_grad_enabled = true;
+std::atomic<uint64_t> g_next_id{1};
+
+NodePtr new_node(OpKind op, Shape shape, DType dtype) {
+  auto n = std::make_shared<Node>();
+  n->op = op;
+  n->shape = std::move(shape);
+  n->dtype = dtype;
+  n->id = g_next_id.fetch_add(1, std::memory_order_relaxed);
+  return n;
+}
+}  // namespace
+
+bool GradMode::is_enabled() { return t_grad_enabled; }
+void GradMode::set_enabled(bool enabled) { t_grad_enabled = enabled; }
+
+const char* op_name(OpKind op) { return op_info(op).name; }
+
+Tensor make_op(OpKind op, std::vector<Tensor> inputs, Shape shape, DType dtype, OpAttrs attrs) {
+  NodePtr n = new_node(op, std::move(shape), dtype);
+  n->attrs = std::move(attrs);
+  bool rg = false;
+  n->inputs.reserve(inputs.size());
+  for (auto& t : inputs) {
+    rg = rg || t->requires_grad;
+    uint32_t v = t->storage ? t->storage->version.load(std::memory_order_relaxed) : 0;
+    n->inputs.push_back(Edge{t.node(), v});
+  }
+  n->requires_grad = rg && GradMode::is_enabled() && is_floating(dtype);
+  return Tensor(std::move(n));
+}
+
+void alloc_output(Node& n) {
+  int64_t count = n.numel();
+  size_t bytes = static_cast<size_t>(count) * itemsize(n.dtype);
+  if (count != 0 && bytes / itemsize(n.dtype) != static_cast<size_t>(count))
+    throw MemoryError(std::string(op_name(n.op)) + ": output of shape " + shape_str(n.shape) +
+                      " is too large to allocate");
+  try {
+    n.storage = std::make_shared<Storage>(bytes);
+  } catch (const MemoryError& e) {
+    throw MemoryError(std::string(op_name(n.op)) + ": out of memory allocating " +
+                      std::to_string(bytes) + " bytes for an output of shape " +
+                      shape_str(n.shape) + " " + dtype_name(n.dtype));
+  }
+}
+
+Tensor from_storage(StoragePtr storage, const Shape& shape, DType dtype, bool requires_grad) {
+  checked_numel(shape, "tensor");
+  NodePtr n = new_node(OpKind::Leaf, shape, dtype);
+  n->storage = std::move(storage);
+  Tensor t(std::move(n));
+  if (requires_grad) set_requires_grad(t, true);
+  return t;
+}
+
+Tensor from_data(const void* src, const Shape& shape, DType dtype, bool requires_grad) {
+  checked_numel(shape, "tensor");
+  NodePtr n = new_node(OpKind::Leaf, shape, dtype);
+  alloc_output(*n);
+  if (n->storage->nbytes()) std::memcpy(n->storage->data(), src, n->storage->nbytes());
+  Tensor t(std::move(n));
+  if (requires_grad) set_requires_grad(t, true);
+  return t;
+}
+
+namespace {
+template <class T>
+void fill_n(void* p, int64_t n, double v) {
+  T* d = static_cast<T*>(p);
+  T x = static_cast<T>(v);
+  for (int64_t i = 0; i < n; ++i) d[i] = x;
+}
+}  // namespace
+
+Tensor full(const Shape& shape, double value, DType dtype, bool requires_grad) {
+  checked_numel(shape, "full");
+  NodePtr n = new_node(OpKind::Leaf, shape, dtype);
+  alloc_output(*n);
+  switch (dtype) {
+    case DType::Float32: fill_n<float>(n->storage->data(), n->numel(), value); break;
+    case DType::Float64: fill_n<double>(n->storage->data(), n->numel(), value); break;
+    case DType::Int64: fill_n<int64_t>(n->storage->data(), n->numel(), value); break;
+    case DType::Bool: fill_n<bool>(n->storage->data(), n->numel(), value); break;
+  }
+  Tensor t(std::move(n));
+  if (requires_grad) set_requires_grad(t, true);
+  return t;
+}
+
+Tensor scalar(double value, DType dtype) { return full({}, value, dtype); }
+
+void set_requires_grad(const Tensor& t, bool requires_grad) {
+  if (!t->is_leaf())
+    throw RuntimeError(
+        "you can only change requires_grad flags of leaf variables; use detach() to get a leaf");
+  if (requires_grad && !is_floating(t.dtype()))
+    throw RuntimeError(std::string("only tensors of floating point dtype can require gradients, got ") +
+                       dtype_name(t.dtype()));
+  t->requires_grad = requires_grad;
+}
+
+void assign_(const Tensor& t, const Tensor& value) {
+  if (t->requires_grad && GradMode::is_enabled())
+    throw RuntimeError(
+        "a tensor that requires grad is being used in an in-place operation; wrap the update in "
+        "dagrad.no_grad()");
+  Tensor v;
+  {
+    NoGradGuard ng;
+    v = value;
+    if (v.shape() != t.shape()) v = expand(v, t.shape());
+    if (v.dtype() != t.dtype()) v = cast(v, t.dtype());
+    realize({t, v});
+  }
+  std::memcpy(t->storage->data(), v->storage->data(), t->storage->nbytes() ? static_cast<size_t>(t.numel()) * itemsize(t.dtype()) : 0);
+  t->storage->version.fetch_add(1, std::memory_order_relaxed);
+}
+
+const Tensor& Tensor::realize() const {
+  if (!node_->realized()) dagrad::realize({*this});
+  return *this;
+}
+
+double Tensor::item() const {
+  if (numel() != 1)
+    throw RuntimeError("a Tensor with " + std::to_string(numel()) +
+                       " elements cannot be converted to a scalar");
+  realize();
+  switch (dtype()) {
+    case DType::Float32: return node_->data<float>()[0];
+    case DType::Float64: return node_->data<double>()[0];
+    case DType::Int64: return static_cast<double>(node_->data<int64_t>()[0]);
+    case DType::Bool: return node_->data<bool>()[0] ? 1.0 : 0.0;
+  }
+  return 0.0;
+}
+
+void Tensor::backward(const Tensor& gradient, bool retain_graph, bool create_graph) const {
+  dagrad::backward({*this}, {gradient}, retain_graph, create_graph);
+}
+
+}  // namespace dagrad

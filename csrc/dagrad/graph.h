@@ -1,0 +1,167 @@
+// @brief The graph: nodes (ops and leaves), the Tensor handle, grad mode.
+#pragma once
+
+#include <functional>
+#include <memory>
+#include <vector>
+
+#include "dagrad/common.h"
+#include "dagrad/op_list.h"
+
+namespace dagrad {
+
+enum class OpKind : uint16_t {
+#define DAGRAD_X(name, str, family) name,
+  DAGRAD_OPS(DAGRAD_X)
+#undef DAGRAD_X
+};
+
+/// @brief Per-op parameters. Which fields an op uses is written beside its definition.
+struct OpAttrs {
+  std::vector<int64_t> ints;  // axes, a shape or a permutation
+  double scalar = 0.0;        // pow exponent, mean divisor
+  bool keepdim = false;
+};
+
+struct Node;
+using NodePtr = std::shared_ptr<Node>;
+
+/// @brief An input edge: the parent and the version of its storage when the edge was made.
+struct Edge {
+  NodePtr node;
+  uint32_t version = 0;
+};
+
+/// @brief One node of the graph: an op applied to inputs, or a leaf holding data.
+///
+/// A node's value (storage) is null until the scheduler computes it. Values are
+/// contiguous and row-major; Reshape and Detach share their input's storage.
+struct Node {
+  OpKind op = OpKind::Leaf;
+  DType dtype = DType::Float32;
+  bool requires_grad = false;
+  bool graph_freed = false;  // backward ran without retain_graph through this node
+  Shape shape;
+  OpAttrs attrs;
+  std::vector<Edge> inputs;
+  StoragePtr storage;
+  NodePtr grad;  // accumulated gradient of a leaf that requires grad
+  uint64_t id = 0;
+
+  // Scratch owned by the scheduler and autodiff while they hold the graph lock
+  // (see Note [One run at a time]).
+  uint64_t mark = 0;
+  int32_t run_index = -1;
+
+  Node() = default;
+  Node(const Node&) = delete;
+  Node& operator=(const Node&) = delete;
+  ~Node();
+
+  bool realized() const { return storage != nullptr; }
+  /// PyTorch's rule: user-created tensors and tensors that need no grad are leaves.
+  bool is_leaf() const { return op == OpKind::Leaf || op == OpKind::Detach || !requires_grad; }
+  int64_t numel() const { return dagrad::numel(shape); }
+  int64_t ndim() const { return static_cast<int64_t>(shape.size()); }
+  template <class T>
+  T* data() const { return static_cast<T*>(storage->data()); }
+};
+
+/// @brief A handle on a node: what a C++ user builds graphs with.
+class Tensor {
+ public:
+  Tensor() = default;
+  explicit Tensor(NodePtr node) : node_(std::move(node)) {}
+
+  const NodePtr& node() const { return node_; }
+  Node* operator->() const { return node_.get(); }
+  bool defined() const { return node_ != nullptr; }
+
+  const Shape& shape() const { return node_->shape; }
+  DType dtype() const { return node_->dtype; }
+  int64_t ndim() const { return node_->ndim(); }
+  int64_t numel() const { return node_->numel(); }
+  bool requires_grad() const { return node_->requires_grad; }
+  /// @brief The accumulated gradient of a leaf (undefined if none yet).
+  Tensor grad() const { return Tensor(node_->grad); }
+
+  /// @brief Computes this tensor's value (and whatever it depends on) if it is pending.
+  const Tensor& realize() const;
+  /// @brief Realizes and returns a pointer to the contiguous elements.
+  template <class T>
+  const T* data() const {
+    realize();
+    return node_->data<T>();
+  }
+  /// @brief Realizes and returns the single element as a double.
+  double item() const;
+
+  /// @brief Accumulates d(this)/d(leaf) into every leaf's grad. See autodiff.h.
+  void backward(const Tensor& gradient = Tensor(), bool retain_graph = false,
+                bool create_graph = false) const;
+
+ private:
+  NodePtr node_;
+};
+
+// ---------------------------------------------------------------------------
+// Grad mode (thread-local, as in PyTorch).
+// ---------------------------------------------------------------------------
+
+/// @brief Whether new ops record what backward needs.
+struct GradMode {
+  static bool is_enabled();
+  static void set_enabled(bool enabled);
+};
+
+/// @brief RAII: disables grad recording in a scope.
+struct NoGradGuard {
+  NoGradGuard() : prev_(GradMode::is_enabled()) { GradMode::set_enabled(false); }
+  ~NoGradGuard() { GradMode::set_enabled(prev_); }
+
+ private:
+  bool prev_;
+};
+
+/// @brief RAII: sets grad recording to `enabled` in a scope.
+struct GradModeGuard {
+  explicit GradModeGuard(bool enabled) : prev_(GradMode::is_enabled()) {
+    GradMode::set_enabled(enabled);
+  }
+  ~GradModeGuard() { GradMode::set_enabled(prev_); }
+
+ private:
+  bool prev_;
+};
+
+// ---------------------------------------------------------------------------
+// Building nodes.
+// ---------------------------------------------------------------------------
+
+/// @brief Records an op node. Shape and dtype are already inferred by the caller.
+Tensor make_op(OpKind op, std::vector<Tensor> inputs, Shape shape, DType dtype,
+               OpAttrs attrs = {});
+
+/// @brief A leaf holding a copy of `src` (row-major, `dtype` elements).
+Tensor from_data(const void* src, const Shape& shape, DType dtype, bool requires_grad = false);
+/// @brief A leaf filled with `value`.
+Tensor full(const Shape& shape, double value, DType dtype, bool requires_grad = false);
+/// @brief A leaf whose storage is already filled (takes ownership).
+Tensor from_storage(StoragePtr storage, const Shape& shape, DType dtype, bool requires_grad = false);
+/// @brief A 0-d constant.
+Tensor scalar(double value, DType dtype);
+
+/// @brief Allocates a node's output storage (MemoryError names the op and shape).
+void alloc_output(Node& n);
+
+/// @brief Sets requires_grad on a leaf (RuntimeError on non-leaves and non-float dtypes).
+void set_requires_grad(const Tensor& t, bool requires_grad);
+
+/// @brief Writes `value` (broadcast and cast to t's shape and dtype) into t's storage.
+/// Only allowed where no recorded op needs t's old value for backward.
+void assign_(const Tensor& t, const Tensor& value);
+
+/// @brief Name of an op, from the op list.
+const char* op_name(OpKind op);
+
+}  // namespace dagrad

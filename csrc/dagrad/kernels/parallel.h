@@ -1,0 +1,54 @@
+// @brief parallel_for for kernels, obeying the one thread budget.
+#pragma once
+
+#include <omp.h>
+
+#include <algorithm>
+#include <exception>
+#include <mutex>
+
+#include "dagrad/scheduler.h"
+
+namespace dagrad {
+
+// Note [Thread budget]
+// ~~~~~~~~~~~~~~~~~~~~
+// dagrad has one budget of get_num_threads() threads, spent in one of two ways, never both:
+//  * Several nodes ready at once: the scheduler runs them on its workers inside one
+//    `omp parallel` region, one node per thread, and every kernel runs serially on its
+//    range. A kernel called there sees omp_in_parallel() and does not open a region of its
+//    own, so there is no nested oversubscription.
+//  * A run with no two nodes ready at once (a chain, such as most of an MLP step) executes
+//    on the calling thread alone, and a kernel with enough work splits its range over the
+//    whole budget.
+//  * Tiny kernels (less than two grains of work) always run inline.
+// Splits are along independent output elements (rows of a matmul, elements of an
+// elementwise op), so every output value is computed by the same instructions in the same
+// order whatever the split: results are bitwise identical at any thread count. Reductions
+// are not split, for the same reason.
+template <class F>
+void parallel_for(int64_t n, int64_t grain, const F& f) {
+  const int threads = get_num_threads();
+  grain = std::max<int64_t>(grain, 1);
+  if (threads <= 1 || n < 2 * grain || omp_in_parallel()) {
+    if (n > 0) f(int64_t(0), n);
+    return;
+  }
+  const int chunks = static_cast<int>(std::min<int64_t>(threads, n / grain));
+  std::exception_ptr error;
+  std::mutex error_mutex;
+#pragma omp parallel num_threads(chunks)
+  {
+    const int t = omp_get_thread_num(), nt = omp_get_num_threads();
+    const int64_t begin = n * t / nt, end = n * (t + 1) / nt;
+    try {
+      if (begin < end) f(begin, end);
+    } catch (...) {
+      std::lock_guard<std::mutex> lock(error_mutex);
+      if (!error) error = std::current_exception();
+    }
+  }
+  if (error) std::rethrow_exception(error);
+}
+
+}  // namespace dagrad

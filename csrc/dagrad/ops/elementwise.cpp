@@ -1,0 +1,282 @@
+// Elementwise ops: shape and dtype inference, forward kernel call and backward rule, side by
+// side. Binary ops broadcast like numpy; their backward rules return gradients of the output's
+// shape, and autodiff sums them back to each input's shape (Note [Accumulation order]).
+#include <cmath>
+
+#include "dagrad/kernels/dispatch.h"
+#include "dagrad/kernels/parallel.h"
+#include "dagrad/kernels/strided.h"
+#include "dagrad/ops.h"
+
+namespace dagrad {
+
+namespace {
+
+constexpr int64_t kElementGrain = 1 << 15;
+
+// --- kernels' drivers -------------------------------------------------------------------
+
+template <class T, class F>
+void unary_forward(Node& out, const F& f) {
+  alloc_output(out);
+  const T* x = in(out, 0).data<T>();
+  T* y = out.data<T>();
+  parallel_for(out.numel(), kElementGrain, [&](int64_t b, int64_t e) {
+    for (int64_t i = b; i < e; ++i) y[i] = f(x[i]);
+  });
+}
+
+template <class T, class F>
+void binary_forward(Node& out, const F& f) {
+  alloc_output(out);
+  const Node& a = in(out, 0);
+  const Node& b = in(out, 1);
+  const T* pa = a.data<T>();
+  const T* pb = b.data<T>();
+  T* po = out.data<T>();
+  if (a.shape == out.shape && b.shape == out.shape) {
+    parallel_for(out.numel(), kElementGrain, [&](int64_t s, int64_t e) {
+      for (int64_t i = s; i < e; ++i) po[i] = f(pa[i], pb[i]);
+    });
+    return;
+  }
+  StridedLoop<3> loop(out.shape, {contiguous_strides(out.shape), broadcast_strides(a.shape, out.shape),
+                                  broadcast_strides(b.shape, out.shape)});
+  const int64_t grain = std::max<int64_t>(1, kElementGrain / std::max<int64_t>(1, loop.row_length()));
+  parallel_for(loop.rows(), grain, [&](int64_t r0, int64_t r1) {
+    loop.run_rows(r0, r1, [&](int64_t n, const auto& off, const auto& st) {
+      T* o = po + off[0];
+      const T* x = pa + off[1];
+      const T* y = pb + off[2];
+      if (st[1] == 1 && st[2] == 1) {
+        for (int64_t i = 0; i < n; ++i) o[i] = f(x[i], y[i]);
+      } else if (st[1] == 1 && st[2] == 0) {
+        const T yv = *y;
+        for (int64_t i = 0; i < n; ++i) o[i] = f(x[i], yv);
+      } else if (st[1] == 0 && st[2] == 1) {
+        const T xv = *x;
+        for (int64_t i = 0; i < n; ++i) o[i] = f(xv, y[i]);
+      } else {
+        for (int64_t i = 0; i < n; ++i) o[i * st[0]] = f(x[i * st[1]], y[i * st[2]]);
+      }
+    });
+  });
+}
+
+// --- inference -------------------------------------------------------------------------
+
+// Arithmetic on bool counts as int64; true division of integers gives float32, as PyTorch.
+Tensor binary(OpKind op, const Tensor& a, const Tensor& b) {
+  const char* name = op_name(op);
+  Shape shape = broadcast_shapes(a.shape(), b.shape(), name);
+  DType dt = promote_types(a.dtype(), b.dtype());
+  if (dt == DType::Bool) dt = DType::Int64;
+  if (op == OpKind::Div && !is_floating(dt)) dt = DType::Float32;
+  Tensor x = a.dtype() == dt ? a : cast(a, dt);
+  Tensor y = b.dtype() == dt ? b : cast(b, dt);
+  return make_op(op, {x, y}, std::move(shape), dt);
+}
+
+// Transcendental functions of integers are computed in float32, as PyTorch.
+Tensor float_unary(OpKind op, const Tensor& x) {
+  Tensor v = is_floating(x.dtype()) ? x : cast(x, DType::Float32);
+  return make_op(op, {v}, v.shape(), v.dtype());
+}
+
+Tensor numeric_unary(OpKind op, const Tensor& x) {
+  if (x.dtype() == DType::Bool)
+    throw TypeError(std::string(op_name(op)) + ": not supported for bool tensors");
+  return make_op(op, {x}, x.shape(), x.dtype());
+}
+
+template <class Src, class Dst>
+void cast_loop(const Node& x, Node& out) {
+  const Src* s = x.data<Src>();
+  Dst* d = out.data<Dst>();
+  parallel_for(out.numel(), kElementGrain, [&](int64_t b, int64_t e) {
+    for (int64_t i = b; i < e; ++i) d[i] = static_cast<Dst>(s[i]);
+  });
+}
+
+}  // namespace
+
+Shape broadcast_shapes(const Shape& a, const Shape& b, const char* op) {
+  const size_t n = std::max(a.size(), b.size());
+  Shape out(n);
+  for (size_t i = 0; i < n; ++i) {
+    int64_t da = i < n - a.size() ? 1 : a[i - (n - a.size())];
+    int64_t db = i < n - b.size() ? 1 : b[i - (n - b.size())];
+    if (da != db && da != 1 && db != 1)
+      throw ShapeError(std::string(op) + ": shapes " + shape_str(a) + " and " + shape_str(b) +
+                       " cannot be broadcast together (dimension " + std::to_string(i) + ": " +
+                       std::to_string(da) + " vs " + std::to_string(db) + ")");
+    out[i] = da == 1 ? db : da;
+  }
+  return out;
+}
+
+// ---- cast ------------------------------------------------------------------------------
+Tensor cast(const Tensor& x, DType dtype) {
+  if (x.dtype() == dtype) return x;
+  return make_op(OpKind::Cast, {x}, x.shape(), dtype);
+}
+void Cast_forward(Node& out) {
+  alloc_output(out);
+  const Node& x = in(out, 0);
+  DAGRAD_DISPATCH_ALL(out.dtype, {
+    using Dst = T;
+    switch (x.dtype) {
+      case DType::Float32: cast_loop<float, Dst>(x, out); break;
+      case DType::Float64: cast_loop<double, Dst>(x, out); break;
+      case DType::Int64: cast_loop<int64_t, Dst>(x, out); break;
+      case DType::Bool: cast_loop<bool, Dst>(x, out); break;
+    }
+  });
+}
+// Autodiff casts the gradient back to the input's dtype.
+std::vector<Tensor> Cast_backward(const Tensor&, const Tensor& g, const std::vector<bool>&) {
+  return {g};
+}
+
+// ---- add, sub, mul, div ------------------------------------------------------------------
+Tensor add(const Tensor& a, const Tensor& b) { return binary(OpKind::Add, a, b); }
+void Add_forward(Node& out) {
+  DAGRAD_DISPATCH_NUMERIC(out.dtype, "add", binary_forward<T>(out, [](T x, T y) { return x + y; }));
+}
+std::vector<Tensor> Add_backward(const Tensor&, const Tensor& g, const std::vector<bool>&) {
+  return {g, g};
+}
+
+Tensor sub(const Tensor& a, const Tensor& b) { return binary(OpKind::Sub, a, b); }
+void Sub_forward(Node& out) {
+  DAGRAD_DISPATCH_NUMERIC(out.dtype, "sub", binary_forward<T>(out, [](T x, T y) { return x - y; }));
+}
+std::vector<Tensor> Sub_backward(const Tensor&, const Tensor& g, const std::vector<bool>& needs) {
+  return {g, needs[1] ? neg(g) : Tensor()};
+}
+
+Tensor mul(const Tensor& a, const Tensor& b) { return binary(OpKind::Mul, a, b); }
+void Mul_forward(Node& out) {
+  DAGRAD_DISPATCH_NUMERIC(out.dtype, "mul", binary_forward<T>(out, [](T x, T y) { return x * y; }));
+}
+std::vector<Tensor> Mul_backward(const Tensor& out, const Tensor& g, const std::vector<bool>& needs) {
+  return {needs[0] ? mul(g, input(out, 1)) : Tensor(), needs[1] ? mul(g, input(out, 0)) : Tensor()};
+}
+
+Tensor div(const Tensor& a, const Tensor& b) { return binary(OpKind::Div, a, b); }
+void Div_forward(Node& out) {
+  DAGRAD_DISPATCH_FLOAT(out.dtype, "div", binary_forward<T>(out, [](T x, T y) { return x / y; }));
+}
+// d(a/b)/db = -a/b^2 = -out/b.
+std::vector<Tensor> Div_backward(const Tensor& out, const Tensor& g, const std::vector<bool>& needs) {
+  Tensor b = input(out, 1);
+  return {needs[0] ? div(g, b) : Tensor(), needs[1] ? neg(div(mul(g, out), b)) : Tensor()};
+}
+
+// ---- neg, pow ------------------------------------------------------------------------------
+Tensor neg(const Tensor& x) { return numeric_unary(OpKind::Neg, x); }
+void Neg_forward(Node& out) {
+  DAGRAD_DISPATCH_NUMERIC(out.dtype, "neg", unary_forward<T>(out, [](T v) { return -v; }));
+}
+std::vector<Tensor> Neg_backward(const Tensor&, const Tensor& g, const std::vector<bool>&) {
+  return {neg(g)};
+}
+
+// attrs.scalar: the exponent.
+Tensor pow(const Tensor& x, double exponent) {
+  Tensor v = is_floating(x.dtype()) ? x : cast(x, DType::Float32);
+  OpAttrs attrs;
+  attrs.scalar = exponent;
+  return make_op(OpKind::PowScalar, {v}, v.shape(), v.dtype(), std::move(attrs));
+}
+void PowScalar_forward(Node& out) {
+  const double p = out.attrs.scalar;
+  DAGRAD_DISPATCH_FLOAT(out.dtype, "pow", {
+    const T pt = static_cast<T>(p);
+    if (p == 2.0)
+      unary_forward<T>(out, [](T v) { return v * v; });
+    else if (p == 1.0)
+      unary_forward<T>(out, [](T v) { return v; });
+    else if (p == 0.5)
+      unary_forward<T>(out, [](T v) { return std::sqrt(v); });
+    else
+      unary_forward<T>(out, [pt](T v) { return std::pow(v, pt); });
+  });
+}
+std::vector<Tensor> PowScalar_backward(const Tensor& out, const Tensor& g, const std::vector<bool>&) {
+  const double p = out->attrs.scalar;
+  if (p == 0.0) return {mul(g, scalar_like(g, 0.0))};
+  Tensor x = input(out, 0);
+  Tensor local = p == 2.0 ? mul(x, scalar_like(x, 2.0)) : mul(pow(x, p - 1.0), scalar_like(x, p));
+  return {mul(g, local)};
+}
+
+// ---- exp, log, sqrt, tanh, sigmoid -----------------------------------------------------------
+Tensor exp(const Tensor& x) { return float_unary(OpKind::Exp, x); }
+void Exp_forward(Node& out) {
+  DAGRAD_DISPATCH_FLOAT(out.dtype, "exp", unary_forward<T>(out, [](T v) { return std::exp(v); }));
+}
+std::vector<Tensor> Exp_backward(const Tensor& out, const Tensor& g, const std::vector<bool>&) {
+  return {mul(g, out)};
+}
+
+Tensor log(const Tensor& x) { return float_unary(OpKind::Log, x); }
+void Log_forward(Node& out) {
+  DAGRAD_DISPATCH_FLOAT(out.dtype, "log", unary_forward<T>(out, [](T v) { return std::log(v); }));
+}
+std::vector<Tensor> Log_backward(const Tensor& out, const Tensor& g, const std::vector<bool>&) {
+  return {div(g, input(out, 0))};
+}
+
+Tensor sqrt(const Tensor& x) { return float_unary(OpKind::Sqrt, x); }
+void Sqrt_forward(Node& out) {
+  DAGRAD_DISPATCH_FLOAT(out.dtype, "sqrt", unary_forward<T>(out, [](T v) { return std::sqrt(v); }));
+}
+std::vector<Tensor> Sqrt_backward(const Tensor& out, const Tensor& g, const std::vector<bool>&) {
+  return {div(g, mul(out, scalar_like(out, 2.0)))};
+}
+
+Tensor tanh(const Tensor& x) { return float_unary(OpKind::Tanh, x); }
+void Tanh_forward(Node& out) {
+  DAGRAD_DISPATCH_FLOAT(out.dtype, "tanh", unary_forward<T>(out, [](T v) { return std::tanh(v); }));
+}
+std::vector<Tensor> Tanh_backward(const Tensor& out, const Tensor& g, const std::vector<bool>&) {
+  return {mul(g, sub(scalar_like(out, 1.0), mul(out, out)))};
+}
+
+Tensor sigmoid(const Tensor& x) { return float_unary(OpKind::Sigmoid, x); }
+void Sigmoid_forward(Node& out) {
+  // Two branches so that exp never overflows: stable for any input.
+  DAGRAD_DISPATCH_FLOAT(out.dtype, "sigmoid", unary_forward<T>(out, [](T v) {
+    if (v >= 0) return T(1) / (T(1) + std::exp(-v));
+    const T e = std::exp(v);
+    return e / (T(1) + e);
+  }));
+}
+std::vector<Tensor> Sigmoid_backward(const Tensor& out, const Tensor& g, const std::vector<bool>&) {
+  return {mul(g, mul(out, sub(scalar_like(out, 1.0), out)))};
+}
+
+// ---- relu, step --------------------------------------------------------------------------------
+Tensor relu(const Tensor& x) { return numeric_unary(OpKind::Relu, x); }
+void Relu_forward(Node& out) {
+  DAGRAD_DISPATCH_NUMERIC(out.dtype, "relu", unary_forward<T>(out, [](T v) { return v > T(0) ? v : T(0); }));
+}
+// NOTE: at the kink x = 0 the gradient is 0 (step(0) = 0), as in PyTorch.
+std::vector<Tensor> Relu_backward(const Tensor& out, const Tensor& g, const std::vector<bool>&) {
+  return {mul(g, step(input(out, 0)))};
+}
+
+Tensor step(const Tensor& x) {
+  Tensor t = numeric_unary(OpKind::Step, x);
+  t->requires_grad = false;  // piecewise constant: zero gradient everywhere it has one
+  return t;
+}
+void Step_forward(Node& out) {
+  DAGRAD_DISPATCH_NUMERIC(out.dtype, "step", unary_forward<T>(out, [](T v) { return v > T(0) ? T(1) : T(0); }));
+}
+std::vector<Tensor> Step_backward(const Tensor&, const Tensor&, const std::vector<bool>&) {
+  return {Tensor()};
+}
+
+}  // namespace dagrad

@@ -1,0 +1,151 @@
+// Reductions: sum and mean over all dims or a set of dims, with keepdim; and sum_to, the
+// one place where broadcasting is undone for gradients.
+#include <algorithm>
+
+#include "dagrad/kernels/dispatch.h"
+#include "dagrad/kernels/strided.h"
+#include "dagrad/ops.h"
+
+namespace dagrad {
+
+namespace {
+
+// attrs.ints: the reduced dims, sorted; attrs.keepdim; attrs.scalar: element count per output
+// (mean only).
+Tensor reduce(OpKind op, const Tensor& x, std::vector<int64_t> dims, bool keepdim) {
+  const char* name = op_name(op);
+  const int64_t nd = x.ndim();
+  if (dims.empty())
+    for (int64_t d = 0; d < nd; ++d) dims.push_back(d);
+  for (auto& d : dims) d = wrap_dim(d, nd, name);
+  std::sort(dims.begin(), dims.end());
+  if (std::adjacent_find(dims.begin(), dims.end()) != dims.end())
+    throw ValueError(std::string(name) + ": a dimension appears more than once in the list of dims");
+  if (nd == 0) dims.clear();  // a 0-d tensor reduces to itself
+
+  Shape out;
+  int64_t count = 1;
+  for (int64_t d = 0; d < nd; ++d) {
+    bool r = std::binary_search(dims.begin(), dims.end(), d);
+    if (r) count *= x.shape()[d];
+    if (!r)
+      out.push_back(x.shape()[d]);
+    else if (keepdim)
+      out.push_back(1);
+  }
+  Tensor v = x;
+  if (op == OpKind::Mean && !is_floating(x.dtype()))
+    throw TypeError(std::string("mean: input dtype must be floating point, got ") + dtype_name(x.dtype()));
+  if (x.dtype() == DType::Bool) v = cast(x, DType::Int64);
+  OpAttrs attrs;
+  attrs.ints = std::move(dims);
+  attrs.keepdim = keepdim;
+  attrs.scalar = static_cast<double>(count);
+  return make_op(op, {v}, std::move(out), v.dtype(), std::move(attrs));
+}
+
+// Accumulates in double (float inputs) or int64, serially in a fixed order: see
+// Note [Thread budget] for why reductions are not split.
+template <class T, class Acc>
+void reduce_forward(Node& out, double scale) {
+  alloc_output(out);
+  const Node& x = in(out, 0);
+  const T* px = x.data<T>();
+  T* po = out.data<T>();
+  const int64_t n_out = out.numel();
+  std::vector<Acc> acc(static_cast<size_t>(n_out), Acc(0));
+  const auto& dims = out.attrs.ints;
+  if (static_cast<int64_t>(dims.size()) == x.ndim()) {
+    Acc s = 0;
+    const int64_t n = x.numel();
+    for (int64_t i = 0; i < n; ++i) s += static_cast<Acc>(px[i]);
+    if (n_out) acc[0] = s;
+  } else {
+    // Iterate over x; each element lands on the output element with the same kept indices.
+    Shape keep_shape = x.shape;
+    for (int64_t d : dims) keep_shape[d] = 1;
+    Shape ost = contiguous_strides(keep_shape);
+    for (int64_t d : dims) ost[d] = 0;
+    StridedLoop<2> loop(x.shape, {contiguous_strides(x.shape), ost});
+    loop.run_rows(0, loop.rows(), [&](int64_t n, const auto& off, const auto& st) {
+      const T* xi = px + off[0];
+      Acc* a = acc.data() + off[1];
+      if (st[1] == 0) {
+        Acc s = 0;
+        for (int64_t i = 0; i < n; ++i) s += static_cast<Acc>(xi[i * st[0]]);
+        *a += s;
+      } else {
+        for (int64_t i = 0; i < n; ++i) a[i * st[1]] += static_cast<Acc>(xi[i * st[0]]);
+      }
+    });
+  }
+  for (int64_t i = 0; i < n_out; ++i) po[i] = static_cast<T>(acc[i] * static_cast<Acc>(scale));
+}
+
+// The gradient of a reduction, broadcast back over the reduced dims.
+Tensor expand_back(const Tensor& out, const Tensor& g) {
+  const Tensor x = input(out, 0);
+  Tensor gk = g;
+  if (!out->attrs.keepdim) {
+    Shape keep = x.shape();
+    for (int64_t d : out->attrs.ints) keep[d] = 1;
+    gk = reshape(g, keep);
+  }
+  return expand(gk, x.shape());
+}
+
+}  // namespace
+
+// ---- sum ------------------------------------------------------------------------------------
+Tensor sum(const Tensor& x, std::vector<int64_t> dims, bool keepdim) {
+  return reduce(OpKind::Sum, x, std::move(dims), keepdim);
+}
+void Sum_forward(Node& out) {
+  switch (out.dtype) {
+    case DType::Float32: reduce_forward<float, double>(out, 1.0); break;
+    case DType::Float64: reduce_forward<double, double>(out, 1.0); break;
+    case DType::Int64: reduce_forward<int64_t, int64_t>(out, 1.0); break;
+    case DType::Bool: throw TypeError("sum: bool input must be cast first");
+  }
+}
+std::vector<Tensor> Sum_backward(const Tensor& out, const Tensor& g, const std::vector<bool>&) {
+  return {expand_back(out, g)};
+}
+
+// ---- mean -----------------------------------------------------------------------------------
+Tensor mean(const Tensor& x, std::vector<int64_t> dims, bool keepdim) {
+  return reduce(OpKind::Mean, x, std::move(dims), keepdim);
+}
+void Mean_forward(Node& out) {
+  const double scale = 1.0 / out.attrs.scalar;  // 0/0 = nan for an empty mean, as numpy
+  DAGRAD_DISPATCH_FLOAT(out.dtype, "mean", (reduce_forward<T, double>(out, scale)));
+}
+// Scale the small gradient before broadcasting it, not after.
+std::vector<Tensor> Mean_backward(const Tensor& out, const Tensor& g, const std::vector<bool>&) {
+  return {expand_back(out, mul(g, scalar_like(g, 1.0 / out->attrs.scalar)))};
+}
+
+// ---- sum_to ---------------------------------------------------------------------------------
+Tensor sum_to(const Tensor& g, const Shape& shape) {
+  if (g.shape() == shape) return g;
+  const Shape& gs = g.shape();
+  if (gs.size() < shape.size())
+    throw ShapeError("sum_to: cannot sum a gradient of shape " + shape_str(gs) + " to shape " +
+                     shape_str(shape));
+  const size_t lead = gs.size() - shape.size();
+  std::vector<int64_t> dims;
+  for (size_t i = 0; i < gs.size(); ++i) {
+    if (i < lead) {
+      dims.push_back(static_cast<int64_t>(i));
+    } else if (shape[i - lead] == 1 && gs[i] != 1) {
+      dims.push_back(static_cast<int64_t>(i));
+    } else if (shape[i - lead] != gs[i]) {
+      throw ShapeError("sum_to: cannot sum a gradient of shape " + shape_str(gs) + " to shape " +
+                       shape_str(shape));
+    }
+  }
+  Tensor s = dims.empty() ? g : sum(g, dims, true);
+  return s.shape() == shape ? s : reshape(s, shape);
+}
+
+}  // namespace dagrad

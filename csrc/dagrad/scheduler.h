@@ -1,0 +1,36 @@
+// @brief The parallel scheduler: computes pending nodes, independent ones at the same time.
+#pragma once
+
+#include <mutex>
+#include <vector>
+
+#include "dagrad/graph.h"
+
+namespace dagrad {
+
+/// @brief Computes the values of `targets` and every pending node they depend on, in one run.
+///
+/// Throws the first exception any node raised; nodes that finished keep their values, the
+/// others stay pending, and the graph stays usable.
+void realize(const std::vector<Tensor>& targets);
+
+/// @brief Threads used by runs and kernels (>= 1). Default: $DAGRAD_NUM_THREADS or the core count.
+void set_num_threads(int n);
+int get_num_threads();
+
+/// @brief What the last run did (for tests and the profiler).
+struct RunStats {
+  int64_t nodes = 0;        // nodes computed
+  int threads_used = 0;     // threads that computed at least one node
+  bool parallel = false;    // whether the run used the worker pool
+};
+RunStats last_run_stats();
+
+}  // namespace dagrad
+
+namespace dagrad {
+// Internal: the lock that serialises runs and graph walks (Note [One run at a time]), and a
+// fresh visit mark for a walk made while holding it.
+std::recursive_mutex& graph_mutex();
+uint64_t next_mark();
+}  // namespace dagrad

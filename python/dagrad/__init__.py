@@ -1,0 +1,44 @@
+"""dagrad: a computational-graph framework with automatic differentiation.
+
+Ops record nodes of a lazy graph; values are computed when needed, by a C++ scheduler
+that runs independent nodes (of the forward and the backward pass) at the same time.
+
+>>> import dagrad
+>>> x = dagrad.tensor(2.0, requires_grad=True)
+>>> z = x * 3.0 + 1.0
+>>> z.backward()
+>>> x.grad.item()
+3.0
+"""
+import os as _os
+
+# Note [Passive OpenMP waits]: idle OpenMP threads must not spin on a core that another
+# process may need. libgomp reads this once, when it is loaded by _core below; the
+# scheduler's own workers spin only briefly (Note [Idle workers spin briefly, then sleep]).
+_os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+from . import _core  # noqa: E402
+from ._core import Tensor  # noqa: E402
+from ._tensor import (  # noqa: E402
+    float32, float64, int64, bool, dtype,
+    tensor, as_tensor, zeros, ones, full, empty, zeros_like, ones_like, full_like,
+    randn, rand, randn_like, rand_like, arange, linspace, manual_seed,
+    realize, no_grad, enable_grad, set_grad_enabled, is_grad_enabled,
+    set_num_threads, get_num_threads, show_config,
+    add, sub, mul, div, neg, pow, exp, log, sqrt, tanh, sigmoid, relu, matmul,
+    sum, mean, reshape, transpose, permute,
+)
+from . import autograd, profiler  # noqa: E402
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Tensor", "float32", "float64", "int64", "bool", "dtype",
+    "tensor", "as_tensor", "zeros", "ones", "full", "empty", "zeros_like", "ones_like",
+    "full_like", "randn", "rand", "randn_like", "rand_like", "arange", "linspace",
+    "manual_seed", "realize", "no_grad", "enable_grad", "set_grad_enabled",
+    "is_grad_enabled", "set_num_threads", "get_num_threads", "show_config",
+    "add", "sub", "mul", "div", "neg", "pow", "exp", "log", "sqrt", "tanh", "sigmoid",
+    "relu", "matmul", "sum", "mean", "reshape", "transpose", "permute",
+    "autograd", "profiler",
+]

@@ -1,0 +1,486 @@
+"""Tensor creation, the Python-side Tensor methods, grad mode and threads."""
+import builtins
+import contextlib
+import functools
+
+import numpy as np
+
+from . import _core
+from ._core import Tensor
+
+dtype = _core.dtype
+float32 = dtype.float32
+float64 = dtype.float64
+int64 = dtype.int64
+bool = dtype.bool  # noqa: A001  (PyTorch's name)
+
+dtype.__repr__ = lambda self: f"dagrad.{self.name}"
+dtype.__str__ = dtype.__repr__
+
+_DEFAULT_FLOAT = float32
+_NUMPY_OF = {float32: np.float32, float64: np.float64, int64: np.int64, bool: np.bool_}
+
+
+def _dtype_arg(d):
+    """Accepts a dagrad dtype, a numpy dtype or a type such as float."""
+    if d is None or isinstance(d, dtype):
+        return d
+    if d is builtins.float:
+        return _DEFAULT_FLOAT
+    if d is builtins.int:
+        return int64
+    if d is builtins.bool:
+        return bool
+    try:
+        nd = np.dtype(d)
+    except TypeError:
+        raise TypeError(f"unsupported dtype {d!r}") from None
+    for k, v in _NUMPY_OF.items():
+        if nd == np.dtype(v):
+            return k
+    raise TypeError(f"unsupported dtype {d!r}; use dagrad.float32, float64, int64 or bool")
+
+
+def _infer_dtype(arr, from_numpy):
+    kind = arr.dtype.kind
+    if kind == "b":
+        return bool
+    if kind in "iu":
+        return int64
+    if kind == "f":
+        if from_numpy and arr.dtype == np.float64:
+            return float64
+        return float32
+    raise TypeError(
+        f"tensor: cannot make a tensor from data of numpy dtype {arr.dtype} "
+        "(expected numbers or booleans)")
+
+
+def tensor(data, dtype=None, requires_grad=False):
+    """Creates a leaf tensor holding a copy of ``data``.
+
+    Parameters
+    ----------
+    data : array_like
+        A number, a (nested) sequence of numbers, a numpy array or a Tensor.
+        Python floats become float32 (the default dtype); numpy arrays keep float32/float64;
+        integers become int64 and booleans bool.
+    dtype : dagrad.dtype, optional
+    requires_grad : bool
+        Whether backward() should accumulate a gradient into ``.grad``.
+
+    Examples
+    --------
+    >>> dagrad.tensor([[1.0, 2.0]], requires_grad=True).shape
+    (1, 2)
+    """
+    dt = _dtype_arg(dtype)
+    if isinstance(data, Tensor):
+        arr = data.numpy()
+        from_numpy = True
+    else:
+        from_numpy = isinstance(data, (np.ndarray, np.generic))
+        try:
+            arr = np.asarray(data)
+        except ValueError as e:
+            raise ValueError(f"tensor: data is ragged or not array-like: {e}") from None
+        except TypeError as e:
+            raise TypeError(f"tensor: cannot convert data of type {type(data).__name__}: {e}") from None
+    if arr.dtype.kind not in "biuf":
+        if arr.dtype.kind == "O" and not from_numpy:
+            raise TypeError(
+                "tensor: data must be numbers or nested sequences of numbers of equal length; "
+                f"got an object of type {type(data).__name__}")
+        if dt is None or arr.dtype.kind not in "biufO":
+            raise TypeError(f"tensor: cannot make a tensor from data of numpy dtype {arr.dtype}")
+    if dt is None:
+        dt = _infer_dtype(arr, from_numpy)
+    try:
+        arr = np.asarray(arr, dtype=_NUMPY_OF[dt], order="C")
+    except (TypeError, ValueError) as e:
+        raise TypeError(f"tensor: cannot convert data to {dt}: {e}") from None
+    return _core._from_numpy(arr, dt, requires_grad)
+
+
+def as_tensor(data, dtype=None):
+    """Returns ``data`` if it is already a Tensor of ``dtype``, else ``tensor(data, dtype)``."""
+    if isinstance(data, Tensor) and (dtype is None or data.dtype == _dtype_arg(dtype)):
+        return data
+    return tensor(data, dtype=dtype)
+
+
+def _size(size):
+    if len(size) == 1 and isinstance(size[0], (tuple, list)):
+        size = tuple(size[0])
+    out = []
+    for s in size:
+        if isinstance(s, builtins.bool) or not isinstance(s, (int, np.integer)):
+            raise TypeError(f"size must be a sequence of ints, got {type(s).__name__}")
+        out.append(int(s))
+    return out
+
+
+def full(size, fill_value, dtype=None, requires_grad=False):
+    """A tensor of shape ``size`` filled with ``fill_value``.
+
+    >>> dagrad.full((2, 2), 7.0).sum().item()
+    28.0
+    """
+    dt = _dtype_arg(dtype)
+    if dt is None:
+        if isinstance(fill_value, builtins.bool):
+            dt = bool
+        elif isinstance(fill_value, (int, np.integer)):
+            dt = int64
+        else:
+            dt = _DEFAULT_FLOAT
+    size = _size(size if isinstance(size, (tuple, list)) else (size,))
+    return _core.full(size, float(fill_value), dt, requires_grad)
+
+
+def zeros(*size, dtype=None, requires_grad=False):
+    """A tensor of zeros. >>> dagrad.zeros(2, 3).shape
+    (2, 3)
+    """
+    return _core.full(_size(size), 0.0, _dtype_arg(dtype) or _DEFAULT_FLOAT, requires_grad)
+
+
+def ones(*size, dtype=None, requires_grad=False):
+    """A tensor of ones. >>> dagrad.ones(3).sum().item()
+    3.0
+    """
+    return _core.full(_size(size), 1.0, _dtype_arg(dtype) or _DEFAULT_FLOAT, requires_grad)
+
+
+def empty(*size, dtype=None, requires_grad=False):
+    """An uninitialised tensor (zero-filled here, for reproducibility)."""
+    return zeros(*size, dtype=dtype, requires_grad=requires_grad)
+
+
+def zeros_like(t, dtype=None, requires_grad=False):
+    return zeros(t.shape, dtype=dtype or t.dtype, requires_grad=requires_grad)
+
+
+def ones_like(t, dtype=None, requires_grad=False):
+    return ones(t.shape, dtype=dtype or t.dtype, requires_grad=requires_grad)
+
+
+def full_like(t, fill_value, dtype=None, requires_grad=False):
+    return full(t.shape, fill_value, dtype=dtype or t.dtype, requires_grad=requires_grad)
+
+
+# Random numbers come from one seeded numpy generator, so manual_seed makes runs repeatable.
+_rng = np.random.default_rng(0)
+
+
+def manual_seed(seed):
+    """Seeds dagrad's random number generator. >>> _ = dagrad.manual_seed(0)"""
+    global _rng
+    _rng = np.random.default_rng(int(seed))
+    return _rng
+
+
+def _random(fn, size, dtype, requires_grad):
+    dt = _dtype_arg(dtype) or _DEFAULT_FLOAT
+    if not dt.is_floating_point:
+        raise TypeError(f"random tensors must be floating point, got {dt}")
+    size = _size(size)
+    if any(s < 0 for s in size):
+        raise ValueError(f"negative dimension in size {tuple(size)}")
+    arr = fn(_rng, tuple(size), _NUMPY_OF[dt])
+    return _core._from_numpy(np.asarray(arr, order="C"), dt, requires_grad)
+
+
+def randn(*size, dtype=None, requires_grad=False):
+    """Standard normal samples. >>> dagrad.randn(2, 3).shape
+    (2, 3)
+    """
+    return _random(lambda g, s, d: g.standard_normal(s, dtype=d), size, dtype, requires_grad)
+
+
+def rand(*size, dtype=None, requires_grad=False):
+    """Uniform samples on [0, 1). >>> dagrad.rand(4).shape
+    (4,)
+    """
+    return _random(lambda g, s, d: g.random(s, dtype=d), size, dtype, requires_grad)
+
+
+def randn_like(t, dtype=None, requires_grad=False):
+    return randn(t.shape, dtype=dtype or t.dtype, requires_grad=requires_grad)
+
+
+def rand_like(t, dtype=None, requires_grad=False):
+    return rand(t.shape, dtype=dtype or t.dtype, requires_grad=requires_grad)
+
+
+def arange(start, end=None, step=1, dtype=None, requires_grad=False):
+    """Evenly spaced values in [start, end). >>> dagrad.arange(3).tolist()
+    [0, 1, 2]
+    """
+    if end is None:
+        start, end = 0, start
+    arr = np.arange(start, end, step)
+    dt = _dtype_arg(dtype)
+    if dt is None:
+        dt = int64 if arr.dtype.kind in "iu" else _DEFAULT_FLOAT
+    return tensor(arr, dtype=dt, requires_grad=requires_grad)
+
+
+def linspace(start, end, steps, dtype=None, requires_grad=False):
+    """``steps`` values from start to end inclusive. >>> dagrad.linspace(0, 1, 3).tolist()
+    [0.0, 0.5, 1.0]
+    """
+    return tensor(np.linspace(start, end, steps), dtype=dtype or _DEFAULT_FLOAT,
+                  requires_grad=requires_grad)
+
+
+def realize(*tensors):
+    """Computes every pending value the tensors need, in one parallel run.
+
+    >>> a, b = dagrad.ones(2) * 2, dagrad.ones(2) * 3
+    >>> dagrad.realize(a, b)
+    """
+    _core.realize(list(tensors))
+
+
+# ----------------------------------------------------------------------------- grad mode
+
+class no_grad(contextlib.ContextDecorator):
+    """Context manager and decorator that stops ops from recording what backward needs.
+
+    >>> with dagrad.no_grad():
+    ...     y = dagrad.ones(2, requires_grad=True) * 2
+    >>> y.requires_grad
+    False
+    """
+
+    def __enter__(self):
+        self._prev = _core.is_grad_enabled()
+        _core.set_grad_enabled(False)
+        return self
+
+    def __exit__(self, *exc):
+        _core.set_grad_enabled(self._prev)
+        return False
+
+
+class enable_grad(contextlib.ContextDecorator):
+    """Re-enables grad recording inside a no_grad block."""
+
+    def __enter__(self):
+        self._prev = _core.is_grad_enabled()
+        _core.set_grad_enabled(True)
+        return self
+
+    def __exit__(self, *exc):
+        _core.set_grad_enabled(self._prev)
+        return False
+
+
+class set_grad_enabled(contextlib.ContextDecorator):
+    """Sets grad mode; usable as a function call or a context manager."""
+
+    def __init__(self, mode):
+        self._prev = _core.is_grad_enabled()
+        _core.set_grad_enabled(builtins.bool(mode))
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        _core.set_grad_enabled(self._prev)
+        return False
+
+
+def is_grad_enabled():
+    return _core.is_grad_enabled()
+
+
+# ----------------------------------------------------------------------------- threads
+
+def set_num_threads(n):
+    """Sets the thread budget of the scheduler and kernels (see Note [Thread budget])."""
+    _core.set_num_threads(int(n))
+
+
+def get_num_threads():
+    """The thread budget; defaults to $DAGRAD_NUM_THREADS or the number of cores."""
+    return _core.get_num_threads()
+
+
+def show_config():
+    """Prints the version, thread budget, OpenMP and BLAS in use."""
+    import os
+    from . import __version__
+    cfg = _core._config()
+    lines = [
+        f"dagrad {__version__}",
+        f"  threads:   {get_num_threads()} (DAGRAD_NUM_THREADS={os.environ.get('DAGRAD_NUM_THREADS', 'unset')})",
+        f"  OpenMP:    {cfg['openmp']} (OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY', 'unset')})",
+        f"  BLAS:      {cfg['blas']}",
+        f"  compiler:  {cfg['compiler']}",
+        f"  numpy:     {np.__version__}",
+    ]
+    print("\n".join(lines))
+
+
+# ----------------------------------------------------------------------------- functions
+
+def _binary(name):
+    f = getattr(_core, name)
+
+    @functools.wraps(f)
+    def op(input, other):
+        if not isinstance(input, Tensor):
+            input = tensor(input)
+        return f(input, other)
+    op.__name__ = name
+    return op
+
+
+add, sub, mul, div = (_binary(n) for n in ("add", "sub", "mul", "div"))
+neg, exp, log, sqrt, tanh, sigmoid, relu = (
+    getattr(_core, n) for n in ("neg", "exp", "log", "sqrt", "tanh", "sigmoid", "relu"))
+
+
+def pow(input, exponent):  # noqa: A001
+    """``input ** exponent`` for a Python-number exponent."""
+    return input ** exponent
+
+
+def matmul(input, other):
+    """Matrix product with numpy's rules for 1-d operands and batch broadcasting.
+
+    >>> dagrad.matmul(dagrad.ones(2, 3), dagrad.ones(3, 4)).shape
+    (2, 4)
+    """
+    return as_tensor(input) @ other
+
+
+def sum(input, dim=None, keepdim=False):  # noqa: A001
+    return input.sum(dim=dim, keepdim=keepdim)
+
+
+def mean(input, dim=None, keepdim=False):
+    return input.mean(dim=dim, keepdim=keepdim)
+
+
+def reshape(input, shape):
+    return input.reshape(shape)
+
+
+def transpose(input, dim0, dim1):
+    return input.transpose(dim0, dim1)
+
+
+def permute(input, dims):
+    return input.permute(dims)
+
+
+# ----------------------------------------------------------------------------- Tensor methods
+
+def _repr(self):
+    arr = self.numpy()
+    body = np.array2string(arr, separator=", ", prefix="tensor(",
+                           threshold=1000, edgeitems=3)
+    extra = []
+    if self.dtype not in (float32, int64, bool) or (arr.size == 0 and self.dtype != float32):
+        extra.append(f"dtype={self.dtype!r}")
+    if self.grad_fn is not None:
+        extra.append(f"grad_fn=<{self.grad_fn.name()}>")
+    elif self.requires_grad:
+        extra.append("requires_grad=True")
+    return "tensor(" + body + "".join(", " + e for e in extra) + ")"
+
+
+class _GradFn:
+    """What made a non-leaf tensor (PyTorch's grad_fn), by op name."""
+
+    __slots__ = ("_op",)
+
+    def __init__(self, op):
+        self._op = op
+
+    def name(self):
+        return "".join(p.capitalize() for p in self._op.split("_")) + "Backward"
+
+    def __repr__(self):
+        return f"<{self.name()}>"
+
+
+def _grad_fn(self):
+    if self.is_leaf:
+        return None
+    return _GradFn(self._op)
+
+
+def _backward(self, gradient=None, retain_graph=None, create_graph=False):
+    """Accumulates the gradient of this tensor into ``.grad`` of every leaf that requires it.
+
+    Parameters
+    ----------
+    gradient : Tensor, optional
+        d(loss)/d(self); may be omitted only for a tensor with one element.
+    retain_graph : bool, optional
+        Keep the graph for another backward (defaults to ``create_graph``).
+    create_graph : bool
+        Record the gradient computation too, for higher derivatives.
+
+    >>> x = dagrad.tensor(3.0, requires_grad=True)
+    >>> (x * x).backward()
+    >>> x.grad.item()
+    6.0
+    """
+    if retain_graph is None:
+        retain_graph = create_graph
+    self._backward(gradient, builtins.bool(retain_graph), builtins.bool(create_graph))
+
+
+def _tolist(self):
+    return self.numpy().tolist()
+
+
+def _array(self, dtype=None, copy=None):
+    a = self.numpy()
+    if dtype is not None:
+        a = a.astype(dtype)
+    elif copy:
+        a = a.copy()
+    return a
+
+
+def _len(self):
+    if self.ndim == 0:
+        raise TypeError("len() of a 0-d tensor")
+    return self.shape[0]
+
+
+def _size_method(self, dim=None):
+    if dim is None:
+        return self.shape
+    return self.shape[dim if dim >= 0 else dim + self.ndim]
+
+
+def _scalar_conv(kind):
+    def conv(self):
+        if self.numel() != 1:
+            raise (TypeError if kind is not builtins.bool else RuntimeError)(
+                f"only one-element tensors can be converted to Python scalars (shape {self.shape})")
+        return kind(self.item())
+    return conv
+
+
+Tensor.__repr__ = _repr
+Tensor.__str__ = _repr
+Tensor.grad_fn = property(_grad_fn)
+Tensor.backward = _backward
+Tensor.tolist = _tolist
+Tensor.__array__ = _array
+Tensor.__array_ufunc__ = None  # numpy defers to Tensor's reflected operators
+Tensor.__array_priority__ = 1000
+Tensor.__len__ = _len
+Tensor.size = _size_method
+Tensor.__float__ = _scalar_conv(builtins.float)
+Tensor.__int__ = _scalar_conv(builtins.int)
+Tensor.__bool__ = _scalar_conv(builtins.bool)
+Tensor.__hash__ = object.__hash__

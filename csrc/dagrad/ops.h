@@ -1,6 +1,8 @@
 // @brief Public op API (graph-building functions) and the per-op dispatch table.
 #pragma once
 
+#include <optional>
+#include <string>
 #include <vector>
 
 #include "dagrad/graph.h"
@@ -23,6 +25,25 @@ Tensor sigmoid(const Tensor& x);
 Tensor relu(const Tensor& x);
 /// @brief 1 where x > 0, else 0 (same dtype); has no gradient.
 Tensor step(const Tensor& x);
+Tensor abs(const Tensor& x);
+Tensor sign(const Tensor& x);  // no gradient
+Tensor sin(const Tensor& x);
+Tensor cos(const Tensor& x);
+Tensor log1p(const Tensor& x);
+Tensor expm1(const Tensor& x);
+Tensor erf(const Tensor& x);
+
+// Selection and comparison (ops/select.cpp). Comparisons return bool tensors with no gradient.
+Tensor eq(const Tensor& a, const Tensor& b);
+Tensor ne(const Tensor& a, const Tensor& b);
+Tensor lt(const Tensor& a, const Tensor& b);
+Tensor le(const Tensor& a, const Tensor& b);
+Tensor gt(const Tensor& a, const Tensor& b);
+Tensor ge(const Tensor& a, const Tensor& b);
+Tensor where(const Tensor& cond, const Tensor& a, const Tensor& b);
+Tensor maximum(const Tensor& a, const Tensor& b);
+Tensor minimum(const Tensor& a, const Tensor& b);
+Tensor clamp(const Tensor& x, std::optional<double> min, std::optional<double> max);
 
 // Linear algebra (ops/linalg.cpp).
 /// @brief Matrix product; 1-d operands as numpy, batch dims broadcast.
@@ -31,6 +52,13 @@ Tensor matmul(const Tensor& a, const Tensor& b);
 // Reductions (ops/reduce.cpp). Empty `dims` reduces over all dimensions.
 Tensor sum(const Tensor& x, std::vector<int64_t> dims = {}, bool keepdim = false);
 Tensor mean(const Tensor& x, std::vector<int64_t> dims = {}, bool keepdim = false);
+Tensor prod(const Tensor& x, std::vector<int64_t> dims = {}, bool keepdim = false);
+/// @brief Max / min values over dims; the gradient is shared evenly among ties.
+Tensor amax(const Tensor& x, std::vector<int64_t> dims = {}, bool keepdim = false);
+Tensor amin(const Tensor& x, std::vector<int64_t> dims = {}, bool keepdim = false);
+/// @brief Index of the first max / min along dim (over the flattened tensor without dim).
+Tensor argmax(const Tensor& x, std::optional<int64_t> dim = std::nullopt, bool keepdim = false);
+Tensor argmin(const Tensor& x, std::optional<int64_t> dim = std::nullopt, bool keepdim = false);
 
 // Movement (ops/movement.cpp).
 Tensor reshape(const Tensor& x, Shape shape);  // one -1 allowed
@@ -38,6 +66,91 @@ Tensor permute(const Tensor& x, std::vector<int64_t> perm);
 Tensor transpose(const Tensor& x, int64_t dim0, int64_t dim1);
 Tensor expand(const Tensor& x, const Shape& shape);
 Tensor detach(const Tensor& x);
+
+// Indexing (ops/index.cpp).
+/// @brief x[start:end:step] along one dim, Python's clamping rules; step > 0.
+Tensor slice(const Tensor& x, int64_t dim, std::optional<int64_t> start, std::optional<int64_t> end,
+             int64_t step = 1);
+/// @brief One strided view per dim (starts, steps, lengths), in one node.
+Tensor strided_slice(const Tensor& x, const std::vector<int64_t>& starts,
+                     const std::vector<int64_t>& steps, const Shape& shape);
+/// @brief The adjoint of strided_slice: x placed in a tensor of `shape` filled with `fill`.
+Tensor embed(const Tensor& x, const Shape& shape, const std::vector<int64_t>& starts,
+             const std::vector<int64_t>& steps, double fill);
+/// @brief numpy integer-array indexing of consecutive dims starting at first_dim.
+Tensor index(const Tensor& x, const std::vector<Tensor>& indices, int64_t first_dim = 0);
+/// @brief The adjoint of index: zeros of `shape` with src added at the indices.
+Tensor index_put_add(const Tensor& src, const std::vector<Tensor>& indices, const Shape& shape,
+                     int64_t first_dim = 0);
+Tensor gather(const Tensor& x, int64_t dim, const Tensor& index);
+Tensor scatter_add(const Tensor& src, int64_t dim, const Tensor& index, const Shape& shape);
+Tensor cat(const std::vector<Tensor>& xs, int64_t dim = 0);
+
+// Neural-network primitives (ops/nn.cpp).
+/// @brief x @ W^T + b in one node; b may be undefined.
+Tensor linear(const Tensor& x, const Tensor& w, const Tensor& b = Tensor());
+/// @brief im2col: (N, C, H, W) -> (N, C*kh*kw, L), padding filled with pad_value.
+Tensor unfold(const Tensor& x, const std::vector<int64_t>& kernel, const std::vector<int64_t>& stride,
+              const std::vector<int64_t>& padding, const std::vector<int64_t>& dilation,
+              double pad_value = 0.0);
+/// @brief col2im, the adjoint of unfold (overlaps are summed).
+Tensor fold(const Tensor& cols, const std::vector<int64_t>& output_size, const std::vector<int64_t>& kernel,
+            const std::vector<int64_t>& stride, const std::vector<int64_t>& padding,
+            const std::vector<int64_t>& dilation);
+
+// Composites (ops/composite.cpp): built from the primitives above, so their gradients follow.
+Tensor square(const Tensor& x);
+Tensor rsqrt(const Tensor& x);
+Tensor leaky_relu(const Tensor& x, double negative_slope = 0.01);
+Tensor elu(const Tensor& x, double alpha = 1.0);
+Tensor gelu(const Tensor& x, bool tanh_approximation = false);
+Tensor softplus(const Tensor& x, double beta = 1.0, double threshold = 20.0);
+Tensor silu(const Tensor& x);
+Tensor var(const Tensor& x, std::vector<int64_t> dims = {}, double correction = 1.0, bool keepdim = false);
+Tensor stddev(const Tensor& x, std::vector<int64_t> dims = {}, double correction = 1.0, bool keepdim = false);
+Tensor logsumexp(const Tensor& x, std::vector<int64_t> dims, bool keepdim = false);
+Tensor softmax(const Tensor& x, int64_t dim);
+Tensor log_softmax(const Tensor& x, int64_t dim);
+/// @brief Max / min along dim with the index; the gradient goes to that (first) element.
+std::pair<Tensor, Tensor> max_dim(const Tensor& x, int64_t dim, bool keepdim = false);
+std::pair<Tensor, Tensor> min_dim(const Tensor& x, int64_t dim, bool keepdim = false);
+Tensor squeeze(const Tensor& x, std::optional<int64_t> dim = std::nullopt);
+Tensor unsqueeze(const Tensor& x, int64_t dim);
+Tensor flatten(const Tensor& x, int64_t start_dim = 0, int64_t end_dim = -1);
+Tensor stack(const std::vector<Tensor>& xs, int64_t dim = 0);
+std::vector<Tensor> split(const Tensor& x, const std::vector<int64_t>& sizes, int64_t dim = 0);
+std::vector<Tensor> chunk(const Tensor& x, int64_t chunks, int64_t dim = 0);
+/// @brief Constant padding; `pad` lists (before, after) pairs from the last dim backwards, as
+/// PyTorch's F.pad. Negative amounts crop.
+Tensor pad(const Tensor& x, const std::vector<int64_t>& pad, double value = 0.0);
+Tensor conv2d(const Tensor& x, const Tensor& w, const Tensor& b, const std::vector<int64_t>& stride,
+              const std::vector<int64_t>& padding, const std::vector<int64_t>& dilation, int64_t groups);
+Tensor conv1d(const Tensor& x, const Tensor& w, const Tensor& b, int64_t stride, int64_t padding,
+              int64_t dilation, int64_t groups);
+Tensor max_pool2d(const Tensor& x, const std::vector<int64_t>& kernel, const std::vector<int64_t>& stride,
+                  const std::vector<int64_t>& padding, const std::vector<int64_t>& dilation = {1, 1});
+Tensor avg_pool2d(const Tensor& x, const std::vector<int64_t>& kernel, const std::vector<int64_t>& stride,
+                  const std::vector<int64_t>& padding, bool count_include_pad = true);
+Tensor embedding(const Tensor& indices, const Tensor& weight);
+Tensor layer_norm(const Tensor& x, const Shape& normalized_shape, const Tensor& weight,
+                  const Tensor& bias, double eps = 1e-5);
+/// @brief Normalises over every dim but 1 with the given mean and variance (per channel).
+Tensor batch_norm_apply(const Tensor& x, const Tensor& mean, const Tensor& var, const Tensor& weight,
+                        const Tensor& bias, double eps);
+
+enum class Reduction { None, Mean, Sum };
+Reduction reduction_from(const std::string& name);
+Tensor mse_loss(const Tensor& input, const Tensor& target, Reduction r = Reduction::Mean);
+Tensor l1_loss(const Tensor& input, const Tensor& target, Reduction r = Reduction::Mean);
+Tensor smooth_l1_loss(const Tensor& input, const Tensor& target, Reduction r = Reduction::Mean, double beta = 1.0);
+Tensor nll_loss(const Tensor& logp, const Tensor& target, const Tensor& weight = Tensor(),
+                Reduction r = Reduction::Mean, int64_t ignore_index = -100);
+Tensor cross_entropy(const Tensor& logits, const Tensor& target, const Tensor& weight = Tensor(),
+                     Reduction r = Reduction::Mean, int64_t ignore_index = -100, double label_smoothing = 0.0);
+Tensor binary_cross_entropy(const Tensor& p, const Tensor& target, const Tensor& weight = Tensor(),
+                            Reduction r = Reduction::Mean);
+Tensor binary_cross_entropy_with_logits(const Tensor& x, const Tensor& target, const Tensor& weight = Tensor(),
+                                        Reduction r = Reduction::Mean, const Tensor& pos_weight = Tensor());
 
 /// @brief Sums a broadcast gradient back to `shape`: the one place broadcasting is undone.
 Tensor sum_to(const Tensor& g, const Shape& shape);

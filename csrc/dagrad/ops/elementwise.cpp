@@ -4,6 +4,7 @@
 #include <cmath>
 
 #include "dagrad/kernels/dispatch.h"
+#include "dagrad/kernels/elementwise.h"
 #include "dagrad/kernels/parallel.h"
 #include "dagrad/kernels/strided.h"
 #include "dagrad/ops.h"
@@ -11,57 +12,6 @@
 namespace dagrad {
 
 namespace {
-
-constexpr int64_t kElementGrain = 1 << 15;
-
-// --- kernels' drivers -------------------------------------------------------------------
-
-template <class T, class F>
-void unary_forward(Node& out, const F& f) {
-  alloc_output(out);
-  const T* x = in(out, 0).data<T>();
-  T* y = out.data<T>();
-  parallel_for(out.numel(), kElementGrain, [&](int64_t b, int64_t e) {
-    for (int64_t i = b; i < e; ++i) y[i] = f(x[i]);
-  });
-}
-
-template <class T, class F>
-void binary_forward(Node& out, const F& f) {
-  alloc_output(out);
-  const Node& a = in(out, 0);
-  const Node& b = in(out, 1);
-  const T* pa = a.data<T>();
-  const T* pb = b.data<T>();
-  T* po = out.data<T>();
-  if (a.shape == out.shape && b.shape == out.shape) {
-    parallel_for(out.numel(), kElementGrain, [&](int64_t s, int64_t e) {
-      for (int64_t i = s; i < e; ++i) po[i] = f(pa[i], pb[i]);
-    });
-    return;
-  }
-  StridedLoop<3> loop(out.shape, {contiguous_strides(out.shape), broadcast_strides(a.shape, out.shape),
-                                  broadcast_strides(b.shape, out.shape)});
-  const int64_t grain = std::max<int64_t>(1, kElementGrain / std::max<int64_t>(1, loop.row_length()));
-  parallel_for(loop.rows(), grain, [&](int64_t r0, int64_t r1) {
-    loop.run_rows(r0, r1, [&](int64_t n, const auto& off, const auto& st) {
-      T* o = po + off[0];
-      const T* x = pa + off[1];
-      const T* y = pb + off[2];
-      if (st[1] == 1 && st[2] == 1) {
-        for (int64_t i = 0; i < n; ++i) o[i] = f(x[i], y[i]);
-      } else if (st[1] == 1 && st[2] == 0) {
-        const T yv = *y;
-        for (int64_t i = 0; i < n; ++i) o[i] = f(x[i], yv);
-      } else if (st[1] == 0 && st[2] == 1) {
-        const T xv = *x;
-        for (int64_t i = 0; i < n; ++i) o[i] = f(xv, y[i]);
-      } else {
-        for (int64_t i = 0; i < n; ++i) o[i * st[0]] = f(x[i * st[1]], y[i * st[2]]);
-      }
-    });
-  });
-}
 
 // --- inference -------------------------------------------------------------------------
 
@@ -277,6 +227,76 @@ void Step_forward(Node& out) {
 }
 std::vector<Tensor> Step_backward(const Tensor&, const Tensor&, const std::vector<bool>&) {
   return {Tensor()};
+}
+
+// ---- abs, sign ------------------------------------------------------------------------------
+Tensor abs(const Tensor& x) { return numeric_unary(OpKind::Abs, x); }
+void Abs_forward(Node& out) {
+  DAGRAD_DISPATCH_NUMERIC(out.dtype, "abs", unary_forward<T>(out, [](T v) { return v < T(0) ? -v : v; }));
+}
+// NOTE: at the kink x = 0 the gradient is 0 (sign(0) = 0), as in PyTorch.
+std::vector<Tensor> Abs_backward(const Tensor& out, const Tensor& g, const std::vector<bool>&) {
+  return {mul(g, sign(input(out, 0)))};
+}
+
+Tensor sign(const Tensor& x) {
+  Tensor t = numeric_unary(OpKind::Sign, x);
+  t->requires_grad = false;  // piecewise constant
+  return t;
+}
+void Sign_forward(Node& out) {
+  DAGRAD_DISPATCH_NUMERIC(out.dtype, "sign", unary_forward<T>(out, [](T v) {
+    return v > T(0) ? T(1) : (v < T(0) ? T(-1) : T(0));
+  }));
+}
+std::vector<Tensor> Sign_backward(const Tensor&, const Tensor&, const std::vector<bool>&) {
+  return {Tensor()};
+}
+
+// ---- sin, cos -------------------------------------------------------------------------------
+Tensor sin(const Tensor& x) { return float_unary(OpKind::Sin, x); }
+void Sin_forward(Node& out) {
+  DAGRAD_DISPATCH_FLOAT(out.dtype, "sin", unary_forward<T>(out, [](T v) { return std::sin(v); }));
+}
+std::vector<Tensor> Sin_backward(const Tensor& out, const Tensor& g, const std::vector<bool>&) {
+  return {mul(g, cos(input(out, 0)))};
+}
+
+Tensor cos(const Tensor& x) { return float_unary(OpKind::Cos, x); }
+void Cos_forward(Node& out) {
+  DAGRAD_DISPATCH_FLOAT(out.dtype, "cos", unary_forward<T>(out, [](T v) { return std::cos(v); }));
+}
+std::vector<Tensor> Cos_backward(const Tensor& out, const Tensor& g, const std::vector<bool>&) {
+  return {neg(mul(g, sin(input(out, 0))))};
+}
+
+// ---- log1p, expm1, erf ---------------------------------------------------------------------
+Tensor log1p(const Tensor& x) { return float_unary(OpKind::Log1p, x); }
+void Log1p_forward(Node& out) {
+  DAGRAD_DISPATCH_FLOAT(out.dtype, "log1p", unary_forward<T>(out, [](T v) { return std::log1p(v); }));
+}
+std::vector<Tensor> Log1p_backward(const Tensor& out, const Tensor& g, const std::vector<bool>&) {
+  Tensor x = input(out, 0);
+  return {div(g, add(x, scalar_like(x, 1.0)))};
+}
+
+Tensor expm1(const Tensor& x) { return float_unary(OpKind::Expm1, x); }
+void Expm1_forward(Node& out) {
+  DAGRAD_DISPATCH_FLOAT(out.dtype, "expm1", unary_forward<T>(out, [](T v) { return std::expm1(v); }));
+}
+// d expm1(x) = exp(x) = out + 1.
+std::vector<Tensor> Expm1_backward(const Tensor& out, const Tensor& g, const std::vector<bool>&) {
+  return {mul(g, add(out, scalar_like(out, 1.0)))};
+}
+
+Tensor erf(const Tensor& x) { return float_unary(OpKind::Erf, x); }
+void Erf_forward(Node& out) {
+  DAGRAD_DISPATCH_FLOAT(out.dtype, "erf", unary_forward<T>(out, [](T v) { return std::erf(v); }));
+}
+// d erf(x) = 2/sqrt(pi) exp(-x^2).
+std::vector<Tensor> Erf_backward(const Tensor& out, const Tensor& g, const std::vector<bool>&) {
+  Tensor x = input(out, 0);
+  return {mul(g, mul(exp(neg(mul(x, x))), scalar_like(x, 1.1283791670955126)))};
 }
 
 }  // namespace dagrad

@@ -1,6 +1,7 @@
 // Reductions: sum and mean over all dims or a set of dims, with keepdim; and sum_to, the
 // one place where broadcasting is undone for gradients.
 #include <algorithm>
+#include <optional>
 
 #include "dagrad/kernels/dispatch.h"
 #include "dagrad/kernels/strided.h"
@@ -34,9 +35,12 @@ Tensor reduce(OpKind op, const Tensor& x, std::vector<int64_t> dims, bool keepdi
       out.push_back(1);
   }
   Tensor v = x;
+  if ((op == OpKind::Amax || op == OpKind::Amin) && x.numel() == 0)
+    throw ValueError(std::string(name) + ": cannot reduce an empty tensor of shape " +
+                     shape_str(x.shape()) + " (the operation has no identity)");
   if (op == OpKind::Mean && !is_floating(x.dtype()))
     throw TypeError(std::string("mean: input dtype must be floating point, got ") + dtype_name(x.dtype()));
-  if (x.dtype() == DType::Bool) v = cast(x, DType::Int64);
+  if (x.dtype() == DType::Bool && op != OpKind::Amax && op != OpKind::Amin) v = cast(x, DType::Int64);
   OpAttrs attrs;
   attrs.ints = std::move(dims);
   attrs.keepdim = keepdim;
@@ -147,5 +151,175 @@ Tensor sum_to(const Tensor& g, const Shape& shape) {
   Tensor s = dims.empty() ? g : sum(g, dims, true);
   return s.shape() == shape ? s : reshape(s, shape);
 }
+
+// ---- prod -----------------------------------------------------------------------------------
+Tensor prod(const Tensor& x, std::vector<int64_t> dims, bool keepdim) {
+  return reduce(OpKind::Prod, x, std::move(dims), keepdim);
+}
+namespace {
+template <class T, class Acc>
+void prod_forward(Node& out) {
+  alloc_output(out);
+  const Node& x = in(out, 0);
+  const T* px = x.data<T>();
+  T* po = out.data<T>();
+  std::vector<Acc> acc(static_cast<size_t>(out.numel()), Acc(1));
+  Shape keep_shape = x.shape;
+  for (int64_t d : out.attrs.ints) keep_shape[d] = 1;
+  Shape ost = contiguous_strides(keep_shape);
+  for (int64_t d : out.attrs.ints) ost[d] = 0;
+  StridedLoop<2> loop(x.shape, {contiguous_strides(x.shape), ost});
+  loop.run_rows(0, loop.rows(), [&](int64_t n, const auto& off, const auto& st) {
+    for (int64_t i = 0; i < n; ++i) acc[off[1] + i * st[1]] *= static_cast<Acc>(px[off[0] + i * st[0]]);
+  });
+  for (int64_t i = 0; i < out.numel(); ++i) po[i] = static_cast<T>(acc[i]);
+}
+}  // namespace
+void Prod_forward(Node& out) {
+  switch (out.dtype) {
+    case DType::Float32: prod_forward<float, double>(out); break;
+    case DType::Float64: prod_forward<double, double>(out); break;
+    case DType::Int64: prod_forward<int64_t, int64_t>(out); break;
+    case DType::Bool: throw TypeError("prod: bool input must be cast first");
+  }
+}
+// d prod / d x_i = product of the other elements of x_i's group, computed without dividing by
+// zero: with no zero in the group it is prod / x_i; with exactly one zero only that element has
+// a nonzero gradient (the product of the rest); with two or more every gradient is 0. Built
+// from ordinary ops, so it can be differentiated again.
+std::vector<Tensor> Prod_backward(const Tensor& out, const Tensor& g, const std::vector<bool>&) {
+  const Tensor x = input(out, 0);
+  const auto& dims = out->attrs.ints;
+  Tensor zero = scalar_like(x, 0.0), one = scalar_like(x, 1.0);
+  Tensor is_zero = eq(x, zero);
+  Tensor nzero = sum(cast(is_zero, x.dtype()), dims, true);
+  Tensor x_safe = where(is_zero, one, x);
+  Tensor p_safe = prod(x_safe, dims, true);
+  Tensor none_zero = cast(eq(nzero, zero), x.dtype());
+  Tensor one_zero = mul(cast(eq(nzero, one), x.dtype()), cast(is_zero, x.dtype()));
+  Tensor local = add(mul(none_zero, div(p_safe, x_safe)), mul(one_zero, p_safe));
+  return {mul(expand_back(out, g), local)};
+}
+
+// ---- amax, amin (gradient shared evenly among tied maxima, as PyTorch's amax) -------------------
+Tensor amax(const Tensor& x, std::vector<int64_t> dims, bool keepdim) {
+  return reduce(OpKind::Amax, x, std::move(dims), keepdim);
+}
+Tensor amin(const Tensor& x, std::vector<int64_t> dims, bool keepdim) {
+  return reduce(OpKind::Amin, x, std::move(dims), keepdim);
+}
+namespace {
+template <class T>
+void extreme_forward(Node& out, bool is_max) {
+  alloc_output(out);
+  const Node& x = in(out, 0);
+  const T* px = x.data<T>();
+  T* po = out.data<T>();
+  std::vector<char> seen(static_cast<size_t>(out.numel()), 0);
+  Shape keep_shape = x.shape;
+  for (int64_t d : out.attrs.ints) keep_shape[d] = 1;
+  Shape ost = contiguous_strides(keep_shape);
+  for (int64_t d : out.attrs.ints) ost[d] = 0;
+  StridedLoop<2> loop(x.shape, {contiguous_strides(x.shape), ost});
+  loop.run_rows(0, loop.rows(), [&](int64_t n, const auto& off, const auto& st) {
+    for (int64_t i = 0; i < n; ++i) {
+      const int64_t o = off[1] + i * st[1];
+      const T v = px[off[0] + i * st[0]];
+      T& r = po[o];
+      if (!seen[o]) {
+        r = v;
+        seen[o] = 1;
+      } else if (r == r && (v != v || (is_max ? v > r : v < r))) {  // NaN wins, as PyTorch
+        r = v;
+      }
+    }
+  });
+}
+std::vector<Tensor> extreme_backward(const Tensor& out, const Tensor& g) {
+  const Tensor x = input(out, 0);
+  Tensor hit = cast(eq(x, expand_back(out, out)), g.dtype());
+  Tensor count = sum(hit, out->attrs.ints, true);
+  Tensor share = div(hit, count);
+  return {mul(expand_back(out, g), share)};
+}
+}  // namespace
+void Amax_forward(Node& out) { DAGRAD_DISPATCH_ALL(out.dtype, extreme_forward<T>(out, true)); }
+void Amin_forward(Node& out) { DAGRAD_DISPATCH_ALL(out.dtype, extreme_forward<T>(out, false)); }
+std::vector<Tensor> Amax_backward(const Tensor& out, const Tensor& g, const std::vector<bool>&) {
+  return extreme_backward(out, g);
+}
+std::vector<Tensor> Amin_backward(const Tensor& out, const Tensor& g, const std::vector<bool>&) {
+  return extreme_backward(out, g);
+}
+
+// ---- argmax, argmin (attrs.ints = {dim}; the first extreme index; NaN counts as the max) -------
+namespace {
+Tensor arg_extreme(OpKind op, const Tensor& x, std::optional<int64_t> dim, bool keepdim) {
+  const char* name = op_name(op);
+  if (x.numel() == 0)
+    throw ValueError(std::string(name) + ": cannot reduce an empty tensor of shape " +
+                     shape_str(x.shape()));
+  if (!dim) {
+    Tensor flat = reshape(x, {x.numel()});
+    Tensor r = arg_extreme(op, flat, 0, false);
+    if (keepdim) r = reshape(r, Shape(x.ndim(), 1));
+    return r;
+  }
+  const int64_t d = x.ndim() == 0 ? 0 : wrap_dim(*dim, x.ndim(), name);
+  if (x.ndim() == 0) {
+    wrap_dim(*dim, 0, name);
+    return full({}, 0.0, DType::Int64);
+  }
+  Shape out;
+  for (int64_t i = 0; i < x.ndim(); ++i) {
+    if (i != d)
+      out.push_back(x.shape()[i]);
+    else if (keepdim)
+      out.push_back(1);
+  }
+  OpAttrs attrs;
+  attrs.ints = {d};
+  attrs.keepdim = keepdim;
+  Tensor t = make_op(op, {x}, std::move(out), DType::Int64, std::move(attrs));
+  t->requires_grad = false;
+  return t;
+}
+template <class T>
+void arg_forward(Node& out, bool is_max) {
+  alloc_output(out);
+  const Node& x = in(out, 0);
+  const int64_t d = out.attrs.ints[0];
+  int64_t outer = 1, inner = 1;
+  for (int64_t i = 0; i < d; ++i) outer *= x.shape[i];
+  for (int64_t i = d + 1; i < x.ndim(); ++i) inner *= x.shape[i];
+  const int64_t n = x.shape[d];
+  const T* px = x.data<T>();
+  int64_t* po = out.data<int64_t>();
+  for (int64_t o = 0; o < outer; ++o)
+    for (int64_t j = 0; j < inner; ++j) {
+      const T* base = px + o * n * inner + j;
+      int64_t best = 0;
+      T bv = base[0];
+      for (int64_t k = 1; k < n && bv == bv; ++k) {
+        const T v = base[k * inner];
+        if (v != v || (is_max ? v > bv : v < bv)) {
+          bv = v;
+          best = k;
+        }
+      }
+      po[o * inner + j] = best;
+    }
+}
+}  // namespace
+Tensor argmax(const Tensor& x, std::optional<int64_t> dim, bool keepdim) {
+  return arg_extreme(OpKind::Argmax, x, dim, keepdim);
+}
+Tensor argmin(const Tensor& x, std::optional<int64_t> dim, bool keepdim) {
+  return arg_extreme(OpKind::Argmin, x, dim, keepdim);
+}
+void Argmax_forward(Node& out) { DAGRAD_DISPATCH_ALL(in(out, 0).dtype, arg_forward<T>(out, true)); }
+void Argmin_forward(Node& out) { DAGRAD_DISPATCH_ALL(in(out, 0).dtype, arg_forward<T>(out, false)); }
+std::vector<Tensor> Argmax_backward(const Tensor&, const Tensor&, const std::vector<bool>&) { return {Tensor()}; }
+std::vector<Tensor> Argmin_backward(const Tensor&, const Tensor&, const std::vector<bool>&) { return {Tensor()}; }
 
 }  // namespace dagrad

@@ -1,0 +1,193 @@
+// Neural-network primitives: linear (x @ W^T + b in one node) and unfold / fold (im2col and
+// its adjoint), from which conv1d, conv2d and the pools are composed (ops/composite.cpp).
+#include <algorithm>
+
+#include "dagrad/kernels/dispatch.h"
+#include "dagrad/kernels/matmul.h"
+#include "dagrad/kernels/parallel.h"
+#include "dagrad/ops.h"
+
+namespace dagrad {
+
+// ---- linear -----------------------------------------------------------------------------------
+Tensor linear(const Tensor& x, const Tensor& w, const Tensor& b) {
+  if (w.ndim() != 2)
+    throw ShapeError("linear: weight must be 2-d (out_features, in_features), got shape " +
+                     shape_str(w.shape()));
+  if (x.ndim() == 0 || x.shape().back() != w.shape()[1])
+    throw ShapeError("linear: input of shape " + shape_str(x.shape()) + " does not fit weight of shape " +
+                     shape_str(w.shape()) + " (expected last dimension " + std::to_string(w.shape()[1]) + ")");
+  if (b.defined() && (b.ndim() != 1 || b.shape()[0] != w.shape()[0]))
+    throw ShapeError("linear: bias of shape " + shape_str(b.shape()) + " does not fit weight of shape " +
+                     shape_str(w.shape()));
+  if (!is_floating(x.dtype()) || x.dtype() != w.dtype() || (b.defined() && b.dtype() != x.dtype()))
+    throw TypeError(std::string("linear: expected input, weight and bias of one floating dtype, got ") +
+                    dtype_name(x.dtype()) + ", " + dtype_name(w.dtype()) +
+                    (b.defined() ? std::string(", ") + dtype_name(b.dtype()) : std::string()));
+  Shape out = x.shape();
+  out.back() = w.shape()[0];
+  std::vector<Tensor> ins = {x, w};
+  if (b.defined()) ins.push_back(b);
+  return make_op(OpKind::Linear, ins, std::move(out), x.dtype());
+}
+void Linear_forward(Node& out) {
+  alloc_output(out);
+  const Node& x = in(out, 0);
+  const Node& w = in(out, 1);
+  const int64_t n = w.shape[0], k = w.shape[1], m = k ? x.numel() / k : out.numel() / std::max<int64_t>(n, 1);
+  DAGRAD_DISPATCH_FLOAT(out.dtype, "linear", {
+    // W^T once, so the GEMM streams rows of it (the vectorisable form).
+    std::vector<T> wt(static_cast<size_t>(n * k));
+    const T* pw = w.data<T>();
+    for (int64_t i = 0; i < n; ++i)
+      for (int64_t j = 0; j < k; ++j) wt[j * n + i] = pw[i * k + j];
+    const T* px = x.data<T>();
+    T* po = out.data<T>();
+    const T* pb = out.inputs.size() > 2 ? in(out, 2).data<T>() : nullptr;
+    const int64_t grain = std::max<int64_t>(1, (1 << 16) / std::max<int64_t>(1, n * k));
+    parallel_for(m, grain, [&](int64_t r0, int64_t r1) {
+      kernels::gemm_rows<T>(r0, r1, n, k, px, wt.data(), po);
+      if (pb)
+        for (int64_t r = r0; r < r1; ++r)
+          for (int64_t j = 0; j < n; ++j) po[r * n + j] += pb[j];
+    });
+  });
+}
+// dx = g @ W, dW = g^T x over every leading dim, db = g summed over every leading dim.
+std::vector<Tensor> Linear_backward(const Tensor& out, const Tensor& g, const std::vector<bool>& needs) {
+  Tensor x = input(out, 0), w = input(out, 1);
+  const int64_t nout = w.shape()[0], nin = w.shape()[1];
+  std::vector<Tensor> r(out->inputs.size());
+  if (needs[0]) r[0] = matmul(g, w);
+  Tensor g2 = reshape(g, {-1, nout});
+  if (needs[1]) r[1] = matmul(transpose(g2, 0, 1), reshape(x, {-1, nin}));
+  if (r.size() > 2 && needs[2]) r[2] = sum(g2, {0});
+  return r;
+}
+
+// ---- unfold / fold (attrs.ints = {kh, kw, sh, sw, ph, pw, dh, dw[, H, W]}) ---------------------
+namespace {
+struct Window {
+  int64_t kh, kw, sh, sw, ph, pw, dh, dw;
+  int64_t out_h(int64_t h) const { return (h + 2 * ph - dh * (kh - 1) - 1) / sh + 1; }
+  int64_t out_w(int64_t w) const { return (w + 2 * pw - dw * (kw - 1) - 1) / sw + 1; }
+};
+Window window_of(const std::vector<int64_t>& a) { return {a[0], a[1], a[2], a[3], a[4], a[5], a[6], a[7]}; }
+
+Window check_window(const char* op, const std::vector<int64_t>& kernel, const std::vector<int64_t>& stride,
+                    const std::vector<int64_t>& padding, const std::vector<int64_t>& dilation) {
+  auto pair = [op](const std::vector<int64_t>& v, const char* what) {
+    if (v.size() != 2) throw ValueError(std::string(op) + ": " + what + " must have 2 values");
+    return v;
+  };
+  auto k = pair(kernel, "kernel_size"), s = pair(stride, "stride"), p = pair(padding, "padding"),
+       d = pair(dilation, "dilation");
+  for (int i = 0; i < 2; ++i) {
+    if (k[i] <= 0 || s[i] <= 0 || d[i] <= 0 || p[i] < 0)
+      throw ValueError(std::string(op) + ": kernel_size, stride and dilation must be positive and padding "
+                       "non-negative, got kernel_size " + shape_str(k) + ", stride " + shape_str(s) +
+                       ", padding " + shape_str(p) + ", dilation " + shape_str(d));
+  }
+  return {k[0], k[1], s[0], s[1], p[0], p[1], d[0], d[1]};
+}
+}  // namespace
+
+Tensor unfold(const Tensor& x, const std::vector<int64_t>& kernel, const std::vector<int64_t>& stride,
+              const std::vector<int64_t>& padding, const std::vector<int64_t>& dilation, double pad_value) {
+  if (x.ndim() != 4)
+    throw ShapeError("unfold: expected a 4-d input (N, C, H, W), got shape " + shape_str(x.shape()));
+  Window w = check_window("unfold", kernel, stride, padding, dilation);
+  const int64_t oh = w.out_h(x.shape()[2]), ow = w.out_w(x.shape()[3]);
+  if (oh <= 0 || ow <= 0)
+    throw ShapeError("unfold: the kernel " + shape_str(kernel) + " (dilation " + shape_str(dilation) +
+                     ") does not fit the padded input of shape " + shape_str(x.shape()));
+  OpAttrs a;
+  a.ints = {w.kh, w.kw, w.sh, w.sw, w.ph, w.pw, w.dh, w.dw};
+  a.scalar = pad_value;
+  return make_op(OpKind::Unfold, {x}, {x.shape()[0], x.shape()[1] * w.kh * w.kw, oh * ow}, x.dtype(),
+                 std::move(a));
+}
+void Unfold_forward(Node& out) {
+  alloc_output(out);
+  const Node& x = in(out, 0);
+  const Window w = window_of(out.attrs.ints);
+  const int64_t N = x.shape[0], C = x.shape[1], H = x.shape[2], W = x.shape[3];
+  const int64_t oh = w.out_h(H), ow = w.out_w(W), L = oh * ow;
+  DAGRAD_DISPATCH_FLOAT(out.dtype, "unfold", {
+    const T* px = x.data<T>();
+    T* po = out.data<T>();
+    const T pad = static_cast<T>(out.attrs.scalar);
+    parallel_for(N * C, 1, [&](int64_t p0, int64_t p1) {
+      for (int64_t p = p0; p < p1; ++p) {
+        const T* plane = px + p * H * W;
+        for (int64_t ki = 0; ki < w.kh; ++ki)
+          for (int64_t kj = 0; kj < w.kw; ++kj) {
+            T* row = po + (p * w.kh * w.kw + ki * w.kw + kj) * L;
+            for (int64_t oy = 0; oy < oh; ++oy) {
+              const int64_t iy = oy * w.sh - w.ph + ki * w.dh;
+              for (int64_t ox = 0; ox < ow; ++ox) {
+                const int64_t ix = ox * w.sw - w.pw + kj * w.dw;
+                row[oy * ow + ox] = (iy >= 0 && iy < H && ix >= 0 && ix < W) ? plane[iy * W + ix] : pad;
+              }
+            }
+          }
+      }
+    });
+  });
+}
+std::vector<Tensor> Unfold_backward(const Tensor& out, const Tensor& g, const std::vector<bool>&) {
+  const auto& a = out->attrs.ints;
+  const Tensor x = input(out, 0);
+  return {fold(g, {x.shape()[2], x.shape()[3]}, {a[0], a[1]}, {a[2], a[3]}, {a[4], a[5]}, {a[6], a[7]})};
+}
+
+Tensor fold(const Tensor& cols, const std::vector<int64_t>& output_size, const std::vector<int64_t>& kernel,
+            const std::vector<int64_t>& stride, const std::vector<int64_t>& padding,
+            const std::vector<int64_t>& dilation) {
+  Window w = check_window("fold", kernel, stride, padding, dilation);
+  if (output_size.size() != 2) throw ValueError("fold: output_size must have 2 values");
+  const int64_t H = output_size[0], W = output_size[1];
+  if (cols.ndim() != 3 || cols.shape()[1] % (w.kh * w.kw) != 0 || cols.shape()[2] != w.out_h(H) * w.out_w(W))
+    throw ShapeError("fold: input of shape " + shape_str(cols.shape()) + " does not fit kernel " +
+                     shape_str(kernel) + " and output size " + shape_str(output_size));
+  OpAttrs a;
+  a.ints = {w.kh, w.kw, w.sh, w.sw, w.ph, w.pw, w.dh, w.dw, H, W};
+  return make_op(OpKind::Fold, {cols}, {cols.shape()[0], cols.shape()[1] / (w.kh * w.kw), H, W}, cols.dtype(),
+                 std::move(a));
+}
+void Fold_forward(Node& out) {
+  alloc_output(out);
+  const Node& cols = in(out, 0);
+  const Window w = window_of(out.attrs.ints);
+  const int64_t N = out.shape[0], C = out.shape[1], H = out.shape[2], W = out.shape[3];
+  const int64_t oh = w.out_h(H), ow = w.out_w(W), L = oh * ow;
+  DAGRAD_DISPATCH_FLOAT(out.dtype, "fold", {
+    const T* pc = cols.data<T>();
+    T* po = out.data<T>();
+    // Each (n, c) plane is written by one thread, in a fixed order: deterministic.
+    parallel_for(N * C, 1, [&](int64_t p0, int64_t p1) {
+      for (int64_t p = p0; p < p1; ++p) {
+        T* plane = po + p * H * W;
+        std::fill(plane, plane + H * W, T(0));
+        for (int64_t ki = 0; ki < w.kh; ++ki)
+          for (int64_t kj = 0; kj < w.kw; ++kj) {
+            const T* row = pc + (p * w.kh * w.kw + ki * w.kw + kj) * L;
+            for (int64_t oy = 0; oy < oh; ++oy) {
+              const int64_t iy = oy * w.sh - w.ph + ki * w.dh;
+              if (iy < 0 || iy >= H) continue;
+              for (int64_t ox = 0; ox < ow; ++ox) {
+                const int64_t ix = ox * w.sw - w.pw + kj * w.dw;
+                if (ix >= 0 && ix < W) plane[iy * W + ix] += row[oy * ow + ox];
+              }
+            }
+          }
+      }
+    });
+  });
+}
+std::vector<Tensor> Fold_backward(const Tensor& out, const Tensor& g, const std::vector<bool>&) {
+  const auto& a = out->attrs.ints;
+  return {unfold(g, {a[0], a[1]}, {a[2], a[3]}, {a[4], a[5]}, {a[6], a[7]}, 0.0)};
+}
+
+}  // namespace dagrad

@@ -290,7 +290,47 @@ PYBIND11_MODULE(_core, m) {
       .def("float", [](const Tensor& x) { return cast(x, DType::Float32); })
       .def("double", [](const Tensor& x) { return cast(x, DType::Float64); })
       .def("long", [](const Tensor& x) { return cast(x, DType::Int64); })
-      .def("is_floating_point", [](const Tensor& x) { return is_floating(x.dtype()); });
+      .def("is_floating_point", [](const Tensor& x) { return is_floating(x.dtype()); })
+      .def("__eq__", [](const Tensor& a, py::object b) { return eq(a, operand(b, a)); })
+      .def("__ne__", [](const Tensor& a, py::object b) { return ne(a, operand(b, a)); })
+      .def("__lt__", [](const Tensor& a, py::object b) { return lt(a, operand(b, a)); })
+      .def("__le__", [](const Tensor& a, py::object b) { return le(a, operand(b, a)); })
+      .def("__gt__", [](const Tensor& a, py::object b) { return gt(a, operand(b, a)); })
+      .def("__ge__", [](const Tensor& a, py::object b) { return ge(a, operand(b, a)); })
+      .def("__abs__", [](const Tensor& a) { return dagrad::abs(a); })
+      .def("eq", [](const Tensor& a, py::object b) { return eq(a, operand(b, a)); })
+      .def("ne", [](const Tensor& a, py::object b) { return ne(a, operand(b, a)); })
+      .def("lt", [](const Tensor& a, py::object b) { return lt(a, operand(b, a)); })
+      .def("le", [](const Tensor& a, py::object b) { return le(a, operand(b, a)); })
+      .def("gt", [](const Tensor& a, py::object b) { return gt(a, operand(b, a)); })
+      .def("ge", [](const Tensor& a, py::object b) { return ge(a, operand(b, a)); })
+      .def("maximum", [](const Tensor& a, py::object b) { return maximum(a, operand(b, a)); })
+      .def("minimum", [](const Tensor& a, py::object b) { return minimum(a, operand(b, a)); })
+      .def("clamp", [](const Tensor& x, std::optional<double> lo, std::optional<double> hi) { return clamp(x, lo, hi); },
+           py::arg("min") = py::none(), py::arg("max") = py::none())
+      .def("clip", [](const Tensor& x, std::optional<double> lo, std::optional<double> hi) { return clamp(x, lo, hi); },
+           py::arg("min") = py::none(), py::arg("max") = py::none())
+      .def("prod", [](const Tensor& x, py::object dim, bool keepdim) { return prod(x, dims_arg(dim), keepdim); },
+           py::arg("dim") = py::none(), py::arg("keepdim") = false)
+      .def("amax", [](const Tensor& x, py::object dim, bool keepdim) { return amax(x, dims_arg(dim), keepdim); },
+           py::arg("dim") = py::none(), py::arg("keepdim") = false)
+      .def("amin", [](const Tensor& x, py::object dim, bool keepdim) { return amin(x, dims_arg(dim), keepdim); },
+           py::arg("dim") = py::none(), py::arg("keepdim") = false)
+      .def("argmax", [](const Tensor& x, std::optional<int64_t> dim, bool keepdim) { return argmax(x, dim, keepdim); },
+           py::arg("dim") = py::none(), py::arg("keepdim") = false)
+      .def("argmin", [](const Tensor& x, std::optional<int64_t> dim, bool keepdim) { return argmin(x, dim, keepdim); },
+           py::arg("dim") = py::none(), py::arg("keepdim") = false)
+      .def("logsumexp", [](const Tensor& x, py::object dim, bool keepdim) { return logsumexp(x, dims_arg(dim), keepdim); },
+           py::arg("dim"), py::arg("keepdim") = false)
+      .def("softmax", [](const Tensor& x, int64_t dim) { return softmax(x, dim); }, py::arg("dim"))
+      .def("log_softmax", [](const Tensor& x, int64_t dim) { return log_softmax(x, dim); }, py::arg("dim"))
+      .def("squeeze", [](const Tensor& x, std::optional<int64_t> dim) { return squeeze(x, dim); }, py::arg("dim") = py::none())
+      .def("unsqueeze", [](const Tensor& x, int64_t dim) { return unsqueeze(x, dim); }, py::arg("dim"))
+      .def("flatten", [](const Tensor& x, int64_t s, int64_t e) { return flatten(x, s, e); },
+           py::arg("start_dim") = 0, py::arg("end_dim") = -1)
+      .def("broadcast_to", [](const Tensor& x, const Shape& s) { return expand(x, s); })
+      .def("gather", [](const Tensor& x, int64_t dim, const Tensor& idx) { return gather(x, dim, idx); },
+           py::arg("dim"), py::arg("index"));
 
   // creation
   m.def("_from_numpy", &from_numpy, py::arg("array"), py::arg("dtype"), py::arg("requires_grad") = false);
@@ -320,6 +360,85 @@ PYBIND11_MODULE(_core, m) {
   m.def("transpose", &transpose);
   m.def("expand", [](const Tensor& x, const Shape& s) { return expand(x, s); });
   m.def("cast", &cast);
+  for (const char* name : {"abs", "sign", "sin", "cos", "log1p", "expm1", "erf", "square", "rsqrt", "silu"}) {
+    std::string n(name);
+    Tensor (*f)(const Tensor&) = nullptr;
+    if (n == "abs") f = &dagrad::abs;
+    if (n == "sign") f = &dagrad::sign;
+    if (n == "sin") f = &dagrad::sin;
+    if (n == "cos") f = &dagrad::cos;
+    if (n == "log1p") f = &dagrad::log1p;
+    if (n == "expm1") f = &dagrad::expm1;
+    if (n == "erf") f = &dagrad::erf;
+    if (n == "square") f = &dagrad::square;
+    if (n == "rsqrt") f = &dagrad::rsqrt;
+    if (n == "silu") f = &dagrad::silu;
+    m.def(name, f);
+  }
+  m.def("where", [](const Tensor& c, const Tensor& a, const Tensor& b) { return where(c, a, b); });
+  m.def("maximum", [](const Tensor& a, const Tensor& b) { return maximum(a, b); });
+  m.def("minimum", [](const Tensor& a, const Tensor& b) { return minimum(a, b); });
+  m.def("max_dim", [](const Tensor& x, int64_t dim, bool keepdim) { return max_dim(x, dim, keepdim); });
+  m.def("min_dim", [](const Tensor& x, int64_t dim, bool keepdim) { return min_dim(x, dim, keepdim); });
+  m.def("var", [](const Tensor& x, py::object dim, double correction, bool keepdim) {
+    return var(x, dims_arg(dim), correction, keepdim);
+  });
+  m.def("std", [](const Tensor& x, py::object dim, double correction, bool keepdim) {
+    return stddev(x, dims_arg(dim), correction, keepdim);
+  });
+  m.def("strided_slice", &strided_slice);
+  m.def("index", [](const Tensor& x, const std::vector<Tensor>& idx, int64_t first_dim) { return index(x, idx, first_dim); });
+  m.def("scatter_add", [](const Tensor& src, int64_t dim, const Tensor& idx, const Shape& shape) {
+    return scatter_add(src, dim, idx, shape);
+  });
+  m.def("cat", [](const std::vector<Tensor>& xs, int64_t dim) { return cat(xs, dim); });
+  m.def("stack", [](const std::vector<Tensor>& xs, int64_t dim) { return stack(xs, dim); });
+  m.def("split", [](const Tensor& x, const std::vector<int64_t>& sizes, int64_t dim) { return split(x, sizes, dim); });
+  m.def("chunk", [](const Tensor& x, int64_t chunks, int64_t dim) { return chunk(x, chunks, dim); });
+  m.def("pad", [](const Tensor& x, const std::vector<int64_t>& p, double value) { return pad(x, p, value); });
+  m.def("leaky_relu", &leaky_relu);
+  m.def("elu", &elu);
+  m.def("gelu", &gelu);
+  m.def("softplus", &softplus);
+  m.def("softmax", &softmax);
+  m.def("log_softmax", &log_softmax);
+  m.def("logsumexp", [](const Tensor& x, py::object dim, bool keepdim) { return logsumexp(x, dims_arg(dim), keepdim); });
+  auto opt = [](const std::optional<Tensor>& t) { return t ? *t : Tensor(); };
+  m.def("linear", [opt](const Tensor& x, const Tensor& w, const std::optional<Tensor>& b) { return linear(x, w, opt(b)); });
+  m.def("unfold", &unfold);
+  m.def("fold", &fold);
+  m.def("conv2d", [opt](const Tensor& x, const Tensor& w, const std::optional<Tensor>& b, const std::vector<int64_t>& s,
+                        const std::vector<int64_t>& p, const std::vector<int64_t>& d, int64_t g) {
+    return conv2d(x, w, opt(b), s, p, d, g);
+  });
+  m.def("conv1d", [opt](const Tensor& x, const Tensor& w, const std::optional<Tensor>& b, int64_t s, int64_t p,
+                        int64_t d, int64_t g) { return conv1d(x, w, opt(b), s, p, d, g); });
+  m.def("max_pool2d", &max_pool2d);
+  m.def("avg_pool2d", &avg_pool2d);
+  m.def("embedding", &embedding);
+  m.def("layer_norm", [opt](const Tensor& x, const Shape& ns, const std::optional<Tensor>& w,
+                            const std::optional<Tensor>& b, double eps) { return layer_norm(x, ns, opt(w), opt(b), eps); });
+  m.def("batch_norm_apply", [opt](const Tensor& x, const Tensor& mean, const Tensor& var, const std::optional<Tensor>& w,
+                                  const std::optional<Tensor>& b, double eps) {
+    return batch_norm_apply(x, mean, var, opt(w), opt(b), eps);
+  });
+  m.def("mse_loss", [](const Tensor& a, const Tensor& t, const std::string& r) { return mse_loss(a, t, reduction_from(r)); });
+  m.def("l1_loss", [](const Tensor& a, const Tensor& t, const std::string& r) { return l1_loss(a, t, reduction_from(r)); });
+  m.def("smooth_l1_loss", [](const Tensor& a, const Tensor& t, const std::string& r, double beta) {
+    return smooth_l1_loss(a, t, reduction_from(r), beta);
+  });
+  m.def("nll_loss", [opt](const Tensor& x, const Tensor& t, const std::optional<Tensor>& w, const std::string& r,
+                          int64_t ignore) { return nll_loss(x, t, opt(w), reduction_from(r), ignore); });
+  m.def("cross_entropy", [opt](const Tensor& x, const Tensor& t, const std::optional<Tensor>& w, const std::string& r,
+                               int64_t ignore, double ls) {
+    return cross_entropy(x, t, opt(w), reduction_from(r), ignore, ls);
+  });
+  m.def("binary_cross_entropy", [opt](const Tensor& p, const Tensor& t, const std::optional<Tensor>& w,
+                                      const std::string& r) { return binary_cross_entropy(p, t, opt(w), reduction_from(r)); });
+  m.def("binary_cross_entropy_with_logits", [opt](const Tensor& x, const Tensor& t, const std::optional<Tensor>& w,
+                                                  const std::string& r, const std::optional<Tensor>& pw) {
+    return binary_cross_entropy_with_logits(x, t, opt(w), reduction_from(r), opt(pw));
+  });
   m.def("sum_to", &sum_to);
 
   // running and differentiating

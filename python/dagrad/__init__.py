@@ -27,8 +27,12 @@ from ._tensor import (  # noqa: E402
     set_num_threads, get_num_threads, show_config,
     add, sub, mul, div, neg, pow, exp, log, sqrt, tanh, sigmoid, relu, matmul,
     sum, mean, reshape, transpose, permute,
+    abs, sign, sin, cos, log1p, expm1, erf, square, rsqrt, clamp, clip, where, maximum, minimum,
+    max, min, amax, amin, argmax, argmin, prod, var, std, logsumexp, softmax, log_softmax,
+    cat, concat, stack, split, chunk, gather, squeeze, unsqueeze, flatten, broadcast_to,
+    eq, ne, lt, le, gt, ge,
 )
-from . import autograd, profiler  # noqa: E402
+from . import autograd, profiler, nn  # noqa: E402
 
 __version__ = "0.1.0"
 
@@ -40,5 +44,10 @@ __all__ = [
     "is_grad_enabled", "set_num_threads", "get_num_threads", "show_config",
     "add", "sub", "mul", "div", "neg", "pow", "exp", "log", "sqrt", "tanh", "sigmoid",
     "relu", "matmul", "sum", "mean", "reshape", "transpose", "permute",
-    "autograd", "profiler",
+    "abs", "sign", "sin", "cos", "log1p", "expm1", "erf", "square", "rsqrt", "clamp", "clip",
+    "where", "maximum", "minimum", "max", "min", "amax", "amin", "argmax", "argmin", "prod",
+    "var", "std", "logsumexp", "softmax", "log_softmax", "cat", "concat", "stack", "split",
+    "chunk", "gather", "squeeze", "unsqueeze", "flatten", "broadcast_to",
+    "eq", "ne", "lt", "le", "gt", "ge",
+    "autograd", "profiler", "nn",
 ]

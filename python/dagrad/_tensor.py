@@ -484,3 +484,263 @@ Tensor.__float__ = _scalar_conv(builtins.float)
 Tensor.__int__ = _scalar_conv(builtins.int)
 Tensor.__bool__ = _scalar_conv(builtins.bool)
 Tensor.__hash__ = object.__hash__
+
+
+# ----------------------------------------------------------------------------- more ops
+
+import collections as _collections  # noqa: E402
+
+from . import _indexing  # noqa: E402
+
+_MinMax = _collections.namedtuple("_MinMax", ["values", "indices"])
+
+
+def _max(self, dim=None, keepdim=False):
+    """Without dim: the maximum (gradient shared among ties). With dim: (values, indices),
+    the gradient going to the first maximum."""
+    if isinstance(dim, Tensor):
+        return maximum(self, dim)
+    if dim is None:
+        return self.amax()
+    return _MinMax(*_core.max_dim(self, int(dim), builtins.bool(keepdim)))
+
+
+def _min(self, dim=None, keepdim=False):
+    if isinstance(dim, Tensor):
+        return minimum(self, dim)
+    if dim is None:
+        return self.amin()
+    return _MinMax(*_core.min_dim(self, int(dim), builtins.bool(keepdim)))
+
+
+def _correction(unbiased, correction):
+    if correction is not None:
+        return float(correction)
+    return 1.0 if unbiased is None or unbiased else 0.0
+
+
+def _var(self, dim=None, unbiased=None, keepdim=False, *, correction=None):
+    if isinstance(dim, builtins.bool):  # var(False): the positional 'unbiased' of old PyTorch
+        dim, unbiased = None, dim
+    return _core.var(self, dim, _correction(unbiased, correction), builtins.bool(keepdim))
+
+
+def _std(self, dim=None, unbiased=None, keepdim=False, *, correction=None):
+    if isinstance(dim, builtins.bool):
+        dim, unbiased = None, dim
+    return _core.std(self, dim, _correction(unbiased, correction), builtins.bool(keepdim))
+
+
+def _split(self, split_size_or_sections, dim=0):
+    n = self.shape[dim]
+    if isinstance(split_size_or_sections, (int, np.integer)):
+        s = int(split_size_or_sections)
+        if s <= 0:
+            raise ValueError(f"split: split_size must be positive, got {s}")
+        sizes = [min(s, n - i) for i in range(0, n, s)] or [0]
+    else:
+        sizes = [int(v) for v in split_size_or_sections]
+    return tuple(_core.split(self, sizes, int(dim)))
+
+
+def _chunk(self, chunks, dim=0):
+    return tuple(_core.chunk(self, int(chunks), int(dim)))
+
+
+def _unary_method(name):
+    f = getattr(_core, name)
+    return lambda self: f(self)
+
+
+Tensor.__getitem__ = _indexing.getitem
+Tensor.max = _max
+Tensor.min = _min
+Tensor.var = _var
+Tensor.std = _std
+Tensor.split = _split
+Tensor.chunk = _chunk
+for _n in ("abs", "sign", "sin", "cos", "log1p", "expm1", "erf", "square", "rsqrt"):
+    setattr(Tensor, _n, _unary_method(_n))
+del _n
+
+
+def _t(x):
+    return x if isinstance(x, Tensor) else tensor(x)
+
+
+def abs(input):  # noqa: A001
+    return _core.abs(input)
+
+
+def sign(input):
+    return _core.sign(input)
+
+
+def sin(input):
+    return _core.sin(input)
+
+
+def cos(input):
+    return _core.cos(input)
+
+
+def log1p(input):
+    return _core.log1p(input)
+
+
+def expm1(input):
+    return _core.expm1(input)
+
+
+def erf(input):
+    return _core.erf(input)
+
+
+def square(input):
+    return _core.square(input)
+
+
+def rsqrt(input):
+    return _core.rsqrt(input)
+
+
+def clamp(input, min=None, max=None):  # noqa: A002
+    return input.clamp(min, max)
+
+
+clip = clamp
+
+
+def where(condition, input, other):
+    """Elementwise ``input if condition else other``; numbers broadcast as 0-d tensors."""
+    cond = _t(condition)
+    a = input if isinstance(input, Tensor) else None
+    b = other if isinstance(other, Tensor) else None
+    like = a if a is not None else b
+    if a is None:
+        a = full((), input, dtype=like.dtype if like is not None else None)
+    if b is None:
+        b = full((), other, dtype=like.dtype if like is not None else None)
+    return _core.where(cond, a, b)
+
+
+def maximum(input, other):
+    return _core.maximum(_t(input), _t(other))
+
+
+def minimum(input, other):
+    return _core.minimum(_t(input), _t(other))
+
+
+def max(input, dim=None, keepdim=False):  # noqa: A001
+    return input.max(dim, keepdim)
+
+
+def min(input, dim=None, keepdim=False):  # noqa: A001
+    return input.min(dim, keepdim)
+
+
+def amax(input, dim=None, keepdim=False):
+    return input.amax(dim, keepdim)
+
+
+def amin(input, dim=None, keepdim=False):
+    return input.amin(dim, keepdim)
+
+
+def argmax(input, dim=None, keepdim=False):
+    return input.argmax(dim, keepdim)
+
+
+def argmin(input, dim=None, keepdim=False):
+    return input.argmin(dim, keepdim)
+
+
+def prod(input, dim=None, keepdim=False):
+    return input.prod(dim, keepdim)
+
+
+def var(input, dim=None, unbiased=None, keepdim=False, *, correction=None):
+    return _var(input, dim, unbiased, keepdim, correction=correction)
+
+
+def std(input, dim=None, unbiased=None, keepdim=False, *, correction=None):
+    return _std(input, dim, unbiased, keepdim, correction=correction)
+
+
+def logsumexp(input, dim, keepdim=False):
+    return input.logsumexp(dim, keepdim)
+
+
+def softmax(input, dim):
+    return _core.softmax(input, int(dim))
+
+
+def log_softmax(input, dim):
+    return _core.log_softmax(input, int(dim))
+
+
+def cat(tensors, dim=0):
+    """Concatenates tensors along an existing dim. >>> dagrad.cat([dagrad.ones(2), dagrad.zeros(1)]).tolist()
+    [1.0, 1.0, 0.0]
+    """
+    return _core.cat([_t(t) for t in tensors], int(dim))
+
+
+concat = cat
+
+
+def stack(tensors, dim=0):
+    return _core.stack([_t(t) for t in tensors], int(dim))
+
+
+def split(tensor, split_size_or_sections, dim=0):
+    return _split(tensor, split_size_or_sections, dim)
+
+
+def chunk(input, chunks, dim=0):
+    return _chunk(input, chunks, dim)
+
+
+def gather(input, dim, index):
+    return input.gather(int(dim), _t(index))
+
+
+def squeeze(input, dim=None):
+    return input.squeeze(dim)
+
+
+def unsqueeze(input, dim):
+    return input.unsqueeze(dim)
+
+
+def flatten(input, start_dim=0, end_dim=-1):
+    return input.flatten(start_dim, end_dim)
+
+
+def broadcast_to(input, size):
+    return input.broadcast_to(list(size))
+
+
+def eq(input, other):
+    return input == other
+
+
+def ne(input, other):
+    return input != other
+
+
+def lt(input, other):
+    return input < other
+
+
+def le(input, other):
+    return input <= other
+
+
+def gt(input, other):
+    return input > other
+
+
+def ge(input, other):
+    return input >= other

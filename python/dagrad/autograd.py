@@ -42,3 +42,85 @@ def backward(tensors, grad_tensors=None, retain_graph=None, create_graph=False):
     if retain_graph is None:
         retain_graph = create_graph
     _core.backward(ts, gs, bool(retain_graph), bool(create_graph))
+
+
+class GradcheckError(RuntimeError):
+    """Raised by gradcheck when analytical and numerical Jacobians differ."""
+
+
+def gradcheck(fn, inputs, eps=1e-6, atol=1e-5, rtol=1e-3, raise_exception=True):
+    """Checks the gradients of ``fn`` at ``inputs`` against float64 central differences.
+
+    Every input that requires grad must be float64. The analytical Jacobian is built one
+    output element at a time with ``grad``; the numerical one perturbs each input element by
+    +-eps. They must agree within ``|a - n| <= atol + rtol * |n|`` (PyTorch's gradcheck rule).
+
+    >>> import dagrad
+    >>> x = dagrad.tensor([0.3, -1.2], dtype=dagrad.float64, requires_grad=True)
+    >>> dagrad.autograd.gradcheck(lambda t: (t * t).tanh(), (x,))
+    True
+    """
+    import numpy as np
+    from . import _tensor
+
+    if isinstance(inputs, Tensor):
+        inputs = (inputs,)
+    inputs = tuple(inputs)
+    diff = [i for i, t in enumerate(inputs) if isinstance(t, Tensor) and t.requires_grad]
+    for i in diff:
+        if inputs[i].dtype != _tensor.float64:
+            raise ValueError(f"gradcheck: input {i} must be float64 for finite differences, got {inputs[i].dtype}")
+
+    def run(args):
+        out = fn(*args)
+        outs = out if isinstance(out, (tuple, list)) else (out,)
+        return [o for o in outs if isinstance(o, Tensor)]
+
+    outs = run(inputs)
+    base = [o.numpy().astype(np.float64).ravel() for o in outs]
+    values = [inputs[i].numpy().astype(np.float64) for i in diff]
+
+    # Numerical Jacobians: d(out k)/d(input j), one column per input element.
+    numerical = [[np.zeros((b.size, v.size)) for v in values] for b in base]
+    for j, i in enumerate(diff):
+        flat = values[j].ravel()
+        for e in range(flat.size):
+            def shifted(delta):
+                arr = flat.copy()
+                arr[e] += delta
+                args = list(inputs)
+                args[i] = _tensor.tensor(arr.reshape(values[j].shape), dtype=_tensor.float64)
+                with _tensor.no_grad():
+                    return [o.numpy().astype(np.float64).ravel() for o in run(args)]
+            plus, minus = shifted(eps), shifted(-eps)
+            for k in range(len(base)):
+                numerical[k][j][:, e] = (plus[k] - minus[k]) / (2 * eps)
+
+    # Analytical Jacobians, one row per output element.
+    for k, o in enumerate(outs):
+        if not o.requires_grad:
+            if any(np.any(numerical[k][j] != 0) for j in range(len(diff))):
+                return _fail(raise_exception, f"output {k} does not require grad but depends on the inputs")
+            continue
+        for r in range(base[k].size):
+            seed = np.zeros(base[k].size)
+            seed[r] = 1.0
+            g_out = _tensor.tensor(seed.reshape(o.shape), dtype=o.dtype)
+            fresh = run(inputs)[k]
+            grads = grad(fresh, [inputs[i] for i in diff], g_out, allow_unused=True)
+            for j, g in enumerate(grads):
+                a = np.zeros(values[j].size) if g is None else g.numpy().astype(np.float64).ravel()
+                n = numerical[k][j][r]
+                bad = np.abs(a - n) > atol + rtol * np.abs(n)
+                if np.any(bad):
+                    e = int(np.argmax(bad))
+                    return _fail(raise_exception,
+                                 f"Jacobian mismatch for output {k} element {r} with respect to input "
+                                 f"{diff[j]} element {e}: analytical {a[e]!r}, numerical {n[e]!r}")
+    return True
+
+
+def _fail(raise_exception, msg):
+    if raise_exception:
+        raise GradcheckError("gradcheck: " + msg)
+    return False

@@ -22,11 +22,12 @@ def chain_rule_demo():
     print(f"dz/dx = {x.grad.item():g}   dz/dw = {w.grad.item():g}   dz/db = {b.grad.item():g}")
 
 
-def fit(lr, steps, n=64, seed=0, log_every=None, out=sys.stdout):
+def fit(lr, steps, n=64, seed=0, log_every=None, out=None):
     """Fits y = w*x + b to samples of 3x + 7 by full-batch gradient descent on the MSE.
 
     Returns (w, b, diverged).
     """
+    out = out or sys.stdout
     rng = np.random.default_rng(seed)
     xs = rng.uniform(-1.0, 1.0, size=(n, 1))
     ys = 3.0 * xs + 7.0

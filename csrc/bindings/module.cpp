@@ -12,7 +12,9 @@
 
 #include "dagrad/autodiff.h"
 #include "dagrad/ops.h"
+#include "dagrad/optim.h"
 #include "dagrad/profiler.h"
+#include "dagrad/trace.h"
 #include "dagrad/scheduler.h"
 
 namespace py = pybind11;
@@ -43,8 +45,20 @@ void realize_nogil(const std::vector<Tensor>& ts) {
   realize(ts);
 }
 
+// Note [Reading values while tracing]: a compiled step is traced once and replayed without
+// running Python, so a value read inside the traced function would be read only once.
+void check_not_tracing(const char* what) {
+  if (trace::active())
+    throw RuntimeError(std::string(what) +
+                       " inside a function being traced by dagrad.compile: the function runs once "
+                       "to record its graph and is then replayed without Python, so this value would "
+                       "be read only once and go stale. Return the tensor from the function and read "
+                       "it outside instead");
+}
+
 // A read-only numpy view of the value; the capsule keeps the storage alive.
 py::array to_numpy(const Tensor& t) {
+  check_not_tracing("numpy()");
   realize_nogil({t});
   auto* keep = new StoragePtr(t->storage);
   py::capsule owner(keep, [](void* p) { delete static_cast<StoragePtr*>(p); });
@@ -157,9 +171,13 @@ PYBIND11_MODULE(_core, m) {
           },
           [](const Tensor& t, const py::object& g) {
             if (g.is_none()) {
+              if (trace::active() && t->grad) trace::current()->add_grad_clear(t.node());
               t->grad.reset();
               return;
             }
+            if (trace::active())
+              throw RuntimeError("assigning a tensor to .grad is not supported inside dagrad.compile; "
+                                 "use zero_grad() or backward()");
             Tensor gt = g.cast<Tensor>();
             if (gt.shape() != t.shape() || gt.dtype() != t.dtype())
               throw RuntimeError("assigned grad of shape " + shape_str(gt.shape()) + " " +
@@ -174,6 +192,7 @@ PYBIND11_MODULE(_core, m) {
       .def_property_readonly("_graph_freed", [](const Tensor& t) { return t->graph_freed; })
       .def("numpy", &to_numpy)
       .def("item", [](const Tensor& t) -> py::object {
+        check_not_tracing("item()");
         realize_nogil({t});
         double v = t.item();
         switch (t.dtype()) {
@@ -475,6 +494,82 @@ PYBIND11_MODULE(_core, m) {
     d["threads_used"] = s.threads_used;
     d["parallel"] = s.parallel;
     return d;
+  });
+
+  // optimizers
+  py::class_<OptimHyper, std::shared_ptr<OptimHyper>>(m, "OptimHyper")
+      .def(py::init<>())
+      .def_readwrite("lr", &OptimHyper::lr)
+      .def_readwrite("momentum", &OptimHyper::momentum)
+      .def_readwrite("dampening", &OptimHyper::dampening)
+      .def_readwrite("weight_decay", &OptimHyper::weight_decay)
+      .def_readwrite("beta1", &OptimHyper::beta1)
+      .def_readwrite("beta2", &OptimHyper::beta2)
+      .def_readwrite("eps", &OptimHyper::eps)
+      .def_readwrite("alpha", &OptimHyper::alpha)
+      .def_readwrite("lr_decay", &OptimHyper::lr_decay)
+      .def_readwrite("nesterov", &OptimHyper::nesterov)
+      .def_readwrite("amsgrad", &OptimHyper::amsgrad)
+      .def_readwrite("centered", &OptimHyper::centered)
+      .def_readwrite("maximize", &OptimHyper::maximize)
+      .def_readwrite("decoupled", &OptimHyper::decoupled);
+  py::enum_<OptimKind>(m, "OptimKind")
+      .value("SGD", OptimKind::SGD)
+      .value("Adam", OptimKind::Adam)
+      .value("RMSprop", OptimKind::RMSprop)
+      .value("Adagrad", OptimKind::Adagrad);
+  m.def("optim_step", [](OptimKind kind, const Tensor& p, const Tensor& g, const std::vector<std::optional<Tensor>>& st,
+                         const std::shared_ptr<OptimHyper>& h) {
+    std::vector<Tensor> state;
+    for (auto& t : st) state.push_back(t ? *t : Tensor());
+    py::gil_scoped_release release;
+    std::lock_guard<std::recursive_mutex> lock(graph_mutex());
+    realize({p, g});
+    optim_step(kind, p, g, state, *h);
+    if (trace::active()) trace::current()->add_call([kind, p, g, state, h] { optim_step(kind, p, g, state, *h); });
+  });
+
+  // compile: tracing and replay
+  py::class_<Program, std::shared_ptr<Program>>(m, "Program")
+      .def(py::init<>())
+      .def("preconditions_hold", &Program::preconditions_hold)
+      .def("replay", [](Program& p) {
+        py::gil_scoped_release release;
+        p.replay();
+      })
+      .def_property_readonly("num_events", &Program::num_events)
+      .def_property_readonly("num_nodes", &Program::num_nodes);
+  m.def("_trace_begin", [](const std::shared_ptr<Program>& p) {
+    graph_mutex().lock();
+    try {
+      trace::begin(p);
+    } catch (...) {
+      graph_mutex().unlock();
+      throw;
+    }
+  });
+  m.def("_trace_end", [] {
+    trace::end();
+    graph_mutex().unlock();
+  });
+  m.def("is_tracing", &trace::active);
+  m.def("_copy_into", [](const Tensor& dst, const Tensor& src) {
+    if (dst.shape() != src.shape() || dst.dtype() != src.dtype())
+      throw ValueError("compile: an input of shape " + shape_str(src.shape()) + " " + dtype_name(src.dtype()) +
+                       " does not match the traced input of shape " + shape_str(dst.shape()) + " " +
+                       dtype_name(dst.dtype()));
+    py::gil_scoped_release release;
+    realize({src});
+    const size_t bytes = static_cast<size_t>(dst.numel()) * itemsize(dst.dtype());
+    if (bytes) std::memcpy(dst->storage->data(), src->storage->data(), bytes);
+    dst->storage->version.fetch_add(1, std::memory_order_relaxed);
+  });
+  m.def("_clone_leaf", [](const Tensor& t) {
+    py::gil_scoped_release release;
+    realize({t});
+    auto s = std::make_shared<Storage>(t->storage->nbytes());
+    if (s->nbytes()) std::memcpy(s->data(), t->storage->data(), s->nbytes());
+    return from_storage(std::move(s), t.shape(), t.dtype());
   });
 
   // profiler

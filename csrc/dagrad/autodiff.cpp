@@ -6,6 +6,7 @@
 
 #include "dagrad/ops.h"
 #include "dagrad/scheduler.h"
+#include "dagrad/trace.h"
 
 namespace dagrad {
 
@@ -105,7 +106,9 @@ std::unordered_map<Node*, Tensor> compute_gradients(const std::vector<Tensor>& r
       const Node* p = node->inputs[k].node.get();
       needs[k] = w.contains(p) && needed[p->run_index];
       any = any || needs[k];
-      if (needs[k] && p->realized() &&
+      // Every input is checked, not only those that need a gradient: a backward rule may
+      // read any of them (mul's gradient for a reads b).
+      if (p->realized() &&
           p->storage->version.load(std::memory_order_relaxed) != node->inputs[k].version)
         throw RuntimeError(std::string("backward: input ") + std::to_string(k) + " of '" +
                            op_name(node->op) + "' (shape " + shape_str(p->shape) +
@@ -190,22 +193,31 @@ void backward(const std::vector<Tensor>& roots, const std::vector<Tensor>& grads
     to_run.push_back(acc);
   }
   realize(to_run);
+  Program* rec = trace::current();
   for (auto& [leaf, acc] : updates) {
     if (create_graph) {
       leaf->grad = acc.node();
       continue;
     }
-    // A .grad owns its storage, so an in-place update of it (zero_) cannot reach a tensor
-    // the user passed in or another alias.
-    StoragePtr s = acc->storage;
-    if (s.use_count() > 1) {
-      auto fresh = std::make_shared<Storage>(s->nbytes());
-      if (s->nbytes()) std::memcpy(fresh->data(), s->data(), s->nbytes());
-      s = std::move(fresh);
+    if (rec) rec->note_grad_state(leaf);
+    NodePtr target = leaf->grad;
+    if (target) {
+      // Accumulate in place, as PyTorch: the .grad tensor keeps its identity across steps.
+      const size_t bytes = static_cast<size_t>(acc.numel()) * itemsize(acc.dtype());
+      if (bytes && target->storage->data() != acc->storage->data())
+        std::memcpy(target->storage->data(), acc->storage->data(), bytes);
+      target->storage->version.fetch_add(1, std::memory_order_relaxed);
+    } else {
+      // A new .grad owns its storage, so an in-place update of it (zero_) cannot reach a
+      // tensor the user passed in or another alias.
+      auto fresh = std::make_shared<Storage>(acc->storage->nbytes());
+      if (fresh->nbytes()) std::memcpy(fresh->data(), acc->storage->data(), fresh->nbytes());
+      target = from_storage(std::move(fresh), acc.shape(), acc.dtype()).node();
+      leaf->grad = target;
     }
-    leaf->grad = from_storage(std::move(s), acc.shape(), acc.dtype()).node();
+    if (rec) rec->add_grad_set(leaf, target, acc.node());
   }
-  if (!retain_graph && !create_graph) free_graph(w);
+  if (!retain_graph && !create_graph && !trace::active()) free_graph(w);
 }
 
 std::vector<Tensor> grad(const std::vector<Tensor>& outputs, const std::vector<Tensor>& inputs,
@@ -237,7 +249,7 @@ std::vector<Tensor> grad(const std::vector<Tensor>& outputs, const std::vector<T
     to_run.push_back(out[i]);
   }
   realize(to_run);
-  if (!retain_graph && !create_graph) free_graph(w);
+  if (!retain_graph && !create_graph && !trace::active()) free_graph(w);
   return out;
 }
 

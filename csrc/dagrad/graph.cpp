@@ -5,6 +5,7 @@
 #include "dagrad/autodiff.h"
 #include "dagrad/ops.h"
 #include "dagrad/scheduler.h"
+#include "dagrad/trace.h"
 
 namespace dagrad {
 
@@ -69,6 +70,8 @@ Tensor make_op(OpKind op, std::vector<Tensor> inputs, Shape shape, DType dtype, 
 void alloc_output(Node& n) {
   int64_t count = n.numel();
   size_t bytes = static_cast<size_t>(count) * itemsize(n.dtype);
+  // A replayed program rewrites each node's own buffer (Note [Tracing keeps the graph]).
+  if (n.storage && trace::replaying() && n.storage->nbytes() == bytes) return;
   if (count != 0 && bytes / itemsize(n.dtype) != static_cast<size_t>(count))
     throw MemoryError(std::string(op_name(n.op)) + ": output of shape " + shape_str(n.shape) +
                       " is too large to allocate");
@@ -149,8 +152,9 @@ void assign_(const Tensor& t, const Tensor& value) {
     if (v.dtype() != t.dtype()) v = cast(v, t.dtype());
     realize({t, v});
   }
-  std::memcpy(t->storage->data(), v->storage->data(), t->storage->nbytes() ? static_cast<size_t>(t.numel()) * itemsize(t.dtype()) : 0);
+  std::memcpy(t->storage->data(), v->storage->data(), static_cast<size_t>(t.numel()) * itemsize(t.dtype()));
   t->storage->version.fetch_add(1, std::memory_order_relaxed);
+  if (trace::active()) trace::current()->add_assign(t.node(), v.node());
 }
 
 const Tensor& Tensor::realize() const {

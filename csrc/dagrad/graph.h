@@ -37,7 +37,7 @@ struct Edge {
 ///
 /// A node's value (storage) is null until the scheduler computes it. Values are
 /// contiguous and row-major; Reshape and Detach share their input's storage.
-struct Node {
+struct Node : std::enable_shared_from_this<Node> {
   OpKind op = OpKind::Leaf;
   DType dtype = DType::Float32;
   bool requires_grad = false;

@@ -11,6 +11,7 @@
 
 #include "dagrad/ops.h"
 #include "dagrad/profiler.h"
+#include "dagrad/trace.h"
 
 #if defined(__x86_64__) || defined(_M_X64)
 #include <immintrin.h>
@@ -137,6 +138,7 @@ class ReadyQueue {
 
 struct Run {
   std::vector<Node*> order;          // topological: parents first
+  std::vector<int32_t> indegree;     // in-run parents of each node
   std::vector<int32_t> child_begin;  // CSR of in-run children, size n + 1
   std::vector<int32_t> children;
   std::vector<int32_t> roots;        // nodes with no pending parent
@@ -170,21 +172,23 @@ void collect(const std::vector<Tensor>& targets, uint64_t mark, Run& run) {
   }
 }
 
-void build_edges(uint64_t mark, Run& run, std::vector<std::atomic<int32_t>>& pending) {
+// Nodes of the run are exactly those carrying `mark` (collect() marks only pending nodes).
+void build_edges(uint64_t mark, Run& run) {
   const Run& r = run;
   const size_t n = r.order.size();
+  run.indegree.assign(n, 0);
   std::vector<int32_t>& cb = run.child_begin;
   cb.assign(n + 1, 0);
   for (size_t i = 0; i < n; ++i) {
     int32_t cnt = 0;
     for (const Edge& e : r.order[i]->inputs) {
       const Node* p = e.node.get();
-      if (!p->realized() && p->mark == mark) {
+      if (p->mark == mark) {
         ++cb[p->run_index + 1];
         ++cnt;
       }
     }
-    pending[i].store(cnt, std::memory_order_relaxed);
+    run.indegree[i] = cnt;
     if (cnt == 0) run.roots.push_back(static_cast<int32_t>(i));
   }
   for (size_t i = 0; i < n; ++i) {
@@ -196,7 +200,7 @@ void build_edges(uint64_t mark, Run& run, std::vector<std::atomic<int32_t>>& pen
   for (size_t i = 0; i < n; ++i)
     for (const Edge& e : r.order[i]->inputs) {
       const Node* p = e.node.get();
-      if (!p->realized() && p->mark == mark) run.children[fill[p->run_index]++] = static_cast<int32_t>(i);
+      if (p->mark == mark) run.children[fill[p->run_index]++] = static_cast<int32_t>(i);
     }
 }
 
@@ -275,6 +279,27 @@ RunStats last_run_stats() {
   return g_last_stats;
 }
 
+namespace {
+// Executes a built run: serially in topological order when no two nodes can be ready at once,
+// else on the worker pool. Rethrows the first error after every worker has stopped.
+void execute_run(Run& run, RunStats& stats) {
+  const size_t n = run.order.size();
+  std::vector<std::atomic<int32_t>> pending(n);
+  for (size_t i = 0; i < n; ++i) pending[i].store(run.indegree[i], std::memory_order_relaxed);
+  stats.nodes = static_cast<int64_t>(n);
+  const int threads = get_num_threads();
+  // A run with no two nodes ready at once (a chain) gains nothing from the pool.
+  const bool parallel = threads > 1 && (run.roots.size() > 1 || run.has_fanout);
+  stats.parallel = parallel;
+  if (parallel) {
+    run_parallel(run, pending, threads, stats);
+  } else {
+    for (Node* node : run.order) execute(*node, 0);
+    stats.threads_used = 1;
+  }
+}
+}  // namespace
+
 void realize(const std::vector<Tensor>& targets) {
   std::lock_guard<std::recursive_mutex> lock(graph_mutex());
   const uint64_t mark = next_mark();
@@ -284,26 +309,22 @@ void realize(const std::vector<Tensor>& targets) {
   if (n == 0) return;
   if (n > static_cast<size_t>(INT32_MAX - 1))
     throw ValueError("realize: a run of " + std::to_string(n) + " nodes is too large");
-  std::vector<std::atomic<int32_t>> pending(n);
-  build_edges(mark, run, pending);
+  build_edges(mark, run);
 
   RunStats stats;
-  stats.nodes = static_cast<int64_t>(n);
-  const int threads = get_num_threads();
-  // A run with no two nodes ready at once (a chain) gains nothing from the pool.
-  const bool parallel = threads > 1 && (run.roots.size() > 1 || run.has_fanout);
-  stats.parallel = parallel;
-
   std::exception_ptr error;
   try {
-    if (parallel) {
-      run_parallel(run, pending, threads, stats);
-    } else {
-      for (Node* node : run.order) execute(*node, 0);
-      stats.threads_used = 1;
-    }
+    execute_run(run, stats);
   } catch (...) {
     error = std::current_exception();
+  }
+  for (Node* node : run.order) node->run_index = -1;
+  g_last_stats = stats;
+  if (error) std::rethrow_exception(error);
+  if (trace::active()) {
+    // See Note [Tracing keeps the graph].
+    trace::record_run(run.order);
+    return;
   }
 
   // A computed node that no gradient will flow through no longer needs its inputs:
@@ -311,14 +332,36 @@ void realize(const std::vector<Tensor>& targets) {
   // because run.order points into the nodes being released.
   std::vector<NodePtr> released;
   for (Node* node : run.order) {
-    node->run_index = -1;
-    if (node->realized() && (!node->requires_grad || node->op == OpKind::Detach)) {
+    if (!node->requires_grad || node->op == OpKind::Detach) {
       for (Edge& e : node->inputs) released.push_back(std::move(e.node));
       node->inputs.clear();
     }
   }
-  g_last_stats = stats;
-  if (error) std::rethrow_exception(error);
+}
+
+// ---- replay of recorded runs (trace.h) ---------------------------------------------------------
+
+struct CachedRun::Impl {
+  std::vector<NodePtr> keep;  // owns the nodes
+  Run run;
+};
+
+CachedRun::CachedRun(const std::vector<Node*>& order) : impl_(std::make_shared<Impl>()) {
+  std::lock_guard<std::recursive_mutex> lock(graph_mutex());
+  const uint64_t mark = next_mark();
+  for (size_t i = 0; i < order.size(); ++i) {
+    impl_->keep.push_back(order[i]->shared_from_this());
+    order[i]->mark = mark;
+    order[i]->run_index = static_cast<int32_t>(i);
+  }
+  impl_->run.order = order;
+  build_edges(mark, impl_->run);
+  for (Node* node : order) node->run_index = -1;
+}
+
+void CachedRun::execute() const {
+  RunStats stats;
+  execute_run(impl_->run, stats);
 }
 
 }  // namespace dagrad

@@ -32,7 +32,9 @@ from ._tensor import (  # noqa: E402
     cat, concat, stack, split, chunk, gather, squeeze, unsqueeze, flatten, broadcast_to,
     eq, ne, lt, le, gt, ge,
 )
-from . import autograd, profiler, nn  # noqa: E402
+from . import autograd, profiler, nn, optim, data  # noqa: E402
+from .serialization import save, load  # noqa: E402
+from .compile import compile  # noqa: E402
 
 __version__ = "0.1.0"
 
@@ -49,5 +51,5 @@ __all__ = [
     "var", "std", "logsumexp", "softmax", "log_softmax", "cat", "concat", "stack", "split",
     "chunk", "gather", "squeeze", "unsqueeze", "flatten", "broadcast_to",
     "eq", "ne", "lt", "le", "gt", "ge",
-    "autograd", "profiler", "nn",
+    "autograd", "profiler", "nn", "optim", "data", "save", "load", "compile",
 ]

@@ -27,7 +27,14 @@ Tensor matmul(const Tensor& a, const Tensor& b) {
   Tensor x = a.ndim() == 1 ? reshape(a, {1, ka}) : a;
   Tensor y = b.ndim() == 1 ? reshape(b, {kb, 1}) : b;
   Shape xb(x.shape().begin(), x.shape().end() - 2), yb(y.shape().begin(), y.shape().end() - 2);
-  Shape out = broadcast_shapes(xb, yb, "matmul");
+  Shape out;
+  try {
+    out = broadcast_shapes(xb, yb, "matmul");
+  } catch (const ShapeError&) {
+    throw ShapeError("matmul: shapes " + shape_str(a.shape()) + " and " + shape_str(b.shape()) +
+                     " cannot be multiplied: batch dimensions " + shape_str(xb) + " and " +
+                     shape_str(yb) + " cannot be broadcast together");
+  }
   const int64_t m = x.shape()[x.ndim() - 2], n = y.shape().back();
   out.push_back(m);
   out.push_back(n);

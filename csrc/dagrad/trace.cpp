@@ -1,0 +1,83 @@
+#include "dagrad/trace.h"
+
+#include <cstring>
+
+#include "dagrad/scheduler.h"
+
+namespace dagrad {
+
+namespace {
+std::shared_ptr<Program> g_recording;  // guarded by graph_mutex()
+bool g_replaying = false;              // guarded by graph_mutex()
+
+void copy_value(const Node& from, Node& to) {
+  const size_t bytes = static_cast<size_t>(to.numel()) * itemsize(to.dtype);
+  if (bytes) std::memcpy(to.storage->data(), from.storage->data(), bytes);
+  to.storage->version.fetch_add(1, std::memory_order_relaxed);
+}
+}  // namespace
+
+namespace trace {
+void begin(const std::shared_ptr<Program>& p) {
+  if (g_recording) throw RuntimeError("compile: a traced function cannot trace another (nested dagrad.compile)");
+  g_recording = p;
+}
+void end() { g_recording.reset(); }
+bool active() { return g_recording != nullptr; }
+Program* current() { return g_recording.get(); }
+bool replaying() { return g_replaying; }
+void record_run(const std::vector<Node*>& order) {
+  if (g_recording) g_recording->add_run(order);
+}
+}  // namespace trace
+
+void Program::add_run(const std::vector<Node*>& order) {
+  Event e{Event::Kind::Run, std::make_shared<CachedRun>(order), nullptr, nullptr, nullptr, {}};
+  nodes_ += order.size();
+  events_.push_back(std::move(e));
+}
+void Program::add_assign(const NodePtr& target, const NodePtr& source) {
+  events_.push_back(Event{Event::Kind::Assign, nullptr, target, source, nullptr, {}});
+}
+void Program::note_grad_state(const NodePtr& leaf) {
+  if (!initial_grad_.count(leaf.get())) initial_grad_[leaf.get()] = {leaf, leaf->grad};
+}
+void Program::add_grad_set(const NodePtr& leaf, const NodePtr& grad_node, const NodePtr& source) {
+  events_.push_back(Event{Event::Kind::GradSet, nullptr, leaf, grad_node, source, {}});
+}
+void Program::add_grad_clear(const NodePtr& leaf) {
+  note_grad_state(leaf);
+  events_.push_back(Event{Event::Kind::GradClear, nullptr, leaf, nullptr, nullptr, {}});
+}
+void Program::add_call(std::function<void()> call) {
+  events_.push_back(Event{Event::Kind::Call, nullptr, nullptr, nullptr, nullptr, std::move(call)});
+}
+size_t Program::num_nodes() const { return nodes_; }
+
+bool Program::preconditions_hold() const {
+  for (const auto& [raw, state] : initial_grad_)
+    if (state.first->grad != state.second) return false;
+  return true;
+}
+
+void Program::replay() {
+  std::lock_guard<std::recursive_mutex> lock(graph_mutex());
+  struct Flag {
+    Flag() { g_replaying = true; }
+    ~Flag() { g_replaying = false; }
+  } flag;
+  for (const Event& e : events_) {
+    switch (e.kind) {
+      case Event::Kind::Run: e.run->execute(); break;
+      case Event::Kind::Assign: copy_value(*e.b, *e.a); break;
+      case Event::Kind::GradSet:
+        copy_value(*e.c, *e.b);
+        e.a->grad = e.b;
+        break;
+      case Event::Kind::GradClear: e.a->grad.reset(); break;
+      case Event::Kind::Call: e.call(); break;
+    }
+  }
+}
+
+}  // namespace dagrad

@@ -11,6 +11,7 @@
 #include <cstring>
 
 #include "dagrad/autodiff.h"
+#include "dagrad/kernels/gemm.h"
 #include "dagrad/ops.h"
 #include "dagrad/optim.h"
 #include "dagrad/profiler.h"
@@ -370,6 +371,7 @@ PYBIND11_MODULE(_core, m) {
   m.def("sigmoid", [](const Tensor& a) { return dagrad::sigmoid(a); });
   m.def("relu", [](const Tensor& a) { return dagrad::relu(a); });
   m.def("matmul", [](const Tensor& a, const Tensor& b) { return matmul(a, b); });
+  m.def("matmul_t", &matmul_t);
   m.def("sum", [](const Tensor& x, py::object dim, bool keepdim) { return reduce_all_dims(x, dim, keepdim, false); },
         py::arg("input"), py::arg("dim") = py::none(), py::arg("keepdim") = false);
   m.def("mean", [](const Tensor& x, py::object dim, bool keepdim) { return reduce_all_dims(x, dim, keepdim, true); },
@@ -594,7 +596,7 @@ PYBIND11_MODULE(_core, m) {
 #else
     d["openmp"] = py::none();
 #endif
-    d["blas"] = "none (built-in blocked kernel)";
+    d["blas"] = kernels::gemm_backend();
     d["compiler"] = __VERSION__;
     d["omp_max_threads"] = omp_get_max_threads();
     return d;

@@ -48,6 +48,9 @@ Tensor clamp(const Tensor& x, std::optional<double> min, std::optional<double> m
 // Linear algebra (ops/linalg.cpp).
 /// @brief Matrix product; 1-d operands as numpy, batch dims broadcast.
 Tensor matmul(const Tensor& a, const Tensor& b);
+/// @brief op(a) @ op(b) for operands of >= 2 dims, op = transpose of the last two dims when
+/// the flag is set; one node, no transposed copy.
+Tensor matmul_t(const Tensor& a, const Tensor& b, bool transpose_a, bool transpose_b);
 
 // Reductions (ops/reduce.cpp). Empty `dims` reduces over all dimensions.
 Tensor sum(const Tensor& x, std::vector<int64_t> dims = {}, bool keepdim = false);

@@ -17,6 +17,22 @@ import os as _os
 # scheduler's own workers spin only briefly (Note [Idle workers spin briefly, then sleep]).
 _os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
+
+def _preload_openblas():
+    # _core links libscipy_openblas.so; loading it first (by soname) lets the dynamic linker
+    # find it wherever _core lives (an editable build, a wheel).
+    try:
+        import ctypes
+        import scipy_openblas32
+    except ImportError:
+        return
+    lib = _os.path.join(scipy_openblas32.get_lib_dir(), scipy_openblas32.get_library() + ".so")
+    if _os.path.exists(lib):
+        ctypes.CDLL(lib, mode=ctypes.RTLD_GLOBAL)
+
+
+_preload_openblas()
+
 from . import _core  # noqa: E402
 from ._core import Tensor  # noqa: E402
 from ._tensor import (  # noqa: E402

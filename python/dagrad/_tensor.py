@@ -537,7 +537,7 @@ def _split(self, split_size_or_sections, dim=0):
         s = int(split_size_or_sections)
         if s <= 0:
             raise ValueError(f"split: split_size must be positive, got {s}")
-        sizes = [min(s, n - i) for i in range(0, n, s)] or [0]
+        sizes = [builtins.min(s, n - i) for i in range(0, n, s)] or [0]
     else:
         sizes = [int(v) for v in split_size_or_sections]
     return tuple(_core.split(self, sizes, int(dim)))

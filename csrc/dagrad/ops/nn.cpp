@@ -3,7 +3,7 @@
 #include <algorithm>
 
 #include "dagrad/kernels/dispatch.h"
-#include "dagrad/kernels/matmul.h"
+#include "dagrad/kernels/gemm.h"
 #include "dagrad/kernels/parallel.h"
 #include "dagrad/ops.h"
 
@@ -36,21 +36,17 @@ void Linear_forward(Node& out) {
   const Node& w = in(out, 1);
   const int64_t n = w.shape[0], k = w.shape[1], m = k ? x.numel() / k : out.numel() / std::max<int64_t>(n, 1);
   DAGRAD_DISPATCH_FLOAT(out.dtype, "linear", {
-    // W^T once, so the GEMM streams rows of it (the vectorisable form).
-    std::vector<T> wt(static_cast<size_t>(n * k));
-    const T* pw = w.data<T>();
-    for (int64_t i = 0; i < n; ++i)
-      for (int64_t j = 0; j < k; ++j) wt[j * n + i] = pw[i * k + j];
     const T* px = x.data<T>();
+    const T* pw = w.data<T>();
     T* po = out.data<T>();
-    const T* pb = out.inputs.size() > 2 ? in(out, 2).data<T>() : nullptr;
-    const int64_t grain = std::max<int64_t>(1, (1 << 16) / std::max<int64_t>(1, n * k));
-    parallel_for(m, grain, [&](int64_t r0, int64_t r1) {
-      kernels::gemm_rows<T>(r0, r1, n, k, px, wt.data(), po);
-      if (pb)
+    kernels::gemm(false, true, m, n, k, px, k, pw, k, po);
+    if (out.inputs.size() > 2) {
+      const T* pb = in(out, 2).data<T>();
+      parallel_for(m, std::max<int64_t>(1, (1 << 15) / std::max<int64_t>(1, n)), [&](int64_t r0, int64_t r1) {
         for (int64_t r = r0; r < r1; ++r)
           for (int64_t j = 0; j < n; ++j) po[r * n + j] += pb[j];
-    });
+      });
+    }
   });
 }
 // dx = g @ W, dW = g^T x over every leading dim, db = g summed over every leading dim.
@@ -60,7 +56,7 @@ std::vector<Tensor> Linear_backward(const Tensor& out, const Tensor& g, const st
   std::vector<Tensor> r(out->inputs.size());
   if (needs[0]) r[0] = matmul(g, w);
   Tensor g2 = reshape(g, {-1, nout});
-  if (needs[1]) r[1] = matmul(transpose(g2, 0, 1), reshape(x, {-1, nin}));
+  if (needs[1]) r[1] = matmul_t(g2, reshape(x, {-1, nin}), true, false);
   if (r.size() > 2 && needs[2]) r[2] = sum(g2, {0});
   return r;
 }

@@ -34,10 +34,10 @@ Tensor reduce(OpKind op, const Tensor& x, std::vector<int64_t> dims, bool keepdi
     else if (keepdim)
       out.push_back(1);
   }
-  Tensor v = x;
-  if ((op == OpKind::Amax || op == OpKind::Amin) && x.numel() == 0)
-    throw ValueError(std::string(name) + ": cannot reduce an empty tensor of shape " +
+  if ((op == OpKind::Amax || op == OpKind::Amin) && count == 0 && numel(out) > 0)
+    throw ValueError(std::string(name) + ": cannot reduce over a dimension of size 0 of shape " +
                      shape_str(x.shape()) + " (the operation has no identity)");
+  Tensor v = x;
   if (op == OpKind::Mean && !is_floating(x.dtype()))
     throw TypeError(std::string("mean: input dtype must be floating point, got ") + dtype_name(x.dtype()));
   if (x.dtype() == DType::Bool && op != OpKind::Amax && op != OpKind::Amin) v = cast(x, DType::Int64);
@@ -256,16 +256,23 @@ std::vector<Tensor> Amin_backward(const Tensor& out, const Tensor& g, const std:
 namespace {
 Tensor arg_extreme(OpKind op, const Tensor& x, std::optional<int64_t> dim, bool keepdim) {
   const char* name = op_name(op);
-  if (x.numel() == 0)
-    throw ValueError(std::string(name) + ": cannot reduce an empty tensor of shape " +
-                     shape_str(x.shape()));
   if (!dim) {
+    if (x.numel() == 0)
+      throw ValueError(std::string(name) + ": cannot reduce an empty tensor of shape " +
+                       shape_str(x.shape()));
     Tensor flat = reshape(x, {x.numel()});
     Tensor r = arg_extreme(op, flat, 0, false);
     if (keepdim) r = reshape(r, Shape(x.ndim(), 1));
     return r;
   }
   const int64_t d = x.ndim() == 0 ? 0 : wrap_dim(*dim, x.ndim(), name);
+  if (x.ndim() > 0 && x.shape()[d] == 0) {
+    Shape rest = x.shape();
+    rest.erase(rest.begin() + d);
+    if (numel(rest) > 0)
+      throw ValueError(std::string(name) + ": cannot reduce over dimension " + std::to_string(d) +
+                       " of size 0 of shape " + shape_str(x.shape()));
+  }
   if (x.ndim() == 0) {
     wrap_dim(*dim, 0, name);
     return full({}, 0.0, DType::Int64);

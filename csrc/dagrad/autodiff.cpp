@@ -109,7 +109,7 @@ std::unordered_map<Node*, Tensor> compute_gradients(const std::vector<Tensor>& r
       // Every input is checked, not only those that need a gradient: a backward rule may
       // read any of them (mul's gradient for a reads b).
       if (p->realized() &&
-          p->storage->version.load(std::memory_order_relaxed) != node->inputs[k].version)
+          p->storage->version.load(std::memory_order_relaxed) != node->inputs[k].expected())
         throw RuntimeError(std::string("backward: input ") + std::to_string(k) + " of '" +
                            op_name(node->op) + "' (shape " + shape_str(p->shape) +
                            ") was modified by an in-place operation after it was used; its "

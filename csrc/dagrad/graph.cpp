@@ -60,7 +60,7 @@ Tensor make_op(OpKind op, std::vector<Tensor> inputs, Shape shape, DType dtype, 
   n->inputs.reserve(inputs.size());
   for (auto& t : inputs) {
     rg = rg || t->requires_grad;
-    uint32_t v = t->storage ? t->storage->version.load(std::memory_order_relaxed) : 0;
+    uint32_t v = t->storage ? t->storage->version.load(std::memory_order_relaxed) : Edge::kPendingVersion;
     n->inputs.push_back(Edge{t.node(), v});
   }
   n->requires_grad = rg && GradMode::is_enabled() && is_floating(dtype);

@@ -27,10 +27,14 @@ struct OpAttrs {
 struct Node;
 using NodePtr = std::shared_ptr<Node>;
 
-/// @brief An input edge: the parent and the version of its storage when the edge was made.
+/// @brief An input edge: the parent and the version of its storage when the edge was made
+/// (kPendingVersion if the parent had no value yet: then the version it had when it was
+/// computed, Node::base_version, is the one expected).
 struct Edge {
+  static constexpr uint32_t kPendingVersion = 0xffffffffu;
   NodePtr node;
   uint32_t version = 0;
+  uint32_t expected() const;
 };
 
 /// @brief One node of the graph: an op applied to inputs, or a leaf holding data.
@@ -48,6 +52,9 @@ struct Node : std::enable_shared_from_this<Node> {
   StoragePtr storage;
   NodePtr grad;  // accumulated gradient of a leaf that requires grad
   uint64_t id = 0;
+  // Version of the storage right after this node computed it (aliases such as reshape share a
+  // storage whose version may already be above 0). See Edge.
+  uint32_t base_version = 0;
 
   // Scratch owned by the scheduler and autodiff while they hold the graph lock
   // (see Note [One run at a time]).
@@ -67,6 +74,8 @@ struct Node : std::enable_shared_from_this<Node> {
   template <class T>
   T* data() const { return static_cast<T*>(storage->data()); }
 };
+
+inline uint32_t Edge::expected() const { return version == kPendingVersion ? node->base_version : version; }
 
 /// @brief A handle on a node: what a C++ user builds graphs with.
 class Tensor {

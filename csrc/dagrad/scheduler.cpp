@@ -51,12 +51,12 @@ void check_versions(const Node& n) {
   for (size_t i = 0; i < n.inputs.size(); ++i) {
     const Node& p = *n.inputs[i].node;
     uint32_t now = p.storage->version.load(std::memory_order_relaxed);
-    if (now != n.inputs[i].version)
+    if (now != n.inputs[i].expected())
       throw RuntimeError(std::string(op_name(n.op)) + ": input " + std::to_string(i) +
                          " of shape " + shape_str(p.shape) +
                          " was modified by an in-place operation after this op was recorded "
                          "(version " + std::to_string(now) + ", expected " +
-                         std::to_string(n.inputs[i].version) + ")");
+                         std::to_string(n.inputs[i].expected()) + ")");
   }
 }
 
@@ -69,6 +69,7 @@ inline void execute(Node& n, int thread) {
   } else {
     op_info(n.op).forward(n);
   }
+  n.base_version = n.storage->version.load(std::memory_order_relaxed);
 }
 
 // The ready queue shared by the workers of one run. LIFO, so a worker that picks up

@@ -89,9 +89,10 @@ def gradcheck(fn, inputs, eps=1e-6, atol=1e-5, rtol=1e-3, raise_exception=True):
                 arr = flat.copy()
                 arr[e] += delta
                 args = list(inputs)
-                args[i] = _tensor.tensor(arr.reshape(values[j].shape), dtype=_tensor.float64)
-                with _tensor.no_grad():
-                    return [o.numpy().astype(np.float64).ravel() for o in run(args)]
+                # Grad mode stays on: fn may itself differentiate (grad with create_graph).
+                args[i] = _tensor.tensor(arr.reshape(values[j].shape), dtype=_tensor.float64,
+                                         requires_grad=True)
+                return [o.detach().numpy().astype(np.float64).ravel() for o in run(args)]
             plus, minus = shifted(eps), shifted(-eps)
             for k in range(len(base)):
                 numerical[k][j][:, e] = (plus[k] - minus[k]) / (2 * eps)

@@ -51,6 +51,14 @@ void gemm_fallback(bool ta, bool tb, int64_t M, int64_t N, int64_t K, const T* A
 // run (one calling thread) raises it. OpenBLAS splits M and N, never K, so results do not
 // depend on the count.
 std::atomic<int> g_blas_threads{-1};
+// OpenBLAS starts with one thread per core, and idle OpenBLAS threads spin. Start at one: the
+// pool grows only for a lone large GEMM (set_blas_threads below).
+struct BlasInit {
+  BlasInit() {
+    scipy_openblas_set_num_threads(1);
+    g_blas_threads.store(1, std::memory_order_relaxed);
+  }
+} g_blas_init;
 void set_blas_threads(int64_t M, int64_t N, int64_t K) {
   int want = 1;
   if (!omp_in_parallel()) {

@@ -16,12 +16,17 @@ enum class OpKind : uint16_t {
 #undef DAGRAD_X
 };
 
+struct Node;
+using NodePtr = std::shared_ptr<Node>;
+struct CustomOp;
+
 /// @brief Per-op parameters. Which fields an op uses is written beside its definition.
 struct OpAttrs {
   std::vector<int64_t> ints;  // axes, a shape or a permutation
   double scalar = 0.0;        // pow exponent, mean divisor, clamp min, fill value
   double scalar2 = 0.0;       // clamp max
   bool keepdim = false;
+  std::shared_ptr<const CustomOp> custom;  // Custom only
 };
 
 struct Node;

@@ -5,6 +5,7 @@
 // X(Enum, "name", family)
 #define DAGRAD_OPS(X)                 \
   X(Leaf, "leaf", graph)              \
+  X(Custom, "custom", custom)         \
   X(Detach, "detach", movement)       \
   X(Cast, "cast", elementwise)        \
   X(Add, "add", elementwise)          \

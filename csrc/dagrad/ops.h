@@ -1,6 +1,7 @@
 // @brief Public op API (graph-building functions) and the per-op dispatch table.
 #pragma once
 
+#include <functional>
 #include <optional>
 #include <string>
 #include <vector>
@@ -100,6 +101,17 @@ Tensor unfold(const Tensor& x, const std::vector<int64_t>& kernel, const std::ve
 Tensor fold(const Tensor& cols, const std::vector<int64_t>& output_size, const std::vector<int64_t>& kernel,
             const std::vector<int64_t>& stride, const std::vector<int64_t>& padding,
             const std::vector<int64_t>& dilation);
+
+// User-defined ops (ops/custom.cpp).
+/// @brief An op defined outside the op list: its forward computes `out` (allocate with
+/// alloc_output, or share an input's storage) from its inputs; its backward, if any, returns
+/// input gradients built from ordinary ops (it may be empty for an op with no gradient).
+struct CustomOp {
+  std::string name;
+  std::function<void(Node& out)> forward;
+  std::function<std::vector<Tensor>(const Tensor& out, const Tensor& grad, const std::vector<bool>& needs)> backward;
+};
+Tensor custom(const std::shared_ptr<const CustomOp>& op, std::vector<Tensor> inputs, Shape shape, DType dtype);
 
 // Composites (ops/composite.cpp): built from the primitives above, so their gradients follow.
 Tensor square(const Tensor& x);

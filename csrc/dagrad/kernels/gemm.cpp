@@ -2,7 +2,6 @@
 
 #include <omp.h>
 
-#include <atomic>
 #include <climits>
 #include <vector>
 
@@ -43,32 +42,27 @@ void gemm_fallback(bool ta, bool tb, int64_t M, int64_t N, int64_t K, const T* A
 }
 
 #ifdef DAGRAD_HAVE_OPENBLAS
-// Note [BLAS threads]: OpenBLAS runs its own thread pool. Under Note [Thread budget], a GEMM
-// called from a scheduler worker (several nodes running) gets one thread; a GEMM on the
-// calling thread of a serial run gets the whole budget. OpenBLAS's count is process-wide; it
-// is changed only when the wanted count differs from the last one set. Inside a parallel run
-// every worker wants 1, so concurrent workers never set different values, and only a serial
-// run (one calling thread) raises it. OpenBLAS splits M and N, never K, so results do not
-// depend on the count.
-std::atomic<int> g_blas_threads{-1};
-// OpenBLAS starts with one thread per core, and idle OpenBLAS threads spin. Start at one: the
-// pool grows only for a lone large GEMM (set_blas_threads below).
+// Note [BLAS threads]: OpenBLAS runs single-threaded, always, and dagrad parallelises a GEMM
+// itself by splitting the rows of C into blocks whose size depends only on the shape. BLAS
+// results are not bitwise stable across its own thread counts (its partitioning changes with
+// them), but each block here is the same BLAS call whatever the number of threads and whether
+// the GEMM runs alone (blocks spread over the budget, Note [Thread budget]) or beside other
+// nodes (blocks run in turn): same bits at any thread count.
 struct BlasInit {
-  BlasInit() {
-    scipy_openblas_set_num_threads(1);
-    g_blas_threads.store(1, std::memory_order_relaxed);
-  }
+  BlasInit() { scipy_openblas_set_num_threads(1); }
 } g_blas_init;
-void set_blas_threads(int64_t M, int64_t N, int64_t K) {
-  int want = 1;
-  if (!omp_in_parallel()) {
-    const double flops = 2.0 * static_cast<double>(M) * static_cast<double>(N) * static_cast<double>(K);
-    want = flops < 4e6 ? 1 : get_num_threads();
-  }
-  if (g_blas_threads.load(std::memory_order_relaxed) != want) {
-    scipy_openblas_set_num_threads(want);
-    g_blas_threads.store(want, std::memory_order_relaxed);
-  }
+
+inline int64_t row_block(int64_t M) { return std::max<int64_t>(32, (M + 7) / 8); }
+
+template <class T, class F>
+void blocked_rows(bool ta, int64_t M, int64_t lda, int64_t N, const T* A, T* C, const F& call) {
+  const int64_t rows = row_block(M), blocks = (M + rows - 1) / rows;
+  parallel_for(blocks, 1, [&](int64_t b0, int64_t b1) {
+    for (int64_t b = b0; b < b1; ++b) {
+      const int64_t m0 = b * rows, m = std::min(rows, M - m0);
+      call(int(m), ta ? A + m0 : A + m0 * lda, C + m0 * N);
+    }
+  });
 }
 bool fits_int(int64_t v) { return v <= INT_MAX; }
 #endif
@@ -84,9 +78,10 @@ void gemm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, const float* A, int
   }
 #ifdef DAGRAD_HAVE_OPENBLAS
   if (fits_int(M) && fits_int(N) && fits_int(K) && fits_int(lda) && fits_int(ldb)) {
-    set_blas_threads(M, N, K);
-    scipy_cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans,
-                      int(M), int(N), int(K), 1.0f, A, int(lda), B, int(ldb), 0.0f, C, int(N));
+    blocked_rows<float>(ta, M, lda, N, A, C, [&](int m, const float* a, float* c) {
+      scipy_cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, m,
+                        int(N), int(K), 1.0f, a, int(lda), B, int(ldb), 0.0f, c, int(N));
+    });
     return;
   }
 #endif
@@ -102,9 +97,10 @@ void gemm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, const double* A, in
   }
 #ifdef DAGRAD_HAVE_OPENBLAS
   if (fits_int(M) && fits_int(N) && fits_int(K) && fits_int(lda) && fits_int(ldb)) {
-    set_blas_threads(M, N, K);
-    scipy_cblas_dgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans,
-                      int(M), int(N), int(K), 1.0, A, int(lda), B, int(ldb), 0.0, C, int(N));
+    blocked_rows<double>(ta, M, lda, N, A, C, [&](int m, const double* a, double* c) {
+      scipy_cblas_dgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, m,
+                        int(N), int(K), 1.0, a, int(lda), B, int(ldb), 0.0, c, int(N));
+    });
     return;
   }
 #endif

@@ -1,0 +1,275 @@
+// Scheduler overhead: chain, binary tree, 2-d wavefront and a wide layered DAG, with empty and
+// ~1 us node bodies. Competitors in one binary, measured side by side:
+//   serial   : the bodies called in topological order (no scheduler at all)
+//   dagrad   : the graph built from custom ops and run by dagrad's scheduler (1..N threads)
+//   omp-task : join counters + `omp task` per ready node (an OpenMP-task runtime)
+//   tbb-flow : oneTBB flow_graph continue_nodes (when built with libtbb-dev)
+// Usage: bench_scheduler [-t max_threads] [-r rounds] [-n nodes] [--quick]
+#include <omp.h>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <cstring>
+#include <functional>
+#include <memory>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "dagrad/ops.h"
+#include "dagrad/scheduler.h"
+
+#ifdef DAGRAD_BENCH_TBB
+#include <tbb/flow_graph.h>
+#include <tbb/global_control.h>
+#endif
+
+using namespace dagrad;
+using Clock = std::chrono::steady_clock;
+
+namespace {
+
+// ---- node bodies ---------------------------------------------------------------------------
+std::atomic<uint64_t> g_sink{0};
+int64_t g_spin_iters = 0;  // iterations of spin() that take about 1 us
+
+inline void spin(int64_t iters) {
+  double x = 1.0;
+  for (int64_t i = 0; i < iters; ++i) x = x * 1.0000001 + 1e-9;
+  if (x == 42.0) g_sink.fetch_add(1, std::memory_order_relaxed);
+}
+
+void calibrate() {
+  int64_t iters = 1000;
+  for (;;) {
+    auto t0 = Clock::now();
+    for (int r = 0; r < 100; ++r) spin(iters);
+    double us = std::chrono::duration<double, std::micro>(Clock::now() - t0).count() / 100;
+    if (us > 0.5) {
+      g_spin_iters = static_cast<int64_t>(iters / us);
+      return;
+    }
+    iters *= 2;
+  }
+}
+
+// ---- graphs as adjacency lists (parents of each node, topological order) --------------------
+struct Dag {
+  std::string name;
+  std::vector<std::vector<int32_t>> parents;
+};
+
+Dag chain(int n) {
+  Dag d{"chain", std::vector<std::vector<int32_t>>(n)};
+  for (int i = 1; i < n; ++i) d.parents[i] = {i - 1};
+  return d;
+}
+Dag binary_tree(int n) {  // a reduction tree: leaves first, each inner node joins two
+  Dag d{"binary tree", {}};
+  int leaves = 1;
+  while (2 * leaves - 1 < n) leaves *= 2;
+  std::vector<int32_t> level;
+  for (int i = 0; i < leaves; ++i) {
+    d.parents.push_back({});
+    level.push_back(i);
+  }
+  while (level.size() > 1) {
+    std::vector<int32_t> next;
+    for (size_t i = 0; i + 1 < level.size(); i += 2) {
+      d.parents.push_back({level[i], level[i + 1]});
+      next.push_back(static_cast<int32_t>(d.parents.size() - 1));
+    }
+    level = next;
+  }
+  return d;
+}
+Dag wavefront(int side) {
+  Dag d{"wavefront " + std::to_string(side) + "x" + std::to_string(side), {}};
+  d.parents.resize(static_cast<size_t>(side) * side);
+  for (int i = 0; i < side; ++i)
+    for (int j = 0; j < side; ++j) {
+      auto& p = d.parents[i * side + j];
+      if (i > 0) p.push_back((i - 1) * side + j);
+      if (j > 0) p.push_back(i * side + j - 1);
+    }
+  return d;
+}
+Dag wide(int width, int layers, uint32_t seed) {
+  Dag d{"wide " + std::to_string(width) + "x" + std::to_string(layers), {}};
+  std::mt19937 rng(seed);
+  for (int l = 0; l < layers; ++l)
+    for (int w = 0; w < width; ++w) {
+      std::vector<int32_t> p;
+      if (l > 0)
+        for (int k = 0; k < 2; ++k) p.push_back((l - 1) * width + static_cast<int32_t>(rng() % width));
+      d.parents.push_back(p);
+    }
+  return d;
+}
+
+std::vector<int32_t> sinks(const Dag& d) {
+  std::vector<char> has_child(d.parents.size(), 0);
+  for (auto& ps : d.parents)
+    for (int32_t p : ps) has_child[p] = 1;
+  std::vector<int32_t> s;
+  for (size_t i = 0; i < d.parents.size(); ++i)
+    if (!has_child[i]) s.push_back(static_cast<int32_t>(i));
+  return s;
+}
+
+// ---- competitors -------------------------------------------------------------------------------
+double time_serial(const Dag& d, int64_t iters) {
+  auto t0 = Clock::now();
+  for (size_t i = 0; i < d.parents.size(); ++i) spin(iters);
+  return std::chrono::duration<double>(Clock::now() - t0).count();
+}
+
+// dagrad: each node is a custom op whose forward runs the body and shares one preallocated
+// 0-d storage (empty nodes allocate nothing). Returns {run, build+run+free} seconds.
+std::pair<double, double> time_dagrad(const Dag& d, int64_t iters, int threads) {
+  set_num_threads(threads);
+  static StoragePtr shared = std::make_shared<Storage>(sizeof(float));
+  auto op = std::make_shared<CustomOp>();
+  op->name = "bench";
+  op->forward = [iters](Node& out) {
+    spin(iters);
+    out.storage = shared;
+  };
+  auto t0 = Clock::now();
+  double run_s = 0;
+  {
+    std::vector<Tensor> nodes;
+    nodes.reserve(d.parents.size());
+    std::vector<Tensor> in;
+    for (const auto& ps : d.parents) {
+      in.clear();
+      for (int32_t p : ps) in.push_back(nodes[p]);
+      nodes.push_back(custom(op, in, {}, DType::Float32));
+    }
+    std::vector<Tensor> outs;
+    for (int32_t s : sinks(d)) outs.push_back(nodes[s]);
+    auto r0 = Clock::now();
+    realize(outs);
+    run_s = std::chrono::duration<double>(Clock::now() - r0).count();
+  }
+  double total = std::chrono::duration<double>(Clock::now() - t0).count();
+  return {run_s, total};
+}
+
+double time_omp_tasks(const Dag& d, int64_t iters, int threads) {
+  const size_t n = d.parents.size();
+  std::vector<std::vector<int32_t>> children(n);
+  std::vector<std::atomic<int32_t>> pending(n);
+  for (size_t i = 0; i < n; ++i) {
+    pending[i].store(static_cast<int32_t>(d.parents[i].size()));
+    for (int32_t p : d.parents[i]) children[p].push_back(static_cast<int32_t>(i));
+  }
+  std::function<void(int32_t)> run = [&](int32_t i) {
+    for (;;) {
+      spin(iters);
+      int32_t next = -1;
+      for (int32_t c : children[i])
+        if (pending[c].fetch_sub(1, std::memory_order_acq_rel) == 1) {
+          if (next < 0) {
+            next = c;
+          } else {
+#pragma omp task firstprivate(c) shared(run)
+            run(c);
+          }
+        }
+      if (next < 0) return;
+      i = next;
+    }
+  };
+  auto t0 = Clock::now();
+#pragma omp parallel num_threads(threads)
+#pragma omp single
+  {
+    for (size_t i = 0; i < n; ++i)
+      if (d.parents[i].empty()) {
+        int32_t r = static_cast<int32_t>(i);
+#pragma omp task firstprivate(r) shared(run)
+        run(r);
+      }
+  }
+  return std::chrono::duration<double>(Clock::now() - t0).count();
+}
+
+#ifdef DAGRAD_BENCH_TBB
+double time_tbb(const Dag& d, int64_t iters, int threads) {
+  tbb::global_control gc(tbb::global_control::max_allowed_parallelism, threads);
+  tbb::flow::graph g;
+  std::vector<std::unique_ptr<tbb::flow::continue_node<tbb::flow::continue_msg>>> nodes;
+  nodes.reserve(d.parents.size());
+  std::vector<int32_t> roots;
+  for (size_t i = 0; i < d.parents.size(); ++i) {
+    nodes.push_back(std::make_unique<tbb::flow::continue_node<tbb::flow::continue_msg>>(
+        g, [iters](const tbb::flow::continue_msg&) { spin(iters); }));
+    for (int32_t p : d.parents[i]) tbb::flow::make_edge(*nodes[p], *nodes[i]);
+    if (d.parents[i].empty()) roots.push_back(static_cast<int32_t>(i));
+  }
+  auto t0 = Clock::now();
+  for (int32_t r : roots) nodes[r]->try_put(tbb::flow::continue_msg());
+  g.wait_for_all();
+  return std::chrono::duration<double>(Clock::now() - t0).count();
+}
+#endif
+
+template <class F>
+double best_of(int rounds, F f) {
+  double best = 1e30;
+  for (int r = 0; r < rounds; ++r) best = std::min(best, f());
+  return best;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  int max_threads = std::max(1, omp_get_num_procs());
+  int rounds = 5, n = 100000;
+  for (int i = 1; i < argc; ++i) {
+    std::string a = argv[i];
+    if (a == "-t" && i + 1 < argc) max_threads = std::atoi(argv[++i]);
+    else if (a == "-r" && i + 1 < argc) rounds = std::atoi(argv[++i]);
+    else if (a == "-n" && i + 1 < argc) n = std::atoi(argv[++i]);
+    else if (a == "--quick") { rounds = 2; n = 20000; }
+    else { std::fprintf(stderr, "usage: %s [-t threads] [-r rounds] [-n nodes] [--quick]\n", argv[0]); return 2; }
+  }
+  calibrate();
+  const int side = static_cast<int>(std::sqrt(static_cast<double>(n) * 0.9));
+  std::vector<Dag> dags = {chain(n), binary_tree(n), wavefront(std::min(side, 300)), wide(1000, std::max(1, n / 1000), 7)};
+  std::printf("dagrad scheduler benchmark: %d cores, best of %d rounds, ~1us body = %lld spin iterations\n",
+              omp_get_num_procs(), rounds, static_cast<long long>(g_spin_iters));
+  std::printf("%-22s %-6s %8s %12s %12s %14s %12s %12s\n", "graph", "body", "threads", "serial ns/n",
+              "dagrad run", "dagrad b+r+f", "omp-task", "tbb-flow");
+  for (const Dag& d : dags) {
+    const double nn = static_cast<double>(d.parents.size());
+    for (int body = 0; body < 2; ++body) {
+      const int64_t iters = body ? g_spin_iters : 0;
+      double serial = best_of(rounds, [&] { return time_serial(d, iters); });
+      for (int t = 1; t <= max_threads; t *= 2) {
+        double run = 1e30, total = 1e30;
+        for (int r = 0; r < rounds; ++r) {
+          auto [a, b] = time_dagrad(d, iters, t);
+          run = std::min(run, a);
+          total = std::min(total, b);
+        }
+        double omp = best_of(rounds, [&] { return time_omp_tasks(d, iters, t); });
+#ifdef DAGRAD_BENCH_TBB
+        double tbbt = best_of(rounds, [&] { return time_tbb(d, iters, t); });
+        char tbbs[32];
+        std::snprintf(tbbs, sizeof tbbs, "%.1f", tbbt / nn * 1e9);
+#else
+        const char* tbbs = "n/a";
+#endif
+        std::printf("%-22s %-6s %8d %12.1f %12.1f %14.1f %12.1f %12s\n",
+                    d.name.c_str(), body ? "1us" : "empty", t, serial / nn * 1e9, run / nn * 1e9, total / nn * 1e9,
+                    omp / nn * 1e9, tbbs);
+      }
+    }
+  }
+  return 0;
+}

@@ -254,6 +254,14 @@ def test_dropout_scales_kept_elements_and_gradient_is_the_mask(p):
         np.testing.assert_allclose(to_np(x.grad), np.where(kept, R / (1.0 - p), 0.0), **tol)
 
 
+def test_dropout_gradcheck_with_a_fixed_seed():
+    def fn(x):
+        dagrad.manual_seed(3)  # the same mask at every evaluation
+        return DF.dropout(x, p=0.4)
+    x = dg(make_input((4, 5), 4), dagrad.float64, requires_grad=True)
+    assert dagrad.autograd.gradcheck(fn, (x,), eps=1e-6, atol=1e-5, rtol=1e-3) is True
+
+
 def test_dropout_identity_when_not_training_and_edge_probabilities():
     xv = make_input((4, 5), 2)
     for p in (0.0, 0.5, 1.0):
@@ -547,7 +555,8 @@ def _stable_cases():
         "bce_with_logits": (lambda x, r: TF.binary_cross_entropy_with_logits(x, th(bt, x.dtype), reduction=r),
                             lambda x, r: DF.binary_cross_entropy_with_logits(x, dg(bt, x.dtype), reduction=r)),
         "bce_with_logits_pos_weight": (
-            lambda x, r: TF.binary_cross_entropy_with_logits(x, th(bt, x.dtype), pos_weight=th(pw, x.dtype), reduction=r),
+            lambda x, r: TF.binary_cross_entropy_with_logits(x, th(bt, x.dtype), pos_weight=th(pw, x.dtype),
+                                                             reduction=r),
             lambda x, r: DF.binary_cross_entropy_with_logits(x, dg(bt, x.dtype), pos_weight=dg(pw, x.dtype),
                                                              reduction=r)),
         "bce_of_sigmoid": (lambda x, r: TF.binary_cross_entropy(torch.sigmoid(x), th(bt, x.dtype), reduction=r),

@@ -311,6 +311,32 @@ def test_step_with_closure_returns_its_loss():
     np.testing.assert_allclose(w.numpy(), np.array([1.0, -2.0, 3.0]) * 0.8, rtol=1e-15)
 
 
+LOSSES_READ_AFTER_STEP = {
+    "mul-sum": lambda w, x: (w * w).sum(),
+    "linear-sum": lambda w, x: DF.linear(x, w.reshape(1, 3)).sum(),
+    "mse": lambda w, x: DF.mse_loss(w, x[0]),
+    "tanh-mean": lambda w, x: (dagrad.tanh(x) * w).mean(),
+}
+
+
+@pytest.mark.parametrize("loss_name", list(LOSSES_READ_AFTER_STEP))
+def test_loss_read_after_step_is_the_pre_step_value(loss_name):
+    # The usual loop: loss.backward(); opt.step(); log(loss.item()). As in PyTorch, the loss
+    # was computed before the update: reading it afterwards gives that value, not an error
+    # and not the loss of the updated parameters.
+    fn = LOSSES_READ_AFTER_STEP[loss_name]
+    w0 = np.array([1.0, -2.0, 3.0])
+    x0 = np.array([[0.5, 1.5, -1.0], [2.0, -0.5, 0.25]])
+    expected = fn(dagrad.tensor(w0), dagrad.tensor(x0)).item()
+    w = dagrad.tensor(w0, requires_grad=True)
+    opt = dagrad.optim.SGD([w], lr=0.1)
+    loss = fn(w, dagrad.tensor(x0))
+    loss.backward()
+    opt.step()
+    assert not np.array_equal(w.numpy(), w0)
+    assert loss.item() == expected
+
+
 def test_lr_change_between_steps_is_used():
     w = dagrad.tensor(np.array([1.0]), requires_grad=True)
     opt = dagrad.optim.SGD([w], lr=0.1)

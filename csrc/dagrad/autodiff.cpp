@@ -184,7 +184,9 @@ void backward(const std::vector<Tensor>& roots, const std::vector<Tensor>& grads
   w.release_indices();
 
   std::vector<std::pair<NodePtr, Tensor>> updates;
-  std::vector<Tensor> to_run;
+  // The roots are computed in the same run: a loss read after optimizer.step() must be the
+  // value before the step, as in an eager framework.
+  std::vector<Tensor> to_run(roots.begin(), roots.end());
   for (const NodePtr& node : w.order) {
     auto it = g.find(node.get());
     if (it == g.end() || !node->is_leaf() || !node->requires_grad) continue;
@@ -235,7 +237,7 @@ std::vector<Tensor> grad(const std::vector<Tensor>& outputs, const std::vector<T
   std::unordered_map<Node*, Tensor> g = compute_gradients(outputs, seeds, &inputs, w);
   w.release_indices();
   std::vector<Tensor> out(inputs.size());
-  std::vector<Tensor> to_run;
+  std::vector<Tensor> to_run(outputs.begin(), outputs.end());
   for (size_t i = 0; i < inputs.size(); ++i) {
     auto it = g.find(inputs[i].node().get());
     if (it == g.end()) {

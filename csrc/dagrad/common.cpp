@@ -93,6 +93,10 @@ int64_t wrap_dim(int64_t dim, int64_t ndim, const char* op) {
 }
 
 Storage::Storage(size_t nbytes) : nbytes_(nbytes) {
+  if (nbytes <= sizeof(inline_)) {
+    ptr_ = inline_;
+    return;
+  }
   constexpr size_t kAlign = 64;
   size_t rounded = (nbytes + kAlign - 1) / kAlign * kAlign;
   if (rounded < nbytes) throw MemoryError("cannot allocate " + std::to_string(nbytes) + " bytes");
@@ -102,6 +106,8 @@ Storage::Storage(size_t nbytes) : nbytes_(nbytes) {
     throw MemoryError("out of memory: cannot allocate " + std::to_string(nbytes) + " bytes");
 }
 
-Storage::~Storage() { std::free(ptr_); }
+Storage::~Storage() {
+  if (ptr_ != inline_) std::free(ptr_);
+}
 
 }  // namespace dagrad

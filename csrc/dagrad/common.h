@@ -106,6 +106,8 @@ struct Storage {
  private:
   void* ptr_ = nullptr;
   size_t nbytes_ = 0;
+  // Small values (scalars of a scalar graph) live inline: one allocation per value, not two.
+  alignas(16) unsigned char inline_[32];
 };
 
 using StoragePtr = std::shared_ptr<Storage>;

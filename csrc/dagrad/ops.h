@@ -82,10 +82,12 @@ Tensor strided_slice(const Tensor& x, const std::vector<int64_t>& starts,
 Tensor embed(const Tensor& x, const Shape& shape, const std::vector<int64_t>& starts,
              const std::vector<int64_t>& steps, double fill);
 /// @brief numpy integer-array indexing of consecutive dims starting at first_dim.
-Tensor index(const Tensor& x, const std::vector<Tensor>& indices, int64_t first_dim = 0);
+/// Negative indices count from the end unless allow_negative is false (embedding: IndexError).
+Tensor index(const Tensor& x, const std::vector<Tensor>& indices, int64_t first_dim = 0,
+             bool allow_negative = true);
 /// @brief The adjoint of index: zeros of `shape` with src added at the indices.
 Tensor index_put_add(const Tensor& src, const std::vector<Tensor>& indices, const Shape& shape,
-                     int64_t first_dim = 0);
+                     int64_t first_dim = 0, bool allow_negative = true);
 Tensor gather(const Tensor& x, int64_t dim, const Tensor& index);
 Tensor scatter_add(const Tensor& src, int64_t dim, const Tensor& index, const Shape& shape);
 Tensor cat(const std::vector<Tensor>& xs, int64_t dim = 0);

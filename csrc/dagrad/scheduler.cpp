@@ -61,7 +61,9 @@ void check_versions(const Node& n) {
 }
 
 inline void execute(Node& n, int thread) {
-  check_versions(n);
+  // A replayed program rewrites inputs and parameters in place by design; its edges were
+  // checked when it was recorded.
+  if (!trace::replaying()) check_versions(n);
   if (profiler::enabled()) {
     int64_t t0 = profiler::now_ns();
     op_info(n.op).forward(n);
@@ -285,14 +287,14 @@ namespace {
 // else on the worker pool. Rethrows the first error after every worker has stopped.
 void execute_run(Run& run, RunStats& stats) {
   const size_t n = run.order.size();
-  std::vector<std::atomic<int32_t>> pending(n);
-  for (size_t i = 0; i < n; ++i) pending[i].store(run.indegree[i], std::memory_order_relaxed);
   stats.nodes = static_cast<int64_t>(n);
   const int threads = get_num_threads();
   // A run with no two nodes ready at once (a chain) gains nothing from the pool.
   const bool parallel = threads > 1 && (run.roots.size() > 1 || run.has_fanout);
   stats.parallel = parallel;
   if (parallel) {
+    std::vector<std::atomic<int32_t>> pending(n);
+    for (size_t i = 0; i < n; ++i) pending[i].store(run.indegree[i], std::memory_order_relaxed);
     run_parallel(run, pending, threads, stats);
   } else {
     for (Node* node : run.order) execute(*node, 0);
@@ -329,15 +331,11 @@ void realize(const std::vector<Tensor>& targets) {
   }
 
   // A computed node that no gradient will flow through no longer needs its inputs:
-  // dropping them frees intermediates nobody else holds. Destroyed after the loop,
-  // because run.order points into the nodes being released.
-  std::vector<NodePtr> released;
-  for (Node* node : run.order) {
-    if (!node->requires_grad || node->op == OpKind::Detach) {
-      for (Edge& e : node->inputs) released.push_back(std::move(e.node));
-      node->inputs.clear();
-    }
-  }
+  // dropping them frees intermediates nobody else holds. Walking parents-first is safe: a
+  // node freed here is a parent of the current one, already behind us in run.order, and the
+  // current node is kept alive by its own (later) children or by the targets.
+  for (Node* node : run.order)
+    if (!node->requires_grad || node->op == OpKind::Detach) node->inputs.clear();
 }
 
 // ---- replay of recorded runs (trace.h) ---------------------------------------------------------

@@ -40,13 +40,13 @@ void Program::add_assign(const NodePtr& target, const NodePtr& source) {
   events_.push_back(Event{Event::Kind::Assign, nullptr, target, source, nullptr, {}});
 }
 void Program::note_grad_state(const NodePtr& leaf) {
-  if (!initial_grad_.count(leaf.get())) initial_grad_[leaf.get()] = {leaf, leaf->grad};
+  if (!initial_grad_.count(leaf.get())) initial_grad_[leaf.get()] = GradState{leaf, leaf->grad, true};
 }
 void Program::add_grad_set(const NodePtr& leaf, const NodePtr& grad_node, const NodePtr& source) {
   events_.push_back(Event{Event::Kind::GradSet, nullptr, leaf, grad_node, source, {}});
 }
 void Program::add_grad_clear(const NodePtr& leaf) {
-  note_grad_state(leaf);
+  if (!initial_grad_.count(leaf.get())) initial_grad_[leaf.get()] = GradState{leaf, nullptr, false};
   events_.push_back(Event{Event::Kind::GradClear, nullptr, leaf, nullptr, nullptr, {}});
 }
 void Program::add_call(std::function<void()> call) {
@@ -56,7 +56,7 @@ size_t Program::num_nodes() const { return nodes_; }
 
 bool Program::preconditions_hold() const {
   for (const auto& [raw, state] : initial_grad_)
-    if (state.first->grad != state.second) return false;
+    if (state.pinned && state.leaf->grad != state.grad) return false;
   return true;
 }
 

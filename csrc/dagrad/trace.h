@@ -50,7 +50,13 @@ class Program {
     std::function<void()> call;
   };
   std::vector<Event> events_;
-  std::unordered_map<Node*, std::pair<NodePtr, NodePtr>> initial_grad_;  // leaf -> (leaf, grad)
+  // The .grad each leaf must have when replay starts, from the first event that touched it:
+  // a GradSet (which read or replaced it) pins it; a GradClear first makes any state fine.
+  struct GradState {
+    NodePtr leaf, grad;
+    bool pinned;
+  };
+  std::unordered_map<Node*, GradState> initial_grad_;
   size_t nodes_ = 0;
 };
 

@@ -79,7 +79,10 @@ def random_split(dataset, lengths, seed=None, generator=None):
 
 
 def default_collate(samples):
+    """Stacks samples into batch tensors, recursing into tuples, lists and dicts (as PyTorch)."""
     first = samples[0]
+    if isinstance(first, dict):
+        return {k: default_collate([s[k] for s in samples]) for k in first}
     if isinstance(first, (tuple, list)):
         return tuple(default_collate([s[i] for s in samples]) for i in range(len(first)))
     if isinstance(first, Tensor):

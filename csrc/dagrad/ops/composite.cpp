@@ -290,6 +290,12 @@ Tensor conv1d(const Tensor& x, const Tensor& w, const Tensor& b, int64_t stride,
   if (w.ndim() != 3)
     throw ShapeError("conv1d: expected a 3-d weight (out_channels, in_channels/groups, k), got shape " +
                      shape_str(w.shape()));
+  if (groups <= 0) throw ValueError("conv1d: groups must be positive");
+  if (x.shape()[1] != w.shape()[1] * groups || w.shape()[0] % groups != 0)
+    throw ShapeError("conv1d: input of shape " + shape_str(x.shape()) + " has " + std::to_string(x.shape()[1]) +
+                     " channels but weight of shape " + shape_str(w.shape()) + " with groups=" +
+                     std::to_string(groups) + " expects " + std::to_string(w.shape()[1] * groups) +
+                     " (and out_channels divisible by groups)");
   Tensor y = conv2d(unsqueeze(x, 2), unsqueeze(w, 2), b, {1, stride}, {0, padding}, {1, dilation}, groups);
   return squeeze(y, 2);
 }
@@ -349,7 +355,7 @@ Tensor embedding(const Tensor& indices, const Tensor& weight) {
   if (weight.ndim() != 2)
     throw ShapeError("embedding: weight must be 2-d (num_embeddings, embedding_dim), got shape " +
                      shape_str(weight.shape()));
-  return index(weight, {indices}, 0);
+  return index(weight, {indices}, 0, /*allow_negative=*/false);
 }
 Tensor layer_norm(const Tensor& x, const Shape& ns, const Tensor& weight, const Tensor& bias, double eps) {
   const int64_t k = static_cast<int64_t>(ns.size());

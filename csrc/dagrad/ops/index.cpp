@@ -33,8 +33,8 @@ void view_of(const Shape& big, const std::vector<int64_t>& ints, Shape& strides,
   }
 }
 
-void check_index(int64_t v, int64_t size, int64_t dim, const char* op) {
-  if (v < -size || v >= size)
+void check_index(int64_t v, int64_t size, int64_t dim, const char* op, bool allow_negative = true) {
+  if (v < (allow_negative ? -size : 0) || v >= size)
     throw IndexError(std::string(op) + ": index " + std::to_string(v) +
                      " is out of bounds for dimension " + std::to_string(dim) + " with size " +
                      std::to_string(size));
@@ -147,7 +147,7 @@ Shape index_result_shape(const Shape& xs, int64_t d0, size_t k, const Shape& b) 
 // Element offsets (into the indexed block) for every broadcast index position, bounds-checked
 // before any data of the indexed tensor is read.
 std::vector<int64_t> index_offsets(const Node& n, size_t first_index_input, const Shape& xs,
-                                   int64_t d0, const Shape& bshape, const char* op) {
+                                   int64_t d0, const Shape& bshape, const char* op, bool allow_negative) {
   const size_t k = n.inputs.size() - first_index_input;
   const int64_t nb = numel(bshape);
   std::vector<int64_t> off(static_cast<size_t>(nb), 0);
@@ -160,7 +160,7 @@ std::vector<int64_t> index_offsets(const Node& n, size_t first_index_input, cons
     loop.run_rows(0, loop.rows(), [&](int64_t len, const auto& o, const auto& st) {
       for (int64_t i = 0; i < len; ++i) {
         int64_t v = pi[o[1] + i * st[1]];
-        check_index(v, size, d0 + static_cast<int64_t>(j), op);
+        check_index(v, size, d0 + static_cast<int64_t>(j), op, allow_negative);
         if (v < 0) v += size;
         off[o[0] + i * st[0]] += v * cs[j];
       }
@@ -170,7 +170,8 @@ std::vector<int64_t> index_offsets(const Node& n, size_t first_index_input, cons
 }
 }  // namespace
 
-Tensor index(const Tensor& x, const std::vector<Tensor>& indices, int64_t first_dim) {
+// attrs.ints = {first indexed dim, negative indices allowed}
+Tensor index(const Tensor& x, const std::vector<Tensor>& indices, int64_t first_dim, bool allow_negative) {
   if (indices.empty()) return x;
   const int64_t d0 = x.ndim() == 0 ? 0 : wrap_dim(first_dim, x.ndim(), "index");
   if (d0 + static_cast<int64_t>(indices.size()) > x.ndim())
@@ -186,11 +187,11 @@ Tensor index(const Tensor& x, const std::vector<Tensor>& indices, int64_t first_
       const int64_t* p = i->data<int64_t>();
       const int64_t size = x.shape()[d0 + ins.size() - 2];
       for (int64_t e = 0; e < i.numel(); ++e)
-        check_index(p[e], size, d0 + static_cast<int64_t>(ins.size()) - 2, "index");
+        check_index(p[e], size, d0 + static_cast<int64_t>(ins.size()) - 2, "index", allow_negative);
     }
   }
   OpAttrs a;
-  a.ints = {d0};
+  a.ints = {d0, allow_negative ? 1 : 0};
   return make_op(OpKind::Index, ins, index_result_shape(x.shape(), d0, indices.size(), b), x.dtype(),
                  std::move(a));
 }
@@ -199,7 +200,7 @@ void Index_forward(Node& out) {
   const int64_t d0 = out.attrs.ints[0];
   const size_t k = out.inputs.size() - 1;
   Shape b(out.shape.begin() + d0, out.shape.end() - (x.ndim() - d0 - static_cast<int64_t>(k)));
-  std::vector<int64_t> off = index_offsets(out, 1, x.shape, d0, b, "index");
+  std::vector<int64_t> off = index_offsets(out, 1, x.shape, d0, b, "index", out.attrs.ints[1] != 0);
   alloc_output(out);
   int64_t outer = 1, inner = 1, block = 1;
   for (int64_t d = 0; d < d0; ++d) outer *= x.shape[d];
@@ -218,18 +219,18 @@ std::vector<Tensor> Index_backward(const Tensor& out, const Tensor& g, const std
   std::vector<Tensor> idx;
   for (size_t i = 1; i < out->inputs.size(); ++i) idx.push_back(input(out, i));
   std::vector<Tensor> r(out->inputs.size());
-  r[0] = index_put_add(g, idx, input(out, 0).shape(), out->attrs.ints[0]);
+  r[0] = index_put_add(g, idx, input(out, 0).shape(), out->attrs.ints[0], out->attrs.ints[1] != 0);
   return r;
 }
 
 // A tensor of `shape`, zero but for the rows of `src` added at `indices` (repeated indices
 // accumulate, in index order: deterministic).
 Tensor index_put_add(const Tensor& src, const std::vector<Tensor>& indices, const Shape& shape,
-                     int64_t first_dim) {
+                     int64_t first_dim, bool allow_negative) {
   std::vector<Tensor> ins = {src};
   ins.insert(ins.end(), indices.begin(), indices.end());
   OpAttrs a;
-  a.ints = {first_dim};
+  a.ints = {first_dim, allow_negative ? 1 : 0};
   return make_op(OpKind::IndexPut, ins, shape, src.dtype(), std::move(a));
 }
 void IndexPut_forward(Node& out) {
@@ -237,7 +238,7 @@ void IndexPut_forward(Node& out) {
   const int64_t d0 = out.attrs.ints[0];
   const size_t k = out.inputs.size() - 1;
   Shape b(src.shape.begin() + d0, src.shape.end() - (out.ndim() - d0 - static_cast<int64_t>(k)));
-  std::vector<int64_t> off = index_offsets(out, 1, out.shape, d0, b, "index_put");
+  std::vector<int64_t> off = index_offsets(out, 1, out.shape, d0, b, "index_put", out.attrs.ints[1] != 0);
   alloc_output(out);
   int64_t outer = 1, inner = 1, block = 1;
   for (int64_t d = 0; d < d0; ++d) outer *= out.shape[d];
@@ -260,7 +261,7 @@ std::vector<Tensor> IndexPut_backward(const Tensor& out, const Tensor& g, const 
   std::vector<Tensor> idx;
   for (size_t i = 1; i < out->inputs.size(); ++i) idx.push_back(input(out, i));
   std::vector<Tensor> r(out->inputs.size());
-  r[0] = index(g, idx, out->attrs.ints[0]);
+  r[0] = index(g, idx, out->attrs.ints[0], out->attrs.ints[1] != 0);
   return r;
 }
 
@@ -284,7 +285,7 @@ void for_each_gathered(const Node& idx, const Shape& big, int64_t d, const char*
   const int64_t* pi = idx.data<int64_t>();
   StridedLoop<2> loop(idx.shape, {contiguous_strides(idx.shape), st});
   // Check every index first: nothing is read or written before all are known to be valid.
-  for (int64_t e = 0; e < idx.numel(); ++e) check_index(pi[e], big[d], d, op);
+  for (int64_t e = 0; e < idx.numel(); ++e) check_index(pi[e], big[d], d, op, /*allow_negative=*/false);
   loop.run_rows(0, loop.rows(), [&](int64_t n, const auto& off, const auto& s) {
     for (int64_t i = 0; i < n; ++i) {
       const int64_t pos = off[0] + i * s[0];

@@ -93,7 +93,10 @@ Tensor unfold(const Tensor& x, const std::vector<int64_t>& kernel, const std::ve
   if (x.ndim() != 4)
     throw ShapeError("unfold: expected a 4-d input (N, C, H, W), got shape " + shape_str(x.shape()));
   Window w = check_window("unfold", kernel, stride, padding, dilation);
-  const int64_t oh = w.out_h(x.shape()[2]), ow = w.out_w(x.shape()[3]);
+  // The numerator of the output size can be negative: C++ division would round it to 0.
+  const bool fits = x.shape()[2] + 2 * w.ph >= w.dh * (w.kh - 1) + 1 &&
+                    x.shape()[3] + 2 * w.pw >= w.dw * (w.kw - 1) + 1;
+  const int64_t oh = fits ? w.out_h(x.shape()[2]) : 0, ow = fits ? w.out_w(x.shape()[3]) : 0;
   if (oh <= 0 || ow <= 0)
     throw ShapeError("unfold: the kernel " + shape_str(kernel) + " (dilation " + shape_str(dilation) +
                      ") does not fit the padded input of shape " + shape_str(x.shape()));

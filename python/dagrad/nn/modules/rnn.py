@@ -2,10 +2,12 @@
 
 Note [RNNs are unrolled into the graph]: a recurrent layer records one small subgraph per
 time step, so backward through time is ordinary backward through the unrolled graph. The
-input-to-hidden products of a layer are one ``linear`` over all time steps (they do not depend
-on the recurrence); only the hidden-to-hidden product and the gates are per step. The
-scheduler runs the two directions of a bidirectional layer side by side, as they are
-independent subgraphs.
+input-to-hidden product of a step does not depend on the recurrence, so the scheduler runs
+those products ahead of (and beside) the chain of hidden-to-hidden steps, and runs the two
+directions of a bidirectional layer side by side. The sequence travels between layers as a
+list of per-step tensors: the gradient of each piece of a split is a full-size tensor
+(Slice's backward embeds it into zeros), so splitting an (L, N, F) tensor into its L steps
+costs O(L * L * N * F) in backward; only the caller's input is split, once.
 
 Parameter names, shapes, gate order (LSTM: i, f, g, o; GRU: r, z, n) and the initialisation
 U(-1/sqrt(hidden_size), 1/sqrt(hidden_size)) are PyTorch's, so state_dicts are interchangeable.
@@ -176,37 +178,37 @@ class RNNBase(Module):
         c0s = c0.split(1, 0) if is_lstm else None
         step = self._step()
 
-        layer_input = input
+        # The sequence is kept as a list of (N, features) steps between layers, so only the
+        # caller's input is split: see Note [RNNs are unrolled into the graph].
+        xs = [p.squeeze(0) for p in input.split(1, 0)]
         h_n, c_n = [], []
         for layer in range(self.num_layers):
             outs = []
             for direction in range(D):
                 k = layer * D + direction
                 w_ih, w_hh, b_ih, b_hh, w_hr = self._layer_params(layer, direction)
-                # One input projection for all steps: (L, N, gates).
-                gi = F.linear(layer_input, w_ih, b_ih).split(1, 0)
                 h = h0s[k].squeeze(0)
                 state = (h, c0s[k].squeeze(0)) if is_lstm else h
                 ys = [None] * seq_len
                 order = range(seq_len - 1, -1, -1) if direction == 1 else range(seq_len)
                 for t in order:
-                    g = gi[t].squeeze(0)
+                    gi = F.linear(xs[t], w_ih, b_ih)  # off the recurrence's critical path
                     if is_lstm:
-                        state = step(g, state, w_hh, b_hh, w_hr)
+                        state = step(gi, state, w_hh, b_hh, w_hr)
                         ys[t] = state[0]
                     else:
-                        state = step(g, state, w_hh, b_hh)
+                        state = step(gi, state, w_hh, b_hh)
                         ys[t] = state
                 if is_lstm:
                     h_n.append(state[0])
                     c_n.append(state[1])
                 else:
                     h_n.append(state)
-                outs.append(_tensor.stack(ys, 0))
-            layer_input = outs[0] if D == 1 else _tensor.cat(outs, 2)
+                outs.append(ys)
+            xs = outs[0] if D == 1 else [_tensor.cat([f, b], 1) for f, b in zip(*outs)]
             if self.dropout > 0 and self.training and layer < self.num_layers - 1:
-                layer_input = F.dropout(layer_input, self.dropout, True)
-        output = layer_input
+                xs = [F.dropout(x, self.dropout, True) for x in xs]
+        output = _tensor.stack(xs, 0)
         h_n = _tensor.stack(h_n, 0)
         c_n = _tensor.stack(c_n, 0) if is_lstm else None
         if not batched:

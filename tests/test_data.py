@@ -243,7 +243,7 @@ def test_custom_collate_fn():
 
 # ----------------------------------------------------------------------------- random_split
 
-def subset_indices(sub, ds_len):
+def subset_indices(sub):
     # Each item is (x, y) with y the original index.
     return [int(sub[i][1].item()) for i in range(len(sub))]
 
@@ -255,7 +255,7 @@ def test_random_split_lengths_and_disjointness(lengths):
     parts = random_split(ds, lengths, seed=0)
     assert [len(p) for p in parts] == lengths
     assert all(isinstance(p, Subset) for p in parts)
-    got = [subset_indices(p, 10) for p in parts]
+    got = [subset_indices(p) for p in parts]
     flat = [i for g in got for i in g]
     assert sorted(flat) == list(range(10)), "parts overlap or miss samples"
 
@@ -267,15 +267,15 @@ def test_random_split_fractions_match_torch_lengths():
         ours = [len(p) for p in random_split(ds, fracs, seed=0)]
         theirs = [len(p) for p in torch.utils.data.random_split(range(n), fracs)]
         assert ours == theirs, (n, fracs)
-        flat = [i for p in random_split(ds, fracs, seed=1) for i in subset_indices(p, n)]
+        flat = [i for p in random_split(ds, fracs, seed=1) for i in subset_indices(p)]
         assert sorted(flat) == list(range(n))
 
 
 def test_random_split_reproducible_with_seed():
     ds = TensorDataset(*indexed_dataset(20))
-    a = [subset_indices(p, 20) for p in random_split(ds, [12, 8], seed=5)]
-    b = [subset_indices(p, 20) for p in random_split(ds, [12, 8], seed=5)]
-    c = [subset_indices(p, 20) for p in random_split(ds, [12, 8], seed=6)]
+    a = [subset_indices(p) for p in random_split(ds, [12, 8], seed=5)]
+    b = [subset_indices(p) for p in random_split(ds, [12, 8], seed=5)]
+    c = [subset_indices(p) for p in random_split(ds, [12, 8], seed=6)]
     assert a == b
     assert a != c
     assert a[0] != list(range(12)), "random_split did not shuffle"
@@ -292,7 +292,7 @@ def test_random_split_wrong_total_raises():
 def test_subset_in_a_dataloader():
     ds = TensorDataset(*indexed_dataset(12))
     train, test = random_split(ds, [9, 3], seed=2)
-    train_idx = subset_indices(train, 12)
+    train_idx = subset_indices(train)
     batches = epoch_indices(DataLoader(train, batch_size=4, shuffle=True, seed=0))
     assert [len(b) for b in batches] == [4, 4, 1]
     assert sorted(i for b in batches for i in b) == sorted(train_idx)

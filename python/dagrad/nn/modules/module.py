@@ -100,7 +100,6 @@ class Module:
     """
 
     training: bool
-    _version = 1
 
     def __init__(self, *args, **kwargs):
         if args or kwargs:

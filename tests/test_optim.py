@@ -50,7 +50,7 @@ def init_weights(seed=0, sizes=SIZES):
 def make_batches(loss, seed=1, steps=STEPS, batch=BATCH, sizes=SIZES):
     g = np.random.default_rng(seed)
     xs = [g.standard_normal((batch, sizes[0])) for _ in range(steps)]
-    if loss == "ce":
+    if loss.endswith("ce"):
         ys = [g.integers(0, sizes[-1], size=batch) for _ in range(steps)]
     else:
         ys = [g.standard_normal((batch, sizes[-1])) for _ in range(steps)]
@@ -66,7 +66,10 @@ def mlp_loss(lib, params, x, y, act, loss):
         h = F.linear(h, params[2 * i], params[2 * i + 1])
         if i < n - 1:
             h = lib.tanh(h) if act == "tanh" else F.relu(h)
-    return F.cross_entropy(h, y) if loss == "ce" else F.mse_loss(h, y)
+    # "neg-...": the negated loss, for maximize=True (gradient ascent on the negated loss is
+    # descent on the loss; ascent on the loss itself diverges, and chaos amplifies rounding).
+    value = F.cross_entropy(h, y) if loss.endswith("ce") else F.mse_loss(h, y)
+    return -value if loss.startswith("neg-") else value
 
 
 def dg_params(weights):
@@ -140,12 +143,13 @@ CONFIGS = [
     ("SGD", dict(lr=0.05, momentum=0.9, dampening=0.3), "tanh", "ce"),
     ("SGD", dict(lr=0.05, momentum=0.8, weight_decay=0.05), "relu", "ce"),
     ("SGD", dict(lr=0.05, momentum=0.9, nesterov=True, weight_decay=0.01), "tanh", "mse"),
-    ("SGD", dict(lr=0.05, momentum=0.5, maximize=True), "tanh", "mse"),
+    ("SGD", dict(lr=0.05, momentum=0.5, maximize=True), "tanh", "neg-mse"),
     ("Adam", dict(lr=1e-2), "tanh", "ce"),
     ("Adam", dict(lr=1e-2, betas=(0.8, 0.95), eps=1e-6), "relu", "mse"),
     ("Adam", dict(lr=1e-2, amsgrad=True), "tanh", "ce"),
     ("Adam", dict(lr=1e-2, weight_decay=0.05), "relu", "ce"),
     ("Adam", dict(lr=1e-2, amsgrad=True, weight_decay=0.05), "tanh", "mse"),
+    ("Adam", dict(lr=1e-2, maximize=True), "relu", "neg-ce"),
     ("AdamW", dict(lr=1e-2), "tanh", "ce"),
     ("AdamW", dict(lr=1e-2, weight_decay=0.1), "relu", "mse"),
     ("AdamW", dict(lr=1e-2, weight_decay=0.1, amsgrad=True), "tanh", "ce"),
@@ -153,10 +157,12 @@ CONFIGS = [
     ("RMSprop", dict(lr=1e-2, centered=True), "relu", "mse"),
     ("RMSprop", dict(lr=5e-3, momentum=0.9), "tanh", "ce"),
     ("RMSprop", dict(lr=5e-3, alpha=0.9, centered=True, momentum=0.5, weight_decay=0.01), "tanh", "mse"),
+    ("RMSprop", dict(lr=5e-3, maximize=True), "tanh", "neg-mse"),
     ("Adagrad", dict(lr=0.1), "tanh", "ce"),
     ("Adagrad", dict(lr=0.1, lr_decay=0.05), "relu", "mse"),
     ("Adagrad", dict(lr=0.1, initial_accumulator_value=0.5), "tanh", "ce"),
     ("Adagrad", dict(lr=0.1, lr_decay=0.01, initial_accumulator_value=0.1, weight_decay=0.02), "tanh", "mse"),
+    ("Adagrad", dict(lr=0.1, maximize=True), "tanh", "neg-mse"),
 ]
 
 

@@ -56,6 +56,27 @@ void walk_graph(const std::vector<Tensor>& roots, Walk& w) {
   }
 }
 
+// Gradients of several slices of one tensor (split, chunk, x[t] over time steps) arrive as
+// zero-filled embeds; summing them one by one costs pieces x size. They are merged into one
+// embed_sum (cost: size + pieces), which the fixed contribution order keeps deterministic.
+Tensor sum_contributions(const std::vector<Tensor>& c) {
+  std::vector<Tensor> pieces, rest;
+  std::vector<std::vector<int64_t>> regions;
+  for (const Tensor& t : c) {
+    if (t->op == OpKind::Embed && t->attrs.scalar == 0.0 && !t->realized() && !t->requires_grad) {
+      pieces.push_back(Tensor(t->inputs[0].node));
+      regions.push_back(t->attrs.ints);
+    } else {
+      rest.push_back(t);
+    }
+  }
+  if (pieces.size() >= 2) rest.insert(rest.begin(), embed_sum(pieces, c[0].shape(), regions));
+  else if (pieces.size() == 1) rest = c;
+  Tensor total = rest[0];
+  for (size_t k = 1; k < rest.size(); ++k) total = add(total, rest[k]);
+  return total;
+}
+
 // Note [Accumulation order]
 // ~~~~~~~~~~~~~~~~~~~~~~~~~
 // A node reached by several paths (fan-in of gradients) gets one contribution per edge.
@@ -94,8 +115,7 @@ std::unordered_map<Node*, Tensor> compute_gradients(const std::vector<Tensor>& r
   for (size_t i = n; i-- > 0;) {
     const NodePtr& node = w.order[i];
     if (!needed[i] || contrib[i].empty()) continue;
-    Tensor total = contrib[i][0];
-    for (size_t k = 1; k < contrib[i].size(); ++k) total = add(total, contrib[i][k]);
+    Tensor total = sum_contributions(contrib[i]);
     std::vector<Tensor>().swap(contrib[i]);
     if (is_target[i]) result[node.get()] = total;
     if (node->is_leaf()) continue;

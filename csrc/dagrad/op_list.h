@@ -51,6 +51,7 @@
   X(Expand, "expand", movement)       \
   X(Slice, "slice", index)            \
   X(Embed, "embed", index)            \
+  X(EmbedSum, "embed_sum", index)     \
   X(Index, "index", index)            \
   X(IndexPut, "index_put", index)     \
   X(Gather, "gather", index)          \

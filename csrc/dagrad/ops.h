@@ -81,6 +81,11 @@ Tensor strided_slice(const Tensor& x, const std::vector<int64_t>& starts,
 /// @brief The adjoint of strided_slice: x placed in a tensor of `shape` filled with `fill`.
 Tensor embed(const Tensor& x, const Shape& shape, const std::vector<int64_t>& starts,
              const std::vector<int64_t>& steps, double fill);
+/// @brief Zeros of `shape` plus each piece added at its strided view (regions[i] = starts then
+/// steps, one per dim): the gradient of many slices of one tensor in one pass, not one
+/// full-size embed per slice.
+Tensor embed_sum(const std::vector<Tensor>& pieces, const Shape& shape,
+                 const std::vector<std::vector<int64_t>>& regions);
 /// @brief numpy integer-array indexing of consecutive dims starting at first_dim.
 /// Negative indices count from the end unless allow_negative is false (embedding: IndexError).
 Tensor index(const Tensor& x, const std::vector<Tensor>& indices, int64_t first_dim = 0,

@@ -744,3 +744,23 @@ def gt(input, other):
 
 def ge(input, other):
     return input >= other
+
+
+def _deepcopy(self, memo):
+    """A new leaf with a copy of the value, the same requires_grad and instance attributes
+    (so a deep-copied Module keeps its Parameters' marks)."""
+    if id(self) in memo:
+        return memo[id(self)]
+    import copy as _copy
+    out = _core._clone_leaf(self.detach())
+    if self.requires_grad and self.is_leaf:
+        out.requires_grad_(True)
+    memo[id(self)] = out
+    for k, v in getattr(self, "__dict__", {}).items():
+        setattr(out, k, _copy.deepcopy(v, memo))
+    if self.grad is not None:
+        out.grad = _core._clone_leaf(self.grad)
+    return out
+
+
+Tensor.__deepcopy__ = _deepcopy

@@ -135,6 +135,57 @@ std::vector<Tensor> Embed_backward(const Tensor& out, const Tensor& g, const std
   return {strided_slice(g, starts, steps, input(out, 0).shape())};
 }
 
+// ---- embed_sum (attrs.ints: each piece's starts then steps, piece after piece) -----------------
+Tensor embed_sum(const std::vector<Tensor>& pieces, const Shape& shape,
+                 const std::vector<std::vector<int64_t>>& regions) {
+  if (pieces.empty() || pieces.size() != regions.size())
+    throw ValueError("embed_sum: expected one region per piece");
+  OpAttrs a;
+  DType dt = pieces[0].dtype();
+  for (size_t i = 0; i < pieces.size(); ++i) {
+    if (regions[i].size() != 2 * shape.size() || pieces[i].ndim() != static_cast<int64_t>(shape.size()) ||
+        pieces[i].dtype() != dt)
+      throw ValueError("embed_sum: piece " + std::to_string(i) + " of shape " + shape_str(pieces[i].shape()) +
+                       " does not fit a tensor of shape " + shape_str(shape));
+    a.ints.insert(a.ints.end(), regions[i].begin(), regions[i].end());
+  }
+  checked_numel(shape, "embed_sum");
+  return make_op(OpKind::EmbedSum, pieces, shape, dt, std::move(a));
+}
+void EmbedSum_forward(Node& out) {
+  alloc_output(out);
+  const size_t nd = out.shape.size();
+  DAGRAD_DISPATCH_NUMERIC(out.dtype, "embed_sum", {
+    T* po = out.data<T>();
+    std::fill(po, po + out.numel(), T(0));
+    for (size_t i = 0; i < out.inputs.size(); ++i) {
+      const Node& x = in(out, i);
+      std::vector<int64_t> region(out.attrs.ints.begin() + 2 * nd * i, out.attrs.ints.begin() + 2 * nd * (i + 1));
+      Shape vs;
+      int64_t base;
+      view_of(out.shape, region, vs, base);
+      StridedLoop<2> loop(x.shape, {vs, contiguous_strides(x.shape)});
+      const T* px = x.data<T>();
+      T* pb = po + base;
+      loop.run_rows(0, loop.rows(), [&](int64_t n, const auto& off, const auto& st) {
+        for (int64_t k = 0; k < n; ++k) pb[off[0] + k * st[0]] += px[off[1] + k * st[1]];
+      });
+    }
+  });
+}
+std::vector<Tensor> EmbedSum_backward(const Tensor& out, const Tensor& g, const std::vector<bool>& needs) {
+  const size_t nd = out.shape().size();
+  std::vector<Tensor> r(out->inputs.size());
+  for (size_t i = 0; i < r.size(); ++i) {
+    if (!needs[i]) continue;
+    const auto& a = out->attrs.ints;
+    std::vector<int64_t> starts(a.begin() + 2 * nd * i, a.begin() + 2 * nd * i + nd),
+        steps(a.begin() + 2 * nd * i + nd, a.begin() + 2 * nd * (i + 1));
+    r[i] = strided_slice(g, starts, steps, input(out, i).shape());
+  }
+  return r;
+}
+
 // ---- integer-array indexing (attrs.ints = {first indexed dim}) -------------------------------
 namespace {
 Shape index_result_shape(const Shape& xs, int64_t d0, size_t k, const Shape& b) {

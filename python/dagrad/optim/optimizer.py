@@ -140,19 +140,28 @@ class Optimizer:
                                  "the size of optimizer's group")
         params = [p for g in self.param_groups for p in g["params"]]
         ids = [i for g in groups for i in g["params"]]
-        self.state = {}
+        old_state, self.state = self.state, {}
         for p, i in zip(params, ids):
             st = state_dict["state"].get(i, state_dict["state"].get(str(i)))
             if st is None:
                 continue
             new = {}
+            old = old_state.get(p, {})
             for k, v in st.items():
                 arr = v.numpy() if isinstance(v, Tensor) else np.asarray(v)
                 dt = _tensor.float64 if k == "step" else p.dtype
                 if k != "step" and tuple(arr.shape) != tuple(p.shape):
                     raise ValueError(f"optimizer state '{k}' of shape {arr.shape} does not match the "
                                      f"parameter of shape {p.shape}")
-                new[k] = _tensor.tensor(np.array(arr, dtype=_tensor._NUMPY_OF[dt]), dtype=dt)
+                value = np.array(arr, dtype=_tensor._NUMPY_OF[dt])
+                mine = old.get(k)
+                if mine is not None and tuple(mine.shape) == value.shape and mine.dtype == dt:
+                    # In place: a compiled step holds these very buffers (see dagrad.compile).
+                    with _tensor.no_grad():
+                        mine.copy_(_tensor.tensor(value, dtype=dt))
+                    new[k] = mine
+                else:
+                    new[k] = _tensor.tensor(value, dtype=dt)
             self.state[p] = new
         for mine, theirs in zip(self.param_groups, groups):
             for k, v in theirs.items():

@@ -7,13 +7,11 @@ reaches about 97-98% test accuracy.
 import argparse
 import sys
 
-import numpy as np
-
 import dagrad
 from dagrad import nn
 import dagrad.nn.functional as F
 
-from digits_mlp import accuracy, load_digits, progress
+from digits_mlp import fit
 
 
 class DigitsCNN(nn.Module):
@@ -32,29 +30,8 @@ class DigitsCNN(nn.Module):
 
 
 def train(epochs=15, batch_size=64, lr=2e-3, compile_step=False, seed=0, out=None):
-    out = out or sys.stdout
     dagrad.manual_seed(seed)
-    (xtr, ytr), (xte, yte) = load_digits(seed)
-    model = DigitsCNN()
-    opt = dagrad.optim.Adam(model.parameters(), lr=lr)
-    loader = dagrad.data.DataLoader(dagrad.data.TensorDataset(xtr, ytr), batch_size=batch_size,
-                                    shuffle=True, seed=seed)
-
-    def step(xb, yb):
-        opt.zero_grad()
-        loss = F.cross_entropy(model(xb), yb)
-        loss.backward()
-        opt.step()
-        return loss
-
-    if compile_step:
-        step = dagrad.compile(step)
-    for epoch in progress(range(1, epochs + 1), "epochs", total=epochs):
-        losses = [step(xb, yb).item() for xb, yb in loader]
-        if epoch % 5 == 0 or epoch == epochs:
-            print(f"epoch {epoch:3d}  loss {np.mean(losses):.4f}  test accuracy {accuracy(model, xte, yte):.4f}",
-                  file=out)
-    return accuracy(model, xte, yte)
+    return fit(DigitsCNN(), epochs, batch_size, lr, compile_step, seed, out or sys.stdout, log_every=5)
 
 
 def main(argv=None):

@@ -117,6 +117,9 @@ struct CustomOp {
   std::string name;
   std::function<void(Node& out)> forward;
   std::function<std::vector<Tensor>(const Tensor& out, const Tensor& grad, const std::vector<bool>& needs)> backward;
+  /// Rough work of one call, in the scheduler's cost unit (about one element touched, a few
+  /// nanoseconds); see Note [Serial or parallel run].
+  double cost = 1000.0;
 };
 Tensor custom(const std::shared_ptr<const CustomOp>& op, std::vector<Tensor> inputs, Shape shape, DType dtype);
 

@@ -146,7 +146,30 @@ struct Run {
   std::vector<int32_t> children;
   std::vector<int32_t> roots;        // nodes with no pending parent
   bool has_fanout = false;
+  double total_cost = 0;     // sum of node costs
+  double critical_cost = 0;  // costliest path
 };
+
+// Rough work of a node: flops for products, elements touched otherwise (see
+// Note [Serial or parallel run]).
+double node_cost(const Node& n) {
+  switch (n.op) {
+    case OpKind::Matmul: {
+      const Node& a = *n.inputs[0].node;
+      const double k = n.attrs.ints[0] ? a.shape[a.ndim() - 2] : a.shape.back();
+      return 2.0 * static_cast<double>(n.numel()) * k;
+    }
+    case OpKind::Linear: return 2.0 * static_cast<double>(n.numel()) * static_cast<double>(n.inputs[1].node->shape[1]);
+    case OpKind::Custom: return n.attrs.custom->cost;
+    case OpKind::Reshape:
+    case OpKind::Detach: return 1.0;
+    default: {
+      double c = static_cast<double>(n.numel());
+      for (const Edge& e : n.inputs) c = std::max(c, static_cast<double>(e.node->numel()));
+      return c + 1.0;
+    }
+  }
+}
 
 // Iterative post-order DFS over pending nodes (Note [Iterative teardown] has the same
 // reason: a recursive walk overflows the stack on long chains).
@@ -197,6 +220,17 @@ void build_edges(uint64_t mark, Run& run) {
   for (size_t i = 0; i < n; ++i) {
     if (cb[i + 1] > 1) run.has_fanout = true;
     cb[i + 1] += cb[i];
+  }
+  // Total work and the costliest path (order is topological, so one pass suffices).
+  std::vector<double> crit(n, 0.0);
+  for (size_t i = 0; i < n; ++i) {
+    const double c = node_cost(*r.order[i]);
+    double longest = 0;
+    for (const Edge& e : r.order[i]->inputs)
+      if (e.node->mark == mark) longest = std::max(longest, crit[e.node->run_index]);
+    crit[i] = longest + c;
+    run.total_cost += c;
+    run.critical_cost = std::max(run.critical_cost, crit[i]);
   }
   run.children.resize(cb[n]);
   std::vector<int32_t> fill(cb.begin(), cb.end() - 1);
@@ -289,8 +323,19 @@ void execute_run(Run& run, RunStats& stats) {
   const size_t n = run.order.size();
   stats.nodes = static_cast<int64_t>(n);
   const int threads = get_num_threads();
-  // A run with no two nodes ready at once (a chain) gains nothing from the pool.
-  const bool parallel = threads > 1 && (run.roots.size() > 1 || run.has_fanout);
+  // Note [Serial or parallel run]
+  // ~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~
+  // The worker pool pays for itself only when independent nodes carry real work: a run goes
+  // to the pool when it has fan-out, enough total work to amortise waking a worker, and a
+  // total/critical-path work ratio (the most its node-level parallelism can give) of at least
+  // kMinParallelism. Otherwise (a chain, an MLP step whose few side branches are small next to
+  // its GEMMs) it runs on the calling thread, where each large kernel may use the whole
+  // thread budget (Note [Thread budget]). Costs are rough: flops for products, elements
+  // touched otherwise. Either way the results are the same bits.
+  constexpr double kMinParallelWork = 2e4, kMinParallelism = 1.3;
+  const bool parallel = threads > 1 && (run.roots.size() > 1 || run.has_fanout) &&
+                        run.total_cost >= kMinParallelWork &&
+                        run.total_cost >= kMinParallelism * run.critical_cost;
   stats.parallel = parallel;
   if (parallel) {
     std::vector<std::atomic<int32_t>> pending(n);

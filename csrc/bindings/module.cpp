@@ -155,7 +155,9 @@ PYBIND11_MODULE(_core, m) {
       .def_property_readonly("itemsize", [](DType d) { return itemsize(d); })
       .def_property_readonly("is_floating_point", [](DType d) { return is_floating(d); });
 
-  py::class_<Tensor>(m, "Tensor", py::dynamic_attr())
+  // No per-object __dict__: tensors are not tracked by Python's cyclic GC, which matters when a
+  // loop creates millions of them. State lives on the node (see _is_param).
+  py::class_<Tensor>(m, "Tensor")
       .def_property_readonly("shape", [](const Tensor& t) { return py::tuple(py::cast(t.shape())); })
       .def_property_readonly("ndim", &Tensor::ndim)
       .def_property_readonly("dtype", &Tensor::dtype)
@@ -191,6 +193,8 @@ PYBIND11_MODULE(_core, m) {
       .def_property_readonly("_id", [](const Tensor& t) { return t->id; })
       .def_property_readonly("_realized", [](const Tensor& t) { return t->realized(); })
       .def_property_readonly("_graph_freed", [](const Tensor& t) { return t->graph_freed; })
+      .def_property("_is_param", [](const Tensor& t) { return t->is_param; },
+                    [](const Tensor& t, bool v) { t->is_param = v; })
       .def("numpy", &to_numpy)
       .def("item", [](const Tensor& t) -> py::object {
         check_not_tracing("item()");

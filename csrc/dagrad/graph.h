@@ -51,6 +51,7 @@ struct Node : std::enable_shared_from_this<Node> {
   DType dtype = DType::Float32;
   bool requires_grad = false;
   bool graph_freed = false;  // backward ran without retain_graph through this node
+  bool is_param = false;     // marked as a Module parameter (dagrad.nn.Parameter)
   Shape shape;
   OpAttrs attrs;
   std::vector<Edge> inputs;

@@ -747,8 +747,8 @@ def ge(input, other):
 
 
 def _deepcopy(self, memo):
-    """A new leaf with a copy of the value, the same requires_grad and instance attributes
-    (so a deep-copied Module keeps its Parameters' marks)."""
+    """A new leaf with a copy of the value, the same requires_grad and the Parameter mark
+    (so a deep-copied Module keeps its Parameters)."""
     if id(self) in memo:
         return memo[id(self)]
     import copy as _copy
@@ -756,8 +756,7 @@ def _deepcopy(self, memo):
     if self.requires_grad and self.is_leaf:
         out.requires_grad_(True)
     memo[id(self)] = out
-    for k, v in getattr(self, "__dict__", {}).items():
-        setattr(out, k, _copy.deepcopy(v, memo))
+    out._is_param = self._is_param
     if self.grad is not None:
         out.grad = _core._clone_leaf(self.grad)
     return out

@@ -3,8 +3,9 @@
 Note [Parameters are marked tensors]: dagrad's Tensor is a pybind11 class, so a Python
 subclass could not be returned by the C++ ops. A Parameter is therefore an ordinary leaf
 Tensor carrying the mark ``_is_param``; ``isinstance(t, Parameter)`` reads the mark (through
-the metaclass). The mark lives on the Python object, so a tensor derived from a parameter
-(``p.detach()``, ``p * 2``, ``p.data``) is not a parameter, as in PyTorch. Unlike PyTorch's,
+the metaclass). The mark lives on the C++ node, so every handle on the same tensor agrees,
+and a tensor derived from a parameter (``p.detach()``, ``p * 2``, ``p.data``) is a new node
+and not a parameter, as in PyTorch. Unlike PyTorch's,
 ``Parameter(t)`` copies the value of ``t`` instead of sharing its storage: a parameter is
 always a fresh leaf, whatever graph ``t`` came from.
 """

@@ -2,6 +2,7 @@
 
 #include <omp.h>
 
+#include <algorithm>
 #include <condition_variable>
 #include <cstdlib>
 #include <exception>
@@ -253,7 +254,9 @@ void build_edges(uint64_t mark, Run& run) {
 void run_parallel(Run& run, std::vector<std::atomic<int32_t>>& pending, int threads,
                   RunStats& stats) {
   ReadyQueue queue;
-  for (size_t i = run.roots.size(); i-- > 0;) queue.push(run.roots[i]);
+  // The roots are dealt out in contiguous blocks to private lists up front (neighbouring roots,
+  // which often share children, stay on one thread), so the many roots of a wide graph cost no
+  // lock; only nodes readied later go through the shared queue.
   std::atomic<int64_t> remaining{static_cast<int64_t>(run.order.size())};
   std::atomic<bool> cancelled{false};
   std::mutex err_mutex;
@@ -262,10 +265,17 @@ void run_parallel(Run& run, std::vector<std::atomic<int32_t>>& pending, int thre
 
 #pragma omp parallel num_threads(threads)
   {
-    const int tid = omp_get_thread_num();
+    const int tid = omp_get_thread_num(), nt = omp_get_num_threads();
+    const size_t nr = run.roots.size();
+    std::vector<int32_t> mine(run.roots.begin() + nr * tid / nt, run.roots.begin() + nr * (tid + 1) / nt);
+    std::reverse(mine.begin(), mine.end());
     int64_t done_here = 0;
     int32_t cur = -1;
     for (;;) {
+      if (cur < 0 && !mine.empty()) {
+        cur = mine.back();
+        mine.pop_back();
+      }
       if (cur < 0 && !queue.pop(cur)) break;
       if (cancelled.load(std::memory_order_relaxed)) break;
       try {

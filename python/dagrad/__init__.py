@@ -27,8 +27,21 @@ def _preload_openblas():
     except ImportError:
         return
     lib = _os.path.join(scipy_openblas32.get_lib_dir(), scipy_openblas32.get_library() + ".so")
-    if _os.path.exists(lib):
+    if not _os.path.exists(lib):
+        return
+    # Note [BLAS threads] (csrc/dagrad/kernels/gemm.cpp): dagrad calls OpenBLAS on one thread
+    # and splits GEMMs itself. Loading the library with OPENBLAS_NUM_THREADS=1 keeps it from
+    # starting a pool whose idle threads would spin on cores the scheduler needs. The variable
+    # is restored at once, so numpy's own OpenBLAS is unaffected.
+    prev = _os.environ.get("OPENBLAS_NUM_THREADS")
+    _os.environ["OPENBLAS_NUM_THREADS"] = "1"
+    try:
         ctypes.CDLL(lib, mode=ctypes.RTLD_GLOBAL)
+    finally:
+        if prev is None:
+            del _os.environ["OPENBLAS_NUM_THREADS"]
+        else:
+            _os.environ["OPENBLAS_NUM_THREADS"] = prev
 
 
 _preload_openblas()

@@ -52,7 +52,7 @@ struct BlasInit {
   BlasInit() { scipy_openblas_set_num_threads(1); }
 } g_blas_init;
 
-inline int64_t row_block(int64_t M) { return std::max<int64_t>(32, (M + 7) / 8); }
+inline int64_t row_block(int64_t M) { return std::max<int64_t>(128, (M + 7) / 8); }
 
 template <class T, class F>
 void blocked_rows(bool ta, int64_t M, int64_t lda, int64_t N, const T* A, T* C, const F& call) {

@@ -1,0 +1,546 @@
+"""dagrad vs PyTorch (and numpy for GEMM): interleaved worker processes, ratios measured side by side.
+
+Run:  python benchmarks/bench_vs_torch.py [--quick] [--only a,b,c,d] [--rounds N] [--json PATH]
+
+  (a) a 10,000-node scalar graph x = relu(x*w + b), forward and forward+backward, us per node, 1 thread
+  (b) MLP training steps (zero_grad, forward, loss, backward, SGD momentum 0.9), dagrad eager and
+      dagrad.compile vs eager PyTorch, 1 thread
+  (c) 8 independent branches of 10 matmuls (tanh), n = 64 and 256, forward and forward+backward,
+      each framework at 1 and 2 threads: the 2-thread/1-thread speedup
+  (d) GEMM GFLOP/s, dagrad matmul vs numpy a @ b, 1 thread
+
+Each framework runs in its own worker process (python benchmarks/_bench_worker.py), which imports
+only that framework, with its thread count set in the environment before the import
+(DAGRAD_NUM_THREADS / OMP_NUM_THREADS / torch.set_num_threads / OPENBLAS_NUM_THREADS). The workers
+stay alive for the whole run; the driver asks them for timed rounds in turn (dagrad, torch,
+torch, dagrad, ...), so slow phases of the machine (another process taking a core) hit both
+sides alike. Every figure is the median over the rounds; ratios are torch time / dagrad time
+(> 1: dagrad is faster). The machine's other load during each section is measured from
+/proc/stat and printed, since a busy second core makes the 2-thread figures meaningless.
+"""
+import argparse
+import datetime
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+WORKER = os.path.join(HERE, "_bench_worker.py")
+
+THREAD_VARS = ("DAGRAD_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS",
+               "BENCH_THREADS")
+NUMPY_UNSET = ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")
+
+
+# ------------------------------------------------------------------------------- workers
+
+class WorkerError(RuntimeError):
+    pass
+
+
+class Worker:
+    """One long-lived worker process: one framework, one thread count."""
+
+    def __init__(self, framework, threads):
+        self.framework, self.threads = framework, threads
+        self.name = f"{framework}@{threads}t"
+        env = dict(os.environ)
+        for v in THREAD_VARS:
+            env[v] = str(threads)
+        if framework == "numpy":
+            for v in NUMPY_UNSET:
+                env.pop(v, None)
+        self.stderr = tempfile.TemporaryFile(mode="w+")
+        self.proc = subprocess.Popen([sys.executable, WORKER, framework], stdin=subprocess.PIPE,
+                                     stdout=subprocess.PIPE, stderr=self.stderr, text=True,
+                                     bufsize=1, env=env, cwd=HERE)
+        self.info = None
+        self._keys = set()
+
+    def _read(self):
+        line = self.proc.stdout.readline()
+        if not line:
+            self.stderr.seek(0)
+            raise WorkerError(f"worker {self.name} died:\n{self.stderr.read()[-4000:]}")
+        line = line.rstrip("\n")
+        if line.startswith("@@OK "):
+            return json.loads(line[5:])
+        if line.startswith("@@ERR "):
+            raise WorkerError(f"worker {self.name}: " + line[6:].replace("\\n", "\n"))
+        raise WorkerError(f"worker {self.name}: unexpected line {line!r}")
+
+    def ready(self):
+        if self.info is None:
+            self.info = self._read()
+        return self.info
+
+    def call(self, **cmd):
+        self.proc.stdin.write(json.dumps(cmd) + "\n")
+        self.proc.stdin.flush()
+        return self._read()
+
+    def cpu_seconds(self):
+        """User+system CPU time of the worker so far (from /proc), or None."""
+        try:
+            with open(f"/proc/{self.proc.pid}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        except (OSError, IndexError, ValueError):
+            return None
+
+    def close(self):
+        if self.proc.poll() is None:
+            try:
+                self.call(op="quit")
+            except (WorkerError, OSError):
+                pass
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+
+class Pool:
+    def __init__(self):
+        self.workers = {}
+
+    def start(self, specs):
+        """Starts the workers (framework, threads) not yet running, all at once, then waits."""
+        new = []
+        for fw, t in specs:
+            if (fw, t) not in self.workers:
+                self.workers[(fw, t)] = Worker(fw, t)
+                new.append(self.workers[(fw, t)])
+        for w in new:
+            w.ready()
+
+    def __getitem__(self, key):
+        return self.workers[key]
+
+    def cpu_seconds(self):
+        total = 0.0
+        for w in self.workers.values():
+            c = w.cpu_seconds()
+            total += c or 0.0
+        t = os.times()
+        return total + t.user + t.system
+
+    def close(self):
+        for w in self.workers.values():
+            w.close()
+
+
+# ------------------------------------------------------------------------------- load meter
+
+def _proc_stat_busy():
+    """(busy, total) jiffies of the whole machine, or None where /proc/stat is missing."""
+    try:
+        with open("/proc/stat") as f:
+            vals = [int(v) for v in f.readline().split()[1:]]
+    except (OSError, ValueError):
+        return None
+    idle = vals[3] + (vals[4] if len(vals) > 4 else 0)
+    return sum(vals[:8]) - idle, sum(vals[:8])
+
+
+class LoadMeter:
+    """CPU the rest of the machine used while a section ran, in cores (0 = quiet, 1 = one core busy)."""
+
+    def __init__(self, pool):
+        self.pool = pool
+        self.t0 = time.perf_counter()
+        self.s0 = _proc_stat_busy()
+        self.c0 = pool.cpu_seconds()
+
+    def other_cores(self):
+        s1 = _proc_stat_busy()
+        if self.s0 is None or s1 is None:
+            return None
+        wall = time.perf_counter() - self.t0
+        busy = (s1[0] - self.s0[0]) / os.sysconf("SC_CLK_TCK")
+        ours = self.pool.cpu_seconds() - self.c0
+        return max(0.0, (busy - ours) / wall) if wall > 0 else None
+
+
+# ------------------------------------------------------------------------------- measuring
+
+def measure(pool, case, variants, rounds, target_s, max_reps=5000, fixed_reps=None):
+    """Sets a case up on each variant's worker, then runs interleaved rounds.
+
+    variants: list of (label, (framework, threads), extra case fields). Returns
+    {label: {"median_s", "min_s", "samples_s", "reps", "check", "setup_s"}}.
+    """
+    key = json.dumps(case, sort_keys=True)
+    out = {}
+    try:
+        for label, wkey, extra in variants:
+            spec = dict(case, **extra)
+            ans = pool[wkey].call(op="setup", key=key + label, case=spec)
+            t_one = max(ans["t_one"], 1e-7)
+            reps = fixed_reps or max(1, min(max_reps, int(round(target_s / t_one))))
+            out[label] = {"reps": reps, "check": ans["check"], "setup_s": ans["setup_s"],
+                          "samples_s": [], "t_one_s": ans["t_one"]}
+        order = [v for v in variants]
+        for r in range(rounds):
+            seq = order if r % 2 == 0 else order[::-1]
+            for label, wkey, _ in seq:
+                ans = pool[wkey].call(op="run", key=key + label, reps=out[label]["reps"])
+                out[label]["samples_s"].append(ans["t"])
+    finally:
+        for label, wkey, _ in variants:
+            try:
+                pool[wkey].call(op="drop", key=key + label)
+            except WorkerError:
+                pass
+    for v in out.values():
+        v["median_s"] = statistics.median(v["samples_s"]) if v["samples_s"] else float("nan")
+        v["min_s"] = min(v["samples_s"]) if v["samples_s"] else float("nan")
+    return out
+
+
+def _close(a, b, rtol, atol):
+    if isinstance(a, list):
+        return len(a) == len(b) and all(_close(x, y, rtol, atol) for x, y in zip(a, b))
+    return abs(a - b) <= atol + rtol * abs(b)
+
+
+def compare_checks(ca, cb, rtol, atol=1e-6):
+    """Whether two workers' check values agree (None when there is nothing to compare)."""
+    if not ca or not cb:
+        return None
+    return all(_close(ca[k], cb[k], rtol, atol) for k in ca if k in cb)
+
+
+def fmt_ok(ok):
+    return "MET" if ok else "NOT MET"
+
+
+def fmt_check(ok):
+    return {True: "agree", False: "DISAGREE", None: "n/a"}[ok]
+
+
+# ------------------------------------------------------------------------------- sections
+
+def section_a(pool, args, report):
+    iters = 3333
+    nodes = 3 * iters
+    pool.start([("dagrad", 1), ("torch", 1)])
+    meter = LoadMeter(pool)
+    rows = []
+    for backward in (False, True):
+        case = {"kind": "scalar_chain", "iters": iters, "backward": backward,
+                "x0": 0.5, "w": 0.9, "b": 0.1}
+        res = measure(pool, case, [("dagrad", ("dagrad", 1), {}), ("torch", ("torch", 1), {})],
+                      args.rounds, args.target)
+        d, t = res["dagrad"], res["torch"]
+        ok = compare_checks(d["check"], t["check"], rtol=1e-4)
+        rows.append({"pass": "forward+backward" if backward else "forward",
+                     "dagrad_us_per_node": d["median_s"] / nodes * 1e6,
+                     "torch_us_per_node": t["median_s"] / nodes * 1e6,
+                     "speedup": t["median_s"] / d["median_s"], "check": ok,
+                     "check_values": {"dagrad": d["check"], "torch": t["check"]}, "raw": res})
+    load = meter.other_cores()
+    print(f"\n(a) scalar graph x = relu(x*w + b), {iters} iterations = {nodes} op nodes, 1 thread "
+          f"(graph building + run; median of {args.rounds} rounds)")
+    print(f"    {'pass':18s} {'dagrad us/node':>15s} {'torch us/node':>14s} {'torch/dagrad':>13s}   values")
+    for r in rows:
+        print(f"    {r['pass']:18s} {r['dagrad_us_per_node']:15.3f} {r['torch_us_per_node']:14.3f} "
+              f"{r['speedup']:12.2f}x   {fmt_check(r['check'])}")
+    goals = []
+    for r in rows:
+        met = r["speedup"] >= 12.0
+        goals.append({"goal": f"(a) {r['pass']}: dagrad >= 12x faster per node", "value": r["speedup"],
+                      "met": met})
+    _print_goals(goals)
+    _print_load(load)
+    report["a"] = {"nodes": nodes, "rows": rows, "goals": goals, "other_load_cores": load}
+
+
+MLPS = [
+    {"name": "1-16-16-1", "sizes": [1, 16, 16, 1], "batch": 32, "act": "tanh", "loss": "mse", "goal": 5.0},
+    {"name": "784-128-64-10", "sizes": [784, 128, 64, 10], "batch": 64, "act": "relu", "loss": "ce", "goal": 2.0},
+    {"name": "784-512-512-10", "sizes": [784, 512, 512, 10], "batch": 256, "act": "relu", "loss": "ce", "goal": 1.2},
+    {"name": "2048-4096-4096-2048", "sizes": [2048, 4096, 4096, 2048], "batch": 128, "act": "relu",
+     "loss": "mse", "goal": 1.0, "big": True},
+]
+
+
+def section_b(pool, args, report):
+    pool.start([("dagrad", 1), ("torch", 1)])
+    meter = LoadMeter(pool)
+    rows = []
+    skipped = []
+    for m in MLPS:
+        big = m.get("big", False)
+        if big and args.quick:
+            skipped.append(m["name"])
+            continue
+        case = {"kind": "mlp", "sizes": m["sizes"], "batch": m["batch"], "act": m["act"],
+                "loss": m["loss"], "warmup": 1 if big else 2, "seed": 0}
+        variants = [("dagrad eager", ("dagrad", 1), {"compiled": False}),
+                    ("dagrad compiled", ("dagrad", 1), {"compiled": True}),
+                    ("torch eager", ("torch", 1), {})]
+        rounds = min(args.rounds, 3) if big else args.rounds
+        res = measure(pool, case, variants, rounds, args.target, fixed_reps=1 if big else None)
+        de, dc, te = res["dagrad eager"], res["dagrad compiled"], res["torch eager"]
+        checks = [compare_checks(de["check"], te["check"], rtol=1e-3),
+                  compare_checks(dc["check"], te["check"], rtol=1e-3)]
+        rows.append({"mlp": m["name"], "batch": m["batch"], "act": m["act"], "loss": m["loss"],
+                     "rounds": rounds, "steps_per_round": {k: v["reps"] for k, v in res.items()},
+                     "dagrad_eager_ms": de["median_s"] * 1e3, "dagrad_compiled_ms": dc["median_s"] * 1e3,
+                     "torch_eager_ms": te["median_s"] * 1e3,
+                     "speedup_eager": te["median_s"] / de["median_s"],
+                     "speedup_compiled": te["median_s"] / dc["median_s"],
+                     "goal": m["goal"],
+                     "check": None if None in checks else all(checks),
+                     "check_values": {k: v["check"] for k, v in res.items()}, "raw": res})
+    load = meter.other_cores()
+    print(f"\n(b) MLP training step (zero_grad, forward, loss, backward, SGD lr=0.01 momentum=0.9), "
+          f"float32, 1 thread; ms per step, median over rounds; torch = eager (no torch.compile)")
+    print(f"    {'MLP':20s} {'batch':>5s} {'act/loss':>9s} {'dagrad eager':>13s} {'dagrad compiled':>16s} "
+          f"{'torch eager':>12s} {'speedup eager':>14s} {'speedup compiled':>17s}  loss@1")
+    for r in rows:
+        print(f"    {r['mlp']:20s} {r['batch']:5d} {r['act'] + '/' + r['loss']:>9s} "
+              f"{r['dagrad_eager_ms']:13.3f} {r['dagrad_compiled_ms']:16.3f} {r['torch_eager_ms']:12.3f} "
+              f"{r['speedup_eager']:13.2f}x {r['speedup_compiled']:16.2f}x  {fmt_check(r['check'])}")
+    if skipped:
+        print(f"    (skipped in --quick: {', '.join(skipped)})")
+    big = [r for r in rows if r["rounds"] < args.rounds or r["mlp"].startswith("2048")]
+    for r in big:
+        print(f"    ({r['mlp']}: {r['rounds']} timed steps per variant after warm-up, one per round)")
+    goals = []
+    for r in rows:
+        for kind in ("eager", "compiled"):
+            v = r["speedup_" + kind]
+            goals.append({"goal": f"(b) {r['mlp']} {kind}: >= {r['goal']}x torch", "value": v,
+                          "met": v >= r["goal"]})
+    _print_goals(goals)
+    _print_load(load)
+    report["b"] = {"rows": rows, "goals": goals, "skipped": skipped, "other_load_cores": load}
+
+
+def section_c(pool, args, report):
+    pool.start([("dagrad", 1), ("dagrad", 2), ("torch", 1), ("torch", 2)])
+    meter = LoadMeter(pool)
+    ns = [64] if args.quick else [64, 256]
+    rows = []
+    for n in ns:
+        for backward in (False, True):
+            case = {"kind": "branches", "n": n, "branches": 8, "depth": 10, "backward": backward}
+            variants = [("dagrad 1t", ("dagrad", 1), {}), ("dagrad 2t", ("dagrad", 2), {}),
+                        ("torch 1t", ("torch", 1), {}), ("torch 2t", ("torch", 2), {})]
+            res = measure(pool, case, variants, args.rounds, args.target)
+            ms = {k: v["median_s"] * 1e3 for k, v in res.items()}
+            checks = [compare_checks(res[k]["check"], res["torch 1t"]["check"], rtol=2e-3, atol=1e-4)
+                      for k in ("dagrad 1t", "dagrad 2t", "torch 2t")]
+            rows.append({"n": n, "pass": "fwd+bwd" if backward else "fwd", "ms": ms,
+                         "dagrad_2t_speedup": ms["dagrad 1t"] / ms["dagrad 2t"],
+                         "torch_2t_speedup": ms["torch 1t"] / ms["torch 2t"],
+                         "torch_over_dagrad_1t": ms["torch 1t"] / ms["dagrad 1t"],
+                         "torch_over_dagrad_2t": ms["torch 2t"] / ms["dagrad 2t"],
+                         "check": None if None in checks else all(checks),
+                         "check_values": {k: v["check"] for k, v in res.items()}, "raw": res})
+    load = meter.other_cores()
+    print(f"\n(c) 8 independent branches x 10 matmuls (x = tanh(x @ W)), n x n float32; ms per run, "
+          f"median of {args.rounds} rounds")
+    print(f"    {'n':>4s} {'pass':8s} {'dagrad 1t':>10s} {'dagrad 2t':>10s} {'2t/1t':>6s} {'torch 1t':>10s} "
+          f"{'torch 2t':>10s} {'2t/1t':>6s} {'torch/dagrad 1t':>16s} {'2t':>6s}  values")
+    for r in rows:
+        ms = r["ms"]
+        print(f"    {r['n']:4d} {r['pass']:8s} {ms['dagrad 1t']:10.3f} {ms['dagrad 2t']:10.3f} "
+              f"{r['dagrad_2t_speedup']:5.2f}x {ms['torch 1t']:10.3f} {ms['torch 2t']:10.3f} "
+              f"{r['torch_2t_speedup']:5.2f}x {r['torch_over_dagrad_1t']:15.2f}x "
+              f"{r['torch_over_dagrad_2t']:5.2f}x  {fmt_check(r['check'])}")
+    goals = []
+    for r in rows:
+        if r["pass"] != "fwd+bwd":
+            continue
+        need = 1.8 if r["n"] == 256 else 1.4
+        goals.append({"goal": f"(c) dagrad fwd+bwd 2-thread speedup at n={r['n']} >= {need}x",
+                      "value": r["dagrad_2t_speedup"], "met": r["dagrad_2t_speedup"] >= need})
+    _print_goals(goals)
+    _print_load(load, two_threads=True)
+    report["c"] = {"rows": rows, "goals": goals, "other_load_cores": load}
+
+
+GEMMS = [(512, 512, 512), (1024, 1024, 1024), (2048, 2048, 2048), (4096, 128, 4096)]
+
+
+def section_d(pool, args, report):
+    pool.start([("dagrad", 1), ("numpy", 1)])
+    meter = LoadMeter(pool)
+    rows = []
+    skipped = []
+    for m, k, n in GEMMS:
+        if args.quick and m == 2048:
+            skipped.append(f"{m}x{k}x{n}")
+            continue
+        case = {"kind": "gemm", "m": m, "k": k, "n": n}
+        res = measure(pool, case, [("dagrad", ("dagrad", 1), {}), ("numpy", ("numpy", 1), {})],
+                      args.rounds, args.target)
+        flop = 2.0 * m * n * k
+        d, p = res["dagrad"], res["numpy"]
+        rows.append({"shape": f"({m}x{k}) @ ({k}x{n})", "m": m, "k": k, "n": n,
+                     "dagrad_gflops": flop / d["median_s"] / 1e9, "numpy_gflops": flop / p["median_s"] / 1e9,
+                     "dagrad_ms": d["median_s"] * 1e3, "numpy_ms": p["median_s"] * 1e3,
+                     "ratio": p["median_s"] / d["median_s"],
+                     "check": compare_checks(d["check"], p["check"], rtol=1e-3, atol=1e-3),
+                     "raw": res})
+    load = meter.other_cores()
+    np_env = pool[("numpy", 1)].info.get("env", {})
+    print(f"\n(d) GEMM C = A @ B, float32, 1 thread: dagrad (realize of a @ b) vs numpy (a @ b); "
+          f"median of {args.rounds} rounds")
+    print(f"    {'shape':24s} {'dagrad GFLOP/s':>15s} {'numpy GFLOP/s':>14s} {'dagrad/numpy':>13s} "
+          f"{'dagrad ms':>10s} {'numpy ms':>9s}  values")
+    for r in rows:
+        print(f"    {r['shape']:24s} {r['dagrad_gflops']:15.1f} {r['numpy_gflops']:14.1f} {r['ratio']:12.2f}x "
+              f"{r['dagrad_ms']:10.2f} {r['numpy_ms']:9.2f}  {fmt_check(r['check'])}")
+    if skipped:
+        print(f"    (skipped in --quick: {', '.join(skipped)})")
+    was = {v: os.environ.get(v) for v in NUMPY_UNSET}
+    print(f"    numpy worker: OPENBLAS_NUM_THREADS=1; OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE unset in its "
+          f"environment (here they were: " + ", ".join(f"{k}={v!r}" for k, v in was.items()) + ")")
+    if any(was.values()):
+        print("    dagrad worker: keeps them as set (as a user would run it)")
+    pools = pool[("numpy", 1)].info.get("blas_pools")
+    if pools:
+        print("    numpy BLAS: " + "; ".join(f"{p.get('internal_api')} {p.get('version')} "
+                                           f"{p.get('architecture')} threads={p.get('num_threads')}"
+                                           for p in pools))
+    goals = [{"goal": f"(d) {r['shape']}: dagrad >= 0.95x numpy GFLOP/s", "value": r["ratio"],
+              "met": r["ratio"] >= 0.95} for r in rows]
+    _print_goals(goals)
+    _print_load(load)
+    report["d"] = {"rows": rows, "goals": goals, "skipped": skipped, "other_load_cores": load,
+                   "numpy_env": np_env, "parent_env_unset_for_numpy": was}
+
+
+def _print_goals(goals):
+    for g in goals:
+        print(f"    goal {g['goal']:58s} {g['value']:6.2f}x  {fmt_ok(g['met'])}")
+
+
+def _print_load(load, two_threads=False):
+    if load is None:
+        return
+    note = ""
+    if load > 0.25:
+        note = ("  (another process was busy: " + ("the 2-thread figures are unreliable"
+                                                   if two_threads else "figures are noisier") + ")")
+    print(f"    other processes on the machine: {load:.2f} cores on average during this section{note}")
+
+
+# ------------------------------------------------------------------------------- main
+
+def machine_info():
+    info = {"cpu_model": platform.processor() or platform.machine(), "cores": os.cpu_count()}
+    try:
+        out = subprocess.run(["lscpu"], capture_output=True, text=True, timeout=10).stdout
+        for line in out.splitlines():
+            k, _, v = line.partition(":")
+            k, v = k.strip(), v.strip()
+            if k == "Model name":
+                info["cpu_model"] = v
+            elif k == "CPU(s)":
+                info["cpus"] = int(v)
+            elif k == "Core(s) per socket":
+                info["cores_per_socket"] = int(v)
+            elif k == "Socket(s)":
+                info["sockets"] = int(v)
+            elif k == "Thread(s) per core":
+                info["threads_per_core"] = int(v)
+            elif k == "Hypervisor vendor":
+                info["hypervisor"] = v
+    except (OSError, subprocess.SubprocessError, ValueError):
+        pass
+    if "cores_per_socket" in info and "sockets" in info:
+        info["cores"] = info["cores_per_socket"] * info["sockets"]
+    info["affinity"] = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None
+    info["platform"] = platform.platform()
+    info["python"] = platform.python_version()
+    return info
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description="dagrad vs PyTorch / numpy, interleaved worker processes")
+    p.add_argument("--quick", action="store_true", help="a smoke run of a few seconds")
+    p.add_argument("--only", default="a,b,c,d", help="sections to run, e.g. a,c")
+    p.add_argument("--rounds", type=int, default=None, help="interleaved rounds per case (default 7; 1 with --quick)")
+    p.add_argument("--json", default=None, metavar="PATH", help="write all results as JSON")
+    args = p.parse_args(argv)
+    if args.rounds is None:
+        args.rounds = 1 if args.quick else 7
+    if args.rounds < 1:
+        p.error("--rounds must be >= 1")
+    args.target = 0.005 if args.quick else 0.15   # seconds of work per variant per round
+    only = [s.strip() for s in args.only.split(",") if s.strip()]
+    bad = [s for s in only if s not in "abcd" or len(s) != 1]
+    if bad:
+        p.error(f"--only: unknown sections {bad} (use a, b, c, d)")
+
+    t_start = time.perf_counter()
+    mach = machine_info()
+    now = datetime.datetime.now().astimezone()
+    pool = Pool()
+    report = {"date": now.isoformat(timespec="seconds"), "machine": mach,
+              "rounds": args.rounds, "quick": args.quick, "sections": only}
+    try:
+        need = []
+        if set(only) & set("abcd"):
+            need += [("dagrad", 1)]
+        if set(only) & set("abc"):
+            need += [("torch", 1)]
+        if "c" in only:
+            need += [("dagrad", 2), ("torch", 2)]
+        if "d" in only:
+            need += [("numpy", 1)]
+        t0 = time.perf_counter()
+        pool.start(need)
+        report["worker_start_s"] = time.perf_counter() - t0
+        versions = {f"{fw}@{t}t": pool[(fw, t)].info for fw, t in need}
+        report["workers"] = versions
+        dver = pool[("dagrad", 1)].info
+        tver = pool[("torch", 1)].info["version"] if ("torch", 1) in pool.workers else "(not run)"
+        nver = pool[("numpy", 1)].info["version"] if ("numpy", 1) in pool.workers else None
+        print("dagrad vs PyTorch benchmark (benchmarks/bench_vs_torch.py)")
+        print(f"  date:     {report['date']}")
+        print(f"  machine:  {mach['cpu_model']}, {mach.get('cores')} cores "
+              f"({mach.get('cpus', '?')} CPUs, {mach.get('threads_per_core', '?')} thread/core"
+              + (f", {mach['hypervisor']} guest" if mach.get("hypervisor") else "") + f"), "
+              f"{mach['platform']}, Python {mach['python']}")
+        print(f"  versions: dagrad {dver['version']} (BLAS: {dver.get('blas', '?')}), torch {tver}"
+              + (f", numpy {nver}" if nver else ""))
+        print(f"  method:   one worker process per framework and thread count, thread env set before import; "
+              f"interleaved rounds (dagrad, torch, torch, dagrad, ...), {args.rounds} rounds, median; "
+              f"ratio = torch time / dagrad time (> 1: dagrad faster)"
+              + ("; --quick: fewer rounds, the largest sizes skipped" if args.quick else ""))
+        for s in "abcd":
+            if s in only:
+                t0 = time.perf_counter()
+                {"a": section_a, "b": section_b, "c": section_c, "d": section_d}[s](pool, args, report)
+                report[s]["elapsed_s"] = time.perf_counter() - t0
+                print(f"    section time {report[s]['elapsed_s']:.1f} s")
+                sys.stdout.flush()
+    finally:
+        pool.close()
+    goals = [g for s in "abcd" if s in report for g in report[s]["goals"]]
+    met = sum(g["met"] for g in goals)
+    report["goals_met"] = met
+    report["goals_total"] = len(goals)
+    report["elapsed_s"] = time.perf_counter() - t_start
+    print(f"\ngoals met: {met} of {len(goals)}; total time {report['elapsed_s']:.0f} s")
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(report, f, indent=1, default=str)
+        print(f"results written to {args.json}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

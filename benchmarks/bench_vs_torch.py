@@ -170,14 +170,41 @@ class LoadMeter:
 
 # ------------------------------------------------------------------------------- measuring
 
-def measure(pool, case, variants, rounds, target_s, max_reps=5000, fixed_reps=None):
+QUIET = 0.3   # cores used by other processes below which a round counts as quiet
+
+
+def wait_quiet(pool, max_wait_s, budget):
+    """Waits (up to max_wait_s, and within budget["s"]) until the rest of the machine is quiet."""
+    deadline = time.perf_counter() + min(max_wait_s, max(0.0, budget["s"]))
+    t0 = time.perf_counter()
+    quiet = False
+    while True:
+        m = LoadMeter(pool)
+        time.sleep(0.2)
+        load = m.other_cores()
+        if load is None or load < QUIET:
+            quiet = True
+            break
+        if time.perf_counter() >= deadline:
+            break
+    budget["s"] -= time.perf_counter() - t0
+    return quiet
+
+
+def measure(pool, case, variants, rounds, target_s, max_reps=5000, fixed_reps=None,
+            quiet_wait_s=0.0, budget=None):
     """Sets a case up on each variant's worker, then runs interleaved rounds.
 
-    variants: list of (label, (framework, threads), extra case fields). Returns
-    {label: {"median_s", "min_s", "samples_s", "reps", "check", "setup_s"}}.
+    variants: list of (label, (framework, threads), extra case fields). Each round runs every
+    variant once (the order reversed every other round) and records the other processes' load.
+    The figures are medians over the quiet rounds (other load < QUIET cores) when at least a
+    third of the rounds were quiet, else over all rounds. With quiet_wait_s, each round first
+    waits (bounded by the shared budget) for the machine to be quiet. Returns
+    ({label: {"median_s", "min_s", "samples_s", "used", "reps", "check", ...}}, round info).
     """
     key = json.dumps(case, sort_keys=True)
     out = {}
+    loads = []
     try:
         for label, wkey, extra in variants:
             spec = dict(case, **extra)
@@ -186,22 +213,36 @@ def measure(pool, case, variants, rounds, target_s, max_reps=5000, fixed_reps=No
             reps = fixed_reps or max(1, min(max_reps, int(round(target_s / t_one))))
             out[label] = {"reps": reps, "check": ans["check"], "setup_s": ans["setup_s"],
                           "samples_s": [], "t_one_s": ans["t_one"]}
-        order = [v for v in variants]
+        order = list(variants)
         for r in range(rounds):
+            if quiet_wait_s > 0 and budget is not None:
+                wait_quiet(pool, quiet_wait_s, budget)
+            meter = LoadMeter(pool)
             seq = order if r % 2 == 0 else order[::-1]
             for label, wkey, _ in seq:
                 ans = pool[wkey].call(op="run", key=key + label, reps=out[label]["reps"])
                 out[label]["samples_s"].append(ans["t"])
+            loads.append(meter.other_cores())
     finally:
         for label, wkey, _ in variants:
             try:
                 pool[wkey].call(op="drop", key=key + label)
             except WorkerError:
                 pass
+    quiet = [i for i, l in enumerate(loads) if l is None or l < QUIET]
+    use = quiet if quiet and len(quiet) * 3 >= len(loads) else list(range(len(loads)))
     for v in out.values():
-        v["median_s"] = statistics.median(v["samples_s"]) if v["samples_s"] else float("nan")
-        v["min_s"] = min(v["samples_s"]) if v["samples_s"] else float("nan")
-    return out
+        xs = [v["samples_s"][i] for i in use] or [float("nan")]
+        v["used"] = use
+        v["median_s"] = statistics.median(xs)
+        v["min_s"] = min(xs)
+    info = {"round_other_load_cores": loads, "quiet_rounds": len(quiet), "rounds": len(loads),
+            "used_rounds": use, "quiet_only": use == quiet}
+    return out, info
+
+
+def _rounds_str(info):
+    return f"{info['quiet_rounds']}/{info['rounds']}" + ("" if info["quiet_only"] else "*")
 
 
 def _close(a, b, rtol, atol):
@@ -236,22 +277,24 @@ def section_a(pool, args, report):
     for backward in (False, True):
         case = {"kind": "scalar_chain", "iters": iters, "backward": backward,
                 "x0": 0.5, "w": 0.9, "b": 0.1}
-        res = measure(pool, case, [("dagrad", ("dagrad", 1), {}), ("torch", ("torch", 1), {})],
-                      args.rounds, args.target)
+        res, info = measure(pool, case, [("dagrad", ("dagrad", 1), {}), ("torch", ("torch", 1), {})],
+                            args.rounds, args.target)
         d, t = res["dagrad"], res["torch"]
         ok = compare_checks(d["check"], t["check"], rtol=1e-4)
         rows.append({"pass": "forward+backward" if backward else "forward",
                      "dagrad_us_per_node": d["median_s"] / nodes * 1e6,
                      "torch_us_per_node": t["median_s"] / nodes * 1e6,
                      "speedup": t["median_s"] / d["median_s"], "check": ok,
-                     "check_values": {"dagrad": d["check"], "torch": t["check"]}, "raw": res})
+                     "check_values": {"dagrad": d["check"], "torch": t["check"]}, "rounds": info,
+                     "raw": res})
     load = meter.other_cores()
     print(f"\n(a) scalar graph x = relu(x*w + b), {iters} iterations = {nodes} op nodes, 1 thread "
-          f"(graph building + run; median of {args.rounds} rounds)")
-    print(f"    {'pass':18s} {'dagrad us/node':>15s} {'torch us/node':>14s} {'torch/dagrad':>13s}   values")
+          f"(graph building + run, per node; median over rounds)")
+    print(f"    {'pass':18s} {'dagrad us/node':>15s} {'torch us/node':>14s} {'torch/dagrad':>13s} "
+          f"{'quiet':>6s}  values")
     for r in rows:
         print(f"    {r['pass']:18s} {r['dagrad_us_per_node']:15.3f} {r['torch_us_per_node']:14.3f} "
-              f"{r['speedup']:12.2f}x   {fmt_check(r['check'])}")
+              f"{r['speedup']:12.2f}x {_rounds_str(r['rounds']):>6s}  {fmt_check(r['check'])}")
     goals = []
     for r in rows:
         met = r["speedup"] >= 12.0
@@ -287,33 +330,35 @@ def section_b(pool, args, report):
                     ("dagrad compiled", ("dagrad", 1), {"compiled": True}),
                     ("torch eager", ("torch", 1), {})]
         rounds = min(args.rounds, 3) if big else args.rounds
-        res = measure(pool, case, variants, rounds, args.target, fixed_reps=1 if big else None)
+        res, info = measure(pool, case, variants, rounds, args.target, fixed_reps=1 if big else None)
         de, dc, te = res["dagrad eager"], res["dagrad compiled"], res["torch eager"]
         checks = [compare_checks(de["check"], te["check"], rtol=1e-3),
                   compare_checks(dc["check"], te["check"], rtol=1e-3)]
         rows.append({"mlp": m["name"], "batch": m["batch"], "act": m["act"], "loss": m["loss"],
-                     "rounds": rounds, "steps_per_round": {k: v["reps"] for k, v in res.items()},
+                     "n_rounds": rounds, "steps_per_round": {k: v["reps"] for k, v in res.items()},
                      "dagrad_eager_ms": de["median_s"] * 1e3, "dagrad_compiled_ms": dc["median_s"] * 1e3,
                      "torch_eager_ms": te["median_s"] * 1e3,
                      "speedup_eager": te["median_s"] / de["median_s"],
                      "speedup_compiled": te["median_s"] / dc["median_s"],
                      "goal": m["goal"],
                      "check": None if None in checks else all(checks),
-                     "check_values": {k: v["check"] for k, v in res.items()}, "raw": res})
+                     "check_values": {k: v["check"] for k, v in res.items()}, "rounds": info,
+                     "raw": res})
     load = meter.other_cores()
     print(f"\n(b) MLP training step (zero_grad, forward, loss, backward, SGD lr=0.01 momentum=0.9), "
           f"float32, 1 thread; ms per step, median over rounds; torch = eager (no torch.compile)")
     print(f"    {'MLP':20s} {'batch':>5s} {'act/loss':>9s} {'dagrad eager':>13s} {'dagrad compiled':>16s} "
-          f"{'torch eager':>12s} {'speedup eager':>14s} {'speedup compiled':>17s}  loss@1")
+          f"{'torch eager':>12s} {'speedup eager':>14s} {'speedup compiled':>17s} {'quiet':>6s}  loss@1")
     for r in rows:
         print(f"    {r['mlp']:20s} {r['batch']:5d} {r['act'] + '/' + r['loss']:>9s} "
               f"{r['dagrad_eager_ms']:13.3f} {r['dagrad_compiled_ms']:16.3f} {r['torch_eager_ms']:12.3f} "
-              f"{r['speedup_eager']:13.2f}x {r['speedup_compiled']:16.2f}x  {fmt_check(r['check'])}")
+              f"{r['speedup_eager']:13.2f}x {r['speedup_compiled']:16.2f}x {_rounds_str(r['rounds']):>6s}  "
+              f"{fmt_check(r['check'])}")
     if skipped:
         print(f"    (skipped in --quick: {', '.join(skipped)})")
-    big = [r for r in rows if r["rounds"] < args.rounds or r["mlp"].startswith("2048")]
-    for r in big:
-        print(f"    ({r['mlp']}: {r['rounds']} timed steps per variant after warm-up, one per round)")
+    for r in rows:
+        if r["mlp"].startswith("2048"):
+            print(f"    ({r['mlp']}: {r['n_rounds']} timed steps per variant after warm-up, one per round)")
     goals = []
     for r in rows:
         for kind in ("eager", "compiled"):
@@ -329,13 +374,15 @@ def section_c(pool, args, report):
     pool.start([("dagrad", 1), ("dagrad", 2), ("torch", 1), ("torch", 2)])
     meter = LoadMeter(pool)
     ns = [64] if args.quick else [64, 256]
+    budget = {"s": args.quiet_budget}
     rows = []
     for n in ns:
         for backward in (False, True):
             case = {"kind": "branches", "n": n, "branches": 8, "depth": 10, "backward": backward}
             variants = [("dagrad 1t", ("dagrad", 1), {}), ("dagrad 2t", ("dagrad", 2), {}),
                         ("torch 1t", ("torch", 1), {}), ("torch 2t", ("torch", 2), {})]
-            res = measure(pool, case, variants, args.rounds, args.target)
+            res, info = measure(pool, case, variants, args.rounds, args.target,
+                                quiet_wait_s=args.quiet_wait, budget=budget)
             ms = {k: v["median_s"] * 1e3 for k, v in res.items()}
             checks = [compare_checks(res[k]["check"], res["torch 1t"]["check"], rtol=2e-3, atol=1e-4)
                       for k in ("dagrad 1t", "dagrad 2t", "torch 2t")]
@@ -345,18 +392,19 @@ def section_c(pool, args, report):
                          "torch_over_dagrad_1t": ms["torch 1t"] / ms["dagrad 1t"],
                          "torch_over_dagrad_2t": ms["torch 2t"] / ms["dagrad 2t"],
                          "check": None if None in checks else all(checks),
-                         "check_values": {k: v["check"] for k, v in res.items()}, "raw": res})
+                         "check_values": {k: v["check"] for k, v in res.items()}, "rounds": info,
+                         "raw": res})
     load = meter.other_cores()
     print(f"\n(c) 8 independent branches x 10 matmuls (x = tanh(x @ W)), n x n float32; ms per run, "
           f"median of {args.rounds} rounds")
     print(f"    {'n':>4s} {'pass':8s} {'dagrad 1t':>10s} {'dagrad 2t':>10s} {'2t/1t':>6s} {'torch 1t':>10s} "
-          f"{'torch 2t':>10s} {'2t/1t':>6s} {'torch/dagrad 1t':>16s} {'2t':>6s}  values")
+          f"{'torch 2t':>10s} {'2t/1t':>6s} {'torch/dagrad 1t':>16s} {'2t':>6s} {'quiet':>6s}  values")
     for r in rows:
         ms = r["ms"]
         print(f"    {r['n']:4d} {r['pass']:8s} {ms['dagrad 1t']:10.3f} {ms['dagrad 2t']:10.3f} "
               f"{r['dagrad_2t_speedup']:5.2f}x {ms['torch 1t']:10.3f} {ms['torch 2t']:10.3f} "
               f"{r['torch_2t_speedup']:5.2f}x {r['torch_over_dagrad_1t']:15.2f}x "
-              f"{r['torch_over_dagrad_2t']:5.2f}x  {fmt_check(r['check'])}")
+              f"{r['torch_over_dagrad_2t']:5.2f}x {_rounds_str(r['rounds']):>6s}  {fmt_check(r['check'])}")
     goals = []
     for r in rows:
         if r["pass"] != "fwd+bwd":
@@ -382,8 +430,8 @@ def section_d(pool, args, report):
             skipped.append(f"{m}x{k}x{n}")
             continue
         case = {"kind": "gemm", "m": m, "k": k, "n": n}
-        res = measure(pool, case, [("dagrad", ("dagrad", 1), {}), ("numpy", ("numpy", 1), {})],
-                      args.rounds, args.target)
+        res, info = measure(pool, case, [("dagrad", ("dagrad", 1), {}), ("numpy", ("numpy", 1), {})],
+                            args.rounds, args.target)
         flop = 2.0 * m * n * k
         d, p = res["dagrad"], res["numpy"]
         rows.append({"shape": f"({m}x{k}) @ ({k}x{n})", "m": m, "k": k, "n": n,
@@ -391,16 +439,16 @@ def section_d(pool, args, report):
                      "dagrad_ms": d["median_s"] * 1e3, "numpy_ms": p["median_s"] * 1e3,
                      "ratio": p["median_s"] / d["median_s"],
                      "check": compare_checks(d["check"], p["check"], rtol=1e-3, atol=1e-3),
-                     "raw": res})
+                     "rounds": info, "raw": res})
     load = meter.other_cores()
     np_env = pool[("numpy", 1)].info.get("env", {})
     print(f"\n(d) GEMM C = A @ B, float32, 1 thread: dagrad (realize of a @ b) vs numpy (a @ b); "
           f"median of {args.rounds} rounds")
     print(f"    {'shape':24s} {'dagrad GFLOP/s':>15s} {'numpy GFLOP/s':>14s} {'dagrad/numpy':>13s} "
-          f"{'dagrad ms':>10s} {'numpy ms':>9s}  values")
+          f"{'dagrad ms':>10s} {'numpy ms':>9s} {'quiet':>6s}  values")
     for r in rows:
         print(f"    {r['shape']:24s} {r['dagrad_gflops']:15.1f} {r['numpy_gflops']:14.1f} {r['ratio']:12.2f}x "
-              f"{r['dagrad_ms']:10.2f} {r['numpy_ms']:9.2f}  {fmt_check(r['check'])}")
+              f"{r['dagrad_ms']:10.2f} {r['numpy_ms']:9.2f} {_rounds_str(r['rounds']):>6s}  {fmt_check(r['check'])}")
     if skipped:
         print(f"    (skipped in --quick: {', '.join(skipped)})")
     was = {v: os.environ.get(v) for v in NUMPY_UNSET}
@@ -473,12 +521,21 @@ def main(argv=None):
     p.add_argument("--only", default="a,b,c,d", help="sections to run, e.g. a,c")
     p.add_argument("--rounds", type=int, default=None, help="interleaved rounds per case (default 7; 1 with --quick)")
     p.add_argument("--json", default=None, metavar="PATH", help="write all results as JSON")
+    p.add_argument("--quiet-wait", type=float, default=None, metavar="S",
+                   help="(c) before each round, wait up to S seconds for the other processes to leave "
+                        "the second core free (default 4; 0 with --quick)")
+    p.add_argument("--quiet-budget", type=float, default=None, metavar="S",
+                   help="(c) total seconds such waits may take (default 60; 2 with --quick)")
     args = p.parse_args(argv)
     if args.rounds is None:
         args.rounds = 1 if args.quick else 7
     if args.rounds < 1:
         p.error("--rounds must be >= 1")
     args.target = 0.005 if args.quick else 0.15   # seconds of work per variant per round
+    if args.quiet_wait is None:
+        args.quiet_wait = 0.0 if args.quick else 4.0
+    if args.quiet_budget is None:
+        args.quiet_budget = 2.0 if args.quick else 60.0
     only = [s.strip() for s in args.only.split(",") if s.strip()]
     bad = [s for s in only if s not in "abcd" or len(s) != 1]
     if bad:
@@ -520,6 +577,8 @@ def main(argv=None):
               f"interleaved rounds (dagrad, torch, torch, dagrad, ...), {args.rounds} rounds, median; "
               f"ratio = torch time / dagrad time (> 1: dagrad faster)"
               + ("; --quick: fewer rounds, the largest sizes skipped" if args.quick else ""))
+        print(f"  quiet:    rounds in which other processes used < {QUIET} cores / rounds; the medians use "
+              f"the quiet rounds only (* = fewer than a third were quiet: all rounds used)")
         for s in "abcd":
             if s in only:
                 t0 = time.perf_counter()

@@ -156,6 +156,10 @@ def dropout(input, p=0.5, training=True, inplace=False):
         return input
     if p == 1.0:
         return input * 0.0
+    if _core.is_tracing():
+        raise RuntimeError("dropout in training mode inside dagrad.compile: its mask is drawn in Python, "
+                           "so a replayed step would reuse the mask of the traced one. Run this step "
+                           "eagerly, or put the model in eval() mode")
     keep = _tensor._rng.random(tuple(input.shape)) >= p
     np_dtype = _tensor._NUMPY_OF[input.dtype]
     mask = _core._from_numpy(np.asarray(keep / (1.0 - p), dtype=np_dtype, order="C"), input.dtype, False)

@@ -12,6 +12,33 @@ namespace dagrad {
 
 inline const Node& kin(const Node& n, size_t i) { return *n.inputs[i].node; }
 
+// Note [SIMD at run time]: the installed build targets the baseline ISA (no -march=native).
+// The hot elementwise loops are compiled three times (AVX-512, AVX2, baseline) and the loader
+// picks the best the CPU has (GCC target_clones, resolved once through an ifunc). Each element
+// is still computed independently, so thread count never changes a result.
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__)
+#define DAGRAD_SIMD_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
+#else
+#define DAGRAD_SIMD_CLONES
+#endif
+
+template <class T, class O, class F>
+DAGRAD_SIMD_CLONES void map1(const T* __restrict x, O* __restrict y, int64_t n, const F& f) {
+  for (int64_t i = 0; i < n; ++i) y[i] = f(x[i]);
+}
+template <class T, class O, class F>
+DAGRAD_SIMD_CLONES void map2(const T* __restrict a, const T* __restrict b, O* __restrict y, int64_t n, const F& f) {
+  for (int64_t i = 0; i < n; ++i) y[i] = f(a[i], b[i]);
+}
+template <class T, class O, class F>
+DAGRAD_SIMD_CLONES void map2_scalar_b(const T* __restrict a, T b, O* __restrict y, int64_t n, const F& f) {
+  for (int64_t i = 0; i < n; ++i) y[i] = f(a[i], b);
+}
+template <class T, class O, class F>
+DAGRAD_SIMD_CLONES void map2_scalar_a(T a, const T* __restrict b, O* __restrict y, int64_t n, const F& f) {
+  for (int64_t i = 0; i < n; ++i) y[i] = f(a, b[i]);
+}
+
 constexpr int64_t kElementGrain = 1 << 15;
 
 // --- kernels' drivers -------------------------------------------------------------------
@@ -22,9 +49,7 @@ void unary_forward(Node& out, const F& f) {
   alloc_output(out);
   const T* x = kin(out, 0).data<T>();
   O* y = out.data<O>();
-  parallel_for(out.numel(), kElementGrain, [&](int64_t b, int64_t e) {
-    for (int64_t i = b; i < e; ++i) y[i] = f(x[i]);
-  });
+  parallel_for(out.numel(), kElementGrain, [&](int64_t b, int64_t e) { map1<T, O>(x + b, y + b, e - b, f); });
 }
 
 /// out = f(a, b) with numpy broadcasting; inputs of type T, output of type O.
@@ -37,9 +62,7 @@ void binary_forward(Node& out, const F& f) {
   const T* pb = b.data<T>();
   O* po = out.data<O>();
   if (a.shape == out.shape && b.shape == out.shape) {
-    parallel_for(out.numel(), kElementGrain, [&](int64_t s, int64_t e) {
-      for (int64_t i = s; i < e; ++i) po[i] = f(pa[i], pb[i]);
-    });
+    parallel_for(out.numel(), kElementGrain, [&](int64_t s, int64_t e) { map2<T, O>(pa + s, pb + s, po + s, e - s, f); });
     return;
   }
   StridedLoop<3> loop(out.shape, {contiguous_strides(out.shape), broadcast_strides(a.shape, out.shape),
@@ -50,14 +73,12 @@ void binary_forward(Node& out, const F& f) {
       O* o = po + off[0];
       const T* x = pa + off[1];
       const T* y = pb + off[2];
-      if (st[1] == 1 && st[2] == 1) {
-        for (int64_t i = 0; i < n; ++i) o[i] = f(x[i], y[i]);
-      } else if (st[1] == 1 && st[2] == 0) {
-        const T yv = *y;
-        for (int64_t i = 0; i < n; ++i) o[i] = f(x[i], yv);
-      } else if (st[1] == 0 && st[2] == 1) {
-        const T xv = *x;
-        for (int64_t i = 0; i < n; ++i) o[i] = f(xv, y[i]);
+      if (st[0] == 1 && st[1] == 1 && st[2] == 1) {
+        map2<T, O>(x, y, o, n, f);
+      } else if (st[0] == 1 && st[1] == 1 && st[2] == 0) {
+        map2_scalar_b<T, O>(x, *y, o, n, f);
+      } else if (st[0] == 1 && st[1] == 0 && st[2] == 1) {
+        map2_scalar_a<T, O>(*x, y, o, n, f);
       } else {
         for (int64_t i = 0; i < n; ++i) o[i * st[0]] = f(x[i * st[1]], y[i * st[2]]);
       }

@@ -6,8 +6,8 @@ environment before this process starts, so they are in place before the framewor
 
 Protocol: one JSON command per line on stdin; one line per answer on the original stdout,
 ``@@OK {json}`` or ``@@ERR message``. Anything the libraries print goes to stderr.
-Commands: {"op": "setup", "key": K, "case": {...}} builds the case, warms it up and answers the
-time of one repetition; {"op": "run", "key": K, "reps": R} answers the mean time of R
+Commands: {"op": "setup", "key": K, "case": {...}, "warm_s": S} builds the case, repeats it for
+S seconds (warm-up) and answers the fastest time of one repetition; {"op": "run", "key": K, "reps": R} answers the mean time of R
 repetitions (seconds); {"op": "drop", "key": K}; {"op": "quit"}.
 """
 import gc
@@ -310,9 +310,16 @@ def main():
                 t0 = time.perf_counter()
                 obj = CASES[spec["kind"]](spec)
                 setup_s = time.perf_counter() - t0
-                t_one = _time(obj.once, 1)
+                # warm-up: repeat for warm_s seconds (at least twice when warm_s > 0)
+                warm_s, t_one, n, t_warm = float(cmd.get("warm_s", 0.0)), None, 0, time.perf_counter()
+                while True:
+                    t = _time(obj.once, 1)
+                    t_one = t if t_one is None else min(t_one, t)
+                    n += 1
+                    if warm_s <= 0 or (n >= 2 and time.perf_counter() - t_warm >= warm_s):
+                        break
                 live[cmd["key"]] = obj
-                ans = {"t_one": t_one, "setup_s": setup_s, "check": obj.check}
+                ans = {"t_one": t_one, "setup_s": setup_s, "warm_runs": n, "check": obj.check}
             elif op == "run":
                 obj = live[cmd["key"]]
                 c0 = _cpu_seconds()

@@ -14,9 +14,16 @@ only that framework, with its thread count set in the environment before the imp
 (DAGRAD_NUM_THREADS / OMP_NUM_THREADS / torch.set_num_threads / OPENBLAS_NUM_THREADS). The workers
 stay alive for the whole run; the driver asks them for timed rounds in turn (dagrad, torch,
 torch, dagrad, ...), so slow phases of the machine (another process taking a core) hit both
-sides alike. Every figure is the median over the rounds; ratios are torch time / dagrad time
-(> 1: dagrad is faster). The machine's other load during each section is measured from
-/proc/stat and printed, since a busy second core makes the 2-thread figures meaningless.
+sides alike. Times are medians over the rounds; ratios (torch time / dagrad time, > 1: dagrad is
+faster; numpy / dagrad for GEMM) are medians of the per-round ratios, each pair measured back to
+back. The other processes' CPU use is measured from /proc/stat in every round: the medians use
+the quiet rounds (a busy second core makes 2-thread figures meaningless), and (c) waits a little
+for quiet before each round. Versions, machine, date and per-round samples go to --json.
+
+Thread notes: dagrad sets OMP_WAIT_POLICY=PASSIVE itself; torch keeps its default (libgomp spins
+a few ms after a parallel region), so (c) pauses 20 ms before each timed call. The numpy worker
+runs with OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE removed from its environment (they slow numpy's
+OpenBLAS where the machine sets them); the dagrad worker keeps the environment as it is.
 """
 import argparse
 import datetime
@@ -192,14 +199,18 @@ def wait_quiet(pool, max_wait_s, budget):
 
 
 def measure(pool, case, variants, rounds, target_s, max_reps=5000, fixed_reps=None,
-            quiet_wait_s=0.0, budget=None):
+            quiet_wait_s=0.0, budget=None, settle_s=0.0, warm_s=0.3):
     """Sets a case up on each variant's worker, then runs interleaved rounds.
 
-    variants: list of (label, (framework, threads), extra case fields). Each round runs every
+    variants: list of (label, (framework, threads), extra case fields). The setup repeats the
+    case for warm_s seconds (at least twice) before timing: the first runs of a process pay for
+    memory it has never touched (page faults, slower still in a VM). Each round runs every
     variant once (the order reversed every other round) and records the other processes' load.
     The figures are medians over the quiet rounds (other load < QUIET cores) when at least a
     third of the rounds were quiet, else over all rounds. With quiet_wait_s, each round first
-    waits (bounded by the shared budget) for the machine to be quiet. Returns
+    waits (bounded by the shared budget) for the machine to be quiet. settle_s: a pause before
+    each variant, so that the OpenMP threads of the previous worker (libgomp spins a few ms after
+    a parallel region unless OMP_WAIT_POLICY=passive) are asleep when the next one starts. Returns
     ({label: {"median_s", "min_s", "samples_s", "used", "reps", "check", ...}}, round info).
     """
     key = json.dumps(case, sort_keys=True)
@@ -208,7 +219,7 @@ def measure(pool, case, variants, rounds, target_s, max_reps=5000, fixed_reps=No
     try:
         for label, wkey, extra in variants:
             spec = dict(case, **extra)
-            ans = pool[wkey].call(op="setup", key=key + label, case=spec)
+            ans = pool[wkey].call(op="setup", key=key + label, case=spec, warm_s=warm_s)
             t_one = max(ans["t_one"], 1e-7)
             reps = fixed_reps or max(1, min(max_reps, int(round(target_s / t_one))))
             out[label] = {"reps": reps, "check": ans["check"], "setup_s": ans["setup_s"],
@@ -220,6 +231,8 @@ def measure(pool, case, variants, rounds, target_s, max_reps=5000, fixed_reps=No
             meter = LoadMeter(pool)
             seq = order if r % 2 == 0 else order[::-1]
             for label, wkey, _ in seq:
+                if settle_s:
+                    time.sleep(settle_s)
                 ans = pool[wkey].call(op="run", key=key + label, reps=out[label]["reps"])
                 out[label]["samples_s"].append(ans["t"])
             loads.append(meter.other_cores())
@@ -239,6 +252,16 @@ def measure(pool, case, variants, rounds, target_s, max_reps=5000, fixed_reps=No
     info = {"round_other_load_cores": loads, "quiet_rounds": len(quiet), "rounds": len(loads),
             "used_rounds": use, "quiet_only": use == quiet}
     return out, info
+
+
+def ratio(res, num, den):
+    """Median over the used rounds of time[num] / time[den], each pair measured back to back.
+
+    More robust than a ratio of medians when the machine has slow and fast phases (the pairs
+    share a phase)."""
+    a, b = res[num], res[den]
+    xs = [a["samples_s"][i] / b["samples_s"][i] for i in a["used"]]
+    return statistics.median(xs) if xs else float("nan")
 
 
 def _rounds_str(info):
@@ -278,18 +301,18 @@ def section_a(pool, args, report):
         case = {"kind": "scalar_chain", "iters": iters, "backward": backward,
                 "x0": 0.5, "w": 0.9, "b": 0.1}
         res, info = measure(pool, case, [("dagrad", ("dagrad", 1), {}), ("torch", ("torch", 1), {})],
-                            args.rounds, args.target)
+                            args.rounds, args.target, warm_s=args.warm)
         d, t = res["dagrad"], res["torch"]
         ok = compare_checks(d["check"], t["check"], rtol=1e-4)
         rows.append({"pass": "forward+backward" if backward else "forward",
                      "dagrad_us_per_node": d["median_s"] / nodes * 1e6,
                      "torch_us_per_node": t["median_s"] / nodes * 1e6,
-                     "speedup": t["median_s"] / d["median_s"], "check": ok,
+                     "speedup": ratio(res, "torch", "dagrad"), "check": ok,
                      "check_values": {"dagrad": d["check"], "torch": t["check"]}, "rounds": info,
                      "raw": res})
     load = meter.other_cores()
     print(f"\n(a) scalar graph x = relu(x*w + b), {iters} iterations = {nodes} op nodes, 1 thread "
-          f"(graph building + run, per node; median over rounds)")
+          f"(graph building + run, us per op node)")
     print(f"    {'pass':18s} {'dagrad us/node':>15s} {'torch us/node':>14s} {'torch/dagrad':>13s} "
           f"{'quiet':>6s}  values")
     for r in rows:
@@ -325,12 +348,13 @@ def section_b(pool, args, report):
             skipped.append(m["name"])
             continue
         case = {"kind": "mlp", "sizes": m["sizes"], "batch": m["batch"], "act": m["act"],
-                "loss": m["loss"], "warmup": 1 if big else 2, "seed": 0}
+                "loss": m["loss"], "warmup": 2, "seed": 0}
         variants = [("dagrad eager", ("dagrad", 1), {"compiled": False}),
                     ("dagrad compiled", ("dagrad", 1), {"compiled": True}),
                     ("torch eager", ("torch", 1), {})]
         rounds = min(args.rounds, 3) if big else args.rounds
-        res, info = measure(pool, case, variants, rounds, args.target, fixed_reps=1 if big else None)
+        res, info = measure(pool, case, variants, rounds, args.target, fixed_reps=1 if big else None,
+                            warm_s=0.0 if big else args.warm)
         de, dc, te = res["dagrad eager"], res["dagrad compiled"], res["torch eager"]
         checks = [compare_checks(de["check"], te["check"], rtol=1e-3),
                   compare_checks(dc["check"], te["check"], rtol=1e-3)]
@@ -338,15 +362,16 @@ def section_b(pool, args, report):
                      "n_rounds": rounds, "steps_per_round": {k: v["reps"] for k, v in res.items()},
                      "dagrad_eager_ms": de["median_s"] * 1e3, "dagrad_compiled_ms": dc["median_s"] * 1e3,
                      "torch_eager_ms": te["median_s"] * 1e3,
-                     "speedup_eager": te["median_s"] / de["median_s"],
-                     "speedup_compiled": te["median_s"] / dc["median_s"],
+                     "speedup_eager": ratio(res, "torch eager", "dagrad eager"),
+                     "speedup_compiled": ratio(res, "torch eager", "dagrad compiled"),
                      "goal": m["goal"],
                      "check": None if None in checks else all(checks),
                      "check_values": {k: v["check"] for k, v in res.items()}, "rounds": info,
                      "raw": res})
     load = meter.other_cores()
     print(f"\n(b) MLP training step (zero_grad, forward, loss, backward, SGD lr=0.01 momentum=0.9), "
-          f"float32, 1 thread; ms per step, median over rounds; torch = eager (no torch.compile)")
+          f"float32, 1 thread; ms per step; torch = eager (torch.compile not used); loss@1 = first-step "
+          f"losses of the three agree")
     print(f"    {'MLP':20s} {'batch':>5s} {'act/loss':>9s} {'dagrad eager':>13s} {'dagrad compiled':>16s} "
           f"{'torch eager':>12s} {'speedup eager':>14s} {'speedup compiled':>17s} {'quiet':>6s}  loss@1")
     for r in rows:
@@ -382,21 +407,23 @@ def section_c(pool, args, report):
             variants = [("dagrad 1t", ("dagrad", 1), {}), ("dagrad 2t", ("dagrad", 2), {}),
                         ("torch 1t", ("torch", 1), {}), ("torch 2t", ("torch", 2), {})]
             res, info = measure(pool, case, variants, args.rounds, args.target,
-                                quiet_wait_s=args.quiet_wait, budget=budget)
+                                quiet_wait_s=args.quiet_wait, budget=budget, settle_s=0.02,
+                                warm_s=args.warm)
             ms = {k: v["median_s"] * 1e3 for k, v in res.items()}
             checks = [compare_checks(res[k]["check"], res["torch 1t"]["check"], rtol=2e-3, atol=1e-4)
                       for k in ("dagrad 1t", "dagrad 2t", "torch 2t")]
             rows.append({"n": n, "pass": "fwd+bwd" if backward else "fwd", "ms": ms,
-                         "dagrad_2t_speedup": ms["dagrad 1t"] / ms["dagrad 2t"],
-                         "torch_2t_speedup": ms["torch 1t"] / ms["torch 2t"],
-                         "torch_over_dagrad_1t": ms["torch 1t"] / ms["dagrad 1t"],
-                         "torch_over_dagrad_2t": ms["torch 2t"] / ms["dagrad 2t"],
+                         "dagrad_2t_speedup": ratio(res, "dagrad 1t", "dagrad 2t"),
+                         "torch_2t_speedup": ratio(res, "torch 1t", "torch 2t"),
+                         "torch_over_dagrad_1t": ratio(res, "torch 1t", "dagrad 1t"),
+                         "torch_over_dagrad_2t": ratio(res, "torch 2t", "dagrad 2t"),
                          "check": None if None in checks else all(checks),
                          "check_values": {k: v["check"] for k, v in res.items()}, "rounds": info,
                          "raw": res})
     load = meter.other_cores()
-    print(f"\n(c) 8 independent branches x 10 matmuls (x = tanh(x @ W)), n x n float32; ms per run, "
-          f"median of {args.rounds} rounds")
+    print(f"\n(c) 8 independent branches x 10 matmuls (x = tanh(x @ W)), n x n float32; ms per run "
+          f"(fwd: under no_grad, dagrad realizes the 8 outputs at once; fwd+bwd: backward of the sum of "
+          f"the 8 outputs); 2t/1t = each framework's 2-thread speedup")
     print(f"    {'n':>4s} {'pass':8s} {'dagrad 1t':>10s} {'dagrad 2t':>10s} {'2t/1t':>6s} {'torch 1t':>10s} "
           f"{'torch 2t':>10s} {'2t/1t':>6s} {'torch/dagrad 1t':>16s} {'2t':>6s} {'quiet':>6s}  values")
     for r in rows:
@@ -431,19 +458,19 @@ def section_d(pool, args, report):
             continue
         case = {"kind": "gemm", "m": m, "k": k, "n": n}
         res, info = measure(pool, case, [("dagrad", ("dagrad", 1), {}), ("numpy", ("numpy", 1), {})],
-                            args.rounds, args.target)
+                            args.rounds, args.target, warm_s=args.warm)
         flop = 2.0 * m * n * k
         d, p = res["dagrad"], res["numpy"]
         rows.append({"shape": f"({m}x{k}) @ ({k}x{n})", "m": m, "k": k, "n": n,
                      "dagrad_gflops": flop / d["median_s"] / 1e9, "numpy_gflops": flop / p["median_s"] / 1e9,
                      "dagrad_ms": d["median_s"] * 1e3, "numpy_ms": p["median_s"] * 1e3,
-                     "ratio": p["median_s"] / d["median_s"],
+                     "ratio": ratio(res, "numpy", "dagrad"),
                      "check": compare_checks(d["check"], p["check"], rtol=1e-3, atol=1e-3),
                      "rounds": info, "raw": res})
     load = meter.other_cores()
     np_env = pool[("numpy", 1)].info.get("env", {})
-    print(f"\n(d) GEMM C = A @ B, float32, 1 thread: dagrad (realize of a @ b) vs numpy (a @ b); "
-          f"median of {args.rounds} rounds")
+    print(f"\n(d) GEMM C = A @ B, float32, 1 thread: dagrad (realize of a @ b) vs numpy (a @ b), "
+          f"each with a fresh output")
     print(f"    {'shape':24s} {'dagrad GFLOP/s':>15s} {'numpy GFLOP/s':>14s} {'dagrad/numpy':>13s} "
           f"{'dagrad ms':>10s} {'numpy ms':>9s} {'quiet':>6s}  values")
     for r in rows:
@@ -471,7 +498,7 @@ def section_d(pool, args, report):
 
 def _print_goals(goals):
     for g in goals:
-        print(f"    goal {g['goal']:58s} {g['value']:6.2f}x  {fmt_ok(g['met'])}")
+        print(f"    goal {g['goal']:64s} {g['value']:6.2f}x  {fmt_ok(g['met'])}")
 
 
 def _print_load(load, two_threads=False):
@@ -519,7 +546,7 @@ def main(argv=None):
     p = argparse.ArgumentParser(description="dagrad vs PyTorch / numpy, interleaved worker processes")
     p.add_argument("--quick", action="store_true", help="a smoke run of a few seconds")
     p.add_argument("--only", default="a,b,c,d", help="sections to run, e.g. a,c")
-    p.add_argument("--rounds", type=int, default=None, help="interleaved rounds per case (default 7; 1 with --quick)")
+    p.add_argument("--rounds", type=int, default=None, help="interleaved rounds per case (default 9; 1 with --quick)")
     p.add_argument("--json", default=None, metavar="PATH", help="write all results as JSON")
     p.add_argument("--quiet-wait", type=float, default=None, metavar="S",
                    help="(c) before each round, wait up to S seconds for the other processes to leave "
@@ -528,10 +555,11 @@ def main(argv=None):
                    help="(c) total seconds such waits may take (default 60; 2 with --quick)")
     args = p.parse_args(argv)
     if args.rounds is None:
-        args.rounds = 1 if args.quick else 7
+        args.rounds = 1 if args.quick else 9
     if args.rounds < 1:
         p.error("--rounds must be >= 1")
-    args.target = 0.005 if args.quick else 0.15   # seconds of work per variant per round
+    args.target = 0.005 if args.quick else 0.2   # seconds of work per variant per round
+    args.warm = 0.0 if args.quick else 0.4        # warm-up seconds per variant before timing
     if args.quiet_wait is None:
         args.quiet_wait = 0.0 if args.quick else 4.0
     if args.quiet_budget is None:
@@ -574,8 +602,9 @@ def main(argv=None):
         print(f"  versions: dagrad {dver['version']} (BLAS: {dver.get('blas', '?')}), torch {tver}"
               + (f", numpy {nver}" if nver else ""))
         print(f"  method:   one worker process per framework and thread count, thread env set before import; "
-              f"interleaved rounds (dagrad, torch, torch, dagrad, ...), {args.rounds} rounds, median; "
-              f"ratio = torch time / dagrad time (> 1: dagrad faster)"
+              f"interleaved rounds (dagrad, torch, torch, dagrad, ...), {args.rounds} rounds; times are "
+              f"medians over rounds, ratios (torch time / dagrad time, > 1: dagrad faster) medians of "
+              f"the per-round ratios"
               + ("; --quick: fewer rounds, the largest sizes skipped" if args.quick else ""))
         print(f"  quiet:    rounds in which other processes used < {QUIET} cores / rounds; the medians use "
               f"the quiet rounds only (* = fewer than a third were quiet: all rounds used)")

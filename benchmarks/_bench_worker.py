@@ -36,8 +36,12 @@ if FW == "dagrad":
     try:
         cfg = dagrad._core._config()
         INFO["blas"] = str(cfg.get("blas"))
+        INFO["compiler"] = str(cfg.get("compiler"))
     except Exception:  # pragma: no cover - informational only
         pass
+    INFO["core_path"] = os.path.realpath(dagrad._core.__file__)
+    INFO["core_mtime"] = time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(os.path.getmtime(INFO["core_path"])))
+    INFO["package_dir"] = os.path.dirname(os.path.realpath(dagrad.__file__))
 elif FW == "torch":
     import torch
     import torch.nn.functional as TF

@@ -542,6 +542,16 @@ def machine_info():
     return info
 
 
+def git_commit(path):
+    """The commit checked out where dagrad's sources live (read-only git call), or None."""
+    try:
+        out = subprocess.run(["git", "-C", path, "rev-parse", "--short=12", "HEAD"], capture_output=True,
+                             text=True, timeout=10)
+        return out.stdout.strip() or None
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description="dagrad vs PyTorch / numpy, interleaved worker processes")
     p.add_argument("--quick", action="store_true", help="a smoke run of a few seconds")
@@ -599,8 +609,11 @@ def main(argv=None):
               f"({mach.get('cpus', '?')} CPUs, {mach.get('threads_per_core', '?')} thread/core"
               + (f", {mach['hypervisor']} guest" if mach.get("hypervisor") else "") + f"), "
               f"{mach['platform']}, Python {mach['python']}")
-        print(f"  versions: dagrad {dver['version']} (BLAS: {dver.get('blas', '?')}), torch {tver}"
-              + (f", numpy {nver}" if nver else ""))
+        commit = git_commit(dver.get("package_dir", HERE))
+        report["dagrad_commit"] = commit
+        print(f"  versions: dagrad {dver['version']}" + (f" (commit {commit})" if commit else "")
+              + f", BLAS {dver.get('blas', '?')}; torch {tver}" + (f"; numpy {nver}" if nver else ""))
+        print(f"  dagrad:   {dver.get('core_path', '?')} (built {dver.get('core_mtime', '?')})")
         print(f"  method:   one worker process per framework and thread count, thread env set before import; "
               f"interleaved rounds (dagrad, torch, torch, dagrad, ...), {args.rounds} rounds; times are "
               f"medians over rounds, ratios (torch time / dagrad time, > 1: dagrad faster) medians of "

@@ -4,6 +4,9 @@
 #include <cstring>
 #include <limits>
 #include <sstream>
+#include <mutex>
+#include <unordered_map>
+#include <sys/mman.h>
 
 namespace dagrad {
 
@@ -92,22 +95,98 @@ int64_t wrap_dim(int64_t dim, int64_t ndim, const char* op) {
   return dim;
 }
 
+// Note [Buffer pool]
+// ~~~~~~~~~~~~~~~~~~
+// Every node's output is a fresh buffer, and a training step frees them all at its end, so the
+// next step would get them back from the system page by page (page faults, zeroing) if they
+// were returned. Freed buffers instead go to a pool keyed by size class (powers of two up to
+// 1 MiB, then whole MiB), up to kPoolLimit bytes, and the next allocation of that class reuses
+// one. Buffers of 4 MiB and more are 2 MiB-aligned and advised to use huge pages. The pool is
+// shared by all threads under one mutex (allocations are per node, not per element).
+namespace {
+constexpr size_t kPoolLimit = size_t(1) << 30;
+constexpr size_t kHuge = size_t(4) << 20;
+
+struct Pool {
+  std::mutex m;
+  std::unordered_map<size_t, std::vector<void*>> free;
+  size_t cached = 0;
+  ~Pool() {
+    for (auto& [cap, v] : free)
+      for (void* p : v) std::free(p);
+  }
+};
+Pool& pool() {
+  static Pool* p = new Pool();  // never destroyed: storages may outlive static destruction
+  return *p;
+}
+size_t size_class(size_t n) {
+  if (n <= 64) return 64;
+  if (n <= (size_t(1) << 20)) {
+    size_t c = 64;
+    while (c < n) c <<= 1;
+    return c;
+  }
+  const size_t mib = size_t(1) << 20;
+  return (n + mib - 1) / mib * mib;
+}
+}  // namespace
+
+size_t pooled_bytes() {
+  std::lock_guard<std::mutex> lock(pool().m);
+  return pool().cached;
+}
+
+void release_pooled_buffers() {
+  Pool& p = pool();
+  std::lock_guard<std::mutex> lock(p.m);
+  for (auto& [cap, v] : p.free)
+    for (void* q : v) std::free(q);
+  p.free.clear();
+  p.cached = 0;
+}
+
 Storage::Storage(size_t nbytes) : nbytes_(nbytes) {
   if (nbytes <= sizeof(inline_)) {
     ptr_ = inline_;
     return;
   }
-  constexpr size_t kAlign = 64;
-  size_t rounded = (nbytes + kAlign - 1) / kAlign * kAlign;
-  if (rounded < nbytes) throw MemoryError("cannot allocate " + std::to_string(nbytes) + " bytes");
-  if (rounded == 0) rounded = kAlign;
-  ptr_ = std::aligned_alloc(kAlign, rounded);
+  const size_t cap = size_class(nbytes);
+  if (cap < nbytes) throw MemoryError("cannot allocate " + std::to_string(nbytes) + " bytes");
+  {
+    Pool& p = pool();
+    std::lock_guard<std::mutex> lock(p.m);
+    auto it = p.free.find(cap);
+    if (it != p.free.end() && !it->second.empty()) {
+      ptr_ = it->second.back();
+      it->second.pop_back();
+      p.cached -= cap;
+      capacity_ = cap;
+      return;
+    }
+  }
+  const size_t align = cap >= kHuge ? (size_t(2) << 20) : 64;
+  ptr_ = std::aligned_alloc(align, cap);
   if (!ptr_)
     throw MemoryError("out of memory: cannot allocate " + std::to_string(nbytes) + " bytes");
+#ifdef MADV_HUGEPAGE
+  if (cap >= kHuge) madvise(ptr_, cap, MADV_HUGEPAGE);
+#endif
+  capacity_ = cap;
 }
 
 Storage::~Storage() {
-  if (ptr_ != inline_) std::free(ptr_);
+  if (ptr_ == inline_ || !ptr_) return;
+  Pool& p = pool();
+  {
+    std::lock_guard<std::mutex> lock(p.m);
+    if (p.cached + capacity_ <= kPoolLimit) {
+      p.free[capacity_].push_back(ptr_);
+      p.cached += capacity_;
+      return;
+    }
+  }
+  std::free(ptr_);
 }
 
 }  // namespace dagrad

@@ -106,10 +106,16 @@ struct Storage {
  private:
   void* ptr_ = nullptr;
   size_t nbytes_ = 0;
+  size_t capacity_ = 0;  // bytes actually held (a pool size class)
   // Small values (scalars of a scalar graph) live inline: one allocation per value, not two.
   alignas(16) unsigned char inline_[32];
 };
 
 using StoragePtr = std::shared_ptr<Storage>;
+
+/// @brief Bytes held by the buffer pool for reuse (see Note [Buffer pool]).
+size_t pooled_bytes();
+/// @brief Returns every pooled buffer to the system.
+void release_pooled_buffers();
 
 }  // namespace dagrad

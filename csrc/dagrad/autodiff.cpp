@@ -72,9 +72,8 @@ Tensor sum_contributions(const std::vector<Tensor>& c) {
   }
   if (pieces.size() >= 2) rest.insert(rest.begin(), embed_sum(pieces, c[0].shape(), regions));
   else if (pieces.size() == 1) rest = c;
-  Tensor total = rest[0];
-  for (size_t k = 1; k < rest.size(); ++k) total = add(total, rest[k]);
-  return total;
+  // One add_n node for the whole fan-in (same left-to-right order as a chain of adds).
+  return add_n(rest);
 }
 
 // Note [Accumulation order]

@@ -9,6 +9,7 @@
   X(Detach, "detach", movement)       \
   X(Cast, "cast", elementwise)        \
   X(Add, "add", elementwise)          \
+  X(AddN, "add_n", elementwise)       \
   X(Sub, "sub", elementwise)          \
   X(Mul, "mul", elementwise)          \
   X(Div, "div", elementwise)          \

@@ -13,6 +13,9 @@ namespace dagrad {
 // Elementwise (ops/elementwise.cpp). Binary ops broadcast like numpy and promote dtypes.
 Tensor cast(const Tensor& x, DType dtype);
 Tensor add(const Tensor& a, const Tensor& b);
+/// @brief xs[0] + xs[1] + ... left to right in one node (same shapes and dtype): the fan-in sum
+/// of gradients, bitwise equal to the chain of adds it replaces.
+Tensor add_n(const std::vector<Tensor>& xs);
 Tensor sub(const Tensor& a, const Tensor& b);
 Tensor mul(const Tensor& a, const Tensor& b);
 Tensor div(const Tensor& a, const Tensor& b);

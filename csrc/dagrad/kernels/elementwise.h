@@ -30,6 +30,10 @@ template <class T, class O, class F>
 DAGRAD_SIMD_CLONES void map2(const T* __restrict a, const T* __restrict b, O* __restrict y, int64_t n, const F& f) {
   for (int64_t i = 0; i < n; ++i) y[i] = f(a[i], b[i]);
 }
+template <class T, class F>
+DAGRAD_SIMD_CLONES void map2_inplace(T* __restrict acc, const T* __restrict b, int64_t n, const F& f) {
+  for (int64_t i = 0; i < n; ++i) acc[i] = f(acc[i], b[i]);
+}
 template <class T, class O, class F>
 DAGRAD_SIMD_CLONES void map2_scalar_b(const T* __restrict a, T b, O* __restrict y, int64_t n, const F& f) {
   for (int64_t i = 0; i < n; ++i) y[i] = f(a[i], b);

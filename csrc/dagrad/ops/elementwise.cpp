@@ -97,6 +97,36 @@ std::vector<Tensor> Add_backward(const Tensor&, const Tensor& g, const std::vect
   return {g, g};
 }
 
+Tensor add_n(const std::vector<Tensor>& xs) {
+  if (xs.empty()) throw ValueError("add_n: expected at least one tensor");
+  for (const Tensor& t : xs)
+    if (t.shape() != xs[0].shape() || t.dtype() != xs[0].dtype())
+      throw ShapeError("add_n: tensors must share one shape and dtype, got " + shape_str(xs[0].shape()) + " " +
+                       dtype_name(xs[0].dtype()) + " and " + shape_str(t.shape()) + " " + dtype_name(t.dtype()));
+  if (xs.size() == 1) return xs[0];
+  if (xs.size() == 2) return add(xs[0], xs[1]);
+  return make_op(OpKind::AddN, xs, xs[0].shape(), xs[0].dtype());
+}
+void AddN_forward(Node& out) {
+  alloc_output(out);
+  const size_t k = out.inputs.size();
+  DAGRAD_DISPATCH_NUMERIC(out.dtype, "add_n", {
+    T* po = out.data<T>();
+    parallel_for(out.numel(), kElementGrain, [&](int64_t b, int64_t e) {
+      const T* p0 = in(out, 0).data<T>();
+      const T* p1 = in(out, 1).data<T>();
+      map2<T, T>(p0 + b, p1 + b, po + b, e - b, [](T x, T y) { return x + y; });
+      for (size_t i = 2; i < k; ++i) {
+        const T* pi = in(out, i).data<T>();
+        map2_inplace<T>(po + b, pi + b, e - b, [](T x, T y) { return x + y; });
+      }
+    });
+  });
+}
+std::vector<Tensor> AddN_backward(const Tensor& out, const Tensor& g, const std::vector<bool>&) {
+  return std::vector<Tensor>(out->inputs.size(), g);
+}
+
 Tensor sub(const Tensor& a, const Tensor& b) { return binary(OpKind::Sub, a, b); }
 void Sub_forward(Node& out) {
   DAGRAD_DISPATCH_NUMERIC(out.dtype, "sub", binary_forward<T>(out, [](T x, T y) { return x - y; }));

@@ -22,6 +22,9 @@
   X(Sigmoid, "sigmoid", elementwise)  \
   X(Relu, "relu", elementwise)        \
   X(Step, "step", elementwise)        \
+  X(ReluBackward, "relu_backward", elementwise)       \
+  X(TanhBackward, "tanh_backward", elementwise)       \
+  X(SigmoidBackward, "sigmoid_backward", elementwise) \
   X(Abs, "abs", elementwise)          \
   X(Sign, "sign", elementwise)        \
   X(Sin, "sin", elementwise)          \

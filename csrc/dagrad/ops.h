@@ -29,6 +29,11 @@ Tensor sigmoid(const Tensor& x);
 Tensor relu(const Tensor& x);
 /// @brief 1 where x > 0, else 0 (same dtype); has no gradient.
 Tensor step(const Tensor& x);
+/// @brief Fused local gradients (one pass instead of two or three nodes), each itself
+/// differentiable: g * (x > 0), g * (1 - y^2), g * y * (1 - y).
+Tensor relu_backward(const Tensor& g, const Tensor& x);
+Tensor tanh_backward(const Tensor& g, const Tensor& y);
+Tensor sigmoid_backward(const Tensor& g, const Tensor& y);
 Tensor abs(const Tensor& x);
 Tensor sign(const Tensor& x);  // no gradient
 Tensor sin(const Tensor& x);

@@ -249,7 +249,7 @@ void Tanh_forward(Node& out) {
     DAGRAD_DISPATCH_FLOAT(out.dtype, "tanh", unary_forward<T>(out, [](T v) { return std::tanh(v); }));
 }
 std::vector<Tensor> Tanh_backward(const Tensor& out, const Tensor& g, const std::vector<bool>&) {
-  return {mul(g, sub(scalar_like(out, 1.0), mul(out, out)))};
+  return {tanh_backward(g, out)};
 }
 
 Tensor sigmoid(const Tensor& x) { return float_unary(OpKind::Sigmoid, x); }
@@ -262,7 +262,7 @@ void Sigmoid_forward(Node& out) {
   }));
 }
 std::vector<Tensor> Sigmoid_backward(const Tensor& out, const Tensor& g, const std::vector<bool>&) {
-  return {mul(g, mul(out, sub(scalar_like(out, 1.0), out)))};
+  return {sigmoid_backward(g, out)};
 }
 
 // ---- relu, step --------------------------------------------------------------------------------
@@ -272,7 +272,52 @@ void Relu_forward(Node& out) {
 }
 // NOTE: at the kink x = 0 the gradient is 0 (step(0) = 0), as in PyTorch.
 std::vector<Tensor> Relu_backward(const Tensor& out, const Tensor& g, const std::vector<bool>&) {
-  return {mul(g, step(input(out, 0)))};
+  return {relu_backward(g, input(out, 0))};
+}
+
+// ---- fused local gradients (same shape and dtype as their inputs, which the rules above
+// guarantee; broadcasting stays with the ordinary ops) ---------------------------------------
+namespace {
+Tensor fused_grad(OpKind op, const Tensor& g, const Tensor& v) {
+  if (g.shape() != v.shape() || g.dtype() != v.dtype())
+    throw ShapeError(std::string(op_name(op)) + ": gradient " + shape_str(g.shape()) + " and value " +
+                     shape_str(v.shape()) + " must match");
+  return make_op(op, {g, v}, g.shape(), g.dtype());
+}
+}  // namespace
+
+Tensor relu_backward(const Tensor& g, const Tensor& x) { return fused_grad(OpKind::ReluBackward, g, x); }
+void ReluBackward_forward(Node& out) {
+  DAGRAD_DISPATCH_NUMERIC(out.dtype, "relu_backward",
+                          binary_forward<T>(out, [](T gv, T xv) { return xv > T(0) ? gv : T(0); }));
+}
+// The mask is piecewise constant: only g gets a gradient.
+std::vector<Tensor> ReluBackward_backward(const Tensor& out, const Tensor& h, const std::vector<bool>& needs) {
+  return {needs[0] ? relu_backward(h, input(out, 1)) : Tensor(), Tensor()};
+}
+
+Tensor tanh_backward(const Tensor& g, const Tensor& y) { return fused_grad(OpKind::TanhBackward, g, y); }
+void TanhBackward_forward(Node& out) {
+  DAGRAD_DISPATCH_FLOAT(out.dtype, "tanh_backward",
+                        binary_forward<T>(out, [](T gv, T yv) { return gv * (T(1) - yv * yv); }));
+}
+// d/dg = 1 - y^2; d/dy = -2 g y.
+std::vector<Tensor> TanhBackward_backward(const Tensor& out, const Tensor& h, const std::vector<bool>& needs) {
+  Tensor g = input(out, 0), y = input(out, 1);
+  return {needs[0] ? tanh_backward(h, y) : Tensor(),
+          needs[1] ? mul(h, mul(mul(g, y), scalar_like(y, -2.0))) : Tensor()};
+}
+
+Tensor sigmoid_backward(const Tensor& g, const Tensor& y) { return fused_grad(OpKind::SigmoidBackward, g, y); }
+void SigmoidBackward_forward(Node& out) {
+  DAGRAD_DISPATCH_FLOAT(out.dtype, "sigmoid_backward",
+                        binary_forward<T>(out, [](T gv, T yv) { return gv * (yv * (T(1) - yv)); }));
+}
+// d/dg = y (1 - y); d/dy = g (1 - 2y).
+std::vector<Tensor> SigmoidBackward_backward(const Tensor& out, const Tensor& h, const std::vector<bool>& needs) {
+  Tensor g = input(out, 0), y = input(out, 1);
+  return {needs[0] ? sigmoid_backward(h, y) : Tensor(),
+          needs[1] ? mul(h, mul(g, sub(scalar_like(y, 1.0), mul(y, scalar_like(y, 2.0))))) : Tensor()};
 }
 
 Tensor step(const Tensor& x) {

@@ -50,6 +50,8 @@
   X(Amin, "amin", reduce)             \
   X(Argmax, "argmax", reduce)         \
   X(Argmin, "argmin", reduce)         \
+  X(Softmax, "softmax", reduce)       \
+  X(LogSoftmax, "log_softmax", reduce) \
   X(Reshape, "reshape", movement)     \
   X(Permute, "permute", movement)     \
   X(Expand, "expand", movement)       \

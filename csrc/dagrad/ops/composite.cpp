@@ -103,23 +103,6 @@ Tensor logsumexp(const Tensor& x, std::vector<int64_t> dims, bool keepdim) {
   Tensor r = add(log(sum(exp(sub(v, m)), dims, true)), m);
   return keepdim ? r : drop_dims(r, v, dims);
 }
-Tensor softmax(const Tensor& x, int64_t dim) {
-  Tensor v = as_float(x);
-  const int64_t d = v.ndim() == 0 ? 0 : wrap_dim(dim, v.ndim(), "softmax");
-  if (v.ndim() == 0) return exp(sub(v, v));
-  if (v.numel() == 0) return v;
-  Tensor e = exp(sub(v, stable_shift(v, {d})));
-  return div(e, sum(e, {d}, true));
-}
-Tensor log_softmax(const Tensor& x, int64_t dim) {
-  Tensor v = as_float(x);
-  const int64_t d = v.ndim() == 0 ? 0 : wrap_dim(dim, v.ndim(), "log_softmax");
-  if (v.ndim() == 0) return sub(v, v);
-  if (v.numel() == 0) return v;
-  Tensor z = sub(v, stable_shift(v, {d}));
-  return sub(z, log(sum(exp(z), {d}, true)));
-}
-
 namespace {
 std::pair<Tensor, Tensor> extreme_dim(const Tensor& x, int64_t dim, bool keepdim, bool is_max) {
   const char* name = is_max ? "max" : "min";

@@ -1,9 +1,11 @@
 // Reductions: sum and mean over all dims or a set of dims, with keepdim; and sum_to, the
 // one place where broadcasting is undone for gradients.
 #include <algorithm>
+#include <cmath>
 #include <optional>
 
 #include "dagrad/kernels/dispatch.h"
+#include "dagrad/kernels/parallel.h"
 #include "dagrad/kernels/strided.h"
 #include "dagrad/ops.h"
 
@@ -328,5 +330,76 @@ void Argmax_forward(Node& out) { DAGRAD_DISPATCH_ALL(in(out, 0).dtype, arg_forwa
 void Argmin_forward(Node& out) { DAGRAD_DISPATCH_ALL(in(out, 0).dtype, arg_forward<T>(out, false)); }
 std::vector<Tensor> Argmax_backward(const Tensor&, const Tensor&, const std::vector<bool>&) { return {Tensor()}; }
 std::vector<Tensor> Argmin_backward(const Tensor&, const Tensor&, const std::vector<bool>&) { return {Tensor()}; }
+
+// ---- softmax, log_softmax along one dim (attrs.ints = {dim}) --------------------------------------
+// One pass per row: subtract the row max (stable at +-1000), exponentiate, sum in double.
+// A row holding NaN gives NaN, a row of -inf gives NaN, as in PyTorch. Rows are independent, so
+// they split over the thread budget without changing a bit.
+namespace {
+Tensor softmax_like(OpKind op, const Tensor& x, int64_t dim) {
+  Tensor v = is_floating(x.dtype()) ? x : cast(x, DType::Float32);
+  const int64_t d = v.ndim() == 0 ? 0 : wrap_dim(dim, v.ndim(), op_name(op));
+  OpAttrs a;
+  a.ints = {d};
+  return make_op(op, {v}, v.shape(), v.dtype(), std::move(a));
+}
+template <class T>
+void softmax_forward(Node& out, bool log) {
+  alloc_output(out);
+  const Node& x = in(out, 0);
+  const int64_t d = out.attrs.ints[0];
+  int64_t outer = 1, n = 1, inner = 1;
+  if (x.ndim() > 0) {
+    for (int64_t i = 0; i < d; ++i) outer *= x.shape[i];
+    n = x.shape[d];
+    for (int64_t i = d + 1; i < x.ndim(); ++i) inner *= x.shape[i];
+  }
+  const T* px = x.data<T>();
+  T* po = out.data<T>();
+  const int64_t rows = outer * inner;
+  parallel_for(rows, std::max<int64_t>(1, 4096 / std::max<int64_t>(1, n)), [&](int64_t r0, int64_t r1) {
+    for (int64_t r = r0; r < r1; ++r) {
+      const int64_t base = (r / inner) * n * inner + r % inner;
+      const T* row = px + base;
+      T* orow = po + base;
+      T m = row[0];
+      for (int64_t k = 1; k < n; ++k) {
+        const T v = row[k * inner];
+        if (v > m) m = v;
+      }
+      double s = 0;
+      for (int64_t k = 0; k < n; ++k) s += std::exp(static_cast<double>(row[k * inner] - m));
+      if (log) {
+        const T ls = static_cast<T>(std::log(s));
+        for (int64_t k = 0; k < n; ++k) orow[k * inner] = row[k * inner] - m - ls;
+      } else {
+        const double inv = 1.0 / s;
+        for (int64_t k = 0; k < n; ++k)
+          orow[k * inner] = static_cast<T>(std::exp(static_cast<double>(row[k * inner] - m)) * inv);
+      }
+    }
+  });
+}
+}  // namespace
+
+Tensor softmax(const Tensor& x, int64_t dim) { return softmax_like(OpKind::Softmax, x, dim); }
+void Softmax_forward(Node& out) { DAGRAD_DISPATCH_FLOAT(out.dtype, "softmax", softmax_forward<T>(out, false)); }
+// dx = y * (g - sum(g * y)).
+std::vector<Tensor> Softmax_backward(const Tensor& out, const Tensor& g, const std::vector<bool>&) {
+  const int64_t d = out->attrs.ints[0];
+  std::vector<int64_t> dims = out.ndim() ? std::vector<int64_t>{d} : std::vector<int64_t>{};
+  return {mul(out, sub(g, sum(mul(g, out), dims, true)))};
+}
+
+Tensor log_softmax(const Tensor& x, int64_t dim) { return softmax_like(OpKind::LogSoftmax, x, dim); }
+void LogSoftmax_forward(Node& out) {
+  DAGRAD_DISPATCH_FLOAT(out.dtype, "log_softmax", softmax_forward<T>(out, true));
+}
+// dx = g - exp(y) * sum(g).
+std::vector<Tensor> LogSoftmax_backward(const Tensor& out, const Tensor& g, const std::vector<bool>&) {
+  const int64_t d = out->attrs.ints[0];
+  std::vector<int64_t> dims = out.ndim() ? std::vector<int64_t>{d} : std::vector<int64_t>{};
+  return {sub(g, mul(exp(out), sum(g, dims, true)))};
+}
 
 }  // namespace dagrad

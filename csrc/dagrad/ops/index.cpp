@@ -219,6 +219,26 @@ std::vector<int64_t> index_offsets(const Node& n, size_t first_index_input, cons
   }
   return off;
 }
+
+// The layout shared by index and its adjoint: `big` is the indexed tensor (index's input,
+// index_put's output) and `small` the gathered one; k index tensors cover dims [d0, d0 + k).
+struct IndexLayout {
+  std::vector<int64_t> off;  // element offset within a block of big, per broadcast index
+  int64_t outer = 1, inner = 1, block = 1, nb = 0;
+};
+IndexLayout index_layout(const Node& n, const Shape& big, const Shape& small, const char* op) {
+  const int64_t d0 = n.attrs.ints[0];
+  const int64_t k = static_cast<int64_t>(n.inputs.size()) - 1;
+  const int64_t nd = static_cast<int64_t>(big.size());
+  Shape b(small.begin() + d0, small.end() - (nd - d0 - k));
+  IndexLayout l;
+  l.off = index_offsets(n, 1, big, d0, b, op, n.attrs.ints[1] != 0);
+  for (int64_t d = 0; d < d0; ++d) l.outer *= big[d];
+  for (int64_t d = d0 + k; d < nd; ++d) l.inner *= big[d];
+  for (int64_t d = d0; d < nd; ++d) l.block *= big[d];
+  l.nb = static_cast<int64_t>(l.off.size());
+  return l;
+}
 }  // namespace
 
 // attrs.ints = {first indexed dim, negative indices allowed}
@@ -248,22 +268,16 @@ Tensor index(const Tensor& x, const std::vector<Tensor>& indices, int64_t first_
 }
 void Index_forward(Node& out) {
   const Node& x = in(out, 0);
-  const int64_t d0 = out.attrs.ints[0];
-  const size_t k = out.inputs.size() - 1;
-  Shape b(out.shape.begin() + d0, out.shape.end() - (x.ndim() - d0 - static_cast<int64_t>(k)));
-  std::vector<int64_t> off = index_offsets(out, 1, x.shape, d0, b, "index", out.attrs.ints[1] != 0);
+  const IndexLayout l = index_layout(out, x.shape, out.shape, "index");
   alloc_output(out);
-  int64_t outer = 1, inner = 1, block = 1;
-  for (int64_t d = 0; d < d0; ++d) outer *= x.shape[d];
-  for (int64_t d = d0 + static_cast<int64_t>(k); d < x.ndim(); ++d) inner *= x.shape[d];
-  for (int64_t d = d0; d < x.ndim(); ++d) block *= x.shape[d];
-  const int64_t nb = static_cast<int64_t>(off.size());
   DAGRAD_DISPATCH_ALL(out.dtype, {
     const T* px = x.data<T>();
     T* po = out.data<T>();
-    for (int64_t p = 0; p < outer; ++p)
-      for (int64_t j = 0; j < nb; ++j)
-        std::copy(px + p * block + off[j], px + p * block + off[j] + inner, po + (p * nb + j) * inner);
+    for (int64_t p = 0; p < l.outer; ++p)
+      for (int64_t j = 0; j < l.nb; ++j) {
+        const T* src = px + p * l.block + l.off[j];
+        std::copy(src, src + l.inner, po + (p * l.nb + j) * l.inner);
+      }
   });
 }
 std::vector<Tensor> Index_backward(const Tensor& out, const Tensor& g, const std::vector<bool>&) {
@@ -286,25 +300,17 @@ Tensor index_put_add(const Tensor& src, const std::vector<Tensor>& indices, cons
 }
 void IndexPut_forward(Node& out) {
   const Node& src = in(out, 0);
-  const int64_t d0 = out.attrs.ints[0];
-  const size_t k = out.inputs.size() - 1;
-  Shape b(src.shape.begin() + d0, src.shape.end() - (out.ndim() - d0 - static_cast<int64_t>(k)));
-  std::vector<int64_t> off = index_offsets(out, 1, out.shape, d0, b, "index_put", out.attrs.ints[1] != 0);
+  const IndexLayout l = index_layout(out, out.shape, src.shape, "index_put");
   alloc_output(out);
-  int64_t outer = 1, inner = 1, block = 1;
-  for (int64_t d = 0; d < d0; ++d) outer *= out.shape[d];
-  for (int64_t d = d0 + static_cast<int64_t>(k); d < out.ndim(); ++d) inner *= out.shape[d];
-  for (int64_t d = d0; d < out.ndim(); ++d) block *= out.shape[d];
-  const int64_t nb = static_cast<int64_t>(off.size());
   DAGRAD_DISPATCH_NUMERIC(out.dtype, "index_put", {
     const T* ps = src.data<T>();
     T* po = out.data<T>();
     std::fill(po, po + out.numel(), T(0));
-    for (int64_t p = 0; p < outer; ++p)
-      for (int64_t j = 0; j < nb; ++j) {
-        T* dst = po + p * block + off[j];
-        const T* s = ps + (p * nb + j) * inner;
-        for (int64_t i = 0; i < inner; ++i) dst[i] += s[i];
+    for (int64_t p = 0; p < l.outer; ++p)
+      for (int64_t j = 0; j < l.nb; ++j) {
+        T* dst = po + p * l.block + l.off[j];
+        const T* s = ps + (p * l.nb + j) * l.inner;
+        for (int64_t i = 0; i < l.inner; ++i) dst[i] += s[i];
       }
   });
 }

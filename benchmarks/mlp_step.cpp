@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "bench_env.h"
 #include "dagrad/ops.h"
 #include "dagrad/optim.h"
 #include "dagrad/scheduler.h"
@@ -16,6 +17,7 @@
 using namespace dagrad;
 
 int main(int argc, char** argv) {
+  use_single_threaded_blas(argv);
   int threads = 1, steps = 50, batch = 64;
   std::vector<int64_t> sizes;
   for (int i = 1; i < argc; ++i) {

@@ -4,7 +4,9 @@
 //   dagrad   : the graph built from custom ops and run by dagrad's scheduler (1..N threads)
 //   omp-task : join counters + `omp task` per ready node (an OpenMP-task runtime)
 //   tbb-flow : oneTBB flow_graph continue_nodes (when built with libtbb-dev)
-// Usage: bench_scheduler [-t max_threads] [-r rounds] [-n nodes] [--quick]
+// Usage: bench_scheduler [-t max_threads] [-r rounds] [-n nodes] [-g graph] [-b empty|1us] [--quick]
+//   -g keeps only the graphs whose name starts with the given word (chain, binary, wavefront, wide);
+//   -b keeps one body; --dagrad-only skips the serial, OpenMP and oneTBB columns (for profiling).
 #include <omp.h>
 
 #include <algorithm>
@@ -19,6 +21,7 @@
 #include <string>
 #include <vector>
 
+#include "bench_env.h"
 #include "dagrad/ops.h"
 #include "dagrad/scheduler.h"
 
@@ -127,14 +130,17 @@ double time_serial(const Dag& d, int64_t iters) {
   return std::chrono::duration<double>(Clock::now() - t0).count();
 }
 
-// dagrad: each node is a custom op whose forward runs the body and shares one preallocated
-// 0-d storage (empty nodes allocate nothing). Returns {run, build+run+free} seconds.
+// dagrad: each node is a custom op whose forward runs the body and shares a preallocated 0-d
+// storage (empty nodes allocate nothing). There is one such storage per worker thread: a single
+// one for all would put every node's reference-count increment on one cache line that both
+// cores write, a cost of the benchmark rather than of the scheduler. Returns {run,
+// build+run+free} seconds.
 std::pair<double, double> time_dagrad(const Dag& d, int64_t iters, int threads) {
   set_num_threads(threads);
-  static StoragePtr shared = std::make_shared<Storage>(sizeof(float));
   auto op = std::make_shared<CustomOp>();
   op->name = "bench";
   op->forward = [iters](Node& out) {
+    thread_local StoragePtr shared = std::make_shared<Storage>(sizeof(float));
     spin(iters);
     out.storage = shared;
   };
@@ -218,56 +224,81 @@ double time_tbb(const Dag& d, int64_t iters, int threads) {
 }
 #endif
 
-template <class F>
-double best_of(int rounds, F f) {
-  double best = 1e30;
-  for (int r = 0; r < rounds; ++r) best = std::min(best, f());
-  return best;
-}
-
 }  // namespace
 
 int main(int argc, char** argv) {
+  use_single_threaded_blas(argv);
   int max_threads = std::max(1, omp_get_num_procs());
   int rounds = 5, n = 100000;
+  std::string only_graph, only_body;
+  bool dagrad_only = false;
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
     if (a == "-t" && i + 1 < argc) max_threads = std::atoi(argv[++i]);
     else if (a == "-r" && i + 1 < argc) rounds = std::atoi(argv[++i]);
     else if (a == "-n" && i + 1 < argc) n = std::atoi(argv[++i]);
+    else if (a == "-g" && i + 1 < argc) only_graph = argv[++i];
+    else if (a == "-b" && i + 1 < argc) only_body = argv[++i];
+    else if (a == "--dagrad-only") dagrad_only = true;
     else if (a == "--quick") { rounds = 2; n = 20000; }
-    else { std::fprintf(stderr, "usage: %s [-t threads] [-r rounds] [-n nodes] [--quick]\n", argv[0]); return 2; }
+    else {
+      std::fprintf(stderr, "usage: %s [-t threads] [-r rounds] [-n nodes] [-g graph] [-b empty|1us] [--dagrad-only] [--quick]\n", argv[0]);
+      return 2;
+    }
   }
   calibrate();
   const int side = static_cast<int>(std::sqrt(static_cast<double>(n) * 0.9));
   std::vector<Dag> dags = {chain(n), binary_tree(n), wavefront(std::min(side, 300)), wide(1000, std::max(1, n / 1000), 7)};
   std::printf("dagrad scheduler benchmark: %d cores, best of %d rounds, ~1us body = %lld spin iterations\n",
               omp_get_num_procs(), rounds, static_cast<long long>(g_spin_iters));
-  std::printf("%-22s %-6s %8s %12s %12s %14s %12s %12s\n", "graph", "body", "threads", "serial ns/n",
+  std::printf("%-22s %-6s %8s %12s %20s %14s %20s %20s\n", "graph", "body", "threads", "serial ns/n",
               "dagrad run", "dagrad b+r+f", "omp-task", "tbb-flow");
   for (const Dag& d : dags) {
+    if (!only_graph.empty() && d.name.rfind(only_graph, 0) != 0) continue;
     const double nn = static_cast<double>(d.parents.size());
     for (int body = 0; body < 2; ++body) {
+      if (!only_body.empty() && only_body != (body ? "1us" : "empty")) continue;
       const int64_t iters = body ? g_spin_iters : 0;
-      double serial = best_of(rounds, [&] { return time_serial(d, iters); });
-      for (int t = 1; t <= max_threads; t *= 2) {
-        double run = 1e30, total = 1e30;
-        for (int r = 0; r < rounds; ++r) {
-          auto [a, b] = time_dagrad(d, iters, t);
-          run = std::min(run, a);
-          total = std::min(total, b);
-        }
-        double omp = best_of(rounds, [&] { return time_omp_tasks(d, iters, t); });
+      // Rounds are interleaved over the thread counts and competitors, so that a slow phase of
+      // the host hits all columns alike; "speedup" is the median over rounds of the 1-thread
+      // time over the t-thread time, measured in the same round.
+      std::vector<int> ts;
+      for (int t = 1; t <= max_threads; t *= 2) ts.push_back(t);
+      const size_t nt = ts.size();
+      std::vector<std::vector<double>> run(nt), total(nt), omp(nt), tbb(nt);
+      std::vector<double> serial;
+      for (int r = 0; r < rounds; ++r) {
+        if (!dagrad_only) serial.push_back(time_serial(d, iters));
+        for (size_t k = 0; k < nt; ++k) {
+          auto [a, b] = time_dagrad(d, iters, ts[k]);
+          run[k].push_back(a);
+          total[k].push_back(b);
+          if (dagrad_only) continue;
+          omp[k].push_back(time_omp_tasks(d, iters, ts[k]));
 #ifdef DAGRAD_BENCH_TBB
-        double tbbt = best_of(rounds, [&] { return time_tbb(d, iters, t); });
-        char tbbs[32];
-        std::snprintf(tbbs, sizeof tbbs, "%.1f", tbbt / nn * 1e9);
-#else
-        const char* tbbs = "n/a";
+          tbb[k].push_back(time_tbb(d, iters, ts[k]));
 #endif
-        std::printf("%-22s %-6s %8d %12.1f %12.1f %14.1f %12.1f %12s\n",
-                    d.name.c_str(), body ? "1us" : "empty", t, serial / nn * 1e9, run / nn * 1e9, total / nn * 1e9,
-                    omp / nn * 1e9, tbbs);
+        }
+      }
+      auto best = [&](const std::vector<double>& v) -> std::string {
+        if (v.empty()) return "-";
+        char buf[32];
+        std::snprintf(buf, sizeof buf, "%.1f", *std::min_element(v.begin(), v.end()) / nn * 1e9);
+        return buf;
+      };
+      auto speedup = [&](const std::vector<std::vector<double>>& v, size_t k) -> std::string {
+        if (k == 0 || v[k].empty()) return "";
+        std::vector<double> q;
+        for (size_t r = 0; r < v[k].size(); ++r) q.push_back(v[0][r] / v[k][r]);
+        std::sort(q.begin(), q.end());
+        char buf[32];
+        std::snprintf(buf, sizeof buf, " (%.2fx)", q[q.size() / 2]);
+        return buf;
+      };
+      for (size_t k = 0; k < nt; ++k) {
+        std::printf("%-22s %-6s %8d %12s %20s %14s %20s %20s\n", d.name.c_str(), body ? "1us" : "empty", ts[k],
+                    best(serial).c_str(), (best(run[k]) + speedup(run, k)).c_str(), best(total[k]).c_str(),
+                    (best(omp[k]) + speedup(omp, k)).c_str(), (best(tbb[k]) + speedup(tbb, k)).c_str());
       }
     }
   }

@@ -2,11 +2,13 @@
 #pragma once
 
 #include <functional>
+#include <initializer_list>
 #include <memory>
 #include <vector>
 
 #include "dagrad/common.h"
 #include "dagrad/op_list.h"
+#include "dagrad/small_vector.h"
 
 namespace dagrad {
 
@@ -46,26 +48,35 @@ struct Edge {
 ///
 /// A node's value (storage) is null until the scheduler computes it. Values are
 /// contiguous and row-major; Reshape and Detach share their input's storage.
+///
+/// Note [Node layout]
+/// ~~~~~~~~~~~~~~~~~~
+/// A run walks every pending node three times (collect, execute, release; the parallel path
+/// also builds its edge arrays), so it is bound by cache misses on nodes, not by instructions.
+/// The fields those walks read come first, next to the shared_ptr control block that
+/// allocate_shared puts in front of the node: kind and flags, the scratch fields, the storage
+/// and the input edges, two of which are kept inline (most ops have one or two inputs), so a
+/// scheduler visit touches one or two cache lines and no separately allocated edge array.
+/// Nodes come from a per-thread free list (Note [Node pool] in graph.cpp), not from malloc.
 struct Node : std::enable_shared_from_this<Node> {
   OpKind op = OpKind::Leaf;
   DType dtype = DType::Float32;
   bool requires_grad = false;
   bool graph_freed = false;  // backward ran without retain_graph through this node
   bool is_param = false;     // marked as a Module parameter (dagrad.nn.Parameter)
-  Shape shape;
-  OpAttrs attrs;
-  std::vector<Edge> inputs;
-  StoragePtr storage;
-  NodePtr grad;  // accumulated gradient of a leaf that requires grad
-  uint64_t id = 0;
   // Version of the storage right after this node computed it (aliases such as reshape share a
   // storage whose version may already be above 0). See Edge.
   uint32_t base_version = 0;
-
   // Scratch owned by the scheduler and autodiff while they hold the graph lock
   // (see Note [One run at a time]).
-  uint64_t mark = 0;
   int32_t run_index = -1;
+  uint64_t mark = 0;
+  StoragePtr storage;
+  SmallVector<Edge, 2> inputs;
+  Shape shape;
+  OpAttrs attrs;
+  NodePtr grad;  // accumulated gradient of a leaf that requires grad
+  uint64_t id = 0;
 
   Node() = default;
   Node(const Node&) = delete;
@@ -155,8 +166,13 @@ struct GradModeGuard {
 // ---------------------------------------------------------------------------
 
 /// @brief Records an op node. Shape and dtype are already inferred by the caller.
-Tensor make_op(OpKind op, std::vector<Tensor> inputs, Shape shape, DType dtype,
+Tensor make_op(OpKind op, const std::vector<Tensor>& inputs, Shape shape, DType dtype,
                OpAttrs attrs = {});
+/// @brief As above, for a braced list of inputs (no temporary vector).
+Tensor make_op(OpKind op, std::initializer_list<Tensor> inputs, Shape shape, DType dtype,
+               OpAttrs attrs = {});
+Tensor make_op(OpKind op, const Tensor* inputs, size_t count, Shape shape, DType dtype,
+               OpAttrs&& attrs);
 
 /// @brief A leaf holding a copy of `src` (row-major, `dtype` elements).
 Tensor from_data(const void* src, const Shape& shape, DType dtype, bool requires_grad = false);

@@ -129,7 +129,7 @@ struct CustomOp {
   /// nanoseconds); see Note [Serial or parallel run].
   double cost = 1000.0;
 };
-Tensor custom(const std::shared_ptr<const CustomOp>& op, std::vector<Tensor> inputs, Shape shape, DType dtype);
+Tensor custom(const std::shared_ptr<const CustomOp>& op, const std::vector<Tensor>& inputs, Shape shape, DType dtype);
 
 // Composites (ops/composite.cpp): built from the primitives above, so their gradients follow.
 Tensor square(const Tensor& x);

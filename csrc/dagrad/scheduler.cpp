@@ -75,80 +75,177 @@ inline void execute(Node& n, int thread) {
   n.base_version = n.storage->version.load(std::memory_order_relaxed);
 }
 
-// The ready queue shared by the workers of one run. LIFO, so a worker that picks up
-// work tends to continue where the data is still in cache.
-class ReadyQueue {
+// Note [Inputs are released as soon as a node has run]
+// ~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~
+// A computed node that no gradient will flow through never reads its inputs again, so it
+// drops its edges right after its forward ran, on the thread that ran it: an intermediate
+// that only graph edges held is freed (its buffer back to the pool) at its last use, in the
+// middle of the run, not at the end. This is safe because everything a later node of the run
+// reads is an ancestor it holds through its own edges, the targets are held by the caller,
+// and the scheduler never touches a node that has run again (serial runs walk `order`
+// forwards; parallel runs find children through the run's own edge lists). A node freed here
+// may be freed on a worker thread: node teardown and the buffer pool touch no thread-local or
+// Python state (Note [Buffer pool] takes its own mutex). Not while tracing: a recorded program
+// replays the graph as it was (Note [Tracing keeps the graph]).
+inline void release_inputs(Node& n) {
+  if (!n.requires_grad || n.op == OpKind::Detach) n.inputs.clear();
+}
+
+// Note [Per-worker ready lists]
+// ~~~~~~~~~~~~~~~~~~~~~~~~~~~~~
+// Each worker keeps the nodes it made ready (beyond the one it continues with) in its own list
+// and takes them back newest first, where their inputs are still in its cache. A worker that
+// runs dry steals the oldest entry of another worker's list. Each list has its own small lock,
+// held for a few instructions; the owner is nearly always the only one to take it, so the
+// lock's cache line stays on the owner's core, where one shared queue made half of a
+// wavefront's nodes cross between cores. The roots are dealt out to the lists up front in
+// contiguous blocks (neighbouring roots often share children), and stay stealable.
+//
+// Note [Idle workers spin briefly, then sleep]
+// ~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~
+// A worker with nothing to do polls the lists' sizes for a few microseconds (cheap when work
+// arrives soon, as it does in a busy graph), then blocks on a condition variable. Spinning
+// longer would steal the core from another process on a machine where we may not own every
+// core; see also OMP_WAIT_POLICY in python/dagrad/__init__.py. No wake-up is lost: a sleeper
+// registers (seq_cst) and re-checks every list under the sleep mutex before it waits, and a
+// pusher publishes its item (seq_cst) before it reads the sleeper count and notifies under
+// that mutex.
+class ReadyLists {
  public:
-  void push(int32_t i) {
-    bool wake;
-    {
-      std::lock_guard<std::mutex> lock(m_);
-      items_.push_back(i);
-      size_.store(static_cast<int64_t>(items_.size()), std::memory_order_release);
-      wake = sleepers_ > 0;
-    }
-    if (wake) cv_.notify_one();
+  explicit ReadyLists(int workers) : lists_(static_cast<size_t>(workers)) {}
+
+  // Before the workers start: the owner takes them from the back, so reverse them.
+  void seed(int w, const int32_t* first, const int32_t* last) {
+    List& l = lists_[static_cast<size_t>(w)];
+    l.items.assign(std::reverse_iterator<const int32_t*>(last), std::reverse_iterator<const int32_t*>(first));
+    l.size.store(static_cast<int64_t>(l.items.size()), std::memory_order_relaxed);
   }
 
-  // Note [Idle workers spin briefly, then sleep]
-  // ~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~
-  // A worker with nothing to do polls the queue size for a few microseconds (cheap when
-  // work arrives soon, as it does in a busy graph), then blocks on the condition variable.
-  // Spinning longer would steal the core from another process on a machine where we may
-  // not own every core; see also OMP_WAIT_POLICY in python/dagrad/__init__.py.
-  bool pop(int32_t& out) {
+  void push(int w, int32_t i) {
+    List& l = lists_[static_cast<size_t>(w)];
+    {
+      std::lock_guard<std::mutex> lock(l.m);
+      l.items.push_back(i);
+      l.size.store(static_cast<int64_t>(l.items.size() - l.head), std::memory_order_seq_cst);
+    }
+    if (sleepers_.load(std::memory_order_seq_cst) > 0) {
+      std::lock_guard<std::mutex> lock(sleep_m_);
+      sleep_cv_.notify_one();
+    }
+  }
+
+  bool pop(int w, int32_t& out) {
     for (int spin = 0; spin < 256; ++spin) {
       if (done_.load(std::memory_order_acquire)) return false;
-      if (size_.load(std::memory_order_acquire) > 0) {
-        std::lock_guard<std::mutex> lock(m_);
-        if (take(out)) return true;
-      }
+      if (try_take(w, out)) return true;
       DAGRAD_CPU_RELAX();
     }
-    std::unique_lock<std::mutex> lock(m_);
+    std::unique_lock<std::mutex> lock(sleep_m_);
     for (;;) {
-      if (take(out)) return true;
-      if (done_.load(std::memory_order_relaxed)) return false;
-      ++sleepers_;
-      cv_.wait(lock);
-      --sleepers_;
+      sleepers_.fetch_add(1, std::memory_order_seq_cst);
+      if (done_.load(std::memory_order_seq_cst) || any_work()) {
+        sleepers_.fetch_sub(1, std::memory_order_relaxed);
+        if (done_.load(std::memory_order_acquire)) return false;
+        lock.unlock();
+        if (try_take(w, out)) return true;
+        lock.lock();
+        continue;
+      }
+      sleep_cv_.wait(lock);
+      sleepers_.fetch_sub(1, std::memory_order_relaxed);
+      if (done_.load(std::memory_order_acquire)) return false;
+      lock.unlock();
+      if (try_take(w, out)) return true;
+      lock.lock();
     }
   }
 
   void finish() {
-    {
-      std::lock_guard<std::mutex> lock(m_);
-      done_.store(true, std::memory_order_release);
-    }
-    cv_.notify_all();
+    done_.store(true, std::memory_order_seq_cst);
+    std::lock_guard<std::mutex> lock(sleep_m_);
+    sleep_cv_.notify_all();
   }
 
  private:
-  bool take(int32_t& out) {  // caller holds m_
-    if (items_.empty()) return false;
-    out = items_.back();
-    items_.pop_back();
-    size_.store(static_cast<int64_t>(items_.size()), std::memory_order_release);
-    return true;
+  struct alignas(64) List {
+    std::mutex m;
+    std::vector<int32_t> items;  // live entries are items[head, size)
+    size_t head = 0;
+    std::atomic<int64_t> size{0};
+  };
+
+  bool any_work() const {
+    for (const List& l : lists_)
+      if (l.size.load(std::memory_order_seq_cst) > 0) return true;
+    return false;
   }
 
-  std::mutex m_;
-  std::condition_variable cv_;
-  std::vector<int32_t> items_;
-  std::atomic<int64_t> size_{0};
+  // Own list newest first, then the others' oldest first.
+  bool try_take(int w, int32_t& out) {
+    const size_t nl = lists_.size();
+    for (size_t k = 0; k < nl; ++k) {
+      List& l = lists_[(static_cast<size_t>(w) + k) % nl];
+      if (l.size.load(std::memory_order_acquire) <= 0) continue;
+      std::lock_guard<std::mutex> lock(l.m);
+      if (l.head == l.items.size()) continue;
+      if (k == 0) {
+        out = l.items.back();
+        l.items.pop_back();
+      } else {
+        out = l.items[l.head++];
+      }
+      if (l.head == l.items.size()) {
+        l.items.clear();
+        l.head = 0;
+      }
+      l.size.store(static_cast<int64_t>(l.items.size() - l.head), std::memory_order_release);
+      return true;
+    }
+    return false;
+  }
+
+  std::vector<List> lists_;
+  std::mutex sleep_m_;
+  std::condition_variable sleep_cv_;
+  std::atomic<int> sleepers_{0};
   std::atomic<bool> done_{false};
-  int sleepers_ = 0;
 };
 
 struct Run {
-  std::vector<Node*> order;          // topological: parents first
-  std::vector<int32_t> indegree;     // in-run parents of each node
-  std::vector<int32_t> child_begin;  // CSR of in-run children, size n + 1
-  std::vector<int32_t> children;
-  std::vector<int32_t> roots;        // nodes with no pending parent
+  // Topological, parents first. A node's slot may dangle once the node has run: releasing
+  // inputs (Note [Inputs are released as soon as a node has run]) can free an earlier node.
+  std::vector<Node*> order;
+  struct Frame {
+    Node* node;
+    uint32_t next;     // next input to visit
+    int32_t parents;   // pending parents seen so far
+  };
+  std::vector<Frame> stack;  // collect()'s DFS
+  bool release_inputs = false;  // see Note [Inputs are released as soon as a node has run]
+  // What a parallel run needs, filled by link() (only when the run may go parallel):
+  bool edges_built = false;
+  std::vector<int32_t> indegree;    // in-run parents of each node
+  std::vector<int32_t> child_head;  // first edge of each node's child list, or -1
+  std::vector<int32_t> edge_child;  // per in-run edge: the child ...
+  std::vector<int32_t> edge_next;   // ... and the next edge of the same parent, or -1
+  std::vector<double> crit;         // costliest path ending at each node
+  std::vector<int32_t> roots;       // nodes with no pending parent
   bool has_fanout = false;
   double total_cost = 0;     // sum of node costs
   double critical_cost = 0;  // costliest path
+
+  void clear() {
+    order.clear();
+    stack.clear();
+    indegree.clear();
+    child_head.clear();
+    edge_child.clear();
+    edge_next.clear();
+    crit.clear();
+    roots.clear();
+    release_inputs = edges_built = has_fanout = false;
+    total_cost = critical_cost = 0;
+  }
 };
 
 // Rough work of a node: flops for products, elements touched otherwise (see
@@ -172,74 +269,83 @@ double node_cost(const Node& n) {
   }
 }
 
+// Adds node n (whose run_index is set, and whose in-run parents are linked already) to the
+// run's edge lists and costs. One pass over n's inputs while they are in cache.
+void link(Run& run, Node* n, uint64_t mark) {
+  const int32_t i = n->run_index;
+  int32_t degree = 0;
+  double longest = 0;
+  for (const Edge& e : n->inputs) {
+    const Node* p = e.node.get();
+    if (p->mark != mark) continue;
+    const int32_t pi = p->run_index;
+    ++degree;
+    int32_t& head = run.child_head[pi];
+    if (head >= 0) run.has_fanout = true;
+    run.edge_next.push_back(head);
+    head = static_cast<int32_t>(run.edge_child.size());
+    run.edge_child.push_back(i);
+    longest = std::max(longest, run.crit[pi]);
+  }
+  run.indegree.push_back(degree);
+  run.child_head.push_back(-1);
+  if (degree == 0) run.roots.push_back(i);
+  const double c = node_cost(*n);
+  run.crit.push_back(longest + c);
+  run.total_cost += c;
+  run.critical_cost = std::max(run.critical_cost, longest + c);
+}
+
 // Iterative post-order DFS over pending nodes (Note [Iterative teardown] has the same
 // reason: a recursive walk overflows the stack on long chains).
-void collect(const std::vector<Tensor>& targets, uint64_t mark, Run& run) {
-  std::vector<std::pair<Node*, size_t>> stack;
+//
+// With `edges` (more than one thread), nodes are also linked for a parallel run, but only once
+// the walk has seen that two nodes could ever be ready at the same time: a second root, or a
+// node reached from two children (fan-out). A chain never pays for its edge lists; the first
+// sign of parallelism links the nodes emitted so far, and each later node is linked as it is
+// emitted (its parents are emitted before it).
+using Frame = Run::Frame;
+void collect(const std::vector<Tensor>& targets, uint64_t mark, Run& run, bool edges) {
+  auto& stack = run.stack;  // (node, next input to visit, pending parents seen)
+  bool parallelism = false;
+  int32_t roots = 0;
   for (const Tensor& t : targets) {
     Node* root = t.node().get();
     if (root->realized() || root->mark == mark) continue;
     root->mark = mark;
-    stack.emplace_back(root, 0);
+    stack.push_back({root, 0, 0});
     while (!stack.empty()) {
-      auto& [n, next] = stack.back();
-      if (next < n->inputs.size()) {
-        Node* p = n->inputs[next++].node.get();
-        if (!p->realized() && p->mark != mark) {
-          if (p->op == OpKind::Leaf) throw RuntimeError("internal: leaf without a value");
-          p->mark = mark;
-          stack.emplace_back(p, 0);
+      Frame& f = stack.back();
+      Node* n = f.node;
+      // Loads of parent nodes are cache misses in a large graph; start them all at once on the
+      // first visit (the walk needs each parent's flags next).
+      if (f.next == 0)
+        for (const Edge& e : n->inputs) __builtin_prefetch(e.node.get());
+      if (f.next < n->inputs.size()) {
+        Node* p = n->inputs[f.next++].node.get();
+        if (p->realized()) continue;
+        ++f.parents;
+        if (p->mark == mark) {
+          parallelism = true;  // p has a second child in the run
+          continue;
         }
+        if (p->op == OpKind::Leaf) throw RuntimeError("internal: leaf without a value");
+        p->mark = mark;
+        stack.push_back({p, 0, 0});
       } else {
+        if (f.parents == 0 && ++roots > 1) parallelism = true;
+        stack.pop_back();
         n->run_index = static_cast<int32_t>(run.order.size());
         run.order.push_back(n);
-        stack.pop_back();
+        if (run.edges_built) {
+          link(run, n, mark);
+        } else if (edges && parallelism) {
+          run.edges_built = true;
+          for (Node* m : run.order) link(run, m, mark);
+        }
       }
     }
   }
-}
-
-// Nodes of the run are exactly those carrying `mark` (collect() marks only pending nodes).
-void build_edges(uint64_t mark, Run& run) {
-  const Run& r = run;
-  const size_t n = r.order.size();
-  run.indegree.assign(n, 0);
-  std::vector<int32_t>& cb = run.child_begin;
-  cb.assign(n + 1, 0);
-  for (size_t i = 0; i < n; ++i) {
-    int32_t cnt = 0;
-    for (const Edge& e : r.order[i]->inputs) {
-      const Node* p = e.node.get();
-      if (p->mark == mark) {
-        ++cb[p->run_index + 1];
-        ++cnt;
-      }
-    }
-    run.indegree[i] = cnt;
-    if (cnt == 0) run.roots.push_back(static_cast<int32_t>(i));
-  }
-  for (size_t i = 0; i < n; ++i) {
-    if (cb[i + 1] > 1) run.has_fanout = true;
-    cb[i + 1] += cb[i];
-  }
-  // Total work and the costliest path (order is topological, so one pass suffices).
-  std::vector<double> crit(n, 0.0);
-  for (size_t i = 0; i < n; ++i) {
-    const double c = node_cost(*r.order[i]);
-    double longest = 0;
-    for (const Edge& e : r.order[i]->inputs)
-      if (e.node->mark == mark) longest = std::max(longest, crit[e.node->run_index]);
-    crit[i] = longest + c;
-    run.total_cost += c;
-    run.critical_cost = std::max(run.critical_cost, crit[i]);
-  }
-  run.children.resize(cb[n]);
-  std::vector<int32_t> fill(cb.begin(), cb.end() - 1);
-  for (size_t i = 0; i < n; ++i)
-    for (const Edge& e : r.order[i]->inputs) {
-      const Node* p = e.node.get();
-      if (p->mark == mark) run.children[fill[p->run_index]++] = static_cast<int32_t>(i);
-    }
 }
 
 // Note [Scheduler: wait, execute, propagate]
@@ -248,15 +354,12 @@ void build_edges(uint64_t mark, Run& run) {
 // decrements each child's count; the decrement is acq_rel so that the child's worker,
 // which sees the count reach zero, also sees every parent's output written. The first
 // child that becomes ready continues on the same thread (no queue round trip, warm cache);
-// the others go to the shared ready queue. The first exception is stored, the run is
+// the others go to the worker's ready list (Note [Per-worker ready lists]). The first exception is stored, the run is
 // cancelled, every worker leaves the loop, and the caller rethrows it after the parallel
 // region (no exception may cross an OpenMP region boundary).
 void run_parallel(Run& run, std::vector<std::atomic<int32_t>>& pending, int threads,
                   RunStats& stats) {
-  ReadyQueue queue;
-  // The roots are dealt out in contiguous blocks to private lists up front (neighbouring roots,
-  // which often share children, stay on one thread), so the many roots of a wide graph cost no
-  // lock; only nodes readied later go through the shared queue.
+  ReadyLists lists(threads);
   std::atomic<int64_t> remaining{static_cast<int64_t>(run.order.size())};
   std::atomic<bool> cancelled{false};
   std::mutex err_mutex;
@@ -267,16 +370,12 @@ void run_parallel(Run& run, std::vector<std::atomic<int32_t>>& pending, int thre
   {
     const int tid = omp_get_thread_num(), nt = omp_get_num_threads();
     const size_t nr = run.roots.size();
-    std::vector<int32_t> mine(run.roots.begin() + nr * tid / nt, run.roots.begin() + nr * (tid + 1) / nt);
-    std::reverse(mine.begin(), mine.end());
-    int64_t done_here = 0;
+    lists.seed(tid, run.roots.data() + nr * tid / nt, run.roots.data() + nr * (tid + 1) / nt);
+#pragma omp barrier
+    int64_t done_here = 0, unflushed = 0;
     int32_t cur = -1;
     for (;;) {
-      if (cur < 0 && !mine.empty()) {
-        cur = mine.back();
-        mine.pop_back();
-      }
-      if (cur < 0 && !queue.pop(cur)) break;
+      if (cur < 0 && !lists.pop(tid, cur)) break;
       if (cancelled.load(std::memory_order_relaxed)) break;
       try {
         execute(*run.order[cur], tid);
@@ -286,21 +385,31 @@ void run_parallel(Run& run, std::vector<std::atomic<int32_t>>& pending, int thre
           if (!first_error) first_error = std::current_exception();
         }
         cancelled.store(true, std::memory_order_relaxed);
-        queue.finish();
+        lists.finish();
         break;
       }
       ++done_here;
+      ++unflushed;
+      // Children are found through the run's edge lists, not through the node, so its inputs
+      // may go now.
+      if (run.release_inputs) release_inputs(*run.order[cur]);
       int32_t next = -1;
-      for (int32_t k = run.child_begin[cur]; k < run.child_begin[cur + 1]; ++k) {
-        int32_t c = run.children[k];
+      for (int32_t k = run.child_head[cur]; k >= 0; k = run.edge_next[k]) {
+        int32_t c = run.edge_child[k];
         if (pending[c].fetch_sub(1, std::memory_order_acq_rel) == 1) {
           if (next < 0)
             next = c;
           else
-            queue.push(c);
+            lists.push(tid, c);
         }
       }
-      if (remaining.fetch_sub(1, std::memory_order_acq_rel) == 1) queue.finish();
+      // Note [Counting finished nodes]: a worker adds its finished nodes to the shared count
+      // only when it runs out of continuation work, not once per node (a per-node atomic on
+      // one shared line ping-pongs between cores). The count reaches zero exactly when the
+      // last node is done: every other worker flushed before it went looking for work, and a
+      // worker still in a continuation has a node left to run.
+      if (next < 0 && remaining.fetch_sub(unflushed, std::memory_order_acq_rel) == unflushed) lists.finish();
+      if (next < 0) unflushed = 0;
       cur = next;
     }
     if (done_here) threads_used.fetch_add(1, std::memory_order_relaxed);
@@ -327,6 +436,17 @@ RunStats last_run_stats() {
 }
 
 namespace {
+void run_serial(const Run& run) {
+  if (run.release_inputs) {
+    for (Node* node : run.order) {
+      execute(*node, 0);
+      release_inputs(*node);
+    }
+  } else {
+    for (Node* node : run.order) execute(*node, 0);
+  }
+}
+
 // Executes a built run: serially in topological order when no two nodes can be ready at once,
 // else on the worker pool. Rethrows the first error after every worker has stopped.
 void execute_run(Run& run, RunStats& stats) {
@@ -343,7 +463,7 @@ void execute_run(Run& run, RunStats& stats) {
   // thread budget (Note [Thread budget]). Costs are rough: flops for products, elements
   // touched otherwise. Either way the results are the same bits.
   constexpr double kMinParallelWork = 2e4, kMinParallelism = 1.3;
-  const bool parallel = threads > 1 && (run.roots.size() > 1 || run.has_fanout) &&
+  const bool parallel = threads > 1 && run.edges_built && (run.roots.size() > 1 || run.has_fanout) &&
                         run.total_cost >= kMinParallelWork &&
                         run.total_cost >= kMinParallelism * run.critical_cost;
   stats.parallel = parallel;
@@ -352,22 +472,54 @@ void execute_run(Run& run, RunStats& stats) {
     for (size_t i = 0; i < n; ++i) pending[i].store(run.indegree[i], std::memory_order_relaxed);
     run_parallel(run, pending, threads, stats);
   } else {
-    for (Node* node : run.order) execute(*node, 0);
+    run_serial(run);
     stats.threads_used = 1;
   }
 }
 }  // namespace
 
+namespace {
+// A run's arrays are reused from one realize to the next (a pool, not a single object: a
+// custom op may realize from inside a run). Guarded by graph_mutex().
+std::vector<std::unique_ptr<Run>> g_run_pool;
+
+struct PooledRun {
+  std::unique_ptr<Run> run;
+  PooledRun() {
+    if (g_run_pool.empty()) {
+      run = std::make_unique<Run>();
+    } else {
+      run = std::move(g_run_pool.back());
+      g_run_pool.pop_back();
+    }
+  }
+  ~PooledRun() {
+    // Keep the capacity of ordinary runs; give back what a giant graph grew.
+    constexpr size_t kKeep = size_t{1} << 20;
+    if (run->order.capacity() > kKeep || run->stack.capacity() > kKeep ||
+        run->edge_child.capacity() > kKeep || g_run_pool.size() >= 4)
+      return;
+    run->clear();
+    g_run_pool.push_back(std::move(run));
+  }
+};
+}  // namespace
+
 void realize(const std::vector<Tensor>& targets) {
   std::lock_guard<std::recursive_mutex> lock(graph_mutex());
   const uint64_t mark = next_mark();
-  Run run;
-  collect(targets, mark, run);
+  PooledRun pooled;
+  Run& run = *pooled.run;
+  // The edge lists and the costs only serve to decide on and drive a parallel run; a
+  // one-thread run executes `order` as collected. run_index stays stale on the nodes
+  // afterwards: it is read only for nodes carrying the current walk's mark.
+  collect(targets, mark, run, get_num_threads() > 1);
   const size_t n = run.order.size();
   if (n == 0) return;
   if (n > static_cast<size_t>(INT32_MAX - 1))
     throw ValueError("realize: a run of " + std::to_string(n) + " nodes is too large");
-  build_edges(mark, run);
+  const bool tracing = trace::active();
+  run.release_inputs = !tracing;
 
   RunStats stats;
   std::exception_ptr error;
@@ -376,21 +528,10 @@ void realize(const std::vector<Tensor>& targets) {
   } catch (...) {
     error = std::current_exception();
   }
-  for (Node* node : run.order) node->run_index = -1;
   g_last_stats = stats;
   if (error) std::rethrow_exception(error);
-  if (trace::active()) {
-    // See Note [Tracing keeps the graph].
-    trace::record_run(run.order);
-    return;
-  }
-
-  // A computed node that no gradient will flow through no longer needs its inputs:
-  // dropping them frees intermediates nobody else holds. Walking parents-first is safe: a
-  // node freed here is a parent of the current one, already behind us in run.order, and the
-  // current node is kept alive by its own (later) children or by the targets.
-  for (Node* node : run.order)
-    if (!node->requires_grad || node->op == OpKind::Detach) node->inputs.clear();
+  // See Note [Tracing keeps the graph].
+  if (tracing) trace::record_run(run.order);
 }
 
 // ---- replay of recorded runs (trace.h) ---------------------------------------------------------
@@ -408,8 +549,10 @@ CachedRun::CachedRun(const std::vector<Node*>& order) : impl_(std::make_shared<I
     order[i]->mark = mark;
     order[i]->run_index = static_cast<int32_t>(i);
   }
-  impl_->run.order = order;
-  build_edges(mark, impl_->run);
+  Run& run = impl_->run;
+  run.order = order;
+  run.edges_built = true;
+  for (Node* node : order) link(run, node, mark);
   for (Node* node : order) node->run_index = -1;
 }
 

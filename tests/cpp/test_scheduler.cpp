@@ -940,6 +940,52 @@ void test_thread_count_validation() {
 
 }  // namespace
 
+// ---------------------------------------------------------------------------------------
+// Intermediates are freed at their last use, during the run (Note [Inputs are released as soon
+// as a node has run]): a probe node at the end of each branch sees that the branch's first
+// intermediate, which only graph edges held, is already gone. Values stay right.
+// ---------------------------------------------------------------------------------------
+void test_intermediates_freed_at_last_use() {
+  ThreadsGuard guard;
+  for (int threads : {1, 2, 4}) {
+    set_num_threads(threads);
+    NoGradGuard ng;
+    const int kBranches = 8;
+    std::vector<std::weak_ptr<Node>> firsts(kBranches);
+    std::atomic<int> alive_at_probe{0};
+    std::vector<Tensor> outs;
+    for (int b = 0; b < kBranches; ++b) {
+      std::vector<float> v(4096, static_cast<float>(b + 1));
+      Tensor x = from_data(v.data(), {4096}, DType::Float32);
+      Tensor first = dagrad::exp(x * scalar(0.0, DType::Float32));  // all ones, held only by `second`'s edge below
+      firsts[b] = first.node();
+      Tensor second = first * scalar(3.0, DType::Float32);
+      Tensor third = second + x;
+      first = Tensor();
+      second = Tensor();
+      auto probe = std::make_shared<CustomOp>();
+      probe->name = "probe";
+      probe->cost = 1e6;  // makes the run worth the pool
+      std::weak_ptr<Node> watched = firsts[b];
+      probe->forward = [watched, &alive_at_probe](Node& out) {
+        if (!watched.expired()) alive_at_probe.fetch_add(1);
+        out.storage = in(out, 0).storage;
+      };
+      outs.push_back(custom(probe, {third}, {4096}, DType::Float32));
+    }
+    realize(outs);
+    CHECK_MSG(alive_at_probe.load() == 0,
+              threads << " threads: " << alive_at_probe.load()
+                      << " intermediates were still alive when their branch's last node ran");
+    for (int b = 0; b < kBranches; ++b) {
+      const float* d = outs[b].data<float>();
+      CHECK_MSG(d[0] == 3.0f + static_cast<float>(b + 1) && d[4095] == d[0],
+                "branch " << b << " value " << d[0]);
+      CHECK(firsts[b].expired());
+    }
+  }
+}
+
 int main() {
   check::start_watchdog();
   const check::Test tests[] = {
@@ -959,6 +1005,8 @@ int main() {
       {"concurrent callers: runs from 3 user threads at once", test_concurrent_callers, 60},
       {"1,000,000-node chain: forward, backward, teardown", test_million_node_chain, 300},
       {"set_num_threads rejects counts below 1", test_thread_count_validation, 10},
+      {"intermediates are freed at their last use, during the run",
+       test_intermediates_freed_at_last_use, 30},
   };
   for (const check::Test& t : tests) check::run_test(t);
   check::print_summary();

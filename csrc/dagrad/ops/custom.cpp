@@ -4,12 +4,12 @@
 
 namespace dagrad {
 
-Tensor custom(const std::shared_ptr<const CustomOp>& op, std::vector<Tensor> inputs, Shape shape, DType dtype) {
+Tensor custom(const std::shared_ptr<const CustomOp>& op, const std::vector<Tensor>& inputs, Shape shape, DType dtype) {
   if (!op || !op->forward) throw ValueError("custom: the op needs a forward function");
   checked_numel(shape, "custom");
   OpAttrs a;
   a.custom = op;
-  Tensor t = make_op(OpKind::Custom, std::move(inputs), std::move(shape), dtype, std::move(a));
+  Tensor t = make_op(OpKind::Custom, inputs, std::move(shape), dtype, std::move(a));
   if (!op->backward) t->requires_grad = false;
   return t;
 }

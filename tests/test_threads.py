@@ -1,4 +1,6 @@
 """The parallel scheduler: thread-count-independent results, real parallelism, errors."""
+import os
+
 import numpy as np
 import pytest
 
@@ -239,3 +241,27 @@ def test_grad_mode_is_thread_local():
         t.join()
         assert not dagrad.is_grad_enabled()
     assert seen == [True]
+
+
+def test_import_starts_no_blas_threads():
+    # Note [BLAS threads]: dagrad's OpenBLAS is loaded single-threaded, so importing dagrad
+    # adds no (spinning) pool thread beside numpy's own. Counted in a fresh process, with
+    # OPENBLAS_NUM_THREADS unset so that a pool would start if the library were loaded plainly.
+    import subprocess
+    import sys
+
+    code = (
+        "import os, sys\n"
+        "def n(): return len(os.listdir('/proc/self/task'))\n"
+        "import numpy; before = n()\n"
+        "import dagrad; x = dagrad.ones(64, 64); (x @ x).numpy(); after = n()\n"
+        "print(before, after)\n"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "OPENBLAS_NUM_THREADS"}
+    env["DAGRAD_NUM_THREADS"] = "1"
+    if not os.path.isdir("/proc/self/task"):
+        pytest.skip("needs Linux /proc")
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
+                         check=True).stdout.split()
+    before, after = int(out[0]), int(out[1])
+    assert after == before, f"importing dagrad and running a matmul added {after - before} threads"

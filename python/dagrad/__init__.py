@@ -21,22 +21,22 @@ _os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 def _preload_openblas():
     # _core links libscipy_openblas.so; loading it first (by soname) lets the dynamic linker
     # find it wherever _core lives (an editable build, a wheel).
-    try:
-        import ctypes
-        import scipy_openblas32
-    except ImportError:
-        return
-    lib = _os.path.join(scipy_openblas32.get_lib_dir(), scipy_openblas32.get_library() + ".so")
-    if not _os.path.exists(lib):
-        return
+    #
     # Note [BLAS threads] (csrc/dagrad/kernels/gemm.cpp): dagrad calls OpenBLAS on one thread
     # and splits GEMMs itself. Loading the library with OPENBLAS_NUM_THREADS=1 keeps it from
     # starting a pool whose idle threads would spin on cores the scheduler needs. The variable
-    # is restored at once, so numpy's own OpenBLAS is unaffected.
+    # must be set before `import scipy_openblas32`, which already loads the library, and is
+    # restored at once, so numpy's own OpenBLAS is unaffected.
     prev = _os.environ.get("OPENBLAS_NUM_THREADS")
     _os.environ["OPENBLAS_NUM_THREADS"] = "1"
     try:
-        ctypes.CDLL(lib, mode=ctypes.RTLD_GLOBAL)
+        import ctypes
+        import scipy_openblas32
+        lib = _os.path.join(scipy_openblas32.get_lib_dir(), scipy_openblas32.get_library(fullname=True))
+        if _os.path.exists(lib):
+            ctypes.CDLL(lib, mode=ctypes.RTLD_GLOBAL)
+    except (ImportError, OSError, IndexError):
+        pass
     finally:
         if prev is None:
             del _os.environ["OPENBLAS_NUM_THREADS"]

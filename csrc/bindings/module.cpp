@@ -499,8 +499,11 @@ PYBIND11_MODULE(_core, m) {
     d["nodes"] = s.nodes;
     d["threads_used"] = s.threads_used;
     d["parallel"] = s.parallel;
+    d["fused"] = s.fused;
     return d;
   });
+  m.def("_set_fusion_enabled", &set_fusion_enabled);
+  m.def("_fusion_enabled", &fusion_enabled);
 
   // optimizers
   py::class_<OptimHyper, std::shared_ptr<OptimHyper>>(m, "OptimHyper")

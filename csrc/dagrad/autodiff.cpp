@@ -213,6 +213,9 @@ void backward(const std::vector<Tensor>& roots, const std::vector<Tensor>& grads
     updates.emplace_back(node, acc);
     to_run.push_back(acc);
   }
+  // Only the graph holds the gradients now: intermediates nobody reads can fuse
+  // (Note [Elementwise fusion]) and are freed as soon as they are used.
+  g.clear();
   realize(to_run);
   Program* rec = trace::current();
   for (auto& [leaf, acc] : updates) {

@@ -10,6 +10,7 @@
 #include <string>
 #include <thread>
 
+#include "dagrad/fusion.h"
 #include "dagrad/ops.h"
 #include "dagrad/profiler.h"
 #include "dagrad/trace.h"
@@ -72,6 +73,14 @@ inline void execute(Node& n, int thread) {
   } else {
     op_info(n.op).forward(n);
   }
+  n.base_version = n.storage->version.load(std::memory_order_relaxed);
+}
+
+// The root of a fused group computes the whole group (Note [Elementwise fusion]).
+inline void execute_group(Node& n, const uint8_t* flags, uint64_t mark, int thread) {
+  const int64_t t0 = profiler::enabled() ? profiler::now_ns() : 0;
+  fusion::run_group(n, flags, mark);
+  if (t0) profiler::record(TraceEvent{n.id, n.op, thread, t0, profiler::now_ns()});
   n.base_version = n.storage->version.load(std::memory_order_relaxed);
 }
 
@@ -222,6 +231,13 @@ struct Run {
   };
   std::vector<Frame> stack;  // collect()'s DFS
   bool release_inputs = false;  // see Note [Inputs are released as soon as a node has run]
+  uint64_t mark = 0;
+  // Elementwise fusion (Note [Elementwise fusion]): per-node flags and group sizes, filled
+  // from the first candidate on (empty while none has been seen).
+  bool fusing = false;     // fusion allowed in this run
+  bool fused_any = false;  // some node is absorbed into a group
+  std::vector<uint8_t> fuse_flags;
+  std::vector<uint8_t> fuse_size;
   // What a parallel run needs, filled by link() (only when the run may go parallel):
   bool edges_built = false;
   std::vector<int32_t> indegree;    // in-run parents of each node
@@ -243,7 +259,10 @@ struct Run {
     edge_next.clear();
     crit.clear();
     roots.clear();
-    release_inputs = edges_built = has_fanout = false;
+    fuse_flags.clear();
+    fuse_size.clear();
+    release_inputs = edges_built = has_fanout = fusing = fused_any = false;
+    mark = 0;
     total_cost = critical_cost = 0;
   }
 };
@@ -304,6 +323,37 @@ void link(Run& run, Node* n, uint64_t mark) {
 // node reached from two children (fan-out). A chain never pays for its edge lists; the first
 // sign of parallelism links the nodes emitted so far, and each later node is linked as it is
 // emitted (its parents are emitted before it).
+// Called for each node as collect() emits it (its in-run inputs are emitted already): decides
+// which of its inputs are computed inside its group (Note [Elementwise fusion]).
+void consider_fusion(Run& run, Node* n, uint64_t mark) {
+  const size_t i = static_cast<size_t>(n->run_index);
+  const bool cand = fusion::candidate(*n);
+  if (run.fuse_flags.empty()) {
+    if (!cand) return;  // nothing to track until the first candidate
+    run.fuse_flags.assign(i, 0);
+    run.fuse_size.assign(i, 1);
+  }
+  uint8_t flags = 0, size = 1;
+  if (cand) {
+    flags = fusion::kCandidate;
+    for (const Edge& e : n->inputs) {
+      Node* p = e.node.get();
+      if (p->mark != mark) continue;
+      const size_t pi = static_cast<size_t>(p->run_index);
+      const uint8_t pf = run.fuse_flags[pi];
+      if (!(pf & fusion::kCandidate) || (pf & fusion::kAbsorbed)) continue;
+      if (e.node.use_count() != 1 || !fusion::absorbable(*p, *n)) continue;
+      if (size + run.fuse_size[pi] > fusion::kMaxGroup) continue;
+      run.fuse_flags[pi] = pf | fusion::kAbsorbed;
+      size = static_cast<uint8_t>(size + run.fuse_size[pi]);
+      flags |= fusion::kHasMembers;
+      run.fused_any = true;
+    }
+  }
+  run.fuse_flags.push_back(flags);
+  run.fuse_size.push_back(size);
+}
+
 using Frame = Run::Frame;
 void collect(const std::vector<Tensor>& targets, uint64_t mark, Run& run, bool edges) {
   auto& stack = run.stack;  // (node, next input to visit, pending parents seen)
@@ -337,6 +387,7 @@ void collect(const std::vector<Tensor>& targets, uint64_t mark, Run& run, bool e
         stack.pop_back();
         n->run_index = static_cast<int32_t>(run.order.size());
         run.order.push_back(n);
+        if (run.fusing) consider_fusion(run, n, mark);
         if (run.edges_built) {
           link(run, n, mark);
         } else if (edges && parallelism) {
@@ -377,8 +428,15 @@ void run_parallel(Run& run, std::vector<std::atomic<int32_t>>& pending, int thre
     for (;;) {
       if (cur < 0 && !lists.pop(tid, cur)) break;
       if (cancelled.load(std::memory_order_relaxed)) break;
+      const uint8_t fflags = run.fused_any ? run.fuse_flags[cur] : 0;
       try {
-        execute(*run.order[cur], tid);
+        if (fflags & fusion::kAbsorbed) {
+          // computed by its group's root; its inputs stay for the root to read
+        } else if (fflags & fusion::kHasMembers) {
+          execute_group(*run.order[cur], run.fuse_flags.data(), run.mark, tid);
+        } else {
+          execute(*run.order[cur], tid);
+        }
       } catch (...) {
         {
           std::lock_guard<std::mutex> lock(err_mutex);
@@ -392,7 +450,7 @@ void run_parallel(Run& run, std::vector<std::atomic<int32_t>>& pending, int thre
       ++unflushed;
       // Children are found through the run's edge lists, not through the node, so its inputs
       // may go now.
-      if (run.release_inputs) release_inputs(*run.order[cur]);
+      if (run.release_inputs && !(fflags & fusion::kAbsorbed)) release_inputs(*run.order[cur]);
       int32_t next = -1;
       for (int32_t k = run.child_head[cur]; k >= 0; k = run.edge_next[k]) {
         int32_t c = run.edge_child[k];
@@ -430,6 +488,12 @@ int get_num_threads() { return g_num_threads.load(std::memory_order_relaxed); }
 
 uint64_t next_mark() { return ++g_mark; }
 
+namespace {
+std::atomic<bool> g_fusion{true};
+}
+void set_fusion_enabled(bool enabled) { g_fusion.store(enabled, std::memory_order_relaxed); }
+bool fusion_enabled() { return g_fusion.load(std::memory_order_relaxed); }
+
 RunStats last_run_stats() {
   std::lock_guard<std::recursive_mutex> lock(graph_mutex());
   return g_last_stats;
@@ -437,7 +501,19 @@ RunStats last_run_stats() {
 
 namespace {
 void run_serial(const Run& run) {
-  if (run.release_inputs) {
+  if (run.fused_any) {
+    const size_t n = run.order.size();
+    for (size_t i = 0; i < n; ++i) {
+      const uint8_t f = run.fuse_flags[i];
+      if (f & fusion::kAbsorbed) continue;  // computed by its group's root
+      Node* node = run.order[i];
+      if (f & fusion::kHasMembers)
+        execute_group(*node, run.fuse_flags.data(), run.mark, 0);
+      else
+        execute(*node, 0);
+      if (run.release_inputs) release_inputs(*node);
+    }
+  } else if (run.release_inputs) {
     for (Node* node : run.order) {
       execute(*node, 0);
       release_inputs(*node);
@@ -452,6 +528,8 @@ void run_serial(const Run& run) {
 void execute_run(Run& run, RunStats& stats) {
   const size_t n = run.order.size();
   stats.nodes = static_cast<int64_t>(n);
+  if (run.fused_any)
+    for (uint8_t f : run.fuse_flags) stats.fused += (f & fusion::kAbsorbed) ? 1 : 0;
   const int threads = get_num_threads();
   // Note [Serial or parallel run]
   // ~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~
@@ -513,12 +591,14 @@ void realize(const std::vector<Tensor>& targets) {
   // The edge lists and the costs only serve to decide on and drive a parallel run; a
   // one-thread run executes `order` as collected. run_index stays stale on the nodes
   // afterwards: it is read only for nodes carrying the current walk's mark.
+  const bool tracing = trace::active();
+  run.mark = mark;
+  run.fusing = !tracing && fusion_enabled();
   collect(targets, mark, run, get_num_threads() > 1);
   const size_t n = run.order.size();
   if (n == 0) return;
   if (n > static_cast<size_t>(INT32_MAX - 1))
     throw ValueError("realize: a run of " + std::to_string(n) + " nodes is too large");
-  const bool tracing = trace::active();
   run.release_inputs = !tracing;
 
   RunStats stats;

@@ -18,11 +18,17 @@ void realize(const std::vector<Tensor>& targets);
 void set_num_threads(int n);
 int get_num_threads();
 
+/// @brief Elementwise fusion on or off (on by default; Note [Elementwise fusion]). Results are
+/// the same bits either way; off is for tests and benchmarks that compare the two.
+void set_fusion_enabled(bool enabled);
+bool fusion_enabled();
+
 /// @brief What the last run did (for tests and the profiler).
 struct RunStats {
   int64_t nodes = 0;        // nodes computed
   int threads_used = 0;     // threads that computed at least one node
   bool parallel = false;    // whether the run used the worker pool
+  int64_t fused = 0;        // nodes computed inside a fused group (Note [Elementwise fusion])
 };
 RunStats last_run_stats();
 

@@ -5,6 +5,7 @@
 
 #include "dagrad/kernels/dispatch.h"
 #include "dagrad/kernels/elementwise.h"
+#include "dagrad/kernels/elementwise_fns.h"
 #include "dagrad/kernels/parallel.h"
 #include "dagrad/kernels/strided.h"
 #include "dagrad/ops.h"
@@ -91,7 +92,7 @@ std::vector<Tensor> Cast_backward(const Tensor&, const Tensor& g, const std::vec
 // ---- add, sub, mul, div ------------------------------------------------------------------
 Tensor add(const Tensor& a, const Tensor& b) { return binary(OpKind::Add, a, b); }
 void Add_forward(Node& out) {
-  DAGRAD_DISPATCH_NUMERIC(out.dtype, "add", binary_forward<T>(out, [](T x, T y) { return x + y; }));
+  DAGRAD_DISPATCH_NUMERIC(out.dtype, "add", binary_forward<T>(out, fn::Add{}));
 }
 std::vector<Tensor> Add_backward(const Tensor&, const Tensor& g, const std::vector<bool>&) {
   return {g, g};
@@ -129,7 +130,7 @@ std::vector<Tensor> AddN_backward(const Tensor& out, const Tensor& g, const std:
 
 Tensor sub(const Tensor& a, const Tensor& b) { return binary(OpKind::Sub, a, b); }
 void Sub_forward(Node& out) {
-  DAGRAD_DISPATCH_NUMERIC(out.dtype, "sub", binary_forward<T>(out, [](T x, T y) { return x - y; }));
+  DAGRAD_DISPATCH_NUMERIC(out.dtype, "sub", binary_forward<T>(out, fn::Sub{}));
 }
 std::vector<Tensor> Sub_backward(const Tensor&, const Tensor& g, const std::vector<bool>& needs) {
   return {g, needs[1] ? neg(g) : Tensor()};
@@ -137,7 +138,7 @@ std::vector<Tensor> Sub_backward(const Tensor&, const Tensor& g, const std::vect
 
 Tensor mul(const Tensor& a, const Tensor& b) { return binary(OpKind::Mul, a, b); }
 void Mul_forward(Node& out) {
-  DAGRAD_DISPATCH_NUMERIC(out.dtype, "mul", binary_forward<T>(out, [](T x, T y) { return x * y; }));
+  DAGRAD_DISPATCH_NUMERIC(out.dtype, "mul", binary_forward<T>(out, fn::Mul{}));
 }
 std::vector<Tensor> Mul_backward(const Tensor& out, const Tensor& g, const std::vector<bool>& needs) {
   return {needs[0] ? mul(g, input(out, 1)) : Tensor(), needs[1] ? mul(g, input(out, 0)) : Tensor()};
@@ -145,7 +146,7 @@ std::vector<Tensor> Mul_backward(const Tensor& out, const Tensor& g, const std::
 
 Tensor div(const Tensor& a, const Tensor& b) { return binary(OpKind::Div, a, b); }
 void Div_forward(Node& out) {
-  DAGRAD_DISPATCH_FLOAT(out.dtype, "div", binary_forward<T>(out, [](T x, T y) { return x / y; }));
+  DAGRAD_DISPATCH_FLOAT(out.dtype, "div", binary_forward<T>(out, fn::Div{}));
 }
 // d(a/b)/db = -a/b^2 = -out/b.
 std::vector<Tensor> Div_backward(const Tensor& out, const Tensor& g, const std::vector<bool>& needs) {
@@ -156,7 +157,7 @@ std::vector<Tensor> Div_backward(const Tensor& out, const Tensor& g, const std::
 // ---- neg, pow ------------------------------------------------------------------------------
 Tensor neg(const Tensor& x) { return numeric_unary(OpKind::Neg, x); }
 void Neg_forward(Node& out) {
-  DAGRAD_DISPATCH_NUMERIC(out.dtype, "neg", unary_forward<T>(out, [](T v) { return -v; }));
+  DAGRAD_DISPATCH_NUMERIC(out.dtype, "neg", unary_forward<T>(out, fn::Neg{}));
 }
 std::vector<Tensor> Neg_backward(const Tensor&, const Tensor& g, const std::vector<bool>&) {
   return {neg(g)};
@@ -171,17 +172,8 @@ Tensor pow(const Tensor& x, double exponent) {
 }
 void PowScalar_forward(Node& out) {
   const double p = out.attrs.scalar;
-  DAGRAD_DISPATCH_FLOAT(out.dtype, "pow", {
-    const T pt = static_cast<T>(p);
-    if (p == 2.0)
-      unary_forward<T>(out, [](T v) { return v * v; });
-    else if (p == 1.0)
-      unary_forward<T>(out, [](T v) { return v; });
-    else if (p == 0.5)
-      unary_forward<T>(out, [](T v) { return std::sqrt(v); });
-    else
-      unary_forward<T>(out, [pt](T v) { return std::pow(v, pt); });
-  });
+  DAGRAD_DISPATCH_FLOAT(out.dtype, "pow",
+                        fn::with_pow<T>(p, [&](const auto& f) { unary_forward<T>(out, f); }));
 }
 std::vector<Tensor> PowScalar_backward(const Tensor& out, const Tensor& g, const std::vector<bool>&) {
   const double p = out->attrs.scalar;
@@ -194,7 +186,7 @@ std::vector<Tensor> PowScalar_backward(const Tensor& out, const Tensor& g, const
 // ---- exp, log, sqrt, tanh, sigmoid -----------------------------------------------------------
 Tensor exp(const Tensor& x) { return float_unary(OpKind::Exp, x); }
 void Exp_forward(Node& out) {
-  DAGRAD_DISPATCH_FLOAT(out.dtype, "exp", unary_forward<T>(out, [](T v) { return std::exp(v); }));
+  DAGRAD_DISPATCH_FLOAT(out.dtype, "exp", unary_forward<T>(out, fn::Exp{}));
 }
 std::vector<Tensor> Exp_backward(const Tensor& out, const Tensor& g, const std::vector<bool>&) {
   return {mul(g, out)};
@@ -202,7 +194,7 @@ std::vector<Tensor> Exp_backward(const Tensor& out, const Tensor& g, const std::
 
 Tensor log(const Tensor& x) { return float_unary(OpKind::Log, x); }
 void Log_forward(Node& out) {
-  DAGRAD_DISPATCH_FLOAT(out.dtype, "log", unary_forward<T>(out, [](T v) { return std::log(v); }));
+  DAGRAD_DISPATCH_FLOAT(out.dtype, "log", unary_forward<T>(out, fn::Log{}));
 }
 std::vector<Tensor> Log_backward(const Tensor& out, const Tensor& g, const std::vector<bool>&) {
   return {div(g, input(out, 0))};
@@ -210,43 +202,15 @@ std::vector<Tensor> Log_backward(const Tensor& out, const Tensor& g, const std::
 
 Tensor sqrt(const Tensor& x) { return float_unary(OpKind::Sqrt, x); }
 void Sqrt_forward(Node& out) {
-  DAGRAD_DISPATCH_FLOAT(out.dtype, "sqrt", unary_forward<T>(out, [](T v) { return std::sqrt(v); }));
+  DAGRAD_DISPATCH_FLOAT(out.dtype, "sqrt", unary_forward<T>(out, fn::Sqrt{}));
 }
 std::vector<Tensor> Sqrt_backward(const Tensor& out, const Tensor& g, const std::vector<bool>&) {
   return {div(g, mul(out, scalar_like(out, 2.0)))};
 }
 
-// float32 tanh as a 13/6-degree rational function (the interpolant Eigen and TensorFlow use,
-// a couple of ulps from the true value on [-7.9, 7.9], +-1 beyond): no libm call, so the loop
-// vectorises (Note [SIMD at run time]). float64 keeps std::tanh.
-inline float tanh_f32(float v) {
-  const float c = 7.90531110763549805f;
-  const float x = v < -c ? -c : (v > c ? c : v);
-  const float x2 = x * x;
-  float p = -2.76076847742355e-16f;
-  p = p * x2 + 2.00018790482477e-13f;
-  p = p * x2 + -8.60467152213735e-11f;
-  p = p * x2 + 5.12229709037114e-08f;
-  p = p * x2 + 1.48572235717979e-05f;
-  p = p * x2 + 6.37261928875436e-04f;
-  p = p * x2 + 4.89352455891786e-03f;
-  p = p * x;
-  float q = 1.19825839466702e-06f;
-  q = q * x2 + 1.18534705686654e-04f;
-  q = q * x2 + 2.26843463243900e-03f;
-  q = q * x2 + 4.89352518554385e-03f;
-  float r = p / q;
-  r = r > 1.0f ? 1.0f : (r < -1.0f ? -1.0f : r);
-  const float a = v < 0 ? -v : v;
-  return a < 0.0004f ? v : (v != v ? v : r);  // tanh(x) ~ x near 0; NaN stays NaN
-}
-
 Tensor tanh(const Tensor& x) { return float_unary(OpKind::Tanh, x); }
 void Tanh_forward(Node& out) {
-  if (out.dtype == DType::Float32)
-    unary_forward<float>(out, [](float v) { return tanh_f32(v); });
-  else
-    DAGRAD_DISPATCH_FLOAT(out.dtype, "tanh", unary_forward<T>(out, [](T v) { return std::tanh(v); }));
+  DAGRAD_DISPATCH_FLOAT(out.dtype, "tanh", unary_forward<T>(out, fn::Tanh{}));
 }
 std::vector<Tensor> Tanh_backward(const Tensor& out, const Tensor& g, const std::vector<bool>&) {
   return {tanh_backward(g, out)};
@@ -254,12 +218,7 @@ std::vector<Tensor> Tanh_backward(const Tensor& out, const Tensor& g, const std:
 
 Tensor sigmoid(const Tensor& x) { return float_unary(OpKind::Sigmoid, x); }
 void Sigmoid_forward(Node& out) {
-  // Two branches so that exp never overflows: stable for any input.
-  DAGRAD_DISPATCH_FLOAT(out.dtype, "sigmoid", unary_forward<T>(out, [](T v) {
-    if (v >= 0) return T(1) / (T(1) + std::exp(-v));
-    const T e = std::exp(v);
-    return e / (T(1) + e);
-  }));
+  DAGRAD_DISPATCH_FLOAT(out.dtype, "sigmoid", unary_forward<T>(out, fn::Sigmoid{}));
 }
 std::vector<Tensor> Sigmoid_backward(const Tensor& out, const Tensor& g, const std::vector<bool>&) {
   return {sigmoid_backward(g, out)};
@@ -268,7 +227,7 @@ std::vector<Tensor> Sigmoid_backward(const Tensor& out, const Tensor& g, const s
 // ---- relu, step --------------------------------------------------------------------------------
 Tensor relu(const Tensor& x) { return numeric_unary(OpKind::Relu, x); }
 void Relu_forward(Node& out) {
-  DAGRAD_DISPATCH_NUMERIC(out.dtype, "relu", unary_forward<T>(out, [](T v) { return v > T(0) ? v : T(0); }));
+  DAGRAD_DISPATCH_NUMERIC(out.dtype, "relu", unary_forward<T>(out, fn::Relu{}));
 }
 // NOTE: at the kink x = 0 the gradient is 0 (step(0) = 0), as in PyTorch.
 std::vector<Tensor> Relu_backward(const Tensor& out, const Tensor& g, const std::vector<bool>&) {
@@ -289,7 +248,7 @@ Tensor fused_grad(OpKind op, const Tensor& g, const Tensor& v) {
 Tensor relu_backward(const Tensor& g, const Tensor& x) { return fused_grad(OpKind::ReluBackward, g, x); }
 void ReluBackward_forward(Node& out) {
   DAGRAD_DISPATCH_NUMERIC(out.dtype, "relu_backward",
-                          binary_forward<T>(out, [](T gv, T xv) { return xv > T(0) ? gv : T(0); }));
+                          binary_forward<T>(out, fn::ReluBackward{}));
 }
 // The mask is piecewise constant: only g gets a gradient.
 std::vector<Tensor> ReluBackward_backward(const Tensor& out, const Tensor& h, const std::vector<bool>& needs) {
@@ -299,7 +258,7 @@ std::vector<Tensor> ReluBackward_backward(const Tensor& out, const Tensor& h, co
 Tensor tanh_backward(const Tensor& g, const Tensor& y) { return fused_grad(OpKind::TanhBackward, g, y); }
 void TanhBackward_forward(Node& out) {
   DAGRAD_DISPATCH_FLOAT(out.dtype, "tanh_backward",
-                        binary_forward<T>(out, [](T gv, T yv) { return gv * (T(1) - yv * yv); }));
+                        binary_forward<T>(out, fn::TanhBackward{}));
 }
 // d/dg = 1 - y^2; d/dy = -2 g y.
 std::vector<Tensor> TanhBackward_backward(const Tensor& out, const Tensor& h, const std::vector<bool>& needs) {
@@ -311,7 +270,7 @@ std::vector<Tensor> TanhBackward_backward(const Tensor& out, const Tensor& h, co
 Tensor sigmoid_backward(const Tensor& g, const Tensor& y) { return fused_grad(OpKind::SigmoidBackward, g, y); }
 void SigmoidBackward_forward(Node& out) {
   DAGRAD_DISPATCH_FLOAT(out.dtype, "sigmoid_backward",
-                        binary_forward<T>(out, [](T gv, T yv) { return gv * (yv * (T(1) - yv)); }));
+                        binary_forward<T>(out, fn::SigmoidBackward{}));
 }
 // d/dg = y (1 - y); d/dy = g (1 - 2y).
 std::vector<Tensor> SigmoidBackward_backward(const Tensor& out, const Tensor& h, const std::vector<bool>& needs) {
@@ -326,7 +285,7 @@ Tensor step(const Tensor& x) {
   return t;
 }
 void Step_forward(Node& out) {
-  DAGRAD_DISPATCH_NUMERIC(out.dtype, "step", unary_forward<T>(out, [](T v) { return v > T(0) ? T(1) : T(0); }));
+  DAGRAD_DISPATCH_NUMERIC(out.dtype, "step", unary_forward<T>(out, fn::Step{}));
 }
 std::vector<Tensor> Step_backward(const Tensor&, const Tensor&, const std::vector<bool>&) {
   return {Tensor()};
@@ -335,7 +294,7 @@ std::vector<Tensor> Step_backward(const Tensor&, const Tensor&, const std::vecto
 // ---- abs, sign ------------------------------------------------------------------------------
 Tensor abs(const Tensor& x) { return numeric_unary(OpKind::Abs, x); }
 void Abs_forward(Node& out) {
-  DAGRAD_DISPATCH_NUMERIC(out.dtype, "abs", unary_forward<T>(out, [](T v) { return v < T(0) ? -v : v; }));
+  DAGRAD_DISPATCH_NUMERIC(out.dtype, "abs", unary_forward<T>(out, fn::Abs{}));
 }
 // NOTE: at the kink x = 0 the gradient is 0 (sign(0) = 0), as in PyTorch.
 std::vector<Tensor> Abs_backward(const Tensor& out, const Tensor& g, const std::vector<bool>&) {
@@ -348,9 +307,7 @@ Tensor sign(const Tensor& x) {
   return t;
 }
 void Sign_forward(Node& out) {
-  DAGRAD_DISPATCH_NUMERIC(out.dtype, "sign", unary_forward<T>(out, [](T v) {
-    return v > T(0) ? T(1) : (v < T(0) ? T(-1) : T(0));
-  }));
+  DAGRAD_DISPATCH_NUMERIC(out.dtype, "sign", unary_forward<T>(out, fn::Sign{}));
 }
 std::vector<Tensor> Sign_backward(const Tensor&, const Tensor&, const std::vector<bool>&) {
   return {Tensor()};
@@ -359,7 +316,7 @@ std::vector<Tensor> Sign_backward(const Tensor&, const Tensor&, const std::vecto
 // ---- sin, cos -------------------------------------------------------------------------------
 Tensor sin(const Tensor& x) { return float_unary(OpKind::Sin, x); }
 void Sin_forward(Node& out) {
-  DAGRAD_DISPATCH_FLOAT(out.dtype, "sin", unary_forward<T>(out, [](T v) { return std::sin(v); }));
+  DAGRAD_DISPATCH_FLOAT(out.dtype, "sin", unary_forward<T>(out, fn::Sin{}));
 }
 std::vector<Tensor> Sin_backward(const Tensor& out, const Tensor& g, const std::vector<bool>&) {
   return {mul(g, cos(input(out, 0)))};
@@ -367,7 +324,7 @@ std::vector<Tensor> Sin_backward(const Tensor& out, const Tensor& g, const std::
 
 Tensor cos(const Tensor& x) { return float_unary(OpKind::Cos, x); }
 void Cos_forward(Node& out) {
-  DAGRAD_DISPATCH_FLOAT(out.dtype, "cos", unary_forward<T>(out, [](T v) { return std::cos(v); }));
+  DAGRAD_DISPATCH_FLOAT(out.dtype, "cos", unary_forward<T>(out, fn::Cos{}));
 }
 std::vector<Tensor> Cos_backward(const Tensor& out, const Tensor& g, const std::vector<bool>&) {
   return {neg(mul(g, sin(input(out, 0))))};
@@ -376,7 +333,7 @@ std::vector<Tensor> Cos_backward(const Tensor& out, const Tensor& g, const std::
 // ---- log1p, expm1, erf ---------------------------------------------------------------------
 Tensor log1p(const Tensor& x) { return float_unary(OpKind::Log1p, x); }
 void Log1p_forward(Node& out) {
-  DAGRAD_DISPATCH_FLOAT(out.dtype, "log1p", unary_forward<T>(out, [](T v) { return std::log1p(v); }));
+  DAGRAD_DISPATCH_FLOAT(out.dtype, "log1p", unary_forward<T>(out, fn::Log1p{}));
 }
 std::vector<Tensor> Log1p_backward(const Tensor& out, const Tensor& g, const std::vector<bool>&) {
   Tensor x = input(out, 0);
@@ -385,7 +342,7 @@ std::vector<Tensor> Log1p_backward(const Tensor& out, const Tensor& g, const std
 
 Tensor expm1(const Tensor& x) { return float_unary(OpKind::Expm1, x); }
 void Expm1_forward(Node& out) {
-  DAGRAD_DISPATCH_FLOAT(out.dtype, "expm1", unary_forward<T>(out, [](T v) { return std::expm1(v); }));
+  DAGRAD_DISPATCH_FLOAT(out.dtype, "expm1", unary_forward<T>(out, fn::Expm1{}));
 }
 // d expm1(x) = exp(x) = out + 1.
 std::vector<Tensor> Expm1_backward(const Tensor& out, const Tensor& g, const std::vector<bool>&) {
@@ -394,7 +351,7 @@ std::vector<Tensor> Expm1_backward(const Tensor& out, const Tensor& g, const std
 
 Tensor erf(const Tensor& x) { return float_unary(OpKind::Erf, x); }
 void Erf_forward(Node& out) {
-  DAGRAD_DISPATCH_FLOAT(out.dtype, "erf", unary_forward<T>(out, [](T v) { return std::erf(v); }));
+  DAGRAD_DISPATCH_FLOAT(out.dtype, "erf", unary_forward<T>(out, fn::Erf{}));
 }
 // d erf(x) = 2/sqrt(pi) exp(-x^2).
 std::vector<Tensor> Erf_backward(const Tensor& out, const Tensor& g, const std::vector<bool>&) {

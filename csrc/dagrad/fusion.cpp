@@ -1,0 +1,211 @@
+// Elementwise fusion: a group of elementwise nodes whose intermediates nobody else can see is
+// computed by one kernel, block by block, with the intermediates in a small scratch that stays
+// in L1 instead of full tensors that go through memory.
+#include "dagrad/fusion.h"
+
+#include <algorithm>
+#include <vector>
+
+#include "dagrad/kernels/dispatch.h"
+#include "dagrad/kernels/elementwise.h"
+#include "dagrad/kernels/elementwise_fns.h"
+#include "dagrad/kernels/parallel.h"
+
+namespace dagrad {
+namespace fusion {
+
+// Note [Elementwise fusion]
+// ~~~~~~~~~~~~~~~~~~~~~~~~~
+// Elementwise kernels are memory-bound (about 23 GB/s per core): a chain such as
+// `relu(a * b + c)` spends its time writing and re-reading intermediates. While the scheduler
+// collects a run, it marks a pending node p as computed inside its consumer c's group when
+//   - both are elementwise ops of the list below, of the same float dtype and shape;
+//   - neither requires grad (so no backward rule will ever read p's value, nor c's inputs);
+//   - the edge from c is p's only holder (use_count 1: no Python handle, no other node, not
+//     a target of the run), so p's value is visible to nobody but c;
+//   - every input of p and c has the output's shape or a single element (a broadcast scalar),
+//     so one linear index addresses all of them;
+//   - the group stays within kMaxGroup nodes; and the run is not being traced (a recorded
+//     program replays node by node).
+// The run then skips p (it stays pending, and dies with c's edges when c releases its inputs,
+// Note [Inputs are released as soon as a node has run]) and c evaluates its whole group: for
+// each block of kBlock elements, each member in topological order applies its op to the block
+// of its operands (inputs of the run, or members' scratch rows), and the last writes c's
+// output. Each member applies the same per-element functor as its own op
+// (kernels/elementwise_fns.h) with the same vector loops, so a fused value is the same bits as
+// an unfused one, and the decision depends on the graph only, never on the thread count.
+// Fusion happens in no-grad code (inference, optimizer-style updates) and in backward graphs,
+// whose nodes do not require grad: autodiff drops its own handles on the gradients before it
+// runs them so that chains such as relu_backward(mul(g, w), x) can fuse.
+
+bool candidate(const Node& n) {
+  switch (n.op) {
+    case OpKind::Add: case OpKind::Sub: case OpKind::Mul: case OpKind::Div:
+    case OpKind::Neg: case OpKind::PowScalar: case OpKind::Exp: case OpKind::Log:
+    case OpKind::Sqrt: case OpKind::Tanh: case OpKind::Sigmoid: case OpKind::Relu:
+    case OpKind::Step: case OpKind::Abs: case OpKind::Sign: case OpKind::Sin: case OpKind::Cos:
+    case OpKind::Log1p: case OpKind::Expm1: case OpKind::Erf: case OpKind::ReluBackward:
+    case OpKind::TanhBackward: case OpKind::SigmoidBackward:
+      break;
+    default:
+      return false;
+  }
+  if (n.requires_grad || (n.dtype != DType::Float32 && n.dtype != DType::Float64)) return false;
+  for (const Edge& e : n.inputs) {
+    const Node& p = *e.node;
+    if (p.dtype != n.dtype) return false;
+    if (p.shape != n.shape && p.numel() != 1) return false;
+  }
+  return true;
+}
+
+namespace {
+
+constexpr int64_t kBlock = 256;
+
+// An operand of a member: a row of the scratch, an input of the run (read at the block's
+// offset), or a broadcast single element.
+struct Operand {
+  int32_t member = -1;           // >= 0: that member's scratch row
+  const Node* input = nullptr;   // else this input
+  bool scalar = false;           // input with a single element
+};
+
+struct Member {
+  const Node* node;
+  Operand a, b;
+};
+
+// Members in topological order (post-order from the root: operands before their users).
+void gather(const Node& n, const uint8_t* flags, uint64_t mark, std::vector<Member>& out) {
+  Member m{&n, {}, {}};
+  for (size_t k = 0; k < n.inputs.size() && k < 2; ++k) {
+    const Node& p = *n.inputs[k].node;
+    Operand op;
+    if (p.mark == mark && (flags[p.run_index] & kAbsorbed)) {
+      gather(p, flags, mark, out);
+      op.member = static_cast<int32_t>(out.size()) - 1;
+    } else {
+      op.input = &p;
+      op.scalar = p.numel() == 1 && n.numel() != 1;
+    }
+    (k == 0 ? m.a : m.b) = op;
+  }
+  out.push_back(m);
+}
+
+template <class T>
+struct Resolved {
+  const T* p;
+  bool scalar;
+};
+
+template <class T, class F>
+void apply1(const F& f, Resolved<T> a, T* y, int64_t n) {
+  if (!a.scalar) {
+    map1<T, T>(a.p, y, n, f);
+  } else {
+    const T v = f(*a.p);
+    std::fill(y, y + n, v);
+  }
+}
+
+template <class T, class F>
+void apply2(const F& f, Resolved<T> a, Resolved<T> b, T* y, int64_t n) {
+  if (!a.scalar && !b.scalar) {
+    map2<T, T>(a.p, b.p, y, n, f);
+  } else if (!a.scalar) {
+    map2_scalar_b<T, T>(a.p, *b.p, y, n, f);
+  } else if (!b.scalar) {
+    map2_scalar_a<T, T>(*a.p, b.p, y, n, f);
+  } else {
+    const T v = f(*a.p, *b.p);
+    std::fill(y, y + n, v);
+  }
+}
+
+template <class T>
+void apply(const Node& n, Resolved<T> a, Resolved<T> b, T* y, int64_t len) {
+  switch (n.op) {
+    case OpKind::Add: apply2<T>(fn::Add{}, a, b, y, len); break;
+    case OpKind::Sub: apply2<T>(fn::Sub{}, a, b, y, len); break;
+    case OpKind::Mul: apply2<T>(fn::Mul{}, a, b, y, len); break;
+    case OpKind::Div: apply2<T>(fn::Div{}, a, b, y, len); break;
+    case OpKind::ReluBackward: apply2<T>(fn::ReluBackward{}, a, b, y, len); break;
+    case OpKind::TanhBackward: apply2<T>(fn::TanhBackward{}, a, b, y, len); break;
+    case OpKind::SigmoidBackward: apply2<T>(fn::SigmoidBackward{}, a, b, y, len); break;
+    case OpKind::Neg: apply1<T>(fn::Neg{}, a, y, len); break;
+    case OpKind::Exp: apply1<T>(fn::Exp{}, a, y, len); break;
+    case OpKind::Log: apply1<T>(fn::Log{}, a, y, len); break;
+    case OpKind::Sqrt: apply1<T>(fn::Sqrt{}, a, y, len); break;
+    case OpKind::Tanh: apply1<T>(fn::Tanh{}, a, y, len); break;
+    case OpKind::Sigmoid: apply1<T>(fn::Sigmoid{}, a, y, len); break;
+    case OpKind::Relu: apply1<T>(fn::Relu{}, a, y, len); break;
+    case OpKind::Step: apply1<T>(fn::Step{}, a, y, len); break;
+    case OpKind::Abs: apply1<T>(fn::Abs{}, a, y, len); break;
+    case OpKind::Sign: apply1<T>(fn::Sign{}, a, y, len); break;
+    case OpKind::Sin: apply1<T>(fn::Sin{}, a, y, len); break;
+    case OpKind::Cos: apply1<T>(fn::Cos{}, a, y, len); break;
+    case OpKind::Log1p: apply1<T>(fn::Log1p{}, a, y, len); break;
+    case OpKind::Expm1: apply1<T>(fn::Expm1{}, a, y, len); break;
+    case OpKind::Erf: apply1<T>(fn::Erf{}, a, y, len); break;
+    case OpKind::PowScalar:
+      fn::with_pow<T>(n.attrs.scalar, [&](const auto& f) { apply1<T>(f, a, y, len); });
+      break;
+    default:
+      throw RuntimeError(std::string("internal: ") + op_name(n.op) + " in a fused group");
+  }
+}
+
+template <class T>
+void run_members(const std::vector<Member>& members, T* out, int64_t begin, int64_t end) {
+  const size_t nm = members.size();
+  std::vector<T> scratch((nm - 1) * static_cast<size_t>(kBlock));
+  auto resolve = [&](const Operand& o, int64_t at) -> Resolved<T> {
+    if (o.member >= 0) return {scratch.data() + static_cast<size_t>(o.member) * kBlock, false};
+    if (!o.input) return {nullptr, true};  // unused second operand of a unary op
+    const T* p = o.input->data<T>();
+    return o.scalar ? Resolved<T>{p, true} : Resolved<T>{p + at, false};
+  };
+  for (int64_t s = begin; s < end; s += kBlock) {
+    const int64_t len = std::min(kBlock, end - s);
+    for (size_t k = 0; k < nm; ++k) {
+      const Member& m = members[k];
+      T* y = k + 1 == nm ? out + s : scratch.data() + k * kBlock;
+      apply<T>(*m.node, resolve(m.a, s), resolve(m.b, s), y, len);
+    }
+  }
+}
+
+}  // namespace
+
+void run_group(Node& root, const uint8_t* flags, uint64_t mark) {
+  std::vector<Member> members;
+  members.reserve(kMaxGroup);
+  gather(root, flags, mark, members);
+  // The in-place check of every edge that enters the group from outside (members have no
+  // value of their own to check).
+  for (const Member& m : members) {
+    const Node& n = *m.node;
+    for (size_t k = 0; k < n.inputs.size(); ++k) {
+      const Node& p = *n.inputs[k].node;
+      if (p.mark == mark && (flags[p.run_index] & kAbsorbed)) continue;
+      const uint32_t now = p.storage->version.load(std::memory_order_relaxed);
+      if (now != n.inputs[k].expected())
+        throw RuntimeError(std::string(op_name(n.op)) + ": input " + std::to_string(k) + " of shape " +
+                           shape_str(p.shape) +
+                           " was modified by an in-place operation after this op was recorded "
+                           "(version " + std::to_string(now) + ", expected " +
+                           std::to_string(n.inputs[k].expected()) + ")");
+    }
+  }
+  alloc_output(root);
+  const int64_t n = root.numel();
+  DAGRAD_DISPATCH_FLOAT(root.dtype, "fused elementwise", {
+    T* out = root.data<T>();
+    parallel_for(n, kElementGrain, [&](int64_t b, int64_t e) { run_members<T>(members, out, b, e); });
+  });
+}
+
+}  // namespace fusion
+}  // namespace dagrad

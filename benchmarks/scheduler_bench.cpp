@@ -240,6 +240,7 @@ int main(int argc, char** argv) {
     else if (a == "-g" && i + 1 < argc) only_graph = argv[++i];
     else if (a == "-b" && i + 1 < argc) only_body = argv[++i];
     else if (a == "--dagrad-only") dagrad_only = true;
+    else if (a == "--no-fusion") set_fusion_enabled(false);
     else if (a == "--quick") { rounds = 2; n = 20000; }
     else {
       std::fprintf(stderr, "usage: %s [-t threads] [-r rounds] [-n nodes] [-g graph] [-b empty|1us] [--dagrad-only] [--quick]\n", argv[0]);

@@ -17,6 +17,7 @@
 #include "dagrad/profiler.h"
 #include "dagrad/trace.h"
 #include "dagrad/scheduler.h"
+#include "fast_calls.h"
 
 namespace py = pybind11;
 using namespace dagrad;
@@ -79,9 +80,11 @@ Tensor from_numpy(const py::array& arr, DType dt, bool requires_grad) {
   return from_data(arr.data(), shape, dt, requires_grad);
 }
 
+}  // namespace
+
 // A Python scalar next to a tensor takes the tensor's dtype (PyTorch's "weak" scalars),
 // except that a float next to an integer tensor makes the result float.
-Tensor operand(const py::handle& other, const Tensor& like) {
+Tensor dagrad_py::operand(const py::handle& other, const Tensor& like) {
   if (py::isinstance<Tensor>(other)) return other.cast<Tensor>();
   if (py::isinstance<py::bool_>(other))
     return scalar(other.cast<bool>() ? 1.0 : 0.0, like.dtype());
@@ -96,6 +99,9 @@ Tensor operand(const py::handle& other, const Tensor& like) {
   py::object conv = py::module_::import("dagrad").attr("tensor")(other);
   return conv.cast<Tensor>();
 }
+
+namespace {
+using dagrad_py::operand;
 
 std::vector<int64_t> dims_arg(const py::object& dim) {
   if (dim.is_none()) return {};
@@ -608,4 +614,7 @@ PYBIND11_MODULE(_core, m) {
     d["omp_max_threads"] = omp_get_max_threads();
     return d;
   });
+
+  // Last, over the definitions above: Note [Fast calls].
+  dagrad_py::install_fast_calls(m, m.attr("Tensor"));
 }

@@ -10,6 +10,7 @@
 #include "dagrad/kernels/elementwise.h"
 #include "dagrad/kernels/elementwise_fns.h"
 #include "dagrad/kernels/parallel.h"
+#include "dagrad/scheduler.h"
 
 namespace dagrad {
 namespace fusion {
@@ -190,13 +191,7 @@ void run_group(Node& root, const uint8_t* flags, uint64_t mark) {
     for (size_t k = 0; k < n.inputs.size(); ++k) {
       const Node& p = *n.inputs[k].node;
       if (p.mark == mark && (flags[p.run_index] & kAbsorbed)) continue;
-      const uint32_t now = p.storage->version.load(std::memory_order_relaxed);
-      if (now != n.inputs[k].expected())
-        throw RuntimeError(std::string(op_name(n.op)) + ": input " + std::to_string(k) + " of shape " +
-                           shape_str(p.shape) +
-                           " was modified by an in-place operation after this op was recorded "
-                           "(version " + std::to_string(now) + ", expected " +
-                           std::to_string(n.inputs[k].expected()) + ")");
+      check_input_version(n, k);
     }
   }
   alloc_output(root);

@@ -49,17 +49,23 @@ std::atomic<int> g_num_threads{default_threads()};
 uint64_t g_mark = 0;  // guarded by graph_mutex()
 RunStats g_last_stats;  // guarded by graph_mutex()
 
+}  // namespace
+
+void check_input_version(const Node& n, size_t i) {
+  const Node& p = *n.inputs[i].node;
+  uint32_t now = p.storage->version.load(std::memory_order_relaxed);
+  if (now != n.inputs[i].expected())
+    throw RuntimeError(std::string(op_name(n.op)) + ": input " + std::to_string(i) +
+                       " of shape " + shape_str(p.shape) +
+                       " was modified by an in-place operation after this op was recorded "
+                       "(version " + std::to_string(now) + ", expected " +
+                       std::to_string(n.inputs[i].expected()) + ")");
+}
+
+namespace {
+
 void check_versions(const Node& n) {
-  for (size_t i = 0; i < n.inputs.size(); ++i) {
-    const Node& p = *n.inputs[i].node;
-    uint32_t now = p.storage->version.load(std::memory_order_relaxed);
-    if (now != n.inputs[i].expected())
-      throw RuntimeError(std::string(op_name(n.op)) + ": input " + std::to_string(i) +
-                         " of shape " + shape_str(p.shape) +
-                         " was modified by an in-place operation after this op was recorded "
-                         "(version " + std::to_string(now) + ", expected " +
-                         std::to_string(n.inputs[i].expected()) + ")");
-  }
+  for (size_t i = 0; i < n.inputs.size(); ++i) check_input_version(n, i);
 }
 
 inline void execute(Node& n, int thread) {

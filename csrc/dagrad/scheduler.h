@@ -23,6 +23,9 @@ int get_num_threads();
 void set_fusion_enabled(bool enabled);
 bool fusion_enabled();
 
+/// @brief Throws RuntimeError if input i of n was modified in place after n was recorded.
+void check_input_version(const Node& n, size_t i);
+
 /// @brief What the last run did (for tests and the profiler).
 struct RunStats {
   int64_t nodes = 0;        // nodes computed

@@ -26,6 +26,10 @@ namespace fusion {
 //     a target of the run), so p's value is visible to nobody but c;
 //   - every input of p and c has the output's shape or a single element (a broadcast scalar),
 //     so one linear index addresses all of them;
+//   - the output has at least kMinElements elements: smaller ones live in L1 anyway, so there
+//     is no memory traffic to save, and a group of tiny nodes costs about what its nodes
+//     would (measured on the scalar chain of benchmarks/bench_vs_torch.py, where fusing each
+//     backward mul into its relu_backward made backward slower, not faster);
 //   - the group stays within kMaxGroup nodes; and the run is not being traced (a recorded
 //     program replays node by node).
 // The run then skips p (it stays pending, and dies with c's edges when c releases its inputs,
@@ -52,6 +56,7 @@ bool candidate(const Node& n) {
       return false;
   }
   if (n.requires_grad || (n.dtype != DType::Float32 && n.dtype != DType::Float64)) return false;
+  if (n.numel() < kMinElements) return false;
   for (const Edge& e : n.inputs) {
     const Node& p = *e.node;
     if (p.dtype != n.dtype) return false;
@@ -77,8 +82,22 @@ struct Member {
   Operand a, b;
 };
 
+// At most kMaxGroup members, kept on the stack: a group of scalars costs no allocation.
+struct Members {
+  Member items[kMaxGroup];
+  size_t count = 0;
+  void push_back(const Member& m) {
+    if (count == static_cast<size_t>(kMaxGroup)) throw RuntimeError("internal: fused group too large");
+    items[count++] = m;
+  }
+  size_t size() const { return count; }
+  const Member* begin() const { return items; }
+  const Member* end() const { return items + count; }
+  const Member& operator[](size_t i) const { return items[i]; }
+};
+
 // Members in topological order (post-order from the root: operands before their users).
-void gather(const Node& n, const uint8_t* flags, uint64_t mark, std::vector<Member>& out) {
+void gather(const Node& n, const uint8_t* flags, uint64_t mark, Members& out) {
   Member m{&n, {}, {}};
   for (size_t k = 0; k < n.inputs.size() && k < 2; ++k) {
     const Node& p = *n.inputs[k].node;
@@ -159,11 +178,20 @@ void apply(const Node& n, Resolved<T> a, Resolved<T> b, T* y, int64_t len) {
 }
 
 template <class T>
-void run_members(const std::vector<Member>& members, T* out, int64_t begin, int64_t end) {
+void run_members(const Members& members, T* out, int64_t begin, int64_t end) {
   const size_t nm = members.size();
-  std::vector<T> scratch((nm - 1) * static_cast<size_t>(kBlock));
+  // Rows of kBlock elements for the members before the root; on the stack for short tensors.
+  const size_t row = static_cast<size_t>(std::min<int64_t>(kBlock, end - begin));
+  constexpr size_t kStackElems = 1024;
+  T small[kStackElems];
+  std::vector<T> big;
+  T* scratch = small;
+  if ((nm - 1) * row > kStackElems) {
+    big.resize((nm - 1) * row);
+    scratch = big.data();
+  }
   auto resolve = [&](const Operand& o, int64_t at) -> Resolved<T> {
-    if (o.member >= 0) return {scratch.data() + static_cast<size_t>(o.member) * kBlock, false};
+    if (o.member >= 0) return {scratch + static_cast<size_t>(o.member) * row, false};
     if (!o.input) return {nullptr, true};  // unused second operand of a unary op
     const T* p = o.input->data<T>();
     return o.scalar ? Resolved<T>{p, true} : Resolved<T>{p + at, false};
@@ -172,7 +200,7 @@ void run_members(const std::vector<Member>& members, T* out, int64_t begin, int6
     const int64_t len = std::min(kBlock, end - s);
     for (size_t k = 0; k < nm; ++k) {
       const Member& m = members[k];
-      T* y = k + 1 == nm ? out + s : scratch.data() + k * kBlock;
+      T* y = k + 1 == nm ? out + s : scratch + k * row;
       apply<T>(*m.node, resolve(m.a, s), resolve(m.b, s), y, len);
     }
   }
@@ -181,8 +209,7 @@ void run_members(const std::vector<Member>& members, T* out, int64_t begin, int6
 }  // namespace
 
 void run_group(Node& root, const uint8_t* flags, uint64_t mark) {
-  std::vector<Member> members;
-  members.reserve(kMaxGroup);
+  Members members;
   gather(root, flags, mark, members);
   // The in-place check of every edge that enters the group from outside (members have no
   // value of their own to check).

@@ -13,6 +13,7 @@ constexpr uint8_t kCandidate = 1;   // may be a member or the root of a fused gr
 constexpr uint8_t kAbsorbed = 2;    // computed inside its consumer's group: the run skips it
 constexpr uint8_t kHasMembers = 4;  // the root of a group: runs the fused kernel
 constexpr int kMaxGroup = 16;       // nodes in one group
+constexpr int64_t kMinElements = 1024;  // smaller outputs are not fused (Note [Elementwise fusion])
 
 /// @brief Whether `n` may take part in a fused group (op, dtype, grad, input shapes).
 bool candidate(const Node& n);

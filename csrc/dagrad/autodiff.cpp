@@ -59,7 +59,9 @@ void walk_graph(const std::vector<Tensor>& roots, Walk& w) {
 // Gradients of several slices of one tensor (split, chunk, x[t] over time steps) arrive as
 // zero-filled embeds; summing them one by one costs pieces x size. They are merged into one
 // embed_sum (cost: size + pieces), which the fixed contribution order keeps deterministic.
-Tensor sum_contributions(const std::vector<Tensor>& c) {
+template <class Contribs>
+Tensor sum_contributions(const Contribs& c) {
+  if (c.size() == 1) return c[0];  // no fan-in: most nodes
   std::vector<Tensor> pieces, rest;
   std::vector<std::vector<int64_t>> regions;
   for (const Tensor& t : c) {
@@ -71,7 +73,7 @@ Tensor sum_contributions(const std::vector<Tensor>& c) {
     }
   }
   if (pieces.size() >= 2) rest.insert(rest.begin(), embed_sum(pieces, c[0].shape(), regions));
-  else if (pieces.size() == 1) rest = c;
+  else if (pieces.size() == 1) rest.assign(c.begin(), c.end());
   // One add_n node for the whole fan-in (same left-to-right order as a chain of adds).
   return add_n(rest);
 }
@@ -106,7 +108,8 @@ std::unordered_map<Node*, Tensor> compute_gradients(const std::vector<Tensor>& r
         if (w.contains(e.node.get()) && needed[e.node->run_index]) needed[i] = 1;
   }
 
-  std::vector<std::vector<Tensor>> contrib(n);
+  // One contribution per edge; most nodes get exactly one, kept inline.
+  std::vector<SmallVector<Tensor, 1>> contrib(n);
   for (size_t r = 0; r < roots.size(); ++r) contrib[roots[r]->run_index].push_back(root_grads[r]);
 
   std::unordered_map<Node*, Tensor> result;
@@ -115,7 +118,7 @@ std::unordered_map<Node*, Tensor> compute_gradients(const std::vector<Tensor>& r
     const NodePtr& node = w.order[i];
     if (!needed[i] || contrib[i].empty()) continue;
     Tensor total = sum_contributions(contrib[i]);
-    std::vector<Tensor>().swap(contrib[i]);
+    contrib[i] = SmallVector<Tensor, 1>();  // free the contributions now
     if (is_target[i]) result[node.get()] = total;
     if (node->is_leaf()) continue;
 

@@ -211,15 +211,12 @@ void run_members(const Members& members, T* out, int64_t begin, int64_t end) {
 void run_group(Node& root, const uint8_t* flags, uint64_t mark) {
   Members members;
   gather(root, flags, mark, members);
-  // The in-place check of every edge that enters the group from outside (members have no
-  // value of their own to check).
+  // The in-place check of every edge that enters the group from a value older than the run
+  // (Note [Which versions a run checks]; members have no value of their own).
   for (const Member& m : members) {
     const Node& n = *m.node;
-    for (size_t k = 0; k < n.inputs.size(); ++k) {
-      const Node& p = *n.inputs[k].node;
-      if (p.mark == mark && (flags[p.run_index] & kAbsorbed)) continue;
-      check_input_version(n, k);
-    }
+    for (size_t k = 0; k < n.inputs.size(); ++k)
+      if (n.inputs[k].node->mark != mark) check_input_version(n, k);
   }
   alloc_output(root);
   const int64_t n = root.numel();

@@ -587,3 +587,60 @@ def test_losses_are_stable_for_logits_of_1000(loss, reduction):
     # And equal to PyTorch (no gradcheck: +-1000 sits on saturated, piecewise pieces).
     helper_test_op(None, lambda x: tfn(x, reduction), lambda x: dfn(x, reduction), vals=[LOGITS_1000],
                    gradcheck=False)
+
+
+# ----------------------------------------------------------------- the fused cross-entropy node
+
+def test_fused_cross_entropy_is_one_node_each_way_and_matches_torch_at_any_thread_count(restore_threads):
+    rng = np.random.default_rng(3)
+    logits = rng.standard_normal((300, 17)).astype(np.float32) * 4
+    target = rng.integers(0, 17, 300)
+    target[::7] = -100  # ignored rows
+    xt = torch.tensor(logits, requires_grad=True)
+    lt = TF.cross_entropy(xt, torch.tensor(target))
+    lt.backward()
+    results = []
+    for threads in (1, 2, 4):
+        dagrad.set_num_threads(threads)
+        x = dagrad.tensor(logits, requires_grad=True)
+        loss = DF.cross_entropy(x, dagrad.tensor(target))
+        with dagrad.profiler.profile() as prof:
+            loss.backward()
+        assert sorted(e["op"] for e in prof.events) == ["cross_entropy", "cross_entropy_backward"]
+        results.append((loss.item(), x.grad.numpy().copy()))
+    np.testing.assert_allclose(results[0][0], lt.item(), rtol=1e-6)
+    np.testing.assert_allclose(results[0][1], xt.grad.numpy(), rtol=1e-5, atol=1e-7)
+    for loss, g in results[1:]:
+        assert loss == results[0][0]
+        np.testing.assert_array_equal(g, results[0][1])
+
+
+def test_fused_cross_entropy_with_every_row_ignored_is_nan_for_the_mean():
+    x = dagrad.tensor(np.zeros((3, 4)), requires_grad=True)
+    t = dagrad.tensor(np.array([-100, -100, -100]))
+    assert np.isnan(DF.cross_entropy(x, t).item())
+    assert DF.cross_entropy(x, t, reduction="sum").item() == 0.0
+
+
+def test_fused_cross_entropy_second_order_matches_torch():
+    rng = np.random.default_rng(4)
+    logits = rng.standard_normal((5, 6))
+    target = np.array([0, 5, -100, 2, 2])
+    v = rng.standard_normal((5, 6))
+    xt = torch.tensor(logits, requires_grad=True)
+    (gt,) = torch.autograd.grad(TF.cross_entropy(xt, torch.tensor(target)), xt, create_graph=True)
+    (ht,) = torch.autograd.grad((gt * torch.tensor(v)).sum(), xt)
+    x = dagrad.tensor(logits, requires_grad=True)
+    (g,) = dagrad.autograd.grad(DF.cross_entropy(x, dagrad.tensor(target)), x, create_graph=True)
+    (h,) = dagrad.autograd.grad((g * dagrad.tensor(v)).sum(), x)
+    np.testing.assert_allclose(g.numpy(), gt.detach().numpy(), rtol=1e-12, atol=1e-15)
+    np.testing.assert_allclose(h.numpy(), ht.numpy(), rtol=1e-10, atol=1e-14)
+
+
+def test_fused_cross_entropy_rechecks_targets_written_in_place():
+    x = dagrad.tensor(np.zeros((2, 3)))
+    t = dagrad.tensor(np.array([0, 1]))
+    loss = DF.cross_entropy(x, t)
+    t.copy_(dagrad.tensor(np.array([0, 7])))
+    with pytest.raises((IndexError, RuntimeError)):
+        loss.item()

@@ -52,6 +52,8 @@
   X(Argmin, "argmin", reduce)         \
   X(Softmax, "softmax", reduce)       \
   X(LogSoftmax, "log_softmax", reduce) \
+  X(CrossEntropy, "cross_entropy", loss) \
+  X(CrossEntropyBackward, "cross_entropy_backward", loss) \
   X(Reshape, "reshape", movement)     \
   X(Permute, "permute", movement)     \
   X(Expand, "expand", movement)       \

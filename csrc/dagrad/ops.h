@@ -178,6 +178,9 @@ Tensor l1_loss(const Tensor& input, const Tensor& target, Reduction r = Reductio
 Tensor smooth_l1_loss(const Tensor& input, const Tensor& target, Reduction r = Reduction::Mean, double beta = 1.0);
 Tensor nll_loss(const Tensor& logp, const Tensor& target, const Tensor& weight = Tensor(),
                 Reduction r = Reduction::Mean, int64_t ignore_index = -100);
+/// @brief Mean (or sum) cross-entropy of float (N, C) logits against int64 (N,) class indices
+/// over the rows whose target is not ignore_index: one fused node (ops/loss.cpp).
+Tensor cross_entropy_rows(const Tensor& logits, const Tensor& target, int64_t ignore_index, bool sum);
 Tensor cross_entropy(const Tensor& logits, const Tensor& target, const Tensor& weight = Tensor(),
                      Reduction r = Reduction::Mean, int64_t ignore_index = -100, double label_smoothing = 0.0);
 Tensor binary_cross_entropy(const Tensor& p, const Tensor& target, const Tensor& weight = Tensor(),

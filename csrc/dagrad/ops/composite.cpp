@@ -499,6 +499,12 @@ Tensor cross_entropy(const Tensor& logits, const Tensor& target, const Tensor& w
   const int64_t cdim = logits.ndim() == 1 ? 0 : 1;
   const int64_t C = logits.shape()[cdim];
   check_weight("cross_entropy", weight, C);
+  // The common case, (N, C) logits against N class indices, is one fused node each way.
+  if (logits.ndim() == 2 && target.dtype() == DType::Int64 && target.ndim() == 1 &&
+      target.shape()[0] == logits.shape()[0] && !weight.defined() && ls == 0.0 && r != Reduction::None) {
+    check_targets("cross_entropy", target, C, ignore_index);
+    return cross_entropy_rows(logits, target, ignore_index, r == Reduction::Sum);
+  }
   Tensor logp = log_softmax(logits, cdim);
   if (is_floating(target.dtype())) {  // class probabilities
     if (target.shape() != logits.shape())

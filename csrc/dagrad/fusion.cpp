@@ -39,6 +39,10 @@ namespace fusion {
 // output. Each member applies the same per-element functor as its own op
 // (kernels/elementwise_fns.h) with the same vector loops, so a fused value is the same bits as
 // an unfused one, and the decision depends on the graph only, never on the thread count.
+// The use count is read while the run holds the graph lock (Note [One run at a time]), but
+// another Python thread may run meanwhile (the GIL is released, Note [GIL policy]); a handle on
+// p that appeared after the decision could only come through c's edges, and it would find a
+// valid pending node (p keeps its inputs until it dies), which a later run computes.
 // Fusion happens in no-grad code (inference, optimizer-style updates) and in backward graphs,
 // whose nodes do not require grad: autodiff drops its own handles on the gradients before it
 // runs them so that chains such as relu_backward(mul(g, w), x) can fuse.

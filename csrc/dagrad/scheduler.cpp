@@ -107,9 +107,10 @@ inline void execute_group(Node& n, const uint8_t* flags, uint64_t mark, int thre
 // reads is an ancestor it holds through its own edges, the targets are held by the caller,
 // and the scheduler never touches a node that has run again (serial runs walk `order`
 // forwards; parallel runs find children through the run's own edge lists). A node freed here
-// may be freed on a worker thread: node teardown and the buffer pool touch no thread-local or
-// Python state (Note [Buffer pool] takes its own mutex). Not while tracing: a recorded program
-// replays the graph as it was (Note [Tracing keeps the graph]).
+// may be freed on a worker thread: its block goes to that thread's node free list (Note [Node
+// pool]), its buffer to the buffer pool (Note [Buffer pool], under its own mutex), and no
+// Python state is touched. Not while tracing: a recorded program replays the graph as it was
+// (Note [Tracing keeps the graph]).
 inline void release_inputs(Node& n) {
   if (!n.requires_grad || n.op == OpKind::Detach) n.inputs.clear();
 }

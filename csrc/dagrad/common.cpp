@@ -104,7 +104,12 @@ int64_t wrap_dim(int64_t dim, int64_t ndim, const char* op) {
 // one. Buffers of 4 MiB and more are 2 MiB-aligned and advised to use huge pages. The pool is
 // shared by all threads under one mutex (allocations are per node, not per element).
 namespace {
+// Off under AddressSanitizer: reused buffers would hide a use after free.
+#if defined(__SANITIZE_ADDRESS__)
+constexpr size_t kPoolLimit = 0;
+#else
 constexpr size_t kPoolLimit = size_t(1) << 30;
+#endif
 constexpr size_t kHuge = size_t(4) << 20;
 
 struct Pool {

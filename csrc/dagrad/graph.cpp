@@ -50,7 +50,13 @@ std::atomic<uint64_t> g_next_id{1};
 // memory, so any thread may hand them back to the system. Each list keeps at most
 // kMaxPooledNodes blocks (~64 MiB, reached only by a program that had that many nodes alive); beyond that, and after the thread's list is destroyed at
 // thread exit, blocks go straight back to operator delete.
+// Under AddressSanitizer the pool is off, so that a use of a freed node is reported, not
+// hidden by the block's reuse.
+#if defined(__SANITIZE_ADDRESS__)
+constexpr size_t kMaxPooledNodes = 0;
+#else
 constexpr size_t kMaxPooledNodes = size_t{1} << 18;
+#endif
 
 struct FreeBlock {
   FreeBlock* next;

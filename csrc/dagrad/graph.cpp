@@ -48,7 +48,8 @@ std::atomic<uint64_t> g_next_id{1};
 // that made it (a worker releases inputs, Note [Inputs are released as soon as a node has run]):
 // its block simply joins the list of the thread that frees it; blocks are plain operator-new
 // memory, so any thread may hand them back to the system. Each list keeps at most
-// kMaxPooledNodes blocks (~64 MiB, reached only by a program that had that many nodes alive); beyond that, and after the thread's list is destroyed at
+// kMaxPooledNodes blocks (~64 MiB, reached only by a program that had that many nodes alive,
+// and then reused by its next graph); beyond that, and after the thread's list is destroyed at
 // thread exit, blocks go straight back to operator delete.
 // Under AddressSanitizer the pool is off, so that a use of a freed node is reported, not
 // hidden by the block's reuse.

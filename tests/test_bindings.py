@@ -56,3 +56,16 @@ def test_gradients_flow_through_the_fast_operators():
     y = (dagrad.relu(x * 3 - 1) / 2 + -x).sum()
     y.backward()
     np.testing.assert_allclose(x.grad.numpy(), [3 / 2 - 1, -1.0], rtol=1e-15)
+
+
+def test_unary_methods_take_the_fast_path_and_match_numpy():
+    a = np.array([0.25, 1.5, 3.0])
+    x = dagrad.tensor(a)
+    for name, ref in [("relu", a), ("tanh", np.tanh(a)), ("sigmoid", 1 / (1 + np.exp(-a))),
+                      ("exp", np.exp(a)), ("log", np.log(a)), ("sqrt", np.sqrt(a))]:
+        np.testing.assert_allclose(getattr(x, name)().numpy(), ref, rtol=1e-15, err_msg=name)
+    with pytest.raises(TypeError):
+        dagrad.Tensor.relu(3.0)
+    uninitialised = dagrad.Tensor.__new__(dagrad.Tensor)
+    with pytest.raises(TypeError, match="not initialised"):
+        uninitialised.tanh()

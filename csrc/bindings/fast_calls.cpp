@@ -14,11 +14,13 @@ namespace dagrad_py {
 // about 1 us: CPython's generic slot looks `__mul__` up in the type's dict, makes a bound method,
 // and pybind11's dispatcher walks its overload records and argument loaders. For the arithmetic
 // operators the Tensor type's number slots (nb_add, nb_multiply, ...) are therefore set to the C
-// functions below, which CPython calls directly for `a op b` in both orders, and the unary ops
-// of the module (relu, tanh, ...) are METH_O functions. Both convert with pybind11's own
-// casters, so the objects, the dtype rules (operand()) and the errors are the same as those of
-// the pybind11 definitions they shadow (still reachable as Tensor.__mul__ and so on). They
-// hold the GIL, as recording a node always does (Note [GIL policy]).
+// functions below, which CPython calls directly for `a op b` in both orders; the module's
+// unary ops (relu, tanh, ...) are METH_O functions and the same Tensor methods METH_NOARGS
+// descriptors. All convert with pybind11's own casters, so the objects, the dtype rules
+// (operand()) and the errors are the same as those of the pybind11 definitions they shadow
+// (Tensor.__mul__ and so on stay reachable). A Python subclass of Tensor gets CPython's
+// generic slots, hence pybind11's path. They hold the GIL, as recording a node always does
+// (Note [GIL policy]).
 
 namespace {
 
@@ -94,8 +96,17 @@ PyObject* unary_slot(PyObject* x) {
 }
 
 template <Tensor (*F)(const Tensor&)>
+PyObject* unary_method(PyObject* self, PyObject*) {
+  return unary_slot<F>(self);
+}
+
+template <Tensor (*F)(const Tensor&)>
 PyMethodDef unary_def(const char* name) {
   return PyMethodDef{name, reinterpret_cast<PyCFunction>(&unary_fn<F>), METH_O, nullptr};
+}
+template <Tensor (*F)(const Tensor&)>
+PyMethodDef method_def(const char* name) {
+  return PyMethodDef{name, reinterpret_cast<PyCFunction>(&unary_method<F>), METH_NOARGS, nullptr};
 }
 
 // Method definitions must outlive the functions made from them.
@@ -104,6 +115,14 @@ PyMethodDef g_unary_defs[] = {
     unary_def<&dagrad::sigmoid>("sigmoid"), unary_def<&dagrad::exp>("exp"),
     unary_def<&dagrad::log>("log"),         unary_def<&dagrad::sqrt>("sqrt"),
     unary_def<&dagrad::neg>("neg"),         unary_def<&dagrad::abs>("abs"),
+};
+
+// The same as Tensor methods (x.relu(), ...).
+PyMethodDef g_method_defs[] = {
+    method_def<&dagrad::relu>("relu"),       method_def<&dagrad::tanh>("tanh"),
+    method_def<&dagrad::sigmoid>("sigmoid"), method_def<&dagrad::exp>("exp"),
+    method_def<&dagrad::log>("log"),         method_def<&dagrad::sqrt>("sqrt"),
+    method_def<&dagrad::abs>("abs"),
 };
 
 }  // namespace
@@ -117,6 +136,14 @@ void install_fast_calls(py::module_& m, py::handle tensor_type) {
   nb->nb_multiply = &binary_slot<&dagrad::mul>;
   nb->nb_true_divide = &binary_slot<&dagrad::div>;
   nb->nb_negative = &unary_slot<&dagrad::neg>;
+  for (PyMethodDef& def : g_method_defs) {
+    PyObject* d = PyDescr_NewMethod(g_type, &def);
+    if (!d || PyObject_SetAttrString(tensor_type.ptr(), def.ml_name, d) != 0) {
+      Py_XDECREF(d);
+      throw py::error_already_set();
+    }
+    Py_DECREF(d);
+  }
   PyType_Modified(g_type);
   // Module functions keep pybind11's docstrings and signatures for everything else; these
   // names take the direct path (the Python API re-exports them).

@@ -86,7 +86,7 @@ struct Member {
   Operand a, b;
 };
 
-// At most kMaxGroup members, kept on the stack: a group of scalars costs no allocation.
+// At most kMaxGroup members, kept on the stack: running a group allocates no member list.
 struct Members {
   Member items[kMaxGroup];
   size_t count = 0;

@@ -266,6 +266,13 @@ def measure(pool, case, variants, rounds, target_s, max_reps=5000, fixed_reps=No
     return out, info
 
 
+def row_record(res, info, check):
+    """The fields every section's result row ends with: the correctness verdict, the values it
+    compared, the rounds used, and the raw samples."""
+    return {"check": check, "check_values": {k: v["check"] for k, v in res.items()},
+            "rounds": info, "raw": res}
+
+
 def ratio(res, num, den):
     """Median over the used rounds of time[num] / time[den], each pair measured back to back.
 
@@ -326,9 +333,7 @@ def section_a(pool, args, report):
         rows.append({"pass": "forward+backward" if backward else "forward",
                      "dagrad_us_per_node": d["median_s"] / nodes * 1e6,
                      "torch_us_per_node": t["median_s"] / nodes * 1e6,
-                     "speedup": ratio(res, "torch", "dagrad"), "check": ok,
-                     "check_values": {"dagrad": d["check"], "torch": t["check"]}, "rounds": info,
-                     "raw": res})
+                     "speedup": ratio(res, "torch", "dagrad"), **row_record(res, info, ok)})
     load = meter.other_cores()
     print(f"\n(a) scalar graph x = relu(x*w + b), {iters} iterations = {nodes} op nodes, 1 thread "
           f"(graph building + run, us per op node)")
@@ -385,9 +390,7 @@ def section_b(pool, args, report):
                      "speedup_eager": ratio(res, "torch eager", "dagrad eager"),
                      "speedup_compiled": ratio(res, "torch eager", "dagrad compiled"),
                      "goal": m["goal"],
-                     "check": None if None in checks else all(checks),
-                     "check_values": {k: v["check"] for k, v in res.items()}, "rounds": info,
-                     "raw": res})
+                     **row_record(res, info, None if None in checks else all(checks))})
     load = meter.other_cores()
     print(f"\n(b) MLP training step (zero_grad, forward, loss, backward, SGD lr=0.01 momentum=0.9), "
           f"float32, 1 thread; ms per step; torch = eager (torch.compile not used); loss@1 = first-step "
@@ -438,9 +441,7 @@ def section_c(pool, args, report):
                          "torch_2t_speedup": ratio(res, "torch 1t", "torch 2t"),
                          "torch_over_dagrad_1t": ratio(res, "torch 1t", "dagrad 1t"),
                          "torch_over_dagrad_2t": ratio(res, "torch 2t", "dagrad 2t"),
-                         "check": None if None in checks else all(checks),
-                         "check_values": {k: v["check"] for k, v in res.items()}, "rounds": info,
-                         "raw": res})
+                         **row_record(res, info, None if None in checks else all(checks))})
     load = meter.other_cores()
     print(f"\n(c) 8 independent branches x 10 matmuls (x = tanh(x @ W)), n x n float32; ms per run "
           f"(fwd: under no_grad, dagrad realizes the 8 outputs at once; fwd+bwd: backward of the sum of "
@@ -487,8 +488,7 @@ def section_d(pool, args, report):
                      "dagrad_gflops": flop / d["median_s"] / 1e9, "numpy_gflops": flop / p["median_s"] / 1e9,
                      "dagrad_ms": d["median_s"] * 1e3, "numpy_ms": p["median_s"] * 1e3,
                      "ratio": ratio(res, "numpy", "dagrad"),
-                     "check": compare_checks(d["check"], p["check"], rtol=1e-3, atol=1e-3),
-                     "rounds": info, "raw": res})
+                     **row_record(res, info, compare_checks(d["check"], p["check"], rtol=1e-3, atol=1e-3))})
     load = meter.other_cores()
     np_env = pool[("numpy", 1)].info.get("env", {})
     print(f"\n(d) GEMM C = A @ B, float32, 1 thread: dagrad (realize of a @ b) vs numpy (a @ b), "

@@ -251,6 +251,7 @@ struct Run {
   // from the first candidate on (empty while none has been seen).
   bool fusing = false;     // fusion allowed in this run
   bool fused_any = false;  // some node is absorbed into a group
+  int64_t fused = 0;       // how many
   std::vector<uint8_t> fuse_flags;
   std::vector<uint8_t> fuse_size;
   // What a parallel run needs, filled by link() (only when the run may go parallel):
@@ -278,6 +279,7 @@ struct Run {
     fuse_size.clear();
     release_inputs = edges_built = has_fanout = fusing = fused_any = false;
     mark = 0;
+    fused = 0;
     total_cost = critical_cost = 0;
   }
 };
@@ -363,6 +365,7 @@ void consider_fusion(Run& run, Node* n, uint64_t mark) {
       size = static_cast<uint8_t>(size + run.fuse_size[pi]);
       flags |= fusion::kHasMembers;
       run.fused_any = true;
+      ++run.fused;
     }
   }
   run.fuse_flags.push_back(flags);
@@ -543,8 +546,7 @@ void run_serial(const Run& run) {
 void execute_run(Run& run, RunStats& stats) {
   const size_t n = run.order.size();
   stats.nodes = static_cast<int64_t>(n);
-  if (run.fused_any)
-    for (uint8_t f : run.fuse_flags) stats.fused += (f & fusion::kAbsorbed) ? 1 : 0;
+  stats.fused = run.fused;
   const int threads = get_num_threads();
   // Note [Serial or parallel run]
   // ~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~

@@ -1,6 +1,7 @@
 // Fused losses: cross-entropy of (N, C) logits against N class indices as one forward node and
 // one backward node (the general cross_entropy in composite.cpp, with weights, label smoothing,
 // probability targets and K-dimensional inputs, is a composite of ordinary ops).
+#include <algorithm>
 #include <cmath>
 
 #include "dagrad/kernels/dispatch.h"
@@ -43,24 +44,34 @@ void check_target(int64_t t, int64_t C, int64_t i) {
                      std::to_string(C) + " classes (at position " + std::to_string(i) + ")");
 }
 
+// Calls f(i, row, m, s) for each row i of x whose target counts, in parallel over rows: row
+// points at the row's logits, m is its maximum and s = sum(exp(row - m)) in double.
+template <class T, class F>
+void for_counted_rows(const Node& x, const int64_t* pt, int64_t ignore, const F& f) {
+  const int64_t N = x.shape[0], C = x.shape[1];
+  const T* px = x.data<T>();
+  parallel_for(N, std::max<int64_t>(1, 4096 / std::max<int64_t>(1, C)), [&](int64_t r0, int64_t r1) {
+    for (int64_t i = r0; i < r1; ++i) {
+      if (pt[i] == ignore) continue;
+      check_target(pt[i], C, i);
+      const T* row = px + i * C;
+      T m;
+      const double s = row_sumexp(row, C, m);
+      f(i, row, m, s);
+    }
+  });
+}
+
 template <class T>
 void ce_forward(Node& out) {
   const Node& x = in(out, 0);
   const Node& tn = in(out, 1);
   const CeAttrs a = ce_attrs(out);
-  const int64_t N = x.shape[0], C = x.shape[1];
-  const T* px = x.data<T>();
+  const int64_t N = x.shape[0];
   const int64_t* pt = tn.data<int64_t>();
   std::vector<double> row_loss(static_cast<size_t>(N), 0.0);
-  parallel_for(N, std::max<int64_t>(1, 4096 / std::max<int64_t>(1, C)), [&](int64_t r0, int64_t r1) {
-    for (int64_t i = r0; i < r1; ++i) {
-      if (pt[i] == a.ignore) continue;
-      check_target(pt[i], C, i);
-      const T* row = px + i * C;
-      T m;
-      const double s = row_sumexp(row, C, m);
-      row_loss[static_cast<size_t>(i)] = std::log(s) - static_cast<double>(row[pt[i]] - m);
-    }
+  for_counted_rows<T>(x, pt, a.ignore, [&](int64_t i, const T* row, T m, double s) {
+    row_loss[static_cast<size_t>(i)] = std::log(s) - static_cast<double>(row[pt[i]] - m);
   });
   double total = 0;  // in row order: the same bits at any thread count
   for (double l : row_loss) total += l;
@@ -77,26 +88,18 @@ void ce_backward(Node& out) {
   const Node& gn = in(out, 2);
   const CeAttrs a = ce_attrs(out);
   const int64_t N = x.shape[0], C = x.shape[1];
-  const T* px = x.data<T>();
   const int64_t* pt = tn.data<int64_t>();
   double scale = static_cast<double>(gn.data<T>()[0]);
   if (!a.sum) scale /= static_cast<double>(counted_rows(pt, N, a.ignore));
   alloc_output(out);
   T* po = out.data<T>();
-  parallel_for(N, std::max<int64_t>(1, 4096 / std::max<int64_t>(1, C)), [&](int64_t r0, int64_t r1) {
-    for (int64_t i = r0; i < r1; ++i) {
-      T* orow = po + i * C;
-      if (pt[i] == a.ignore) {
-        for (int64_t k = 0; k < C; ++k) orow[k] = T(0);
-        continue;
-      }
-      check_target(pt[i], C, i);
-      const T* row = px + i * C;
-      T m;
-      const double inv = 1.0 / row_sumexp(row, C, m);
-      for (int64_t k = 0; k < C; ++k)
-        orow[k] = static_cast<T>(scale * (std::exp(static_cast<double>(row[k] - m)) * inv - (k == pt[i] ? 1.0 : 0.0)));
-    }
+  for (int64_t i = 0; i < N; ++i)  // ignored rows get no gradient
+    if (pt[i] == a.ignore) std::fill(po + i * C, po + (i + 1) * C, T(0));
+  for_counted_rows<T>(x, pt, a.ignore, [&](int64_t i, const T* row, T m, double s) {
+    T* orow = po + i * C;
+    const double inv = 1.0 / s;
+    for (int64_t k = 0; k < C; ++k)
+      orow[k] = static_cast<T>(scale * (std::exp(static_cast<double>(row[k] - m)) * inv - (k == pt[i] ? 1.0 : 0.0)));
   });
 }
 

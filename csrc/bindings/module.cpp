@@ -499,6 +499,7 @@ PYBIND11_MODULE(_core, m) {
   m.def("set_grad_enabled", &GradMode::set_enabled);
   m.def("set_num_threads", &set_num_threads);
   m.def("get_num_threads", &get_num_threads);
+  m.def("max_threads", &max_threads);
   m.def("last_run_stats", [] {
     RunStats s = last_run_stats();
     py::dict d;

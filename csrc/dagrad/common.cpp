@@ -74,6 +74,22 @@ int64_t checked_numel(const Shape& s, const char* op) {
   return n;
 }
 
+int64_t checked_mul(int64_t a, int64_t b, const char* op) {
+  int64_t r;
+  if (__builtin_mul_overflow(a, b, &r))
+    throw ValueError(std::string(op) + ": sizes " + std::to_string(a) + " * " + std::to_string(b) +
+                     " overflow int64");
+  return r;
+}
+
+int64_t checked_add(int64_t a, int64_t b, const char* op) {
+  int64_t r;
+  if (__builtin_add_overflow(a, b, &r))
+    throw ValueError(std::string(op) + ": sizes " + std::to_string(a) + " + " + std::to_string(b) +
+                     " overflow int64");
+  return r;
+}
+
 Shape contiguous_strides(const Shape& s) {
   Shape st(s.size());
   int64_t acc = 1;
@@ -84,15 +100,35 @@ Shape contiguous_strides(const Shape& s) {
   return st;
 }
 
+// Note [Dims of 0-d tensors]
+// ~~~~~~~~~~~~~~~~~~~~~~~~~~~
+// PyTorch lets some ops take dim 0 or -1 on a 0-d tensor, as if it were one dim of one element
+// (sum, softmax, squeeze, transpose, gather, max(dim)), and refuses it elsewhere (split, chunk,
+// slicing, size(dim)). An op that accepted the dim and then read shape[dim] would read past an
+// empty shape, so the two cases are two functions: wrap_dim never returns a dim for a 0-d
+// tensor, and wrap_dim_or_scalar does, for callers that handle ndim == 0 themselves.
+namespace {
+[[noreturn]] void dim_out_of_range(int64_t dim, int64_t ndim, const char* op) {
+  const int64_t lo = ndim == 0 ? -1 : -ndim, hi = ndim == 0 ? 0 : ndim - 1;
+  throw IndexError(std::string(op) + ": dimension " + std::to_string(dim) +
+                   " is out of range for a tensor of " + std::to_string(ndim) +
+                   " dimensions (expected to be in range of [" + std::to_string(lo) + ", " +
+                   std::to_string(hi) + "])");
+}
+}  // namespace
+
 int64_t wrap_dim(int64_t dim, int64_t ndim, const char* op) {
-  int64_t lo = ndim == 0 ? -1 : -ndim, hi = ndim == 0 ? 0 : ndim - 1;
-  if (dim < lo || dim > hi)
+  if (ndim == 0)
     throw IndexError(std::string(op) + ": dimension " + std::to_string(dim) +
-                     " is out of range for a tensor of " + std::to_string(ndim) +
-                     " dimensions (expected to be in range of [" + std::to_string(lo) + ", " +
-                     std::to_string(hi) + "])");
-  if (dim < 0) dim += ndim == 0 ? 1 : ndim;
-  return dim;
+                     " was given, but a 0-d tensor has no dimensions");
+  if (dim < -ndim || dim >= ndim) dim_out_of_range(dim, ndim, op);
+  return dim < 0 ? dim + ndim : dim;
+}
+
+int64_t wrap_dim_or_scalar(int64_t dim, int64_t ndim, const char* op) {
+  if (ndim > 0) return wrap_dim(dim, ndim, op);
+  if (dim < -1 || dim > 0) dim_out_of_range(dim, ndim, op);
+  return 0;
 }
 
 // Note [Buffer pool]

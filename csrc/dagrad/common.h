@@ -81,10 +81,19 @@ inline int64_t numel(const Shape& s) {
   for (int64_t d : s) n *= d;
   return n;
 }
+/// @brief a * b and a + b of sizes, strides or paddings; ValueError naming `op` and both values on
+/// int64 overflow. Every size product in the core goes through these (or checked_numel).
+int64_t checked_mul(int64_t a, int64_t b, const char* op);
+int64_t checked_add(int64_t a, int64_t b, const char* op);
 /// @brief Row-major element strides.
 Shape contiguous_strides(const Shape& s);
-/// @brief Wraps a possibly negative dim into [0, ndim); IndexError otherwise.
+/// @brief Wraps a possibly negative dim into [0, ndim); IndexError otherwise, and always for a
+/// 0-d tensor (ndim == 0), which has no dim to index. See Note [Dims of 0-d tensors].
 int64_t wrap_dim(int64_t dim, int64_t ndim, const char* op);
+/// @brief As wrap_dim, but a 0-d tensor accepts dim 0 and -1 (returned as 0), as PyTorch lets
+/// reductions, softmax, squeeze and transpose treat it as one dim of one element. The caller
+/// must not index the (empty) shape with the result. See Note [Dims of 0-d tensors].
+int64_t wrap_dim_or_scalar(int64_t dim, int64_t ndim, const char* op);
 
 // ---------------------------------------------------------------------------
 // Storage: one contiguous, 64-byte aligned buffer.

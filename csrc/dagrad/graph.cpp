@@ -144,6 +144,9 @@ void GradMode::set_enabled(bool enabled) { t_grad_enabled = enabled; }
 const char* op_name(OpKind op) { return op_info(op).name; }
 
 Tensor make_op(OpKind op, const Tensor* inputs, size_t count, Shape shape, DType dtype, OpAttrs&& attrs) {
+  // Every op's inferred shape passes here: a negative dim or an element count past int64 is an
+  // error of the op that inferred it, never a buffer of the wrong size.
+  checked_numel(shape, op_name(op));
   NodePtr n = new_node(op, std::move(shape), dtype);
   n->attrs = std::move(attrs);
   bool rg = false;

@@ -112,6 +112,13 @@ Tensor linear(const Tensor& x, const Tensor& w, const Tensor& b = Tensor());
 Tensor unfold(const Tensor& x, const std::vector<int64_t>& kernel, const std::vector<int64_t>& stride,
               const std::vector<int64_t>& padding, const std::vector<int64_t>& dilation,
               double pad_value = 0.0);
+/// @brief (oh, ow) of a 2-d window sliding over the last two dims (H, W) of `input`, each product overflow-checked;
+/// ValueError or ShapeError naming `op` when a value is out of range or the window does not fit.
+std::pair<int64_t, int64_t> window_output_size(const char* op, const Shape& input,
+                                               const std::vector<int64_t>& kernel,
+                                               const std::vector<int64_t>& stride,
+                                               const std::vector<int64_t>& padding,
+                                               const std::vector<int64_t>& dilation);
 /// @brief col2im, the adjoint of unfold (overlaps are summed).
 Tensor fold(const Tensor& cols, const std::vector<int64_t>& output_size, const std::vector<int64_t>& kernel,
             const std::vector<int64_t>& stride, const std::vector<int64_t>& padding,

@@ -14,9 +14,12 @@ namespace dagrad {
 /// others stay pending, and the graph stays usable.
 void realize(const std::vector<Tensor>& targets);
 
-/// @brief Threads used by runs and kernels (>= 1). Default: $DAGRAD_NUM_THREADS or the core count.
-void set_num_threads(int n);
+/// @brief Threads used by runs and kernels, in [1, max_threads()]; ValueError otherwise.
+/// Default: $DAGRAD_NUM_THREADS or the core count. See Note [Thread cap].
+void set_num_threads(long long n);
 int get_num_threads();
+/// @brief The cap on the thread budget: max(64, cores).
+int max_threads();
 
 /// @brief Elementwise fusion on or off (on by default; Note [Elementwise fusion]). Results are
 /// the same bits either way; off is for tests and benchmarks that compare the two.

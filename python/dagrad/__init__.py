@@ -48,6 +48,8 @@ _preload_openblas()
 
 from . import _core  # noqa: E402
 from ._core import Tensor  # noqa: E402
+
+_core.get_num_threads()  # a bad DAGRAD_NUM_THREADS raises ValueError here, not in the first run
 from ._tensor import (  # noqa: E402
     float32, float64, int64, bool, dtype,
     tensor, as_tensor, zeros, ones, full, empty, zeros_like, ones_like, full_like,

@@ -299,8 +299,17 @@ def is_grad_enabled():
 # ----------------------------------------------------------------------------- threads
 
 def set_num_threads(n):
-    """Sets the thread budget of the scheduler and kernels (see Note [Thread budget])."""
-    _core.set_num_threads(int(n))
+    """Sets the thread budget of the scheduler and kernels (see Note [Thread budget]).
+
+    At most ``max(64, cores)`` (Note [Thread cap]); a larger or non-positive count raises
+    ValueError, as does the same value in ``DAGRAD_NUM_THREADS``.
+    """
+    if isinstance(n, builtins.bool) or not isinstance(n, (int, np.integer)):
+        raise TypeError(f"set_num_threads: expected an int, got {type(n).__name__}")
+    n = int(n)
+    if n < 1 or n > _core.max_threads():
+        _core.set_num_threads(builtins.max(0, builtins.min(n, 1 << 40)))  # raises the ValueError
+    _core.set_num_threads(n)
 
 
 def get_num_threads():
@@ -458,7 +467,15 @@ def _len(self):
 def _size_method(self, dim=None):
     if dim is None:
         return self.shape
-    return self.shape[dim if dim >= 0 else dim + self.ndim]
+    if isinstance(dim, builtins.bool) or not isinstance(dim, (int, np.integer)):
+        raise TypeError(f"size: dim must be an int, got {type(dim).__name__}")
+    nd = self.ndim
+    if nd == 0:
+        raise IndexError(f"size: dimension {dim} was given, but a 0-d tensor has no dimensions")
+    if not -nd <= dim < nd:
+        raise IndexError(f"size: dimension {dim} is out of range for a tensor of {nd} dimensions "
+                         f"(expected to be in range of [{-nd}, {nd - 1}])")
+    return self.shape[dim]
 
 
 def _scalar_conv(kind):
@@ -532,7 +549,9 @@ def _std(self, dim=None, unbiased=None, keepdim=False, *, correction=None):
 
 
 def _split(self, split_size_or_sections, dim=0):
-    n = self.shape[dim]
+    if self.ndim == 0:
+        raise IndexError("split: a 0-d tensor has no dimension to split")
+    n = _size_method(self, dim)
     if isinstance(split_size_or_sections, (int, np.integer)):
         s = int(split_size_or_sections)
         if s <= 0:

@@ -107,7 +107,7 @@ namespace {
 std::pair<Tensor, Tensor> extreme_dim(const Tensor& x, int64_t dim, bool keepdim, bool is_max) {
   const char* name = is_max ? "max" : "min";
   if (x.ndim() == 0) {
-    wrap_dim(dim, 0, name);
+    wrap_dim_or_scalar(dim, 0, name);
     return {x, full({}, 0.0, DType::Int64)};
   }
   const int64_t d = wrap_dim(dim, x.ndim(), name);
@@ -132,7 +132,7 @@ Tensor squeeze(const Tensor& x, std::optional<int64_t> dim) {
   Shape s;
   if (dim) {
     if (x.ndim() == 0) {
-      wrap_dim(*dim, 0, "squeeze");
+      wrap_dim_or_scalar(*dim, 0, "squeeze");
       return x;
     }
     const int64_t d = wrap_dim(*dim, x.ndim(), "squeeze");
@@ -151,7 +151,11 @@ Tensor unsqueeze(const Tensor& x, int64_t dim) {
   return reshape(x, s);
 }
 Tensor flatten(const Tensor& x, int64_t start_dim, int64_t end_dim) {
-  if (x.ndim() == 0) return reshape(x, {1});
+  if (x.ndim() == 0) {
+    wrap_dim_or_scalar(start_dim, 0, "flatten");
+    wrap_dim_or_scalar(end_dim, 0, "flatten");
+    return reshape(x, {1});
+  }
   const int64_t s = wrap_dim(start_dim, x.ndim(), "flatten"), e = wrap_dim(end_dim, x.ndim(), "flatten");
   if (s > e) throw ValueError("flatten: start_dim cannot come after end_dim");
   Shape out(x.shape().begin(), x.shape().begin() + s);
@@ -249,16 +253,15 @@ Tensor conv2d(const Tensor& x, const Tensor& w, const Tensor& b, const std::vect
   if (b.defined() && (b.ndim() != 1 || b.shape()[0] != O))
     throw ShapeError("conv2d: bias of shape " + shape_str(b.shape()) + " does not fit " + std::to_string(O) +
                      " output channels");
+  const auto [oh, ow] = window_output_size("conv2d", x.shape(), {kh, kw}, stride, padding, dilation);
   Tensor cols = unfold(x, {kh, kw}, stride, padding, dilation);  // (N, C*kh*kw, L)
-  const int64_t L = cols.shape()[2];
-  const int64_t oh = (x.shape()[2] + 2 * padding[0] - dilation[0] * (kh - 1) - 1) / stride[0] + 1;
-  const int64_t ow = L / std::max<int64_t>(1, oh);
+  const int64_t L = cols.shape()[2], ckk = cols.shape()[1];
   Tensor y;
   if (groups == 1) {
-    y = matmul(reshape(w, {O, C * kh * kw}), cols);  // (N, O, L)
+    y = matmul(reshape(w, {O, ckk}), cols);  // (N, O, L)
   } else {
-    Tensor cg = reshape(cols, {N, groups, C / groups * kh * kw, L});
-    Tensor wg = reshape(w, {groups, O / groups, C / groups * kh * kw});
+    Tensor cg = reshape(cols, {N, groups, ckk / groups, L});
+    Tensor wg = reshape(w, {groups, O / groups, ckk / groups});
     y = matmul(wg, cg);  // (N, groups, O/groups, L)
   }
   y = reshape(y, {N, O, oh, ow});
@@ -305,11 +308,10 @@ Tensor max_pool2d(const Tensor& x, const std::vector<int64_t>& k, const std::vec
   check_pool_padding("max_pool2d", k, p);
   Tensor v = pool_input(x, "max_pool2d");
   const int64_t N = v.shape()[0], C = v.shape()[1];
+  const auto [oh, ow] = window_output_size("max_pool2d", x.shape(), k, s, p, d);
   Tensor cols = unfold(v, k, s, p, d, -std::numeric_limits<double>::infinity());
-  const int64_t L = cols.shape()[2];
-  const int64_t oh = (v.shape()[2] + 2 * p[0] - d[0] * (k[0] - 1) - 1) / s[0] + 1;
-  Tensor y = max_dim(reshape(cols, {N, C, k[0] * k[1], L}), 2).first;
-  y = reshape(y, {N, C, oh, L / oh});
+  Tensor y = max_dim(reshape(cols, {N, C, k[0] * k[1], oh * ow}), 2).first;
+  y = reshape(y, {N, C, oh, ow});
   return x.ndim() == 3 ? squeeze(y, 0) : y;
 }
 Tensor avg_pool2d(const Tensor& x, const std::vector<int64_t>& k, const std::vector<int64_t>& s,
@@ -317,9 +319,9 @@ Tensor avg_pool2d(const Tensor& x, const std::vector<int64_t>& k, const std::vec
   check_pool_padding("avg_pool2d", k, p);
   Tensor v = pool_input(x, "avg_pool2d");
   const int64_t N = v.shape()[0], C = v.shape()[1], H = v.shape()[2], W = v.shape()[3];
+  const auto [oh, ow] = window_output_size("avg_pool2d", x.shape(), k, s, p, {1, 1});
   Tensor cols = unfold(v, k, s, p, {1, 1});
-  const int64_t L = cols.shape()[2];
-  const int64_t oh = (H + 2 * p[0] - k[0]) / s[0] + 1;
+  const int64_t L = oh * ow;
   Tensor windows = reshape(cols, {N, C, k[0] * k[1], L});
   Tensor y;
   if (count_include_pad || (p[0] == 0 && p[1] == 0)) {
@@ -329,7 +331,7 @@ Tensor avg_pool2d(const Tensor& x, const std::vector<int64_t>& k, const std::vec
     Tensor count = sum(reshape(unfold(ones, k, s, p, {1, 1}), {1, 1, k[0] * k[1], L}), {2});
     y = div(sum(windows, {2}), count);
   }
-  y = reshape(y, {N, C, oh, L / oh});
+  y = reshape(y, {N, C, oh, ow});
   return x.ndim() == 3 ? squeeze(y, 0) : y;
 }
 

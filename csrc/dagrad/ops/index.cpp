@@ -357,7 +357,12 @@ void for_each_gathered(const Node& idx, const Shape& big, int64_t d, const char*
 Tensor gather(const Tensor& x, int64_t dim, const Tensor& idx) {
   if (idx.dtype() != DType::Int64)
     throw TypeError(std::string("gather: index must be int64, got ") + dtype_name(idx.dtype()));
-  const int64_t d = wrap_dim(dim, std::max<int64_t>(x.ndim(), 1), "gather");
+  // PyTorch treats 0-d and 1-d alike here (Note [Dims of 0-d tensors]): run on 1-d views.
+  if (x.ndim() <= 1 && idx.ndim() <= 1 && (x.ndim() == 0 || idx.ndim() == 0)) {
+    wrap_dim_or_scalar(dim, x.ndim(), "gather");
+    return reshape(gather(reshape(x, {x.numel()}), 0, reshape(idx, {idx.numel()})), idx.shape());
+  }
+  const int64_t d = wrap_dim(dim, x.ndim(), "gather");
   check_gather_shapes(x.shape(), idx.shape(), d, "gather");
   OpAttrs a;
   a.ints = {d};
@@ -381,7 +386,15 @@ std::vector<Tensor> Gather_backward(const Tensor& out, const Tensor& g, const st
 Tensor scatter_add(const Tensor& src, int64_t dim, const Tensor& idx, const Shape& shape) {
   if (idx.dtype() != DType::Int64)
     throw TypeError(std::string("scatter_add: index must be int64, got ") + dtype_name(idx.dtype()));
-  const int64_t d = wrap_dim(dim, std::max<int64_t>(static_cast<int64_t>(shape.size()), 1), "scatter_add");
+  if (shape.size() <= 1 && idx.ndim() <= 1 && (shape.empty() || idx.ndim() == 0)) {
+    wrap_dim_or_scalar(dim, static_cast<int64_t>(shape.size()), "scatter_add");
+    if (src.shape() != idx.shape())
+      throw ShapeError("scatter_add: src of shape " + shape_str(src.shape()) +
+                       " must match the index of shape " + shape_str(idx.shape()));
+    const Shape flat = {idx.numel()};
+    return reshape(scatter_add(reshape(src, flat), 0, reshape(idx, flat), {numel(shape)}), shape);
+  }
+  const int64_t d = wrap_dim(dim, static_cast<int64_t>(shape.size()), "scatter_add");
   check_gather_shapes(shape, idx.shape(), d, "scatter_add");
   if (src.shape() != idx.shape())
     throw ShapeError("scatter_add: src of shape " + shape_str(src.shape()) +

@@ -92,8 +92,8 @@ Tensor permute(const Tensor& x, std::vector<int64_t> perm) {
 Tensor transpose(const Tensor& x, int64_t dim0, int64_t dim1) {
   const int64_t nd = x.ndim();
   if (nd == 0) {
-    wrap_dim(dim0, 0, "transpose");
-    wrap_dim(dim1, 0, "transpose");
+    wrap_dim_or_scalar(dim0, 0, "transpose");
+    wrap_dim_or_scalar(dim1, 0, "transpose");
     return x;
   }
   std::vector<int64_t> perm(nd);

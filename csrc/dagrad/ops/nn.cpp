@@ -63,6 +63,8 @@ std::vector<Tensor> Linear_backward(const Tensor& out, const Tensor& g, const st
 
 // ---- unfold / fold (attrs.ints = {kh, kw, sh, sw, ph, pw, dh, dw[, H, W]}) ---------------------
 namespace {
+// The arithmetic of a window placement. The sizes were checked when the op was built
+// (window_output_size), so the kernels compute them again without checks.
 struct Window {
   int64_t kh, kw, sh, sw, ph, pw, dh, dw;
   int64_t out_h(int64_t h) const { return (h + 2 * ph - dh * (kh - 1) - 1) / sh + 1; }
@@ -86,25 +88,43 @@ Window check_window(const char* op, const std::vector<int64_t>& kernel, const st
   }
   return {k[0], k[1], s[0], s[1], p[0], p[1], d[0], d[1]};
 }
+
+// (size + 2 * pad - dil * (k - 1) - 1) / stride + 1 with every step overflow-checked; 0 when the
+// (dilated) kernel does not fit the padded size (C++ division would round a negative up to 0).
+int64_t window_out(const char* op, int64_t size, int64_t k, int64_t stride, int64_t pad, int64_t dil) {
+  const int64_t padded = checked_add(size, checked_mul(2, pad, op), op);
+  const int64_t span = checked_add(checked_mul(dil, k - 1, op), 1, op);
+  return padded < span ? 0 : (padded - span) / stride + 1;
+}
 }  // namespace
+
+std::pair<int64_t, int64_t> window_output_size(const char* op, const Shape& input,
+                                               const std::vector<int64_t>& kernel,
+                                               const std::vector<int64_t>& stride,
+                                               const std::vector<int64_t>& padding,
+                                               const std::vector<int64_t>& dilation) {
+  const Window w = check_window(op, kernel, stride, padding, dilation);
+  const int64_t H = input[input.size() - 2], W = input[input.size() - 1];
+  const int64_t oh = window_out(op, H, w.kh, w.sh, w.ph, w.dh), ow = window_out(op, W, w.kw, w.sw, w.pw, w.dw);
+  if (oh <= 0 || ow <= 0)
+    throw ShapeError(std::string(op) + ": the kernel " + shape_str(kernel) + " (dilation " +
+                     shape_str(dilation) + ", padding " + shape_str(padding) +
+                     ") does not fit the input of shape " + shape_str(input));
+  checked_mul(oh, ow, op);
+  return {oh, ow};
+}
 
 Tensor unfold(const Tensor& x, const std::vector<int64_t>& kernel, const std::vector<int64_t>& stride,
               const std::vector<int64_t>& padding, const std::vector<int64_t>& dilation, double pad_value) {
   if (x.ndim() != 4)
     throw ShapeError("unfold: expected a 4-d input (N, C, H, W), got shape " + shape_str(x.shape()));
-  Window w = check_window("unfold", kernel, stride, padding, dilation);
-  // The numerator of the output size can be negative: C++ division would round it to 0.
-  const bool fits = x.shape()[2] + 2 * w.ph >= w.dh * (w.kh - 1) + 1 &&
-                    x.shape()[3] + 2 * w.pw >= w.dw * (w.kw - 1) + 1;
-  const int64_t oh = fits ? w.out_h(x.shape()[2]) : 0, ow = fits ? w.out_w(x.shape()[3]) : 0;
-  if (oh <= 0 || ow <= 0)
-    throw ShapeError("unfold: the kernel " + shape_str(kernel) + " (dilation " + shape_str(dilation) +
-                     ") does not fit the padded input of shape " + shape_str(x.shape()));
+  const auto [oh, ow] = window_output_size("unfold", x.shape(), kernel, stride, padding, dilation);
+  const Window w = check_window("unfold", kernel, stride, padding, dilation);
   OpAttrs a;
   a.ints = {w.kh, w.kw, w.sh, w.sw, w.ph, w.pw, w.dh, w.dw};
   a.scalar = pad_value;
-  return make_op(OpKind::Unfold, {x}, {x.shape()[0], x.shape()[1] * w.kh * w.kw, oh * ow}, x.dtype(),
-                 std::move(a));
+  const int64_t rows = checked_mul(x.shape()[1], checked_mul(w.kh, w.kw, "unfold"), "unfold");
+  return make_op(OpKind::Unfold, {x}, {x.shape()[0], rows, oh * ow}, x.dtype(), std::move(a));
 }
 void Unfold_forward(Node& out) {
   alloc_output(out);
@@ -143,15 +163,19 @@ std::vector<Tensor> Unfold_backward(const Tensor& out, const Tensor& g, const st
 Tensor fold(const Tensor& cols, const std::vector<int64_t>& output_size, const std::vector<int64_t>& kernel,
             const std::vector<int64_t>& stride, const std::vector<int64_t>& padding,
             const std::vector<int64_t>& dilation) {
-  Window w = check_window("fold", kernel, stride, padding, dilation);
   if (output_size.size() != 2) throw ValueError("fold: output_size must have 2 values");
   const int64_t H = output_size[0], W = output_size[1];
-  if (cols.ndim() != 3 || cols.shape()[1] % (w.kh * w.kw) != 0 || cols.shape()[2] != w.out_h(H) * w.out_w(W))
+  if (H <= 0 || W <= 0)
+    throw ValueError("fold: output_size must be positive, got " + shape_str(output_size));
+  const auto [oh, ow] = window_output_size("fold", output_size, kernel, stride, padding, dilation);
+  const Window w = check_window("fold", kernel, stride, padding, dilation);
+  const int64_t kk = checked_mul(w.kh, w.kw, "fold");
+  if (cols.ndim() != 3 || cols.shape()[1] % kk != 0 || cols.shape()[2] != oh * ow)
     throw ShapeError("fold: input of shape " + shape_str(cols.shape()) + " does not fit kernel " +
                      shape_str(kernel) + " and output size " + shape_str(output_size));
   OpAttrs a;
   a.ints = {w.kh, w.kw, w.sh, w.sw, w.ph, w.pw, w.dh, w.dw, H, W};
-  return make_op(OpKind::Fold, {cols}, {cols.shape()[0], cols.shape()[1] / (w.kh * w.kw), H, W}, cols.dtype(),
+  return make_op(OpKind::Fold, {cols}, {cols.shape()[0], cols.shape()[1] / kk, H, W}, cols.dtype(),
                  std::move(a));
 }
 void Fold_forward(Node& out) {

@@ -20,7 +20,7 @@ Tensor reduce(OpKind op, const Tensor& x, std::vector<int64_t> dims, bool keepdi
   const int64_t nd = x.ndim();
   if (dims.empty())
     for (int64_t d = 0; d < nd; ++d) dims.push_back(d);
-  for (auto& d : dims) d = wrap_dim(d, nd, name);
+  for (auto& d : dims) d = wrap_dim_or_scalar(d, nd, name);
   std::sort(dims.begin(), dims.end());
   if (std::adjacent_find(dims.begin(), dims.end()) != dims.end())
     throw ValueError(std::string(name) + ": a dimension appears more than once in the list of dims");
@@ -267,7 +267,7 @@ Tensor arg_extreme(OpKind op, const Tensor& x, std::optional<int64_t> dim, bool 
     if (keepdim) r = reshape(r, Shape(x.ndim(), 1));
     return r;
   }
-  const int64_t d = x.ndim() == 0 ? 0 : wrap_dim(*dim, x.ndim(), name);
+  const int64_t d = wrap_dim_or_scalar(*dim, x.ndim(), name);
   if (x.ndim() > 0 && x.shape()[d] == 0) {
     Shape rest = x.shape();
     rest.erase(rest.begin() + d);
@@ -276,7 +276,6 @@ Tensor arg_extreme(OpKind op, const Tensor& x, std::optional<int64_t> dim, bool 
                        " of size 0 of shape " + shape_str(x.shape()));
   }
   if (x.ndim() == 0) {
-    wrap_dim(*dim, 0, name);
     return full({}, 0.0, DType::Int64);
   }
   Shape out;
@@ -338,7 +337,7 @@ std::vector<Tensor> Argmin_backward(const Tensor&, const Tensor&, const std::vec
 namespace {
 Tensor softmax_like(OpKind op, const Tensor& x, int64_t dim) {
   Tensor v = is_floating(x.dtype()) ? x : cast(x, DType::Float32);
-  const int64_t d = v.ndim() == 0 ? 0 : wrap_dim(dim, v.ndim(), op_name(op));
+  const int64_t d = wrap_dim_or_scalar(dim, v.ndim(), op_name(op));
   OpAttrs a;
   a.ints = {d};
   return make_op(op, {v}, v.shape(), v.dtype(), std::move(a));

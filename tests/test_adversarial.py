@@ -178,3 +178,103 @@ def test_bad_DAGRAD_NUM_THREADS_is_a_value_error_at_import(value):
                        text=True, timeout=120)
     assert p.returncode == 1, p.stderr
     assert "ValueError: DAGRAD_NUM_THREADS" in p.stderr
+
+
+# --- 4, 5. tracing from several threads (Notes [No thread waits for a dagrad lock holding the
+# GIL], [Tracing belongs to the tracing thread]). Run in a subprocess: a deadlock must fail the
+# test, not hang the suite.
+def _run_script(code, timeout=120):
+    p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=timeout)
+    assert p.returncode == 0, p.stdout + p.stderr
+    return p.stdout
+
+
+_THREADS_PRELUDE = """
+import threading, time
+import numpy as np
+import dagrad
+import dagrad.nn.functional as F
+def run_threads(fns, timeout=60):
+    errors = []
+    def wrap(f):
+        def g():
+            try:
+                f()
+            except BaseException as e:
+                errors.append(e)
+        return g
+    ts = [threading.Thread(target=wrap(f), daemon=True) for f in fns]
+    for t in ts: t.start()
+    for t in ts:
+        t.join(timeout)
+        assert not t.is_alive(), "deadlock: a thread did not finish"
+    if errors: raise errors[0]
+"""
+
+
+def test_two_threads_tracing_their_own_steps_do_not_deadlock():
+    out = _run_script(_THREADS_PRELUDE + """
+results = {}
+def worker(k):
+    def f():
+        w = dagrad.tensor([1.0, 2.0], requires_grad=True)
+        opt = dagrad.optim.SGD([w], lr=0.1)
+        @dagrad.compile
+        def step(x):
+            opt.zero_grad()
+            time.sleep(0.05)           # the other thread traces meanwhile
+            loss = ((w * x) ** 2).sum()
+            loss.backward()
+            opt.step()
+            return loss
+        losses = [step(dagrad.tensor([float(k), 1.0])).item() for _ in range(5)]
+        results[k] = (losses, w.tolist())
+    return f
+run_threads([worker(1), worker(2)])
+# the same steps eagerly, one thread
+for k in (1, 2):
+    w = dagrad.tensor([1.0, 2.0], requires_grad=True)
+    opt = dagrad.optim.SGD([w], lr=0.1)
+    ref = []
+    for _ in range(5):
+        opt.zero_grad(); loss = ((w * dagrad.tensor([float(k), 1.0])) ** 2).sum(); loss.backward(); opt.step()
+        ref.append(loss.item())
+    assert results[k] == (ref, w.tolist()), (k, results[k], ref)
+print("ok")
+""")
+    assert "ok" in out
+
+
+def test_tracing_thread_does_not_block_or_poison_other_threads():
+    out = _run_script(_THREADS_PRELUDE + """
+inside = threading.Event(); release = threading.Event()
+def tracer():
+    w = dagrad.tensor([1.0], requires_grad=True)
+    @dagrad.compile
+    def step(x):
+        y = (w * x).sum()
+        inside.set()
+        assert release.wait(30)
+        y.backward()
+        return y
+    step(dagrad.tensor([3.0]))
+    assert dagrad._core.is_tracing() is False
+def other():
+    assert inside.wait(30)
+    try:
+        assert dagrad._core.is_tracing() is False
+        # values, .grad assignment, dropout and a not-yet-computed target while the other traces
+        x = dagrad.tensor([1.0, 2.0], requires_grad=True)
+        assert (x * 2).sum().item() == 6.0
+        x.grad = dagrad.zeros(2)
+        F.dropout(dagrad.ones(4), 0.5, training=True).numpy()
+        logits = dagrad.randn(3, 4)
+        target = dagrad.tensor([0, 1, 2]) + 0   # pending: cross_entropy must realize it
+        assert np.isfinite(F.cross_entropy(logits, target).item())
+        dagrad._core.last_run_stats()
+    finally:
+        release.set()
+run_threads([tracer, other])
+print("ok")
+""")
+    assert "ok" in out

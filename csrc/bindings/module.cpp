@@ -141,6 +141,14 @@ Tensor inplace(const Tensor& self, F make_value) {
 PYBIND11_MODULE(_core, m) {
   m.doc() = "dagrad core: graph, parallel scheduler, autodiff and kernels (C++17)";
 
+  // See Note [No thread waits for a dagrad lock holding the GIL].
+  LockWaitHooks hooks;
+  hooks.before_wait = []() -> void* { return PyGILState_Check() ? PyEval_SaveThread() : nullptr; };
+  hooks.after_wait = [](void* state) {
+    if (state) PyEval_RestoreThread(static_cast<PyThreadState*>(state));
+  };
+  set_lock_wait_hooks(hooks);
+
   py::register_exception_translator([](std::exception_ptr p) {
     try {
       if (p) std::rethrow_exception(p);
@@ -539,7 +547,7 @@ PYBIND11_MODULE(_core, m) {
     std::vector<Tensor> state;
     for (auto& t : st) state.push_back(t ? *t : Tensor());
     py::gil_scoped_release release;
-    std::lock_guard<std::recursive_mutex> lock(graph_mutex());
+    GraphLock lock;
     realize({p, g});
     optim_step(kind, p, g, state, *h);
     if (trace::active()) trace::current()->add_call([kind, p, g, state, h] { optim_step(kind, p, g, state, *h); });
@@ -555,19 +563,9 @@ PYBIND11_MODULE(_core, m) {
       })
       .def_property_readonly("num_events", &Program::num_events)
       .def_property_readonly("num_nodes", &Program::num_nodes);
-  m.def("_trace_begin", [](const std::shared_ptr<Program>& p) {
-    graph_mutex().lock();
-    try {
-      trace::begin(p);
-    } catch (...) {
-      graph_mutex().unlock();
-      throw;
-    }
-  });
-  m.def("_trace_end", [] {
-    trace::end();
-    graph_mutex().unlock();
-  });
+  // No lock is held across the traced function: Note [Tracing belongs to the tracing thread].
+  m.def("_trace_begin", &trace::begin);
+  m.def("_trace_end", &trace::end);
   m.def("is_tracing", &trace::active);
   m.def("_copy_into", [](const Tensor& dst, const Tensor& src) {
     if (dst.shape() != src.shape() || dst.dtype() != src.dtype())

@@ -198,7 +198,7 @@ void free_graph(Walk& w) {
 
 void backward(const std::vector<Tensor>& roots, const std::vector<Tensor>& grads,
               bool retain_graph, bool create_graph) {
-  std::lock_guard<std::recursive_mutex> lock(graph_mutex());
+  GraphLock lock;
   GradModeGuard mode(create_graph);
   std::vector<Tensor> seeds = seed_gradients(roots, grads);
   Walk w;
@@ -250,7 +250,7 @@ void backward(const std::vector<Tensor>& roots, const std::vector<Tensor>& grads
 std::vector<Tensor> grad(const std::vector<Tensor>& outputs, const std::vector<Tensor>& inputs,
                          const std::vector<Tensor>& grad_outputs, bool retain_graph,
                          bool create_graph, bool allow_unused) {
-  std::lock_guard<std::recursive_mutex> lock(graph_mutex());
+  GraphLock lock;
   GradModeGuard mode(create_graph);
   std::vector<Tensor> gouts = grad_outputs;
   if (gouts.empty()) gouts.resize(outputs.size());

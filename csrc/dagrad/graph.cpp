@@ -169,6 +169,44 @@ Tensor make_op(OpKind op, std::initializer_list<Tensor> inputs, Shape shape, DTy
   return make_op(op, inputs.begin(), inputs.size(), std::move(shape), dtype, std::move(attrs));
 }
 
+// Note [No thread waits for a dagrad lock holding the GIL]
+// ~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~
+// Two locks meet in dagrad: the GIL and the graph lock. A thread that waited for the graph lock
+// while holding the GIL would deadlock against a graph-lock holder that needs the GIL (to
+// return to Python, or for a Python op). So the rule has one direction: nobody waits for the
+// graph lock with the GIL held. GraphLock first tries the lock; only when another thread holds
+// it does it call the bindings' before_wait (which releases the GIL when this thread holds it),
+// wait, then after_wait (which takes the GIL back, now holding the graph lock: allowed, since
+// whoever holds the GIL and wants the graph lock releases the GIL first). The uncontended path
+// costs one try_lock. Nothing holds the graph lock across a call into user Python code (a
+// traced function runs without it: Note [Tracing belongs to the tracing thread]).
+std::recursive_mutex& graph_mutex() {
+  static std::recursive_mutex m;
+  return m;
+}
+
+namespace {
+std::atomic<void* (*)()> g_before_wait{nullptr};
+std::atomic<void (*)(void*)> g_after_wait{nullptr};
+}  // namespace
+
+void set_lock_wait_hooks(LockWaitHooks hooks) {
+  g_after_wait.store(hooks.after_wait, std::memory_order_release);
+  g_before_wait.store(hooks.before_wait, std::memory_order_release);
+}
+
+GraphLock::GraphLock() {
+  std::recursive_mutex& m = graph_mutex();
+  if (m.try_lock()) return;
+  void* (*before)() = g_before_wait.load(std::memory_order_acquire);
+  void (*after)(void*) = g_after_wait.load(std::memory_order_acquire);
+  void* state = before ? before() : nullptr;
+  m.lock();
+  if (after) after(state);
+}
+
+GraphLock::~GraphLock() { graph_mutex().unlock(); }
+
 void alloc_output(Node& n) {
   int64_t count = n.numel();
   size_t bytes = static_cast<size_t>(count) * itemsize(n.dtype);

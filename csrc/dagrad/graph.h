@@ -4,6 +4,7 @@
 #include <functional>
 #include <initializer_list>
 #include <memory>
+#include <mutex>
 #include <vector>
 
 #include "dagrad/common.h"
@@ -192,6 +193,31 @@ void set_requires_grad(const Tensor& t, bool requires_grad);
 /// @brief Writes `value` (broadcast and cast to t's shape and dtype) into t's storage.
 /// Only allowed where no recorded op needs t's old value for backward.
 void assign_(const Tensor& t, const Tensor& value);
+
+// ---------------------------------------------------------------------------
+// The graph lock (Note [One run at a time]).
+// ---------------------------------------------------------------------------
+
+/// @brief The process-wide recursive lock that serialises runs and graph walks.
+std::recursive_mutex& graph_mutex();
+
+/// @brief Functions called around a wait for the graph lock when another thread holds it: the
+/// Python bindings register ones that release the GIL before the wait and take it back after.
+/// See Note [No thread waits for a dagrad lock holding the GIL].
+struct LockWaitHooks {
+  void* (*before_wait)() = nullptr;    // returns a state handed to after_wait
+  void (*after_wait)(void*) = nullptr;
+};
+void set_lock_wait_hooks(LockWaitHooks hooks);
+
+/// @brief RAII holder of graph_mutex(); waits through the LockWaitHooks when it is contended.
+class GraphLock {
+ public:
+  GraphLock();
+  ~GraphLock();
+  GraphLock(const GraphLock&) = delete;
+  GraphLock& operator=(const GraphLock&) = delete;
+};
 
 /// @brief Name of an op, from the op list.
 const char* op_name(OpKind op);

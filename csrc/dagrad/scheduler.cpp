@@ -30,10 +30,6 @@ namespace dagrad {
 // A run writes node scratch fields (mark, run_index) and node storage. Runs are therefore
 // serialised by one process-wide (recursive: backward realizes from inside its own lock)
 // mutex. Parallelism lives inside a run, across its independent nodes, not across runs.
-std::recursive_mutex& graph_mutex() {
-  static std::recursive_mutex m;
-  return m;
-}
 
 namespace {
 
@@ -541,7 +537,7 @@ void set_fusion_enabled(bool enabled) { g_fusion.store(enabled, std::memory_orde
 bool fusion_enabled() { return g_fusion.load(std::memory_order_relaxed); }
 
 RunStats last_run_stats() {
-  std::lock_guard<std::recursive_mutex> lock(graph_mutex());
+  GraphLock lock;
   return g_last_stats;
 }
 
@@ -629,7 +625,7 @@ struct PooledRun {
 }  // namespace
 
 void realize(const std::vector<Tensor>& targets) {
-  std::lock_guard<std::recursive_mutex> lock(graph_mutex());
+  GraphLock lock;
   const uint64_t mark = next_mark();
   PooledRun pooled;
   Run& run = *pooled.run;
@@ -667,7 +663,7 @@ struct CachedRun::Impl {
 };
 
 CachedRun::CachedRun(const std::vector<Node*>& order) : impl_(std::make_shared<Impl>()) {
-  std::lock_guard<std::recursive_mutex> lock(graph_mutex());
+  GraphLock lock;
   const uint64_t mark = next_mark();
   for (size_t i = 0; i < order.size(); ++i) {
     impl_->keep.push_back(order[i]->shared_from_this());

@@ -41,8 +41,6 @@ RunStats last_run_stats();
 }  // namespace dagrad
 
 namespace dagrad {
-// Internal: the lock that serialises runs and graph walks (Note [One run at a time]), and a
-// fresh visit mark for a walk made while holding it.
-std::recursive_mutex& graph_mutex();
+// Internal: a fresh visit mark for a walk made while holding the graph lock (GraphLock).
 uint64_t next_mark();
 }  // namespace dagrad

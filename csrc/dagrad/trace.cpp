@@ -6,9 +6,18 @@
 
 namespace dagrad {
 
+// Note [Tracing belongs to the tracing thread]
+// ~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~
+// A trace records what one thread's function does: the recording is thread-local, so another
+// thread's .item(), .grad = or dropout is not "inside a function being traced", and its runs
+// are neither recorded nor kept from freeing their graph. Recording holds no lock across the
+// user's function (Note [No thread waits for a dagrad lock holding the GIL]); each run it
+// records takes the graph lock as any run does. Replay, by contrast, runs under the graph lock
+// from start to end, so g_replaying (read by the run's workers in alloc_output and the version
+// check) is guarded by that lock and needs no thread-local copy.
 namespace {
-std::shared_ptr<Program> g_recording;  // guarded by graph_mutex()
-bool g_replaying = false;              // guarded by graph_mutex()
+thread_local std::shared_ptr<Program> t_recording;
+bool g_replaying = false;  // guarded by graph_mutex()
 
 void copy_value(const Node& from, Node& to) {
   const size_t bytes = static_cast<size_t>(to.numel()) * itemsize(to.dtype);
@@ -19,15 +28,15 @@ void copy_value(const Node& from, Node& to) {
 
 namespace trace {
 void begin(const std::shared_ptr<Program>& p) {
-  if (g_recording) throw RuntimeError("compile: a traced function cannot trace another (nested dagrad.compile)");
-  g_recording = p;
+  if (t_recording) throw RuntimeError("compile: a traced function cannot trace another (nested dagrad.compile)");
+  t_recording = p;
 }
-void end() { g_recording.reset(); }
-bool active() { return g_recording != nullptr; }
-Program* current() { return g_recording.get(); }
+void end() { t_recording.reset(); }
+bool active() { return t_recording != nullptr; }
+Program* current() { return t_recording.get(); }
 bool replaying() { return g_replaying; }
 void record_run(const std::vector<Node*>& order) {
-  if (g_recording) g_recording->add_run(order);
+  if (t_recording) t_recording->add_run(order);
 }
 }  // namespace trace
 
@@ -61,7 +70,7 @@ bool Program::preconditions_hold() const {
 }
 
 void Program::replay() {
-  std::lock_guard<std::recursive_mutex> lock(graph_mutex());
+  GraphLock lock;
   struct Flag {
     Flag() { g_replaying = true; }
     ~Flag() { g_replaying = false; }

@@ -68,7 +68,8 @@ namespace trace {
 // their buffers between replays: alloc_output reuses a node's own buffer of the right size,
 // so a replayed step allocates nothing (the static memory plan of a compiled step).
 
-/// @brief Starts recording into `p` (one recording at a time, under the graph lock).
+/// @brief Starts recording this thread's effects into `p` (one recording per thread; see
+/// Note [Tracing belongs to the tracing thread]).
 void begin(const std::shared_ptr<Program>& p);
 void end();
 bool active();

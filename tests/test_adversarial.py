@@ -278,3 +278,75 @@ run_threads([tracer, other])
 print("ok")
 """)
     assert "ok" in out
+
+
+# --- 6, 7. .grad aliasing (Note [Accumulating into .grad]) ---------------------------------------
+@pytest.mark.parametrize("alias", [
+    lambda x: x,
+    lambda x: x.detach(),
+    lambda x: x.detach().reshape(3, 1).reshape(3),
+    lambda x: x.reshape(3),
+    lambda x: x.data,
+])
+def test_a_tensor_cannot_be_its_own_grad(alias):
+    x = dagrad.ones(3, requires_grad=True)
+    with pytest.raises(RuntimeError, match="own grad"):
+        x.grad = alias(x)
+    (x * 2).sum().backward()
+    assert x.tolist() == [1.0, 1.0, 1.0]
+    assert x.grad.tolist() == [2.0, 2.0, 2.0]
+
+
+def test_torch_refuses_the_same_assignment():
+    x = torch.ones(3, requires_grad=True)
+    with pytest.raises(RuntimeError):
+        x.grad = x
+
+
+@pytest.mark.parametrize("pending", [False, True])
+@pytest.mark.parametrize("n_params", [2, 3])
+def test_shared_grad_buffer_accumulates_every_update_as_torch(n_params, pending):
+    coeffs = [2.0, 3.0, 5.0][:n_params]
+    init = np.array([1.0, -1.0, 0.5])
+
+    def run(M, make_g):
+        ps = [M.ones(3, requires_grad=True) for _ in coeffs]
+        g = make_g(M)
+        for p in ps:
+            p.grad = g
+        loss = sum((p * c).sum() for p, c in zip(ps, coeffs))
+        loss.backward()
+        return [np.asarray(p.grad.tolist()) for p in ps], np.asarray(g.tolist())
+
+    mk = (lambda M: M.tensor(init.tolist()) * 1.0) if pending else (lambda M: M.tensor(init.tolist()))
+    got, got_g = run(dagrad, mk)
+    ref, ref_g = run(torch, lambda M: M.tensor(init.tolist()))
+    np.testing.assert_array_equal(got_g, ref_g)
+    for a, b in zip(got, ref):
+        np.testing.assert_array_equal(a, b)
+    np.testing.assert_array_equal(got_g, init + sum(coeffs))
+
+
+def test_shared_grad_buffer_under_compile_matches_eager():
+    def make():
+        a = dagrad.tensor([1.0, 2.0], requires_grad=True)
+        b = dagrad.tensor([3.0, 4.0], requires_grad=True)
+        g = dagrad.zeros(2)
+        a.grad = g
+        b.grad = g
+        return a, b, g
+
+    def step(a, b, x):
+        loss = (a * x).sum() + (b * x * x).sum()
+        loss.backward()
+        return loss
+
+    ea, eb, eg = make()
+    for k in range(3):
+        step(ea, eb, dagrad.tensor([1.0, float(k)]))
+    ca, cb, cg = make()
+    compiled = dagrad.compile(lambda x: step(ca, cb, x))
+    for k in range(3):
+        compiled(dagrad.tensor([1.0, float(k)]))
+    assert cg.tolist() == eg.tolist()
+    assert ca.grad.tolist() == ea.grad.tolist() and cb.grad.tolist() == eb.grad.tolist()

@@ -195,12 +195,7 @@ PYBIND11_MODULE(_core, m) {
             if (trace::active())
               throw RuntimeError("assigning a tensor to .grad is not supported inside dagrad.compile; "
                                  "use zero_grad() or backward()");
-            Tensor gt = g.cast<Tensor>();
-            if (gt.shape() != t.shape() || gt.dtype() != t.dtype())
-              throw RuntimeError("assigned grad of shape " + shape_str(gt.shape()) + " " +
-                                 dtype_name(gt.dtype()) + " does not match the tensor's shape " +
-                                 shape_str(t.shape()) + " " + dtype_name(t.dtype()));
-            t->grad = gt.node();
+            set_grad(t, g.cast<Tensor>());
           })
       .def_property_readonly("is_leaf", [](const Tensor& t) { return t->is_leaf(); })
       .def_property_readonly("_op", [](const Tensor& t) { return std::string(op_name(t->op)); })

@@ -205,6 +205,8 @@ void backward(const std::vector<Tensor>& roots, const std::vector<Tensor>& grads
   std::unordered_map<Node*, Tensor> g = compute_gradients(roots, seeds, nullptr, w);
   w.release_indices();
 
+  // (leaf, what goes into its .grad): its new gradient, or under create_graph the
+  // differentiable sum with the old .grad.
   std::vector<std::pair<NodePtr, Tensor>> updates;
   // The roots are computed in the same run: a loss read after optimizer.step() must be the
   // value before the step, as in an eager framework.
@@ -212,9 +214,11 @@ void backward(const std::vector<Tensor>& roots, const std::vector<Tensor>& grads
   for (const NodePtr& node : w.order) {
     auto it = g.find(node.get());
     if (it == g.end() || !node->is_leaf() || !node->requires_grad) continue;
-    Tensor acc = node->grad ? add(Tensor(node->grad), it->second) : it->second;
-    updates.emplace_back(node, acc);
-    to_run.push_back(acc);
+    Tensor gi = it->second;
+    if (create_graph && node->grad) gi = add(Tensor(node->grad), gi);
+    else if (node->grad) to_run.push_back(Tensor(node->grad));  // an assigned .grad may be pending
+    updates.emplace_back(node, gi);
+    to_run.push_back(gi);
   }
   // Only the graph holds the gradients now: intermediates nobody reads can fuse
   // (Note [Elementwise fusion]) and are freed as soon as they are used.
@@ -229,11 +233,9 @@ void backward(const std::vector<Tensor>& roots, const std::vector<Tensor>& grads
     if (rec) rec->note_grad_state(leaf);
     NodePtr target = leaf->grad;
     if (target) {
-      // Accumulate in place, as PyTorch: the .grad tensor keeps its identity across steps.
-      const size_t bytes = static_cast<size_t>(acc.numel()) * itemsize(acc.dtype());
-      if (bytes && target->storage->data() != acc->storage->data())
-        std::memcpy(target->storage->data(), acc->storage->data(), bytes);
-      target->storage->version.fetch_add(1, std::memory_order_relaxed);
+      // In place, as PyTorch: .grad keeps its identity. See Note [Accumulating into .grad].
+      accumulate_grad(*target, *acc.node());
+      if (rec) rec->add_grad_accumulate(leaf, target, acc.node());
     } else {
       // A new .grad owns its storage, so an in-place update of it (zero_) cannot reach a
       // tensor the user passed in or another alias.
@@ -241,8 +243,8 @@ void backward(const std::vector<Tensor>& roots, const std::vector<Tensor>& grads
       if (fresh->nbytes()) std::memcpy(fresh->data(), acc->storage->data(), fresh->nbytes());
       target = from_storage(std::move(fresh), acc.shape(), acc.dtype()).node();
       leaf->grad = target;
+      if (rec) rec->add_grad_set(leaf, target, acc.node());
     }
-    if (rec) rec->add_grad_set(leaf, target, acc.node());
   }
   if (!retain_graph && !create_graph && !trace::active()) free_graph(w);
 }

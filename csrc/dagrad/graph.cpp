@@ -3,6 +3,8 @@
 #include <cstring>
 
 #include "dagrad/autodiff.h"
+#include "dagrad/kernels/dispatch.h"
+#include "dagrad/kernels/parallel.h"
 #include "dagrad/ops.h"
 #include "dagrad/scheduler.h"
 #include "dagrad/trace.h"
@@ -295,6 +297,54 @@ void assign_(const Tensor& t, const Tensor& value) {
   std::memcpy(t->storage->data(), v->storage->data(), static_cast<size_t>(t.numel()) * itemsize(t.dtype()));
   t->storage->version.fetch_add(1, std::memory_order_relaxed);
   if (trace::active()) trace::current()->add_assign(t.node(), v.node());
+}
+
+namespace {
+// The node whose storage `n` reads: Reshape and Detach share their input's buffer.
+const Node* storage_base(const Node* n) {
+  while ((n->op == OpKind::Reshape || n->op == OpKind::Detach) && !n->inputs.empty())
+    n = n->inputs[0].node.get();
+  return n;
+}
+}  // namespace
+
+void set_grad(const Tensor& t, const Tensor& g) {
+  if (!g.defined()) {
+    t->grad.reset();
+    return;
+  }
+  if (g.shape() != t.shape() || g.dtype() != t.dtype())
+    throw RuntimeError("assigned grad of shape " + shape_str(g.shape()) + " " + dtype_name(g.dtype()) +
+                       " does not match the tensor's shape " + shape_str(t.shape()) + " " +
+                       dtype_name(t.dtype()));
+  const Node* bg = storage_base(g.node().get());
+  const Node* bt = storage_base(t.node().get());
+  const bool same_buffer = bg == bt || (bg->storage && bg->storage == bt->storage);
+  if (same_buffer)
+    throw RuntimeError("can't assign a tensor as its own grad: the assigned grad of shape " +
+                       shape_str(g.shape()) + " shares the tensor's memory, and backward accumulates "
+                       "into .grad in place");
+  t->grad = g.node();
+}
+
+// Note [Accumulating into .grad]
+// ~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~
+// As in PyTorch, backward adds each leaf's new gradient into its existing .grad in place, one
+// leaf after another in the fixed order of the walk, after the run that computed them. Adding
+// in place (rather than computing old + new in the run and copying it over) keeps .grad's
+// identity and gives the right sum when several leaves share one .grad buffer (x.grad = g;
+// z.grad = g): each addition reads what the previous one wrote. Elements are independent, so
+// splitting them over threads does not change a bit.
+void accumulate_grad(Node& target, const Node& g) {
+  const int64_t n = target.numel();
+  DAGRAD_DISPATCH_FLOAT(target.dtype, "backward", {
+    T* pt = target.data<T>();
+    const T* pg = g.data<T>();
+    parallel_for(n, 1 << 15, [&](int64_t b, int64_t e) {
+      for (int64_t i = b; i < e; ++i) pt[i] += pg[i];
+    });
+  });
+  target.storage->version.fetch_add(1, std::memory_order_relaxed);
 }
 
 const Tensor& Tensor::realize() const {

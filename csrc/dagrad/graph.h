@@ -219,6 +219,14 @@ class GraphLock {
   GraphLock& operator=(const GraphLock&) = delete;
 };
 
+/// @brief Makes `g` the .grad of the leaf `t` (null clears it). RuntimeError for a gradient of
+/// another shape or dtype, and for one sharing t's storage (t itself, a detach or reshape of
+/// it): backward accumulates into .grad in place, which would overwrite t.
+void set_grad(const Tensor& t, const Tensor& g);
+/// @brief target += g elementwise, in place (both realized, same shape and dtype): how backward
+/// accumulates into an existing .grad. See Note [Accumulating into .grad].
+void accumulate_grad(Node& target, const Node& g);
+
 /// @brief Name of an op, from the op list.
 const char* op_name(OpKind op);
 

@@ -54,6 +54,9 @@ void Program::note_grad_state(const NodePtr& leaf) {
 void Program::add_grad_set(const NodePtr& leaf, const NodePtr& grad_node, const NodePtr& source) {
   events_.push_back(Event{Event::Kind::GradSet, nullptr, leaf, grad_node, source, {}});
 }
+void Program::add_grad_accumulate(const NodePtr& leaf, const NodePtr& grad_node, const NodePtr& source) {
+  events_.push_back(Event{Event::Kind::GradAccumulate, nullptr, leaf, grad_node, source, {}});
+}
 void Program::add_grad_clear(const NodePtr& leaf) {
   if (!initial_grad_.count(leaf.get())) initial_grad_[leaf.get()] = GradState{leaf, nullptr, false};
   events_.push_back(Event{Event::Kind::GradClear, nullptr, leaf, nullptr, nullptr, {}});
@@ -81,6 +84,10 @@ void Program::replay() {
       case Event::Kind::Assign: copy_value(*e.b, *e.a); break;
       case Event::Kind::GradSet:
         copy_value(*e.c, *e.b);
+        e.a->grad = e.b;
+        break;
+      case Event::Kind::GradAccumulate:
+        accumulate_grad(*e.b, *e.c);
         e.a->grad = e.b;
         break;
       case Event::Kind::GradClear: e.a->grad.reset(); break;

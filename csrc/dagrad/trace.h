@@ -38,13 +38,14 @@ class Program {
   void add_run(const std::vector<Node*>& order);
   void add_assign(const NodePtr& target, const NodePtr& source);
   void add_grad_set(const NodePtr& leaf, const NodePtr& grad_node, const NodePtr& source);
+  void add_grad_accumulate(const NodePtr& leaf, const NodePtr& grad_node, const NodePtr& source);
   void add_grad_clear(const NodePtr& leaf);
   void add_call(std::function<void()> call);
   void note_grad_state(const NodePtr& leaf);
 
  private:
   struct Event {
-    enum class Kind { Run, Assign, GradSet, GradClear, Call } kind;
+    enum class Kind { Run, Assign, GradSet, GradAccumulate, GradClear, Call } kind;
     std::shared_ptr<CachedRun> run;
     NodePtr a, b, c;
     std::function<void()> call;

@@ -82,26 +82,37 @@ Tensor from_numpy(const py::array& arr, DType dt, bool requires_grad) {
 
 }  // namespace
 
-// A Python scalar next to a tensor takes the tensor's dtype (PyTorch's "weak" scalars),
-// except that a float next to an integer tensor makes the result float.
+std::optional<Scalar> dagrad_py::as_scalar(const py::handle& h) {
+  PyObject* o = h.ptr();
+  if (PyBool_Check(o)) return Scalar::boolean(o == Py_True);
+  if (PyLong_Check(o)) {
+    int overflow = 0;
+    const long long v = PyLong_AsLongLongAndOverflow(o, &overflow);
+    if (overflow)
+      throw ValueError("the Python int " + std::string(py::str(h)) + " does not fit in int64");
+    return Scalar::integer(v);
+  }
+  if (PyFloat_Check(o)) return Scalar(PyFloat_AS_DOUBLE(o));
+  // numpy scalars (np.bool_, np.int64, np.float32, ...): by their dtype's kind.
+  if (py::hasattr(h, "dtype") && py::hasattr(h, "item") && !py::isinstance<Tensor>(h) &&
+      !py::isinstance<py::array>(h)) {
+    const std::string kind = py::str(h.attr("dtype").attr("kind"));
+    if (kind == "b" || kind == "i" || kind == "u" || kind == "f") return as_scalar(h.attr("item")());
+  }
+  return std::nullopt;
+}
+
+// A Python number next to a tensor: PyTorch's "weak" scalar rule (result_type, in the core).
 Tensor dagrad_py::operand(const py::handle& other, const Tensor& like) {
   if (py::isinstance<Tensor>(other)) return other.cast<Tensor>();
-  if (py::isinstance<py::bool_>(other))
-    return scalar(other.cast<bool>() ? 1.0 : 0.0, like.dtype());
-  if (py::isinstance<py::int_>(other)) {
-    DType dt = is_floating(like.dtype()) ? like.dtype() : DType::Int64;
-    return scalar(other.cast<double>(), dt);
-  }
-  if (py::isinstance<py::float_>(other)) {
-    DType dt = is_floating(like.dtype()) ? like.dtype() : DType::Float32;
-    return scalar(other.cast<double>(), dt);
-  }
+  if (std::optional<Scalar> s = as_scalar(other)) return scalar(*s, result_type(like.dtype(), s->kind()));
   py::object conv = py::module_::import("dagrad").attr("tensor")(other);
   return conv.cast<Tensor>();
 }
 
 namespace {
 using dagrad_py::operand;
+using dagrad_py::as_scalar;
 
 std::vector<int64_t> dims_arg(const py::object& dim) {
   if (dim.is_none()) return {};
@@ -124,13 +135,18 @@ Tensor reduce_all_dims(const Tensor& x, const py::object& dim, bool keepdim, boo
   return is_mean ? mean(x, dims, keepdim) : sum(x, dims, keepdim);
 }
 
+// An in-place op computes its value out of place, then writes it back: refused, as in PyTorch,
+// when the value's dtype cannot be cast to the tensor's (int_t += 0.5 would silently truncate).
 template <class F>
-Tensor inplace(const Tensor& self, F make_value) {
+Tensor inplace(const char* op, const Tensor& self, F make_value, bool is_copy = false) {
   Tensor v;
   {
     NoGradGuard ng;
     v = make_value();
   }
+  if (!is_copy && !can_cast(v.dtype(), self.dtype()))
+    throw RuntimeError(std::string(op) + ": result type " + dtype_name(v.dtype()) +
+                       " can't be cast to the desired output type " + dtype_name(self.dtype()));
   py::gil_scoped_release release;
   assign_(self, v);
   return self;
@@ -208,9 +224,10 @@ PYBIND11_MODULE(_core, m) {
       .def("item", [](const Tensor& t) -> py::object {
         check_not_tracing("item()");
         realize_nogil({t});
+        if (t.dtype() == DType::Int64) return py::int_(t.data<int64_t>()[0]);  // exact, not via double
         double v = t.item();
         switch (t.dtype()) {
-          case DType::Int64: return py::int_(static_cast<int64_t>(v));
+          case DType::Int64: break;
           case DType::Bool: return py::bool_(v != 0.0);
           default: return py::float_(v);
         }
@@ -244,8 +261,7 @@ PYBIND11_MODULE(_core, m) {
       .def("__neg__", [](const Tensor& a) { return neg(a); })
       .def("__pos__", [](const Tensor& a) { return a; })
       .def("__pow__", [](const Tensor& a, py::object p) {
-        if (py::isinstance<py::int_>(p) || py::isinstance<py::float_>(p))
-          return pow(a, p.cast<double>());
+        if (std::optional<Scalar> s = as_scalar(p)) return pow(a, *s);
         throw TypeError("pow: the exponent must be a Python number, got " +
                         std::string(py::str(py::type::of(p).attr("__name__"))));
       })
@@ -260,41 +276,41 @@ PYBIND11_MODULE(_core, m) {
       })
       .def("__iadd__", [](const Tensor& a, py::object b) {
         Tensor o = operand(b, a);
-        return inplace(a, [&] { return add(a, o); });
+        return inplace("__iadd__", a, [&] { return add(a, o); });
       })
       .def("__isub__", [](const Tensor& a, py::object b) {
         Tensor o = operand(b, a);
-        return inplace(a, [&] { return sub(a, o); });
+        return inplace("__isub__", a, [&] { return sub(a, o); });
       })
       .def("__imul__", [](const Tensor& a, py::object b) {
         Tensor o = operand(b, a);
-        return inplace(a, [&] { return mul(a, o); });
+        return inplace("__imul__", a, [&] { return mul(a, o); });
       })
       .def("__itruediv__", [](const Tensor& a, py::object b) {
         Tensor o = operand(b, a);
-        return inplace(a, [&] { return div(a, o); });
+        return inplace("__itruediv__", a, [&] { return div(a, o); });
       })
       .def("add_", [](const Tensor& a, py::object b, double alpha) {
         Tensor o = operand(b, a);
-        return inplace(a, [&] { return alpha == 1.0 ? add(a, o) : add(a, mul(o, scalar(alpha, o.dtype()))); });
+        return inplace("add_", a, [&] { return alpha == 1.0 ? add(a, o) : add(a, mul(o, scalar(alpha, o.dtype()))); });
       }, py::arg("other"), py::kw_only(), py::arg("alpha") = 1.0)
       .def("sub_", [](const Tensor& a, py::object b, double alpha) {
         Tensor o = operand(b, a);
-        return inplace(a, [&] { return alpha == 1.0 ? sub(a, o) : sub(a, mul(o, scalar(alpha, o.dtype()))); });
+        return inplace("sub_", a, [&] { return alpha == 1.0 ? sub(a, o) : sub(a, mul(o, scalar(alpha, o.dtype()))); });
       }, py::arg("other"), py::kw_only(), py::arg("alpha") = 1.0)
       .def("mul_", [](const Tensor& a, py::object b) {
         Tensor o = operand(b, a);
-        return inplace(a, [&] { return mul(a, o); });
+        return inplace("mul_", a, [&] { return mul(a, o); });
       })
       .def("div_", [](const Tensor& a, py::object b) {
         Tensor o = operand(b, a);
-        return inplace(a, [&] { return div(a, o); });
+        return inplace("div_", a, [&] { return div(a, o); });
       })
-      .def("zero_", [](const Tensor& a) { return inplace(a, [&] { return scalar(0.0, a.dtype()); }); })
-      .def("fill_", [](const Tensor& a, double v) { return inplace(a, [&] { return scalar(v, a.dtype()); }); })
+      .def("zero_", [](const Tensor& a) { return inplace("zero_", a, [&] { return scalar(0.0, a.dtype()); }); })
+      .def("fill_", [](const Tensor& a, Scalar v) { return inplace("fill_", a, [&] { return scalar(v, a.dtype()); }); })
       .def("copy_", [](const Tensor& a, py::object src) {
         Tensor o = operand(src, a);
-        return inplace(a, [&] { return o; });
+        return inplace("copy_", a, [&] { return o; }, /*is_copy=*/true);
       })
       // methods
       .def("sum", [](const Tensor& x, py::object dim, bool keepdim) { return reduce_all_dims(x, dim, keepdim, false); },
@@ -317,7 +333,7 @@ PYBIND11_MODULE(_core, m) {
       .def("tanh", [](const Tensor& x) { return dagrad::tanh(x); })
       .def("sigmoid", [](const Tensor& x) { return dagrad::sigmoid(x); })
       .def("relu", [](const Tensor& x) { return dagrad::relu(x); })
-      .def("pow", [](const Tensor& x, double p) { return dagrad::pow(x, p); })
+      .def("pow", [](const Tensor& x, Scalar p) { return dagrad::pow(x, p); })
       .def("matmul", [](const Tensor& a, py::object b) { return matmul(a, operand(b, a)); })
       .def("to", [](const Tensor& x, DType dt) { return cast(x, dt); })
       .def("float", [](const Tensor& x) { return cast(x, DType::Float32); })
@@ -339,9 +355,9 @@ PYBIND11_MODULE(_core, m) {
       .def("ge", [](const Tensor& a, py::object b) { return ge(a, operand(b, a)); })
       .def("maximum", [](const Tensor& a, py::object b) { return maximum(a, operand(b, a)); })
       .def("minimum", [](const Tensor& a, py::object b) { return minimum(a, operand(b, a)); })
-      .def("clamp", [](const Tensor& x, std::optional<double> lo, std::optional<double> hi) { return clamp(x, lo, hi); },
+      .def("clamp", [](const Tensor& x, std::optional<Scalar> lo, std::optional<Scalar> hi) { return clamp(x, lo, hi); },
            py::arg("min") = py::none(), py::arg("max") = py::none())
-      .def("clip", [](const Tensor& x, std::optional<double> lo, std::optional<double> hi) { return clamp(x, lo, hi); },
+      .def("clip", [](const Tensor& x, std::optional<Scalar> lo, std::optional<Scalar> hi) { return clamp(x, lo, hi); },
            py::arg("min") = py::none(), py::arg("max") = py::none())
       .def("prod", [](const Tensor& x, py::object dim, bool keepdim) { return prod(x, dims_arg(dim), keepdim); },
            py::arg("dim") = py::none(), py::arg("keepdim") = false)
@@ -367,7 +383,7 @@ PYBIND11_MODULE(_core, m) {
 
   // creation
   m.def("_from_numpy", &from_numpy, py::arg("array"), py::arg("dtype"), py::arg("requires_grad") = false);
-  m.def("full", [](const Shape& shape, double v, DType dt, bool rg) { return full(shape, v, dt, rg); },
+  m.def("full", [](const Shape& shape, Scalar v, DType dt, bool rg) { return full(shape, v, dt, rg); },
         py::arg("shape"), py::arg("fill_value"), py::arg("dtype"), py::arg("requires_grad") = false);
 
   // ops
@@ -376,7 +392,7 @@ PYBIND11_MODULE(_core, m) {
   m.def("mul", [](const Tensor& a, py::object b) { return mul(a, operand(b, a)); });
   m.def("div", [](const Tensor& a, py::object b) { return div(a, operand(b, a)); });
   m.def("neg", [](const Tensor& a) { return neg(a); });
-  m.def("pow", [](const Tensor& a, double p) { return dagrad::pow(a, p); });
+  m.def("pow", [](const Tensor& a, Scalar p) { return dagrad::pow(a, p); });
   m.def("exp", [](const Tensor& a) { return dagrad::exp(a); });
   m.def("log", [](const Tensor& a) { return dagrad::log(a); });
   m.def("sqrt", [](const Tensor& a) { return dagrad::sqrt(a); });
@@ -429,7 +445,8 @@ PYBIND11_MODULE(_core, m) {
   m.def("stack", [](const std::vector<Tensor>& xs, int64_t dim) { return stack(xs, dim); });
   m.def("split", [](const Tensor& x, const std::vector<int64_t>& sizes, int64_t dim) { return split(x, sizes, dim); });
   m.def("chunk", [](const Tensor& x, int64_t chunks, int64_t dim) { return chunk(x, chunks, dim); });
-  m.def("pad", [](const Tensor& x, const std::vector<int64_t>& p, double value) { return pad(x, p, value); });
+  m.def("pad", [](const Tensor& x, const std::vector<int64_t>& p, Scalar value) { return pad(x, p, value); });
+  m.def("_scalar_like", [](py::object v, const Tensor& like) { return operand(v, like); });
   m.def("leaky_relu", &leaky_relu);
   m.def("elu", &elu);
   m.def("gelu", &gelu);

@@ -32,6 +32,41 @@ const char* dtype_name(DType dt) {
   return "?";
 }
 
+bool Scalar::fits_int64() const {
+  if (kind_ != Kind::Float) return true;
+  // [-2^63, 2^63): both bounds are exact doubles.
+  return v_.f >= -9223372036854775808.0 && v_.f < 9223372036854775808.0;
+}
+
+std::string Scalar::str() const {
+  if (kind_ == Kind::Bool) return v_.i ? "True" : "False";
+  if (kind_ == Kind::Int) return std::to_string(v_.i);
+  std::ostringstream os;
+  os << v_.f;
+  return os.str();
+}
+
+const Scalar& check_scalar_fits(const Scalar& s, DType dt, const char* op) {
+  if (dt == DType::Int64 && !s.fits_int64())
+    throw ValueError(std::string(op) + ": value " + s.str() + " cannot be converted to int64 without overflow");
+  return s;
+}
+
+DType result_type(DType t, Scalar::Kind s) {
+  switch (s) {
+    case Scalar::Kind::Bool: return t;
+    case Scalar::Kind::Int: return t == DType::Bool ? DType::Int64 : t;
+    case Scalar::Kind::Float: return is_floating(t) ? t : DType::Float32;
+  }
+  return t;
+}
+
+bool can_cast(DType from, DType to) {
+  if (is_floating(from) && !is_floating(to)) return false;
+  if (from != DType::Bool && to == DType::Bool) return false;
+  return true;
+}
+
 DType promote_types(DType a, DType b) {
   // The enum is not ordered by rank, so rank explicitly.
   auto rank = [](DType d) {

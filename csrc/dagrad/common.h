@@ -7,6 +7,7 @@
 #include <new>
 #include <stdexcept>
 #include <string>
+#include <type_traits>
 #include <vector>
 #include <atomic>
 
@@ -61,11 +62,64 @@ enum class DType : uint8_t {
 #undef DAGRAD_X
 };
 
+/// @brief A number as Python has it: bool, integer or floating, kept exactly (an int64 never
+/// goes through double). Converts implicitly to double for the arithmetic of float ops.
+class Scalar {
+ public:
+  enum class Kind : uint8_t { Bool, Int, Float };
+  Scalar(double v = 0.0) : kind_(Kind::Float) { v_.f = v; }  // NOLINT: implicit on purpose
+  static Scalar integer(int64_t v) {
+    Scalar s;
+    s.kind_ = Kind::Int;
+    s.v_.i = v;
+    return s;
+  }
+  static Scalar boolean(bool v) {
+    Scalar s = integer(v ? 1 : 0);
+    s.kind_ = Kind::Bool;
+    return s;
+  }
+  Kind kind() const { return kind_; }
+  bool is_floating() const { return kind_ == Kind::Float; }
+  double to_double() const { return kind_ == Kind::Float ? v_.f : static_cast<double>(v_.i); }
+  operator double() const { return to_double(); }  // NOLINT: implicit on purpose
+  /// The value as an element of type T (a float into int64 truncates, as a cast does; callers
+  /// check with fits_int64 first).
+  template <class T>
+  T as() const {
+    if constexpr (std::is_same_v<T, int64_t>) return kind_ == Kind::Float ? static_cast<int64_t>(v_.f) : v_.i;
+    else if constexpr (std::is_same_v<T, bool>) return kind_ == Kind::Float ? v_.f != 0.0 : v_.i != 0;
+    else return static_cast<T>(to_double());
+  }
+  /// Whether the value can become an int64 element (finite, in range).
+  bool fits_int64() const;
+  std::string str() const;
+
+ private:
+  Kind kind_;
+  union {
+    double f;
+    int64_t i;
+  } v_;
+};
+
+/// @brief Checks that `s` can be written into a tensor of dtype `dt` (ValueError naming `op`
+/// otherwise: NaN, inf or out-of-range numbers into int64), and returns it.
+const Scalar& check_scalar_fits(const Scalar& s, DType dt, const char* op);
+
 size_t itemsize(DType dt);
 const char* dtype_name(DType dt);
 inline bool is_floating(DType dt) { return dt == DType::Float32 || dt == DType::Float64; }
 /// @brief Result dtype of a binary op, as PyTorch promotes (bool < int64 < float32 < float64).
 DType promote_types(DType a, DType b);
+/// @brief Result dtype of an op between a tensor of dtype `t` and a Python number of kind `s`:
+/// PyTorch's rule for "weak" scalars, in one place. The number changes the dtype only when it
+/// is of a higher category (bool < integer < floating): int64 tensor + 2.5 is float32 (the
+/// default float), float64 tensor + 2.5 stays float64, bool tensor + 3 is int64.
+DType result_type(DType t, Scalar::Kind s);
+/// @brief Whether a result of dtype `from` may be written into a tensor of dtype `to` by an
+/// in-place op (PyTorch's canCast: never floating into integer, nor a number into bool).
+bool can_cast(DType from, DType to);
 
 // ---------------------------------------------------------------------------
 // Shapes

@@ -247,15 +247,16 @@ Tensor from_data(const void* src, const Shape& shape, DType dtype, bool requires
 
 namespace {
 template <class T>
-void fill_n(void* p, int64_t n, double v) {
+void fill_n(void* p, int64_t n, const Scalar& v) {
   T* d = static_cast<T*>(p);
-  T x = static_cast<T>(v);
+  const T x = v.as<T>();
   for (int64_t i = 0; i < n; ++i) d[i] = x;
 }
 }  // namespace
 
-Tensor full(const Shape& shape, double value, DType dtype, bool requires_grad) {
+Tensor full(const Shape& shape, Scalar value, DType dtype, bool requires_grad) {
   checked_numel(shape, "full");
+  check_scalar_fits(value, dtype, "full");
   NodePtr n = new_node(OpKind::Leaf, shape, dtype);
   alloc_output(*n);
   switch (dtype) {
@@ -269,7 +270,7 @@ Tensor full(const Shape& shape, double value, DType dtype, bool requires_grad) {
   return t;
 }
 
-Tensor scalar(double value, DType dtype) { return full({}, value, dtype); }
+Tensor scalar(Scalar value, DType dtype) { return full({}, value, dtype); }
 
 void set_requires_grad(const Tensor& t, bool requires_grad) {
   if (!t->is_leaf())

@@ -26,8 +26,8 @@ struct CustomOp;
 /// @brief Per-op parameters. Which fields an op uses is written beside its definition.
 struct OpAttrs {
   std::vector<int64_t> ints;  // axes, a shape or a permutation
-  double scalar = 0.0;        // pow exponent, mean divisor, clamp min, fill value
-  double scalar2 = 0.0;       // clamp max
+  Scalar scalar;              // pow exponent, mean divisor, clamp min, fill value
+  Scalar scalar2;             // clamp max
   bool keepdim = false;
   std::shared_ptr<const CustomOp> custom;  // Custom only
 };
@@ -177,12 +177,12 @@ Tensor make_op(OpKind op, const Tensor* inputs, size_t count, Shape shape, DType
 
 /// @brief A leaf holding a copy of `src` (row-major, `dtype` elements).
 Tensor from_data(const void* src, const Shape& shape, DType dtype, bool requires_grad = false);
-/// @brief A leaf filled with `value`.
-Tensor full(const Shape& shape, double value, DType dtype, bool requires_grad = false);
+/// @brief A leaf filled with `value` (ValueError if it does not fit `dtype`).
+Tensor full(const Shape& shape, Scalar value, DType dtype, bool requires_grad = false);
 /// @brief A leaf whose storage is already filled (takes ownership).
 Tensor from_storage(StoragePtr storage, const Shape& shape, DType dtype, bool requires_grad = false);
 /// @brief A 0-d constant.
-Tensor scalar(double value, DType dtype);
+Tensor scalar(Scalar value, DType dtype);
 
 /// @brief Allocates a node's output storage (MemoryError names the op and shape).
 void alloc_output(Node& n);

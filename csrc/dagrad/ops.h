@@ -20,7 +20,8 @@ Tensor sub(const Tensor& a, const Tensor& b);
 Tensor mul(const Tensor& a, const Tensor& b);
 Tensor div(const Tensor& a, const Tensor& b);
 Tensor neg(const Tensor& x);
-Tensor pow(const Tensor& x, double exponent);
+/// @brief x ** exponent; an integer tensor to an integer power stays int64 (exact, wrapping).
+Tensor pow(const Tensor& x, Scalar exponent);
 Tensor exp(const Tensor& x);
 Tensor log(const Tensor& x);
 Tensor sqrt(const Tensor& x);
@@ -52,7 +53,8 @@ Tensor ge(const Tensor& a, const Tensor& b);
 Tensor where(const Tensor& cond, const Tensor& a, const Tensor& b);
 Tensor maximum(const Tensor& a, const Tensor& b);
 Tensor minimum(const Tensor& a, const Tensor& b);
-Tensor clamp(const Tensor& x, std::optional<double> min, std::optional<double> max);
+/// @brief min(max(x, min), max); a float bound makes an integer tensor's result float32.
+Tensor clamp(const Tensor& x, std::optional<Scalar> min, std::optional<Scalar> max);
 
 // Linear algebra (ops/linalg.cpp).
 /// @brief Matrix product; 1-d operands as numpy, batch dims broadcast.
@@ -88,7 +90,7 @@ Tensor strided_slice(const Tensor& x, const std::vector<int64_t>& starts,
                      const std::vector<int64_t>& steps, const Shape& shape);
 /// @brief The adjoint of strided_slice: x placed in a tensor of `shape` filled with `fill`.
 Tensor embed(const Tensor& x, const Shape& shape, const std::vector<int64_t>& starts,
-             const std::vector<int64_t>& steps, double fill);
+             const std::vector<int64_t>& steps, Scalar fill);
 /// @brief Zeros of `shape` plus each piece added at its strided view (regions[i] = starts then
 /// steps, one per dim): the gradient of many slices of one tensor in one pass, not one
 /// full-size embed per slice.
@@ -162,7 +164,7 @@ std::vector<Tensor> split(const Tensor& x, const std::vector<int64_t>& sizes, in
 std::vector<Tensor> chunk(const Tensor& x, int64_t chunks, int64_t dim = 0);
 /// @brief Constant padding; `pad` lists (before, after) pairs from the last dim backwards, as
 /// PyTorch's F.pad. Negative amounts crop.
-Tensor pad(const Tensor& x, const std::vector<int64_t>& pad, double value = 0.0);
+Tensor pad(const Tensor& x, const std::vector<int64_t>& pad, Scalar value = 0.0);
 Tensor conv2d(const Tensor& x, const Tensor& w, const Tensor& b, const std::vector<int64_t>& stride,
               const std::vector<int64_t>& padding, const std::vector<int64_t>& dilation, int64_t groups);
 Tensor conv1d(const Tensor& x, const Tensor& w, const Tensor& b, int64_t stride, int64_t padding,

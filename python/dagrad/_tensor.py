@@ -95,6 +95,9 @@ def tensor(data, dtype=None, requires_grad=False):
             raise TypeError(f"tensor: cannot make a tensor from data of numpy dtype {arr.dtype}")
     if dt is None:
         dt = _infer_dtype(arr, from_numpy)
+    if dt == int64 and arr.dtype.kind == "u" and arr.size and arr.max() > np.iinfo(np.int64).max:
+        # numpy keeps 2**63 as uint64; int64 would wrap it to -2**63 (torch refuses too).
+        raise RuntimeError(f"tensor: value {arr.max()} does not fit in int64 (overflow)")
     try:
         arr = np.asarray(arr, dtype=_NUMPY_OF[dt], order="C")
     except (TypeError, ValueError) as e:
@@ -135,7 +138,9 @@ def full(size, fill_value, dtype=None, requires_grad=False):
         else:
             dt = _DEFAULT_FLOAT
     size = _size(size if isinstance(size, (tuple, list)) else (size,))
-    return _core.full(size, float(fill_value), dt, requires_grad)
+    if not isinstance(fill_value, (int, float, np.generic)):  # bool is an int
+        fill_value = float(fill_value)
+    return _core.full(size, fill_value, dt, requires_grad)  # exact for int64 (a Scalar)
 
 
 def zeros(*size, dtype=None, requires_grad=False):
@@ -636,10 +641,11 @@ def where(condition, input, other):
     a = input if isinstance(input, Tensor) else None
     b = other if isinstance(other, Tensor) else None
     like = a if a is not None else b
+    # A number beside a tensor follows PyTorch's weak-scalar rule (the core's result_type).
     if a is None:
-        a = full((), input, dtype=like.dtype if like is not None else None)
+        a = _core._scalar_like(input, like) if like is not None else full((), input)
     if b is None:
-        b = full((), other, dtype=like.dtype if like is not None else None)
+        b = _core._scalar_like(other, like) if like is not None else full((), other)
     return _core.where(cond, a, b)
 
 

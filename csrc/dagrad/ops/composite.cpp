@@ -205,7 +205,7 @@ std::vector<Tensor> chunk(const Tensor& x, int64_t chunks, int64_t dim) {
   if (sizes.empty()) sizes.push_back(0);
   return split(x, sizes, d);
 }
-Tensor pad(const Tensor& x, const std::vector<int64_t>& p, double value) {
+Tensor pad(const Tensor& x, const std::vector<int64_t>& p, Scalar value) {
   if (p.size() % 2 != 0 || static_cast<int64_t>(p.size() / 2) > x.ndim())
     throw ValueError("pad: padding length " + std::to_string(p.size()) +
                      " must be even and at most twice the number of dims of " + shape_str(x.shape()));

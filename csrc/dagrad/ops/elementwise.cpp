@@ -164,13 +164,28 @@ std::vector<Tensor> Neg_backward(const Tensor&, const Tensor& g, const std::vect
 }
 
 // attrs.scalar: the exponent.
-Tensor pow(const Tensor& x, double exponent) {
-  Tensor v = is_floating(x.dtype()) ? x : cast(x, DType::Float32);
+Tensor pow(const Tensor& x, Scalar exponent) {
+  const DType dt = result_type(x.dtype(), exponent.kind());
+  if (!is_floating(dt) && exponent.as<int64_t>() < 0)
+    throw RuntimeError("pow: integers to negative integer powers are not allowed (exponent " +
+                     exponent.str() + ")");
+  Tensor v = x.dtype() == dt || dt == DType::Bool ? x : cast(x, dt);
+  if (v.dtype() == DType::Bool) v = cast(v, DType::Int64);  // as PyTorch: bool ** n is int64
   OpAttrs attrs;
   attrs.scalar = exponent;
   return make_op(OpKind::PowScalar, {v}, v.shape(), v.dtype(), std::move(attrs));
 }
 void PowScalar_forward(Node& out) {
+  if (out.dtype == DType::Int64) {  // exact, wrapping on overflow as PyTorch's integer pow
+    const uint64_t e = static_cast<uint64_t>(out.attrs.scalar.as<int64_t>());
+    unary_forward<int64_t>(out, [e](int64_t b) {
+      uint64_t r = 1, base = static_cast<uint64_t>(b);
+      for (uint64_t k = e; k; k >>= 1, base *= base)
+        if (k & 1) r *= base;
+      return static_cast<int64_t>(r);
+    });
+    return;
+  }
   const double p = out.attrs.scalar;
   DAGRAD_DISPATCH_FLOAT(out.dtype, "pow",
                         fn::with_pow<T>(p, [&](const auto& f) { unary_forward<T>(out, f); }));

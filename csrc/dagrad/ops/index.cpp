@@ -105,9 +105,9 @@ std::vector<Tensor> Slice_backward(const Tensor& out, const Tensor& g, const std
 
 // ---- embed: x placed at a strided view of a tensor of `shape` filled with `fill` -------------
 Tensor embed(const Tensor& x, const Shape& shape, const std::vector<int64_t>& starts,
-             const std::vector<int64_t>& steps, double fill) {
+             const std::vector<int64_t>& steps, Scalar fill) {
   OpAttrs a = slice_attrs(starts, steps);
-  a.scalar = fill;
+  a.scalar = check_scalar_fits(fill, x.dtype(), "pad");
   checked_numel(shape, "embed");
   return make_op(OpKind::Embed, {x}, shape, x.dtype(), std::move(a));
 }
@@ -120,7 +120,7 @@ void Embed_forward(Node& out) {
   StridedLoop<2> loop(x.shape, {vs, contiguous_strides(x.shape)});
   DAGRAD_DISPATCH_ALL(out.dtype, {
     T* po = out.data<T>();
-    std::fill(po, po + out.numel(), static_cast<T>(out.attrs.scalar));
+    std::fill(po, po + out.numel(), out.attrs.scalar.as<T>());
     const T* px = x.data<T>();
     T* pb = po + base;
     loop.run_rows(0, loop.rows(), [&](int64_t n, const auto& off, const auto& st) {

@@ -116,20 +116,24 @@ std::vector<Tensor> Minimum_backward(const Tensor& out, const Tensor& g, const s
 }
 
 // ---- clamp (attrs.ints = {has_min, has_max}; attrs.scalar = min, attrs.scalar2 = max) ----------
-Tensor clamp(const Tensor& x, std::optional<double> lo, std::optional<double> hi) {
+Tensor clamp(const Tensor& x, std::optional<Scalar> lo, std::optional<Scalar> hi) {
   if (!lo && !hi) throw ValueError("clamp: at least one of min and max must be given");
   if (x.dtype() == DType::Bool) throw TypeError("clamp: not supported for bool tensors");
+  DType dt = x.dtype();
+  if (lo) dt = result_type(dt, lo->kind());
+  if (hi) dt = promote_types(dt, result_type(x.dtype(), hi->kind()));
   OpAttrs attrs;
   attrs.ints = {lo ? 1 : 0, hi ? 1 : 0};
-  attrs.scalar = lo.value_or(0.0);
-  attrs.scalar2 = hi.value_or(0.0);
-  return make_op(OpKind::Clamp, {x}, x.shape(), x.dtype(), std::move(attrs));
+  attrs.scalar = lo.value_or(Scalar());
+  attrs.scalar2 = hi.value_or(Scalar());
+  return make_op(OpKind::Clamp, {dt == x.dtype() ? x : cast(x, dt)}, x.shape(), dt, std::move(attrs));
 }
 void Clamp_forward(Node& out) {
   const bool has_lo = out.attrs.ints[0], has_hi = out.attrs.ints[1];
   DAGRAD_DISPATCH_NUMERIC(out.dtype, "clamp", {
-    const T lo = has_lo ? static_cast<T>(out.attrs.scalar) : std::numeric_limits<T>::lowest();
-    const T hi = has_hi ? static_cast<T>(out.attrs.scalar2) : std::numeric_limits<T>::max();
+    // Exact for int64 (a float bound made the result float, so integer outputs have integer bounds).
+    const T lo = has_lo ? out.attrs.scalar.as<T>() : std::numeric_limits<T>::lowest();
+    const T hi = has_hi ? out.attrs.scalar2.as<T>() : std::numeric_limits<T>::max();
     // min(max(x, lo), hi): with lo > hi everything becomes hi, as in PyTorch.
     unary_forward<T>(out, [lo, hi](T v) {
       if (v != v) return v;

@@ -200,7 +200,11 @@ def batch_norm(input, running_mean, running_var, weight=None, bias=None, trainin
 def pad(input, pad, mode="constant", value=None):
     if mode != "constant":
         raise NotImplementedError(f"pad: mode {mode!r} is not supported (only 'constant')")
-    return _core.pad(input, [int(p) for p in pad], 0.0 if value is None else float(value))
+    if value is None:
+        value = 0
+    elif not isinstance(value, (int, float, np.generic)):  # bool is an int
+        value = float(value)
+    return _core.pad(input, [int(p) for p in pad], value)  # exact for int64 tensors
 
 
 def one_hot(tensor, num_classes=-1):

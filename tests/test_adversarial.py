@@ -350,3 +350,200 @@ def test_shared_grad_buffer_under_compile_matches_eager():
         compiled(dagrad.tensor([1.0, float(k)]))
     assert cg.tolist() == eg.tolist()
     assert ca.grad.tolist() == ea.grad.tolist() and cb.grad.tolist() == eb.grad.tolist()
+
+
+# --- 9. int64 never goes through double -------------------------------------------------------
+_BIGINT = 2**53 + 1
+
+
+@pytest.mark.parametrize("make", [
+    lambda M: M.tensor([_BIGINT]),
+    lambda M: M.tensor([1]) + (_BIGINT - 1),
+    lambda M: (_BIGINT - 1) + M.tensor([1]),
+    lambda M: M.tensor([_BIGINT]) * 1,
+    lambda M: M.full((1,), _BIGINT),
+    lambda M: M.zeros(1, dtype=M.int64).fill_(_BIGINT),
+    lambda M: M.tensor([_BIGINT, 3]).prod().reshape(1),
+    lambda M: M.tensor([_BIGINT]).clamp(0, _BIGINT + 10),
+    lambda M: M.tensor([0]).clamp(_BIGINT, _BIGINT + 10),
+    lambda M: M.tensor([_BIGINT]) - np.int64(2),
+], ids=["tensor", "add", "radd", "mul", "full", "fill_", "prod", "clamp", "clamp_lo", "numpy_int"])
+def test_int64_values_are_exact(make):
+    got = make(dagrad)
+    ref = make(torch)
+    assert got.dtype == dagrad.int64
+    assert got.tolist() == ref.tolist()
+    assert got.reshape(-1)[0].item() == ref.reshape(-1)[0].item()
+
+
+def test_int64_pad_value_is_exact():
+    got = F.pad(dagrad.tensor([1, 2]), (1, 1), value=_BIGINT)
+    assert got.tolist() == [_BIGINT, 1, 2, _BIGINT]
+
+
+@pytest.mark.parametrize("exp", [0, 1, 2, 3, 5, 63, 64])
+@pytest.mark.parametrize("dtype", ["int64", "bool"])
+def test_integer_pow_stays_integer_as_torch(exp, dtype):
+    vals = [0, 1, 2, 3, -3] if dtype == "int64" else [True, False]
+    got = dagrad.tensor(vals) ** exp
+    ref = torch.tensor(vals) ** exp
+    assert str(got.dtype).split(".")[-1] == str(ref.dtype).split(".")[-1]
+    assert got.tolist() == ref.tolist()
+
+
+def test_integer_to_negative_power_raises_as_torch():
+    with pytest.raises(RuntimeError, match="negative integer powers"):
+        dagrad.tensor([1, 2]) ** -1
+    with pytest.raises(RuntimeError):
+        torch.tensor([1, 2]) ** -1
+    assert (dagrad.tensor([1, 2]) ** -1.0).tolist() == [1.0, 0.5]
+
+
+@pytest.mark.parametrize("data", [[2**63], [2**64 - 1], np.array([2**63], dtype=np.uint64)])
+def test_values_beyond_int64_are_refused(data):
+    with pytest.raises(RuntimeError, match="int64"):
+        dagrad.tensor(data)
+
+
+def test_python_int_beyond_int64_is_refused_as_operand():
+    with pytest.raises(ValueError, match="int64"):
+        dagrad.tensor([1]) + 2**70
+
+
+# --- 10. Python float scalars with int tensors (result_type, can_cast) --------------------------
+_SCALARS = [2.5, -1.5, 3, True, np.float32(0.5), np.int64(2)]
+
+
+@pytest.mark.parametrize("tdtype", ["int64", "bool", "float32", "float64"])
+@pytest.mark.parametrize("s", _SCALARS, ids=repr)
+@pytest.mark.parametrize("op", ["add", "sub", "mul", "truediv", "radd", "rmul", "where_b", "where_a"])
+def test_scalar_promotion_matches_torch(op, s, tdtype):
+    vals = [[1, 0, 3]] if tdtype != "bool" else [[True, False, True]]
+
+    def run(M):
+        t = M.tensor(vals[0], dtype=getattr(M, tdtype))
+        c = M.tensor([True, False, False])
+        return {
+            "add": lambda: t + s, "sub": lambda: t - s, "mul": lambda: t * s,
+            "truediv": lambda: t / s, "radd": lambda: s + t, "rmul": lambda: s * t,
+            "where_b": lambda: M.where(c, t, s), "where_a": lambda: M.where(c, s, t),
+        }[op]()
+
+    try:
+        ref = run(torch)
+    except (RuntimeError, TypeError) as e:
+        with pytest.raises((RuntimeError, TypeError, ValueError)):
+            run(dagrad)
+        return
+    got = run(dagrad)
+    assert str(got.dtype).split(".")[-1] == str(ref.dtype).split(".")[-1]
+    np.testing.assert_allclose(np.asarray(got.tolist(), dtype=float), np.asarray(ref.tolist(), dtype=float),
+                               rtol=1e-6)
+
+
+@pytest.mark.parametrize("lo,hi", [(0.5, 2.5), (1, 2), (None, 2.5), (0.5, None), (1, 2.5)])
+def test_clamp_promotes_as_torch(lo, hi):
+    got = dagrad.tensor([0, 1, 2, 3]).clamp(lo, hi)
+    ref = torch.tensor([0, 1, 2, 3]).clamp(lo, hi)
+    assert str(got.dtype).split(".")[-1] == str(ref.dtype).split(".")[-1]
+    assert got.tolist() == ref.tolist()
+
+
+@pytest.mark.parametrize("op", ["__iadd__", "__isub__", "__imul__", "__itruediv__", "add_", "sub_", "mul_", "div_"])
+@pytest.mark.parametrize("s", [0.5, 2.0, np.float64(1.5)], ids=repr)
+def test_inplace_float_scalar_into_int_tensor_raises_as_torch(op, s):
+    with pytest.raises(RuntimeError):
+        getattr(torch.tensor([1, 2, 3]), op)(s)
+    t = dagrad.tensor([1, 2, 3])
+    with pytest.raises(RuntimeError, match="can't be cast"):
+        getattr(t, op)(s)
+    assert t.tolist() == [1, 2, 3]
+
+
+@pytest.mark.parametrize("op", ["__iadd__", "__imul__", "add_", "mul_"])
+def test_inplace_int_scalar_into_int_tensor_is_exact(op):
+    t = dagrad.tensor([1, 2, 3])
+    r = torch.tensor([1, 2, 3])
+    getattr(t, op)(_BIGINT)
+    getattr(r, op)(_BIGINT)
+    assert t.tolist() == r.tolist()
+
+
+def test_copy_and_fill_into_int_tensor_truncate_as_torch():
+    t, r = dagrad.tensor([1, 2, 3]), torch.tensor([1, 2, 3])
+    t.copy_(dagrad.tensor([1.5, -2.5, 3.9]))
+    r.copy_(torch.tensor([1.5, -2.5, 3.9]))
+    assert t.tolist() == r.tolist()
+    assert dagrad.tensor([1, 2]).fill_(2.5).tolist() == torch.tensor([1, 2]).fill_(2.5).tolist()
+    with pytest.raises(ValueError, match="int64"):
+        dagrad.tensor([1, 2]).fill_(float("nan"))
+
+
+# --- 11. NaN and empty reductions -------------------------------------------------------------
+_NAN_VALS = [float("nan"), 0.0, -1.0, 2.0, float("inf"), -float("inf"), 6.0]
+_NAN_OPS = {
+    "relu": (lambda x: F.relu(x), lambda x: torch.relu(x)),
+    "relu6": (lambda x: F.relu6(x), lambda x: torch.nn.functional.relu6(x)),
+    "hardtanh": (lambda x: F.hardtanh(x), lambda x: torch.nn.functional.hardtanh(x)),
+    "leaky_relu": (lambda x: F.leaky_relu(x), lambda x: torch.nn.functional.leaky_relu(x)),
+    "clamp": (lambda x: x.clamp(-0.5, 0.5), lambda x: x.clamp(-0.5, 0.5)),
+    "clamp_min": (lambda x: x.clamp(min=0.5), lambda x: x.clamp(min=0.5)),
+    "clamp_max": (lambda x: x.clamp(max=0.5), lambda x: x.clamp(max=0.5)),
+    "maximum": (lambda x: dagrad.maximum(x, dagrad.zeros(7)), lambda x: torch.maximum(x, torch.zeros(7))),
+    "minimum": (lambda x: dagrad.minimum(dagrad.zeros(7), x), lambda x: torch.minimum(torch.zeros(7), x)),
+    "amax": (lambda x: x.amax(), lambda x: x.amax()),
+    "amin": (lambda x: x.amin(), lambda x: x.amin()),
+    "max": (lambda x: x.max(), lambda x: x.max()),
+    "min": (lambda x: x.min(), lambda x: x.min()),
+    "max_dim": (lambda x: x[:6].reshape(2, 3).max(1)[0], lambda x: x[:6].reshape(2, 3).max(1)[0]),
+    "argmax": (lambda x: x.argmax(), lambda x: x.argmax()),
+    "softmax": (lambda x: x.softmax(0), lambda x: x.softmax(0)),
+    "max_pool": (lambda x: F.max_pool2d(x[:6].reshape(1, 1, 2, 3), 2, 1),
+                 lambda x: torch.nn.functional.max_pool2d(x[:6].reshape(1, 1, 2, 3), 2, 1)),
+}
+
+
+@pytest.mark.parametrize("order", [1, -1])
+@pytest.mark.parametrize("name", sorted(_NAN_OPS))
+def test_nan_and_inf_propagate_as_torch(name, order):
+    vals = _NAN_VALS[::order]
+    fd, ft = _NAN_OPS[name]
+    got = np.asarray(fd(dagrad.tensor(vals)).tolist(), dtype=float)
+    ref = np.asarray(ft(torch.tensor(vals)).tolist(), dtype=float)
+    np.testing.assert_array_equal(got, ref)
+
+
+@pytest.mark.parametrize("name", ["relu", "relu6", "hardtanh", "clamp", "amax", "max", "leaky_relu"])
+@pytest.mark.parametrize("pts", [[0.0, 6.0, -1.0, 1.0, 0.0], [float("nan"), 1.0, -1.0, 6.0, 0.0]])
+def test_gradients_at_kinks_and_nan_match_torch(name, pts):
+    fd, ft = _NAN_OPS[name]
+    if name == "amax":
+        # torch's amax sends NaN to every input when the maximum is NaN; its max() sends the
+        # gradient to the NaNs, as dagrad does for both (one reduction, one rule).
+        ft = _NAN_OPS["max"][1]
+    x = dagrad.tensor(pts, requires_grad=True)
+    y = torch.tensor(pts, requires_grad=True)
+    w = [1.0, 2.0, 3.0, 4.0, 5.0]
+    (fd(x) * dagrad.tensor(w[: 1] if name in ("amax", "max") else w)).sum().backward()
+    (ft(y) * torch.tensor(w[: 1] if name in ("amax", "max") else w)).sum().backward()
+    np.testing.assert_array_equal(np.asarray(x.grad.tolist()), np.asarray(y.grad.tolist()))
+
+
+@pytest.mark.parametrize("fn", ["var", "std", "mean", "sum", "prod", "amax", "amin", "argmax", "argmin", "logsumexp"])
+@pytest.mark.parametrize("shape,dim", [((0,), None), ((0, 3), 0), ((3, 0), 1), ((0, 3), 1), ((0,), 0), ((1,), None)])
+def test_empty_reductions_match_torch(fn, shape, dim):
+    if fn == "logsumexp" and dim is None:
+        pytest.skip("torch's logsumexp needs a dim")
+    args = () if dim is None else (dim,)
+
+    def run(M):
+        try:
+            return getattr(M.zeros(*shape, dtype=M.float64), fn)(*args).tolist()
+        except (RuntimeError, IndexError, ValueError) as e:
+            return type(e)
+
+    got, ref = run(dagrad), run(torch)
+    if isinstance(ref, type):
+        assert got is ref, f"{fn}{args} on {shape}: torch raises {ref.__name__}, dagrad gives {got}"
+    else:
+        np.testing.assert_array_equal(np.asarray(got, dtype=float), np.asarray(ref, dtype=float))

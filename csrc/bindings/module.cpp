@@ -105,7 +105,11 @@ std::optional<Scalar> dagrad_py::as_scalar(const py::handle& h) {
 // A Python number next to a tensor: PyTorch's "weak" scalar rule (result_type, in the core).
 Tensor dagrad_py::operand(const py::handle& other, const Tensor& like) {
   if (py::isinstance<Tensor>(other)) return other.cast<Tensor>();
-  if (std::optional<Scalar> s = as_scalar(other)) return scalar(*s, result_type(like.dtype(), s->kind()));
+  if (std::optional<Scalar> s = as_scalar(other)) {
+    // A bool stays a bool tensor (promotion gives the same dtype, and sub can refuse it).
+    if (s->kind() == Scalar::Kind::Bool) return scalar(*s, DType::Bool);
+    return scalar(*s, result_type(like.dtype(), s->kind()));
+  }
   py::object conv = py::module_::import("dagrad").attr("tensor")(other);
   return conv.cast<Tensor>();
 }
@@ -448,6 +452,7 @@ PYBIND11_MODULE(_core, m) {
   m.def("pad", [](const Tensor& x, const std::vector<int64_t>& p, Scalar value) { return pad(x, p, value); });
   m.def("_scalar_like", [](py::object v, const Tensor& like) { return operand(v, like); });
   m.def("leaky_relu", &leaky_relu);
+  m.def("hardtanh", &hardtanh);
   m.def("elu", &elu);
   m.def("gelu", &gelu);
   m.def("softplus", &softplus);

@@ -144,6 +144,8 @@ Tensor custom(const std::shared_ptr<const CustomOp>& op, const std::vector<Tenso
 Tensor square(const Tensor& x);
 Tensor rsqrt(const Tensor& x);
 Tensor leaky_relu(const Tensor& x, double negative_slope = 0.01);
+/// @brief min(max(x, min_val), max_val) with PyTorch's zero gradient at the kinks.
+Tensor hardtanh(const Tensor& x, double min_val = -1.0, double max_val = 1.0);
 Tensor elu(const Tensor& x, double alpha = 1.0);
 Tensor gelu(const Tensor& x, bool tanh_approximation = false);
 Tensor softplus(const Tensor& x, double beta = 1.0, double threshold = 20.0);

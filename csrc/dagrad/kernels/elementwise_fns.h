@@ -80,13 +80,15 @@ struct Sigmoid {
     return e / (T(1) + e);
   }
 };
+// NOTE: written as "v <= 0 ? 0 : v" so that NaN passes through (relu(nan) is nan, as in
+// PyTorch and numpy: a hidden NaN would hide a diverging run), and its gradient passes too.
 struct Relu {
   template <class T>
-  T operator()(T v) const { return v > T(0) ? v : T(0); }
+  T operator()(T v) const { return v <= T(0) ? T(0) : v; }
 };
 struct Step {
   template <class T>
-  T operator()(T v) const { return v > T(0) ? T(1) : T(0); }
+  T operator()(T v) const { return v <= T(0) ? T(0) : T(1); }
 };
 struct Abs {
   template <class T>
@@ -119,7 +121,7 @@ struct Erf {
 // Fused local gradients: (gradient, value) -> gradient.
 struct ReluBackward {
   template <class T>
-  T operator()(T gv, T xv) const { return xv > T(0) ? gv : T(0); }
+  T operator()(T gv, T xv) const { return xv <= T(0) ? T(0) : gv; }  // as Relu: NaN passes
 };
 struct TanhBackward {
   template <class T>

@@ -41,6 +41,17 @@ Tensor leaky_relu(const Tensor& x, double slope) {
   return where(gt(v, c(v, 0.0)), v, mul(v, c(v, slope)));
 }
 
+// NOTE: the gradient is 0 at both kinks (x == min_val, x == max_val), as PyTorch's hardtanh and
+// relu6; NaN fails both comparisons and passes through.
+Tensor hardtanh(const Tensor& x, double min_val, double max_val) {
+  if (min_val > max_val)
+    throw ValueError("hardtanh: min_val " + std::to_string(min_val) + " cannot be greater than max_val " +
+                     std::to_string(max_val));
+  Tensor v = as_float(x);
+  Tensor lo = c(v, min_val), hi = c(v, max_val);
+  return where(le(v, lo), lo, where(ge(v, hi), hi, v));
+}
+
 // NOTE: the negative branch sees where(x > 0, 0, x), so exp never overflows in the branch not
 // taken; at x = 0 the gradient is alpha (the negative branch), as in PyTorch.
 Tensor elu(const Tensor& x, double alpha) {
@@ -81,8 +92,9 @@ Tensor var(const Tensor& x, std::vector<int64_t> dims, double correction, bool k
   Tensor d = sub(x, m);
   Tensor s = sum(mul(d, d), dims, keepdim);
   const double n = static_cast<double>(x.numel()) / static_cast<double>(std::max<int64_t>(1, m.numel()));
-  // n - correction <= 0 gives inf or nan, as in PyTorch.
-  return div(s, c(s, n - correction));
+  // As PyTorch, the divisor is max(0, n - correction): no element, or one with the default
+  // correction, gives 0 / 0 = nan (n - correction < 0 would give -0.0).
+  return div(s, c(s, std::max(0.0, n - correction)));
 }
 Tensor stddev(const Tensor& x, std::vector<int64_t> dims, double correction, bool keepdim) {
   return sqrt(var(x, std::move(dims), correction, keepdim));

@@ -21,7 +21,16 @@ Tensor binary(OpKind op, const Tensor& a, const Tensor& b) {
   const char* name = op_name(op);
   Shape shape = broadcast_shapes(a.shape(), b.shape(), name);
   DType dt = promote_types(a.dtype(), b.dtype());
-  if (dt == DType::Bool) dt = DType::Int64;
+  // As PyTorch: subtracting with a bool operand is an error (is it - or xor?).
+  if (op == OpKind::Sub && (a.dtype() == DType::Bool || b.dtype() == DType::Bool))
+    throw TypeError(std::string("sub: subtraction with a bool tensor or number is not supported, got ") +
+                    dtype_name(a.dtype()) + " and " + dtype_name(b.dtype()) + "; use logical_not or ~");
+  if (dt == DType::Bool) {
+    // As PyTorch: bool + bool is a logical or, bool * bool an and.
+    if (op == OpKind::Add || op == OpKind::Mul)
+      return cast(binary(op, cast(a, DType::Int64), cast(b, DType::Int64)), DType::Bool);
+    dt = DType::Int64;
+  }
   if (op == OpKind::Div && !is_floating(dt)) dt = DType::Float32;
   Tensor x = a.dtype() == dt ? a : cast(a, dt);
   Tensor y = b.dtype() == dt ? b : cast(b, dt);

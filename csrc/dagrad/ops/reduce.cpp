@@ -18,7 +18,8 @@ namespace {
 Tensor reduce(OpKind op, const Tensor& x, std::vector<int64_t> dims, bool keepdim) {
   const char* name = op_name(op);
   const int64_t nd = x.ndim();
-  if (dims.empty())
+  const bool all_dims = dims.empty();
+  if (all_dims)
     for (int64_t d = 0; d < nd; ++d) dims.push_back(d);
   for (auto& d : dims) d = wrap_dim_or_scalar(d, nd, name);
   std::sort(dims.begin(), dims.end());
@@ -36,9 +37,14 @@ Tensor reduce(OpKind op, const Tensor& x, std::vector<int64_t> dims, bool keepdi
     else if (keepdim)
       out.push_back(1);
   }
-  if ((op == OpKind::Amax || op == OpKind::Amin) && count == 0 && numel(out) > 0)
-    throw ValueError(std::string(name) + ": cannot reduce over a dimension of size 0 of shape " +
-                     shape_str(x.shape()) + " (the operation has no identity)");
+  // As PyTorch: an empty reduction with no identity is a RuntimeError over every dim and an
+  // IndexError over named dims.
+  if ((op == OpKind::Amax || op == OpKind::Amin) && count == 0 && numel(out) > 0) {
+    const std::string msg = std::string(name) + ": cannot reduce over a dimension of size 0 of shape " +
+                            shape_str(x.shape()) + " (the operation has no identity)";
+    if (all_dims) throw RuntimeError(msg);
+    throw IndexError(msg);
+  }
   Tensor v = x;
   if (op == OpKind::Mean && !is_floating(x.dtype()))
     throw TypeError(std::string("mean: input dtype must be floating point, got ") + dtype_name(x.dtype()));
@@ -239,7 +245,10 @@ void extreme_forward(Node& out, bool is_max) {
 }
 std::vector<Tensor> extreme_backward(const Tensor& out, const Tensor& g) {
   const Tensor x = input(out, 0);
-  Tensor hit = cast(eq(x, expand_back(out, out)), g.dtype());
+  // The maximum's positions, NaN included: a NaN result came from the NaNs (as PyTorch).
+  const Tensor o = expand_back(out, out);
+  Tensor hit = cast(eq(x, o), g.dtype());
+  if (is_floating(x.dtype())) hit = add(hit, mul(cast(ne(x, x), g.dtype()), cast(ne(o, o), g.dtype())));
   Tensor count = sum(hit, out->attrs.ints, true);
   Tensor share = div(hit, count);
   return {mul(expand_back(out, g), share)};
@@ -260,7 +269,7 @@ Tensor arg_extreme(OpKind op, const Tensor& x, std::optional<int64_t> dim, bool 
   const char* name = op_name(op);
   if (!dim) {
     if (x.numel() == 0)
-      throw ValueError(std::string(name) + ": cannot reduce an empty tensor of shape " +
+      throw IndexError(std::string(name) + ": cannot reduce an empty tensor of shape " +
                        shape_str(x.shape()));
     Tensor flat = reshape(x, {x.numel()});
     Tensor r = arg_extreme(op, flat, 0, false);
@@ -272,7 +281,7 @@ Tensor arg_extreme(OpKind op, const Tensor& x, std::optional<int64_t> dim, bool 
     Shape rest = x.shape();
     rest.erase(rest.begin() + d);
     if (numel(rest) > 0)
-      throw ValueError(std::string(name) + ": cannot reduce over dimension " + std::to_string(d) +
+      throw IndexError(std::string(name) + ": cannot reduce over dimension " + std::to_string(d) +
                        " of size 0 of shape " + shape_str(x.shape()));
   }
   if (x.ndim() == 0) {

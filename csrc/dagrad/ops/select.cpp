@@ -132,8 +132,13 @@ void Clamp_forward(Node& out) {
   const bool has_lo = out.attrs.ints[0], has_hi = out.attrs.ints[1];
   DAGRAD_DISPATCH_NUMERIC(out.dtype, "clamp", {
     // Exact for int64 (a float bound made the result float, so integer outputs have integer bounds).
-    const T lo = has_lo ? out.attrs.scalar.as<T>() : std::numeric_limits<T>::lowest();
-    const T hi = has_hi ? out.attrs.scalar2.as<T>() : std::numeric_limits<T>::max();
+    // A missing bound is -inf or +inf for floats (lowest()/max() would clamp an infinity).
+    constexpr T kLow = std::numeric_limits<T>::has_infinity ? -std::numeric_limits<T>::infinity()
+                                                            : std::numeric_limits<T>::lowest();
+    constexpr T kHigh = std::numeric_limits<T>::has_infinity ? std::numeric_limits<T>::infinity()
+                                                             : std::numeric_limits<T>::max();
+    const T lo = has_lo ? out.attrs.scalar.as<T>() : kLow;
+    const T hi = has_hi ? out.attrs.scalar2.as<T>() : kHigh;
     // min(max(x, lo), hi): with lo > hi everything becomes hi, as in PyTorch.
     unary_forward<T>(out, [lo, hi](T v) {
       if (v != v) return v;

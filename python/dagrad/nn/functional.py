@@ -40,7 +40,11 @@ def relu(input, inplace=False):
 
 
 def relu6(input, inplace=False):
-    return input.clamp(0.0, 6.0)
+    return _core.hardtanh(input, 0.0, 6.0)
+
+
+def hardtanh(input, min_val=-1.0, max_val=1.0, inplace=False):
+    return _core.hardtanh(input, float(min_val), float(max_val))
 
 
 def leaky_relu(input, negative_slope=0.01, inplace=False):

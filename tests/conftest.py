@@ -218,3 +218,19 @@ def library_still_works():
     y.backward()
     assert y.item() == 14.0
     np.testing.assert_array_equal(to_np(x.grad), [2.0, 4.0, 6.0])
+
+
+# Hypothesis profiles for tests/test_properties.py. "ci" (the default) is small and derandomized,
+# so every CI run draws the same examples; "long" searches for real:
+#     python -m pytest tests/test_properties.py --hypothesis-profile=long
+try:
+    from hypothesis import HealthCheck, settings as _hyp_settings
+except ImportError:  # the property tests skip themselves
+    pass
+else:
+    _slow_ok = [HealthCheck.too_slow, HealthCheck.filter_too_much, HealthCheck.data_too_large]
+    _hyp_settings.register_profile("ci", max_examples=50, derandomize=True, deadline=None,
+                                   database=None, print_blob=True, suppress_health_check=_slow_ok)
+    _hyp_settings.register_profile("long", max_examples=5000, deadline=None, print_blob=True,
+                                   suppress_health_check=_slow_ok)
+    _hyp_settings.load_profile("ci")

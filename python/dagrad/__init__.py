@@ -65,7 +65,9 @@ from ._tensor import (  # noqa: E402
 )
 from . import autograd, profiler, nn, optim, data  # noqa: E402
 from .serialization import save, load  # noqa: E402
-from .compile import compile  # noqa: E402
+from .compile import (  # noqa: E402
+    compile, set_compile_cache_size_limit, get_compile_cache_size_limit, RecompileWarning,
+)
 
 __version__ = "0.1.0"
 
@@ -83,4 +85,5 @@ __all__ = [
     "chunk", "gather", "squeeze", "unsqueeze", "flatten", "broadcast_to",
     "eq", "ne", "lt", "le", "gt", "ge",
     "autograd", "profiler", "nn", "optim", "data", "save", "load", "compile",
+    "set_compile_cache_size_limit", "get_compile_cache_size_limit", "RecompileWarning",
 ]

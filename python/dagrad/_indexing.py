@@ -1,48 +1,83 @@
-"""Tensor.__getitem__: numpy's basic and integer-array indexing, mapped onto two graph ops.
+"""Tensor.__getitem__: numpy's basic and advanced indexing, mapped onto two graph ops.
 
-Basic indices (ints, slices with positive steps, None, ...) become one strided slice plus a
-reshape; integer and boolean arrays become one `index` op (and a permute when, as numpy
-specifies, non-adjacent advanced indices move their dims to the front).
+Note [Where advanced indexing puts its dims]
+~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~
+numpy's rule, which dagrad follows (torch differs only where an Ellipsis stands for no dim):
+once any array index is present, every int index is an advanced index too, and so is a bare
+bool (a 0-d boolean array: True adds a dim of 1, False a dim of 0). All advanced indices
+broadcast to one shape B. If they stand next to each other in the key, B replaces them where
+they stand; if a slice, an Ellipsis (even one that stands for no dim) or a None separates two of
+them, B goes first and the other dims follow in key order.
+
+The key is therefore applied in two steps:
+1. basic: one strided slice of the input, reshaped so that every key item owns its dims in key
+   order (None and a bare bool own a new dim of 1; an int owns none when the key has no arrays);
+2. advanced: one `index` op over the dims the advanced items own, in place when they are
+   adjacent in the key, else after a permute that brings those dims to the front.
+Each step is an op with a backward rule, so the gradient is a scatter-add by construction.
 """
+import operator
+
 import numpy as np
 
 from . import _core
 from ._core import Tensor
 
+_KINDS_ADVANCED = ("array", "mask", "bool0")
 
-def _is_array_index(k):
+
+def _as_int64_tensor(a):
+    # np.asarray, not np.ascontiguousarray: the latter makes a 0-d index 1-d.
+    return _core._from_numpy(np.asarray(a, dtype=np.int64, order="C"), _core.dtype.int64, False)
+
+
+def _classify(k):
+    """(kind, payload) of one key item. Kinds: none, ellipsis, int, slice, bool0 (a bare bool),
+    array (int64 indices: a Tensor or an ndarray), mask (an ndarray of bools, >= 1-d)."""
+    if k is None:
+        return "none", None
+    if k is Ellipsis:
+        return "ellipsis", None
+    if isinstance(k, slice):
+        return "slice", k
+    if isinstance(k, (bool, np.bool_)):
+        return "bool0", bool(k)
     if isinstance(k, Tensor):
-        return True
-    if isinstance(k, (list, np.ndarray)):
-        return True
-    return False
+        name = k.dtype.name
+        if name == "bool":
+            arr = np.asarray(k.numpy())
+            return ("bool0", bool(arr)) if arr.ndim == 0 else ("mask", arr)
+        if name == "int64":
+            return "array", k
+        raise IndexError(f"getitem: tensors used as indices must be int64 or bool, got {k.dtype}")
+    if isinstance(k, (list, tuple, np.ndarray)):
+        try:
+            arr = np.asarray(k)
+        except ValueError as e:  # ragged nested lists
+            raise IndexError(f"getitem: an index sequence must be rectangular: {e}") from None
+        if arr.dtype == np.bool_:
+            return ("bool0", bool(arr)) if arr.ndim == 0 else ("mask", arr)
+        if arr.size == 0:
+            arr = arr.astype(np.int64)
+        if arr.dtype.kind not in "iu":
+            raise IndexError(f"getitem: only integers, slices, None, Ellipsis and integer or boolean "
+                             f"arrays are valid indices (got an array of dtype {arr.dtype})")
+        return "array", arr
+    try:
+        return "int", operator.index(k)
+    except TypeError:
+        pass
+    raise IndexError(f"getitem: only integers, slices, None, Ellipsis and integer or boolean arrays "
+                     f"are valid indices (got {type(k).__name__})")
 
 
-def _to_index_arrays(k, size_of_dims):
-    """An integer or boolean array index as a list of int64 index tensors (one per dim it covers)."""
-    if isinstance(k, Tensor):
-        if k.dtype.name == "bool":
-            k = k.numpy()
-        elif k.dtype.name == "int64":
-            return [k]
-        else:
-            raise IndexError(f"tensors used as indices must be int64 or bool, got {k.dtype}")
-    arr = np.asarray(k)
-    if arr.dtype == np.bool_:
-        if arr.ndim == 0:
-            raise IndexError("a 0-d boolean index is not supported")
-        dims = size_of_dims(arr.ndim)
-        if tuple(arr.shape) != tuple(dims):
-            raise IndexError(f"the boolean mask of shape {arr.shape} does not match the indexed "
-                             f"dims of shape {tuple(dims)}")
-        return [_core._from_numpy(np.ascontiguousarray(i, dtype=np.int64), _core.dtype.int64, False)
-                for i in np.nonzero(arr)]
-    if arr.size == 0:
-        arr = arr.astype(np.int64)
-    if arr.dtype.kind not in "iu":
-        raise IndexError(f"only integers, slices, None, Ellipsis and integer or boolean arrays are "
-                         f"valid indices (got an array of dtype {arr.dtype})")
-    return [_core._from_numpy(np.asarray(arr, dtype=np.int64, order="C"), _core.dtype.int64, False)]
+def _consumed(kind, payload):
+    """How many input dims a key item indexes."""
+    if kind in ("int", "slice", "array"):
+        return 1
+    if kind == "mask":
+        return payload.ndim
+    return 0
 
 
 def getitem(x, key):
@@ -50,97 +85,90 @@ def getitem(x, key):
         key = (key,)
     shape = list(x.shape)
     nd = len(shape)
-
-    def consumes(k):
-        if k is None or k is Ellipsis:
-            return 0
-        if _is_array_index(k):
-            if isinstance(k, Tensor):
-                return k.ndim if k.dtype.name == "bool" else 1
-            a = np.asarray(k)
-            return a.ndim if a.dtype == np.bool_ else 1
-        return 1
-
-    if sum(1 for k in key if k is Ellipsis) > 1:
-        raise IndexError("an index can only have a single ellipsis ('...')")
-    used = sum(consumes(k) for k in key)
+    items = [_classify(k) for k in key]
+    if sum(1 for kind, _ in items if kind == "ellipsis") > 1:
+        raise IndexError("getitem: an index can only have a single ellipsis ('...')")
+    used = sum(_consumed(*it) for it in items)
     if used > nd:
-        raise IndexError(f"too many indices for tensor of dimension {nd} (got {used})")
-    if Ellipsis in [k for k in key if not _is_array_index(k)]:
-        i = next(i for i, k in enumerate(key) if not _is_array_index(k) and k is Ellipsis)
-        key = key[:i] + (slice(None),) * (nd - used) + key[i + 1:]
-    else:
-        key = key + (slice(None),) * (nd - used)
+        raise IndexError(f"getitem: too many indices for tensor of dimension {nd} (got {used})")
+    # Expand the Ellipsis (or the implicit one at the end) into full slices; the Ellipsis item
+    # stays as a marker, since it separates advanced indices even when it stands for no dim.
+    fill = [("slice", slice(None))] * (nd - used)
+    e = next((i for i, (kind, _) in enumerate(items) if kind == "ellipsis"), None)
+    items = items + fill if e is None else items[:e + 1] + fill + items[e + 1:]
+    has_adv = any(kind in _KINDS_ADVANCED for kind, _ in items)
 
-    has_adv = any(_is_array_index(k) for k in key)
+    # Step 1: basic indexing. `owned[i]` is the list of dims of `y` that item i owns.
     starts, steps, lens = [0] * nd, [1] * nd, list(shape)
-    drop = []        # dims removed by integer indices (basic indexing only)
-    adv = []         # (dim, [index tensors]) in order
-    new_axes = []    # output positions of None
+    y_shape, owned, adv = [], [], []  # adv: (item position, [int64 index tensors])
     d = 0
-    out_pos = 0
-    for k in key:
-        if k is None:
-            new_axes.append(out_pos)
-            out_pos += 1
-            continue
-        if _is_array_index(k):
-            n = consumes(k)
-            adv.append((d, _to_index_arrays(k, lambda m, d=d: shape[d:d + m])))
-            d += n
-            out_pos += 1
-            continue
-        if isinstance(k, (bool, np.bool_)):
-            raise IndexError("a bare boolean index is not supported")
-        if isinstance(k, (int, np.integer)):
-            i = int(k)
+    for pos, (kind, k) in enumerate(items):
+        first = len(y_shape)
+        if kind == "none":
+            y_shape.append(1)
+        elif kind == "bool0":
+            # A new dim of 1, indexed by [0] (True) or by [] (False): B gets a dim of 1 or 0.
+            y_shape.append(1)
+            adv.append((pos, [_as_int64_tensor(np.zeros(1 if k else 0))]))
+        elif kind == "int":
             size = shape[d]
-            if i < -size or i >= size:
-                raise IndexError(f"index {i} is out of bounds for dimension {d} with size {size}")
-            i = i + size if i < 0 else i
-            if has_adv:
-                t = _core._from_numpy(np.asarray(i, dtype=np.int64), _core.dtype.int64, False)
-                adv.append((d, [t]))
-                out_pos += 1
+            if k < -size or k >= size:
+                raise IndexError(f"getitem: index {k} is out of bounds for dimension {d} with size {size}")
+            k = k + size if k < 0 else k
+            if has_adv:  # numpy: an int beside an array is a 0-d advanced index
+                y_shape.append(size)
+                adv.append((pos, [_as_int64_tensor(np.asarray(k))]))
             else:
-                starts[d], lens[d] = i, 1
-                drop.append(d)
+                starts[d], lens[d] = k, 1
             d += 1
-            continue
-        if isinstance(k, slice):
-            if k.step is not None and k.step <= 0:
-                raise ValueError("step must be greater than zero")
-            s, e, st = k.indices(shape[d])
-            n = len(range(s, e, st))
+        elif kind == "slice":
+            if k.step is not None and operator.index(k.step) <= 0:
+                raise ValueError(f"getitem: slice step must be greater than zero, got {k.step}")
+            s, stop, st = k.indices(shape[d])
+            n = len(range(s, stop, st))
             starts[d], steps[d], lens[d] = (s if n > 0 else 0), st, n
+            y_shape.append(n)
             d += 1
-            out_pos += 1
-            continue
-        raise IndexError(f"only integers, slices, None, Ellipsis and integer or boolean arrays are valid "
-                         f"indices (got {type(k).__name__})")
+        elif kind == "array":
+            size = shape[d]
+            if isinstance(k, np.ndarray):
+                if k.size and (k.min() < -size or k.max() >= size):
+                    bad = int(k.min()) if k.min() < -size else int(k.max())
+                    raise IndexError(f"getitem: index {bad} is out of bounds for dimension {d} "
+                                     f"with size {size}")
+                k = _as_int64_tensor(k)
+            y_shape.append(size)
+            adv.append((pos, [k]))
+            d += 1
+        elif kind == "mask":
+            m = k.ndim
+            if tuple(k.shape) != tuple(shape[d:d + m]):
+                raise IndexError(f"getitem: the boolean mask of shape {k.shape} does not match the "
+                                 f"indexed dims {tuple(shape[d:d + m])} (dims {d} to {d + m - 1})")
+            y_shape.extend(shape[d:d + m])
+            adv.append((pos, [_as_int64_tensor(i) for i in np.nonzero(k)]))
+            d += m
+        owned.append(list(range(first, len(y_shape))))
 
     y = x
     if starts != [0] * nd or steps != [1] * nd or lens != shape:
         y = _core.strided_slice(y, starts, steps, lens)
-    if drop:
-        y = y.reshape([n for i, n in enumerate(lens) if i not in drop])
-    if adv:
-        dims = [dd for dd, _ in adv]
-        covered = []
-        for dd, idx in adv:
-            covered.extend(range(dd, dd + len(idx)))
-        indices = [t for _, idx in adv for t in idx]
-        adjacent = covered == list(range(covered[0], covered[0] + len(covered)))
-        if adjacent:
-            y = _core.index(y, indices, covered[0])
-        else:
-            rest = [i for i in range(y.ndim) if i not in covered]
-            y = y.permute(covered + rest)
-            y = _core.index(y, indices, 0)
-        del dims
-    if new_axes:
-        s = list(y.shape)
-        for p in new_axes:
-            s.insert(min(p, len(s)), 1)
-        y = y.reshape(s)
-    return y
+    if list(y.shape) != y_shape:
+        y = y.reshape(y_shape)
+    if not adv:
+        return y
+
+    # Step 2: advanced indexing, see Note [Where advanced indexing puts its dims].
+    shapes = [tuple(t.shape) for _, ts in adv for t in ts]
+    try:
+        np.broadcast_shapes(*shapes)
+    except ValueError:
+        raise IndexError(f"getitem: shape mismatch: indexing arrays could not be broadcast together "
+                         f"with shapes {' '.join(str(s) for s in shapes)}") from None
+    positions = [pos for pos, _ in adv]
+    covered = [dim for pos in positions for dim in owned[pos]]
+    indices = [t for _, ts in adv for t in ts]
+    if positions == list(range(positions[0], positions[0] + len(positions))):
+        return _core.index(y, indices, covered[0])
+    rest = [i for i in range(y.ndim) if i not in covered]
+    return _core.index(y.permute(covered + rest), indices, 0)

@@ -481,6 +481,9 @@ def test_pow_scalar(data):
     if reflected:
         # dagrad refuses a non-positive base with a tensor exponent (by design): positive bases.
         base = data.draw(st.one_of(st.integers(1, 10), st.floats(0.1, 10.0), st.just(True)))
+        # An integer base to an integer tensor is int64 in torch; dagrad has no pow with a
+        # tensor exponent yet: test_int_base_to_int_tensor_power below keeps that failure visible.
+        assume(not (dtype in ("int64", "bool") and type(base) in (int, bool)))
         a = data.draw(arrays(dtype, shape, int_bound=10, float_bound=10.0))
         note(f"{base!r} ** dagrad.tensor({src(a)})")
         check(run(lambda: base ** dg(a)), run(lambda: base ** th(a)), f"{base!r} ** {dtype}{shape}")
@@ -489,6 +492,13 @@ def test_pow_scalar(data):
     a = data.draw(arrays(dtype, shape, int_bound=1000, float_bound=100.0))
     note(f"dagrad.tensor({src(a)}) ** {p!r}")
     check(run(lambda: dg(a) ** p), run(lambda: th(a) ** p), f"{dtype}{shape} ** {p!r}")
+
+
+@pytest.mark.xfail(strict=True, reason="no pow with a tensor exponent: int ** int tensor is float32, torch gives int64")
+def test_int_base_to_int_tensor_power():
+    got, ref = 2 ** dagrad.tensor([0, 1, 5]), 2 ** torch.tensor([0, 1, 5])
+    assert str(got.dtype).split(".")[-1] == str(ref.dtype).split(".")[-1]
+    assert got.tolist() == ref.tolist()
 
 
 # ----------------------------------------------------------------------------- reductions

@@ -276,7 +276,12 @@ PYBIND11_MODULE(_core, m) {
         if (!(b > 0.0)) throw ValueError("pow: a tensor exponent needs a positive base, got " +
                                          std::to_string(b));
         Tensor x = is_floating(a.dtype()) ? a : cast(a, DType::Float32);
-        return exp(mul(x, scalar(std::log(b), x.dtype())));
+        Tensor r = exp(mul(x, scalar(std::log(b), x.dtype())));
+        // 1 ** x is 1 even for x = nan or inf (C's pow, PyTorch); exp(x * 0) would be nan there,
+        // and x * 0 is nonzero (nan) exactly there.
+        if (b != 1.0) return r;
+        Tensor zero = scalar(0.0, x.dtype());
+        return where(ne(mul(x, zero), zero), scalar(1.0, x.dtype()), r);
       })
       .def("__iadd__", [](const Tensor& a, py::object b) {
         Tensor o = operand(b, a);

@@ -61,6 +61,13 @@ DType result_type(DType t, Scalar::Kind s) {
   return t;
 }
 
+DType result_type(DType a, bool a_0d, DType b, bool b_0d) {
+  if (a_0d == b_0d) return promote_types(a, b);
+  auto category = [](DType d) { return d == DType::Bool ? 0 : is_floating(d) ? 2 : 1; };
+  const DType dim = a_0d ? b : a, zero = a_0d ? a : b;
+  return category(zero) > category(dim) ? zero : dim;
+}
+
 bool can_cast(DType from, DType to) {
   if (is_floating(from) && !is_floating(to)) return false;
   if (from != DType::Bool && to == DType::Bool) return false;

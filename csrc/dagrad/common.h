@@ -117,6 +117,10 @@ DType promote_types(DType a, DType b);
 /// is of a higher category (bool < integer < floating): int64 tensor + 2.5 is float32 (the
 /// default float), float64 tensor + 2.5 stays float64, bool tensor + 3 is int64.
 DType result_type(DType t, Scalar::Kind s);
+/// @brief Result dtype of an op between two tensors, by PyTorch's priorities: a 0-d tensor
+/// (`*_0d`) changes the dtype of a dimensioned one only when it is of a higher category, as a
+/// Python number does; between two tensors of the same kind, promote_types.
+DType result_type(DType a, bool a_0d, DType b, bool b_0d);
 /// @brief Whether a result of dtype `from` may be written into a tensor of dtype `to` by an
 /// in-place op (PyTorch's canCast: never floating into integer, nor a number into bool).
 bool can_cast(DType from, DType to);

@@ -32,8 +32,16 @@ Tensor drop_dims(const Tensor& r, const Tensor& x, std::vector<int64_t> dims) {
 }  // namespace
 
 // ---- elementwise ----------------------------------------------------------------------------
-Tensor square(const Tensor& x) { return mul(x, x); }
-Tensor rsqrt(const Tensor& x) { return pow(x, -0.5); }
+// As PyTorch, the square of a bool tensor is int64 (x ** 2), not bool (x * x, a logical and).
+Tensor square(const Tensor& x) {
+  Tensor v = x.dtype() == DType::Bool ? cast(x, DType::Int64) : x;
+  return mul(v, v);
+}
+// 1 / sqrt(x), not x ** -0.5: rsqrt(-0.0) is -inf, as in PyTorch.
+Tensor rsqrt(const Tensor& x) {
+  Tensor s = sqrt(x);
+  return div(c(s, 1.0), s);
+}
 
 // NOTE: at x = 0 the gradient is negative_slope (x > 0 is false), as in PyTorch.
 Tensor leaky_relu(const Tensor& x, double slope) {

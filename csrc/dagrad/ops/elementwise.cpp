@@ -20,7 +20,7 @@ namespace {
 Tensor binary(OpKind op, const Tensor& a, const Tensor& b) {
   const char* name = op_name(op);
   Shape shape = broadcast_shapes(a.shape(), b.shape(), name);
-  DType dt = promote_types(a.dtype(), b.dtype());
+  DType dt = result_type(a.dtype(), a.ndim() == 0, b.dtype(), b.ndim() == 0);
   // As PyTorch: subtracting with a bool operand is an error (is it - or xor?).
   if (op == OpKind::Sub && (a.dtype() == DType::Bool || b.dtype() == DType::Bool))
     throw TypeError(std::string("sub: subtraction with a bool tensor or number is not supported, got ") +
@@ -178,8 +178,9 @@ Tensor pow(const Tensor& x, Scalar exponent) {
   if (!is_floating(dt) && exponent.as<int64_t>() < 0)
     throw RuntimeError("pow: integers to negative integer powers are not allowed (exponent " +
                      exponent.str() + ")");
-  Tensor v = x.dtype() == dt || dt == DType::Bool ? x : cast(x, dt);
-  if (v.dtype() == DType::Bool) v = cast(v, DType::Int64);  // as PyTorch: bool ** n is int64
+  // As PyTorch: bool ** bool stays bool, bool ** int is int64; both are computed on int64.
+  if (dt == DType::Bool) return cast(pow(cast(x, DType::Int64), exponent), DType::Bool);
+  Tensor v = x.dtype() == dt ? x : cast(x, dt);
   OpAttrs attrs;
   attrs.scalar = exponent;
   return make_op(OpKind::PowScalar, {v}, v.shape(), v.dtype(), std::move(attrs));
@@ -326,6 +327,7 @@ std::vector<Tensor> Abs_backward(const Tensor& out, const Tensor& g, const std::
 }
 
 Tensor sign(const Tensor& x) {
+  if (x.dtype() == DType::Bool) return x;  // as PyTorch: the sign of a bool is itself
   Tensor t = numeric_unary(OpKind::Sign, x);
   t->requires_grad = false;  // piecewise constant
   return t;

@@ -39,7 +39,7 @@ Tensor reduce(OpKind op, const Tensor& x, std::vector<int64_t> dims, bool keepdi
   }
   // As PyTorch: an empty reduction with no identity is a RuntimeError over every dim and an
   // IndexError over named dims.
-  if ((op == OpKind::Amax || op == OpKind::Amin) && count == 0 && numel(out) > 0) {
+  if ((op == OpKind::Amax || op == OpKind::Amin) && count == 0) {
     const std::string msg = std::string(name) + ": cannot reduce over a dimension of size 0 of shape " +
                             shape_str(x.shape()) + " (the operation has no identity)";
     if (all_dims) throw RuntimeError(msg);
@@ -277,13 +277,9 @@ Tensor arg_extreme(OpKind op, const Tensor& x, std::optional<int64_t> dim, bool 
     return r;
   }
   const int64_t d = wrap_dim_or_scalar(*dim, x.ndim(), name);
-  if (x.ndim() > 0 && x.shape()[d] == 0) {
-    Shape rest = x.shape();
-    rest.erase(rest.begin() + d);
-    if (numel(rest) > 0)
-      throw IndexError(std::string(name) + ": cannot reduce over dimension " + std::to_string(d) +
-                       " of size 0 of shape " + shape_str(x.shape()));
-  }
+  if (x.ndim() > 0 && x.shape()[d] == 0)
+    throw IndexError(std::string(name) + ": cannot reduce over dimension " + std::to_string(d) +
+                     " of size 0 of shape " + shape_str(x.shape()));
   if (x.ndim() == 0) {
     return full({}, 0.0, DType::Int64);
   }

@@ -59,7 +59,7 @@ std::vector<Tensor> Ge_backward(const Tensor& o, const Tensor& g, const std::vec
 // ---- where ------------------------------------------------------------------------------------
 Tensor where(const Tensor& cond, const Tensor& a, const Tensor& b) {
   Shape shape = broadcast_shapes(broadcast_shapes(cond.shape(), a.shape(), "where"), b.shape(), "where");
-  DType dt = promote_types(a.dtype(), b.dtype());
+  DType dt = result_type(a.dtype(), a.ndim() == 0, b.dtype(), b.ndim() == 0);
   Tensor c = cond.dtype() == DType::Bool ? cond : cast(cond, DType::Bool);
   Tensor x = a.dtype() == dt ? a : cast(a, dt);
   Tensor y = b.dtype() == dt ? b : cast(b, dt);
@@ -77,8 +77,9 @@ std::vector<Tensor> Where_backward(const Tensor& out, const Tensor& g, const std
 namespace {
 Tensor extremum(OpKind op, const Tensor& a, const Tensor& b) {
   Shape shape = broadcast_shapes(a.shape(), b.shape(), op_name(op));
-  DType dt = promote_types(a.dtype(), b.dtype());
-  if (dt == DType::Bool) dt = DType::Int64;
+  DType dt = result_type(a.dtype(), a.ndim() == 0, b.dtype(), b.ndim() == 0);
+  // bool: computed on int64 and cast back (max is or, min is and), as PyTorch keeps bool.
+  if (dt == DType::Bool) return cast(extremum(op, cast(a, DType::Int64), cast(b, DType::Int64)), DType::Bool);
   Tensor x = a.dtype() == dt ? a : cast(a, dt);
   Tensor y = b.dtype() == dt ? b : cast(b, dt);
   return make_op(op, {x, y}, std::move(shape), dt);
@@ -118,10 +119,10 @@ std::vector<Tensor> Minimum_backward(const Tensor& out, const Tensor& g, const s
 // ---- clamp (attrs.ints = {has_min, has_max}; attrs.scalar = min, attrs.scalar2 = max) ----------
 Tensor clamp(const Tensor& x, std::optional<Scalar> lo, std::optional<Scalar> hi) {
   if (!lo && !hi) throw ValueError("clamp: at least one of min and max must be given");
-  if (x.dtype() == DType::Bool) throw TypeError("clamp: not supported for bool tensors");
   DType dt = x.dtype();
   if (lo) dt = result_type(dt, lo->kind());
   if (hi) dt = promote_types(dt, result_type(x.dtype(), hi->kind()));
+  if (dt == DType::Bool) return cast(clamp(cast(x, DType::Int64), lo, hi), DType::Bool);
   OpAttrs attrs;
   attrs.ints = {lo ? 1 : 0, hi ? 1 : 0};
   attrs.scalar = lo.value_or(Scalar());
@@ -139,6 +140,11 @@ void Clamp_forward(Node& out) {
                                                              : std::numeric_limits<T>::max();
     const T lo = has_lo ? out.attrs.scalar.as<T>() : kLow;
     const T hi = has_hi ? out.attrs.scalar2.as<T>() : kHigh;
+    if (lo != lo || hi != hi) {  // a NaN bound makes every element NaN, as in PyTorch
+      const T nan = lo != lo ? lo : hi;
+      unary_forward<T>(out, [nan](T) { return nan; });
+      return;
+    }
     // min(max(x, lo), hi): with lo > hi everything becomes hi, as in PyTorch.
     unary_forward<T>(out, [lo, hi](T v) {
       if (v != v) return v;

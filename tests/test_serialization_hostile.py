@@ -81,16 +81,16 @@ def _peak_growth_mb(path):
 
 @pytest.fixture
 def bomb(tmp_path):
-    """A ~0.25 MB file whose tensor, named by the structure, inflates to 256 MiB."""
+    """A ~0.25 MB file whose tensor, named by the structure, inflates to 128 MiB."""
     path = tmp_path / "bomb.npz"
-    _write(path, {"__meta__": _meta(_tensor_ref()), "t0": _zeros_member(256 * MIB)})
+    _write(path, {"__meta__": _meta(_tensor_ref()), "t0": _zeros_member(128 * MIB)})
     assert os.path.getsize(path) < 2 * MIB
     return path
 
 
 def test_zip_bomb_is_refused_before_inflating(bomb):
     msg = _expect_value_error(bomb, match="max_bytes")
-    assert "t0" in msg and "268435456" in msg
+    assert "t0" in msg and "134217728" in msg
     result, grew = _peak_growth_mb(bomb)
     assert result == "ValueError" and grew < 32, f"peak RSS grew by {grew} MB"
 
@@ -106,7 +106,7 @@ def test_zip_bomb_loads_when_the_caller_allows_its_size(tmp_path):
 def test_members_the_structure_does_not_name_are_never_read(tmp_path):
     path = _write(tmp_path / "extra.npz", {"__meta__": _meta({"list": [_tensor_ref("t0")]}),
                                            "t0": np.arange(3, dtype=np.float32),
-                                           "junk": _zeros_member(256 * MIB)})
+                                           "junk": _zeros_member(128 * MIB)})
     assert dagrad.load(path)[0].tolist() == [0.0, 1.0, 2.0]
     result, grew = _peak_growth_mb(path)
     assert result == "loaded" and grew < 32, f"peak RSS grew by {grew} MB"
@@ -129,7 +129,7 @@ def test_header_declaring_more_than_the_zip_entry_holds(tmp_path):
 
 
 def test_metadata_member_that_is_a_bomb(tmp_path):
-    path = _write(tmp_path / "meta.npz", {"__meta__": _zeros_member(256 * MIB, descr="|u1")})
+    path = _write(tmp_path / "meta.npz", {"__meta__": _zeros_member(128 * MIB, descr="|u1")})
     _expect_value_error(path, match="__meta__")
     result, grew = _peak_growth_mb(path)
     assert result == "ValueError" and grew < 32

@@ -1,6 +1,7 @@
 // Direct CPython entry points for the calls a scalar graph makes millions of times.
 #include "fast_calls.h"
 
+#include "arg_errors.h"
 #include "dagrad/ops.h"
 
 namespace py = pybind11;
@@ -56,15 +57,40 @@ inline PyObject* fail() {
   return nullptr;
 }
 
+// The operator's symbol, for the TypeError of `x + "a"`.
+template <Tensor (*F)(const Tensor&, const Tensor&)>
+const char* symbol() {
+  if (F == &dagrad::add) return "+";
+  if (F == &dagrad::sub) return "-";
+  if (F == &dagrad::mul) return "*";
+  if (F == &dagrad::div) return "/";
+  return "an operator";
+}
+
+// A str, bytes or None beside a tensor: PyTorch's TypeError at once. Returning NotImplemented
+// would let Python try str * Tensor as sequence repetition ("can't multiply sequence ...").
+// Other objects get NotImplemented, so their reflected methods (__radd__, ...) still run.
+template <Tensor (*F)(const Tensor&, const Tensor&)>
+PyObject* unsupported(PyObject* a, PyObject* b) {
+  PyObject* other = is_tensor(a) ? b : a;
+  if (!(PyUnicode_Check(other) || PyBytes_Check(other) || other == Py_None)) Py_RETURN_NOTIMPLEMENTED;
+  PyErr_Format(PyExc_TypeError, "unsupported operand type(s) for %s: '%s' and '%s'", symbol<F>(),
+               is_tensor(a) ? "Tensor" : type_name(a).c_str(), is_tensor(b) ? "Tensor" : type_name(b).c_str());
+  return nullptr;
+}
+
 template <Tensor (*F)(const Tensor&, const Tensor&)>
 PyObject* binary_slot(PyObject* a, PyObject* b) {
   try {
     if (is_tensor(a)) {
       const Tensor& x = unwrap(a);
-      return wrap(F(x, is_tensor(b) ? unwrap(b) : operand(py::handle(b), x)));
+      if (is_tensor(b)) return wrap(F(x, unwrap(b)));
+      if (!is_operand(b)) return unsupported<F>(a, b);
+      return wrap(F(x, operand(py::handle(b), x)));
     }
     if (is_tensor(b)) {
       const Tensor& y = unwrap(b);
+      if (!is_operand(a)) return unsupported<F>(a, b);
       return wrap(F(operand(py::handle(a), y), y));
     }
     Py_RETURN_NOTIMPLEMENTED;
@@ -73,12 +99,17 @@ PyObject* binary_slot(PyObject* a, PyObject* b) {
   }
 }
 
+extern PyMethodDef g_unary_defs[8];
+
 template <Tensor (*F)(const Tensor&)>
 PyObject* unary_fn(PyObject*, PyObject* x) {
   try {
     if (!is_tensor(x)) {
-      // Not a tensor: let pybind11's definition convert it or raise its usual TypeError.
-      throw py::type_error(std::string("expected a dagrad.Tensor, got ") + Py_TYPE(x)->tp_name);
+      const char* name = "unary op";
+      for (const PyMethodDef& d : g_unary_defs)
+        if (d.ml_meth == reinterpret_cast<PyCFunction>(&unary_fn<F>)) name = d.ml_name;
+      throw py::type_error(std::string(name) + "(): argument 'input' (position 1) must be Tensor, not " +
+                           type_name(x));
     }
     return wrap(F(unwrap(x)));
   } catch (...) {

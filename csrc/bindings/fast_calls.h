@@ -11,7 +11,7 @@ namespace dagrad_py {
 
 /// @brief A Python number (bool, int, float, or a numpy scalar of those kinds) as an exact
 /// dagrad::Scalar; nullopt for anything else. ValueError for an int beyond int64.
-std::optional<dagrad::Scalar> as_scalar(const pybind11::handle& h);
+std::optional<dagrad::Scalar> as_scalar(const pybind11::handle& h, bool throw_on_overflow = true);
 
 /// @brief A Python operand next to a tensor, as a tensor (module.cpp: PyTorch's weak scalars).
 dagrad::Tensor operand(const pybind11::handle& other, const dagrad::Tensor& like);
@@ -28,7 +28,8 @@ template <>
 struct type_caster<dagrad::Scalar> {
   PYBIND11_TYPE_CASTER(dagrad::Scalar, const_name("number"));
   bool load(handle src, bool) {
-    std::optional<dagrad::Scalar> s = dagrad_py::as_scalar(src);
+    // An int beyond int64 does not fit: the call's argument errors name it (Note [Argument errors]).
+    std::optional<dagrad::Scalar> s = dagrad_py::as_scalar(src, /*throw_on_overflow=*/false);
     if (!s) return false;
     value = *s;
     return true;

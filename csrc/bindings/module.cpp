@@ -9,6 +9,7 @@
 #include <cmath>
 #include <optional>
 #include <cstring>
+#include <limits>
 
 #include "dagrad/autodiff.h"
 #include "dagrad/kernels/gemm.h"
@@ -17,6 +18,7 @@
 #include "dagrad/profiler.h"
 #include "dagrad/trace.h"
 #include "dagrad/scheduler.h"
+#include "arg_errors.h"
 #include "fast_calls.h"
 
 namespace py = pybind11;
@@ -82,12 +84,13 @@ Tensor from_numpy(const py::array& arr, DType dt, bool requires_grad) {
 
 }  // namespace
 
-std::optional<Scalar> dagrad_py::as_scalar(const py::handle& h) {
+std::optional<Scalar> dagrad_py::as_scalar(const py::handle& h, bool throw_on_overflow) {
   PyObject* o = h.ptr();
   if (PyBool_Check(o)) return Scalar::boolean(o == Py_True);
   if (PyLong_Check(o)) {
     int overflow = 0;
     const long long v = PyLong_AsLongLongAndOverflow(o, &overflow);
+    if (overflow && !throw_on_overflow) return std::nullopt;
     if (overflow)
       throw ValueError("the Python int " + std::string(py::str(h)) + " does not fit in int64");
     return Scalar::integer(v);
@@ -97,7 +100,7 @@ std::optional<Scalar> dagrad_py::as_scalar(const py::handle& h) {
   if (py::hasattr(h, "dtype") && py::hasattr(h, "item") && !py::isinstance<Tensor>(h) &&
       !py::isinstance<py::array>(h)) {
     const std::string kind = py::str(h.attr("dtype").attr("kind"));
-    if (kind == "b" || kind == "i" || kind == "u" || kind == "f") return as_scalar(h.attr("item")());
+    if (kind == "b" || kind == "i" || kind == "u" || kind == "f") return as_scalar(h.attr("item")(), throw_on_overflow);
   }
   return std::nullopt;
 }
@@ -110,29 +113,23 @@ Tensor dagrad_py::operand(const py::handle& other, const Tensor& like) {
     if (s->kind() == Scalar::Kind::Bool) return scalar(*s, DType::Bool);
     return scalar(*s, result_type(like.dtype(), s->kind()));
   }
-  py::object conv = py::module_::import("dagrad").attr("tensor")(other);
-  return conv.cast<Tensor>();
+  return dagrad_py::convert_operand(other);  // a TypeError naming the call for a non-number
 }
 
 namespace {
 using dagrad_py::operand;
 using dagrad_py::as_scalar;
 
-std::vector<int64_t> dims_arg(const py::object& dim) {
-  if (dim.is_none()) return {};
-  if (py::isinstance<py::int_>(dim)) return {dim.cast<int64_t>()};
-  auto v = dim.cast<std::vector<int64_t>>();
-  return v;
+// Type and range checks raise errors naming the public call: Note [Argument errors].
+std::vector<int64_t> dims_arg(const py::object& dim, const Tensor& x) {
+  return dagrad_py::dims_arg(dim, x.ndim());
 }
 
-// reshape(2, 3), reshape((2, 3)) and reshape([2, 3]) all mean the same.
-Shape shape_args(const py::args& args) {
-  if (args.size() == 1 && !py::isinstance<py::int_>(args[0])) return args[0].cast<Shape>();
-  return args.cast<Shape>();
-}
+// reshape(2, 3), reshape((2, 3)) and reshape([2, 3]) all mean the same; -1 is inferred.
+Shape shape_args(const py::args& args) { return dagrad_py::shape_args(args, "shape", -1); }
 
 Tensor reduce_all_dims(const Tensor& x, const py::object& dim, bool keepdim, bool is_mean) {
-  std::vector<int64_t> dims = dims_arg(dim);
+  std::vector<int64_t> dims = dims_arg(dim, x);
   if (!dim.is_none() && dims.empty()) {  // dim=() reduces over everything, as PyTorch
     for (int64_t d = 0; d < x.ndim(); ++d) dims.push_back(d);
   }
@@ -215,6 +212,8 @@ PYBIND11_MODULE(_core, m) {
             if (trace::active())
               throw RuntimeError("assigning a tensor to .grad is not supported inside dagrad.compile; "
                                  "use zero_grad() or backward()");
+            if (!py::isinstance<Tensor>(g))
+              throw TypeError("Tensor.grad: assigned grad must be a Tensor or None, not " + dagrad_py::type_name(g));
             set_grad(t, g.cast<Tensor>());
           })
       .def_property_readonly("is_leaf", [](const Tensor& t) { return t->is_leaf(); })
@@ -328,9 +327,15 @@ PYBIND11_MODULE(_core, m) {
            py::arg("dim") = py::none(), py::arg("keepdim") = false)
       .def("reshape", [](const Tensor& x, py::args a) { return reshape(x, shape_args(a)); })
       .def("view", [](const Tensor& x, py::args a) { return reshape(x, shape_args(a)); })
-      .def("expand", [](const Tensor& x, py::args a) { return expand(x, shape_args(a)); })
-      .def("permute", [](const Tensor& x, py::args a) { return permute(x, shape_args(a)); })
-      .def("transpose", &transpose, py::arg("dim0"), py::arg("dim1"))
+      .def("expand", [](const Tensor& x, py::args a) { return expand(x, dagrad_py::shape_args(a, "size", -1)); })
+      .def("permute", [](const Tensor& x, py::args a) {
+        Shape dims = dagrad_py::shape_args(a, "dims", std::numeric_limits<int64_t>::min(), false);
+        for (int64_t& d : dims) d = dagrad_py::dim_arg(d, x.ndim(), "dims");
+        return permute(x, dims);
+      })
+      .def("transpose", [](const Tensor& x, int64_t d0, int64_t d1) {
+        return transpose(x, dagrad_py::dim_arg(d0, x.ndim(), "dim0"), dagrad_py::dim_arg(d1, x.ndim(), "dim1"));
+      }, py::arg("dim0"), py::arg("dim1"))
       .def_property_readonly("T", [](const Tensor& x) {
         std::vector<int64_t> perm(x.ndim());
         for (int64_t i = 0; i < x.ndim(); ++i) perm[i] = x.ndim() - 1 - i;
@@ -368,25 +373,27 @@ PYBIND11_MODULE(_core, m) {
            py::arg("min") = py::none(), py::arg("max") = py::none())
       .def("clip", [](const Tensor& x, std::optional<Scalar> lo, std::optional<Scalar> hi) { return clamp(x, lo, hi); },
            py::arg("min") = py::none(), py::arg("max") = py::none())
-      .def("prod", [](const Tensor& x, py::object dim, bool keepdim) { return prod(x, dims_arg(dim), keepdim); },
+      .def("prod", [](const Tensor& x, py::object dim, bool keepdim) { return prod(x, dims_arg(dim, x), keepdim); },
            py::arg("dim") = py::none(), py::arg("keepdim") = false)
-      .def("amax", [](const Tensor& x, py::object dim, bool keepdim) { return amax(x, dims_arg(dim), keepdim); },
+      .def("amax", [](const Tensor& x, py::object dim, bool keepdim) { return amax(x, dims_arg(dim, x), keepdim); },
            py::arg("dim") = py::none(), py::arg("keepdim") = false)
-      .def("amin", [](const Tensor& x, py::object dim, bool keepdim) { return amin(x, dims_arg(dim), keepdim); },
+      .def("amin", [](const Tensor& x, py::object dim, bool keepdim) { return amin(x, dims_arg(dim, x), keepdim); },
            py::arg("dim") = py::none(), py::arg("keepdim") = false)
       .def("argmax", [](const Tensor& x, std::optional<int64_t> dim, bool keepdim) { return argmax(x, dim, keepdim); },
            py::arg("dim") = py::none(), py::arg("keepdim") = false)
       .def("argmin", [](const Tensor& x, std::optional<int64_t> dim, bool keepdim) { return argmin(x, dim, keepdim); },
            py::arg("dim") = py::none(), py::arg("keepdim") = false)
-      .def("logsumexp", [](const Tensor& x, py::object dim, bool keepdim) { return logsumexp(x, dims_arg(dim), keepdim); },
+      .def("logsumexp", [](const Tensor& x, py::object dim, bool keepdim) { return logsumexp(x, dims_arg(dim, x), keepdim); },
            py::arg("dim"), py::arg("keepdim") = false)
       .def("softmax", [](const Tensor& x, int64_t dim) { return softmax(x, dim); }, py::arg("dim"))
       .def("log_softmax", [](const Tensor& x, int64_t dim) { return log_softmax(x, dim); }, py::arg("dim"))
       .def("squeeze", [](const Tensor& x, std::optional<int64_t> dim) { return squeeze(x, dim); }, py::arg("dim") = py::none())
       .def("unsqueeze", [](const Tensor& x, int64_t dim) { return unsqueeze(x, dim); }, py::arg("dim"))
-      .def("flatten", [](const Tensor& x, int64_t s, int64_t e) { return flatten(x, s, e); },
+      .def("flatten", [](const Tensor& x, int64_t s, int64_t e) {
+        return flatten(x, dagrad_py::dim_arg(s, x.ndim(), "start_dim"), dagrad_py::dim_arg(e, x.ndim(), "end_dim"));
+      },
            py::arg("start_dim") = 0, py::arg("end_dim") = -1)
-      .def("broadcast_to", [](const Tensor& x, const Shape& s) { return expand(x, s); })
+      .def("broadcast_to", [](const Tensor& x, py::args s) { return expand(x, dagrad_py::shape_args(s, "size", -1)); })
       .def("gather", [](const Tensor& x, int64_t dim, const Tensor& idx) { return gather(x, dim, idx); },
            py::arg("dim"), py::arg("index"));
 
@@ -440,10 +447,10 @@ PYBIND11_MODULE(_core, m) {
   m.def("max_dim", [](const Tensor& x, int64_t dim, bool keepdim) { return max_dim(x, dim, keepdim); });
   m.def("min_dim", [](const Tensor& x, int64_t dim, bool keepdim) { return min_dim(x, dim, keepdim); });
   m.def("var", [](const Tensor& x, py::object dim, double correction, bool keepdim) {
-    return var(x, dims_arg(dim), correction, keepdim);
+    return var(x, dims_arg(dim, x), correction, keepdim);
   });
   m.def("std", [](const Tensor& x, py::object dim, double correction, bool keepdim) {
-    return stddev(x, dims_arg(dim), correction, keepdim);
+    return stddev(x, dims_arg(dim, x), correction, keepdim);
   });
   m.def("strided_slice", &strided_slice);
   m.def("index", [](const Tensor& x, const std::vector<Tensor>& idx, int64_t first_dim) { return index(x, idx, first_dim); });
@@ -463,7 +470,7 @@ PYBIND11_MODULE(_core, m) {
   m.def("softplus", &softplus);
   m.def("softmax", &softmax);
   m.def("log_softmax", &log_softmax);
-  m.def("logsumexp", [](const Tensor& x, py::object dim, bool keepdim) { return logsumexp(x, dims_arg(dim), keepdim); });
+  m.def("logsumexp", [](const Tensor& x, py::object dim, bool keepdim) { return logsumexp(x, dims_arg(dim, x), keepdim); });
   auto opt = [](const std::optional<Tensor>& t) { return t ? *t : Tensor(); };
   m.def("linear", [opt](const Tensor& x, const Tensor& w, const std::optional<Tensor>& b) { return linear(x, w, opt(b)); });
   m.def("unfold", &unfold);
@@ -636,6 +643,8 @@ PYBIND11_MODULE(_core, m) {
     return d;
   });
 
+  // Every public binding above names itself and its argument in errors: Note [Argument errors].
+  dagrad_py::install_arg_errors(m, m.attr("Tensor"));
   // Last, over the definitions above: Note [Fast calls].
   dagrad_py::install_fast_calls(m, m.attr("Tensor"));
 }

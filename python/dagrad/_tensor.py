@@ -2,10 +2,12 @@
 import builtins
 import contextlib
 import functools
+import operator
+import warnings
 
 import numpy as np
 
-from . import _core
+from . import _args, _core
 from ._core import Tensor
 
 dtype = _core.dtype
@@ -32,7 +34,9 @@ def _dtype_arg(d):
     if d is builtins.bool:
         return bool
     try:
-        nd = np.dtype(d)
+        with warnings.catch_warnings():  # np.dtype("a") warns of a deprecated alias, then fails below
+            warnings.simplefilter("ignore", DeprecationWarning)
+            nd = np.dtype(d)
     except TypeError:
         raise TypeError(f"unsupported dtype {d!r}") from None
     for k, v in _NUMPY_OF.items():
@@ -52,8 +56,7 @@ def _infer_dtype(arr, from_numpy):
             return float64
         return float32
     raise TypeError(
-        f"tensor: cannot make a tensor from data of numpy dtype {arr.dtype} "
-        "(expected numbers or booleans)")
+        f"tensor(): argument 'data' must hold numbers or booleans, not numpy dtype {arr.dtype}")
 
 
 def tensor(data, dtype=None, requires_grad=False):
@@ -74,7 +77,8 @@ def tensor(data, dtype=None, requires_grad=False):
     >>> dagrad.tensor([[1.0, 2.0]], requires_grad=True).shape
     (1, 2)
     """
-    dt = _dtype_arg(dtype)
+    dt = _args.dtype(dtype, "tensor")
+    requires_grad = _args.boolean(requires_grad, "tensor", "requires_grad")
     if isinstance(data, Tensor):
         arr = data.numpy()
         from_numpy = True
@@ -83,16 +87,16 @@ def tensor(data, dtype=None, requires_grad=False):
         try:
             arr = np.asarray(data)
         except ValueError as e:
-            raise ValueError(f"tensor: data is ragged or not array-like: {e}") from None
+            raise ValueError(f"tensor(): argument 'data' is ragged or not array-like: {e}") from None
         except TypeError as e:
-            raise TypeError(f"tensor: cannot convert data of type {type(data).__name__}: {e}") from None
+            raise TypeError(f"tensor(): argument 'data' of type {type(data).__name__} cannot be converted: {e}") from None
     if arr.dtype.kind not in "biuf":
         if arr.dtype.kind == "O" and not from_numpy:
             raise TypeError(
-                "tensor: data must be numbers or nested sequences of numbers of equal length; "
-                f"got an object of type {type(data).__name__}")
+                "tensor(): argument 'data' must be numbers or nested sequences of numbers of equal length, "
+                f"not {_args.type_name(data)}")
         if dt is None or arr.dtype.kind not in "biufO":
-            raise TypeError(f"tensor: cannot make a tensor from data of numpy dtype {arr.dtype}")
+            raise TypeError(f"tensor(): argument 'data' must hold numbers or booleans, not numpy dtype {arr.dtype}")
     if dt is None:
         dt = _infer_dtype(arr, from_numpy)
     if dt == int64 and arr.dtype.kind == "u" and arr.size and arr.max() > np.iinfo(np.int64).max:
@@ -101,35 +105,34 @@ def tensor(data, dtype=None, requires_grad=False):
     try:
         arr = np.asarray(arr, dtype=_NUMPY_OF[dt], order="C")
     except (TypeError, ValueError) as e:
-        raise TypeError(f"tensor: cannot convert data to {dt}: {e}") from None
+        raise TypeError(f"tensor(): argument 'data' cannot be converted to {dt}: {e}") from None
     return _core._from_numpy(arr, dt, requires_grad)
 
 
 def as_tensor(data, dtype=None):
     """Returns ``data`` if it is already a Tensor of ``dtype``, else ``tensor(data, dtype)``."""
-    if isinstance(data, Tensor) and (dtype is None or data.dtype == _dtype_arg(dtype)):
+    if isinstance(data, Tensor) and (dtype is None or data.dtype == _args.dtype(dtype, "as_tensor")):
         return data
-    return tensor(data, dtype=dtype)
+    try:
+        return tensor(data, dtype=dtype)
+    except (TypeError, ValueError) as e:  # the same checks, reported under this function's name
+        raise type(e)(str(e).replace("tensor():", "as_tensor():", 1)) from None
 
 
-def _size(size):
-    if len(size) == 1 and isinstance(size[0], (tuple, list)):
-        size = tuple(size[0])
-    out = []
-    for s in size:
-        if isinstance(s, builtins.bool) or not isinstance(s, (int, np.integer)):
-            raise TypeError(f"size must be a sequence of ints, got {type(s).__name__}")
-        out.append(int(s))
-    return out
+def _size(size, fn="size"):
+    """f(2, 3), f((2, 3)) or f([2, 3]) as a list of non-negative ints (errors name fn)."""
+    return _args.size(size, fn)
 
 
-def full(size, fill_value, dtype=None, requires_grad=False):
+def full(size, fill_value, dtype=None, requires_grad=False, *, _fn="full"):
     """A tensor of shape ``size`` filled with ``fill_value``.
 
     >>> dagrad.full((2, 2), 7.0).sum().item()
     28.0
     """
-    dt = _dtype_arg(dtype)
+    dt = _args.dtype(dtype, _fn)
+    _args.number(fill_value, _fn, "fill_value")
+    requires_grad = _args.boolean(requires_grad, _fn, "requires_grad")
     if dt is None:
         if isinstance(fill_value, builtins.bool):
             dt = bool
@@ -137,9 +140,7 @@ def full(size, fill_value, dtype=None, requires_grad=False):
             dt = int64
         else:
             dt = _DEFAULT_FLOAT
-    size = _size(size if isinstance(size, (tuple, list)) else (size,))
-    if not isinstance(fill_value, (int, float, np.generic)):  # bool is an int
-        fill_value = float(fill_value)
+    size = _size((size,), _fn)
     return _core.full(size, fill_value, dt, requires_grad)  # exact for int64 (a Scalar)
 
 
@@ -147,31 +148,40 @@ def zeros(*size, dtype=None, requires_grad=False):
     """A tensor of zeros. >>> dagrad.zeros(2, 3).shape
     (2, 3)
     """
-    return _core.full(_size(size), 0.0, _dtype_arg(dtype) or _DEFAULT_FLOAT, requires_grad)
+    return _core.full(_size(size, "zeros"), 0.0, _args.dtype(dtype, "zeros") or _DEFAULT_FLOAT,
+                      _args.boolean(requires_grad, "zeros", "requires_grad"))
 
 
 def ones(*size, dtype=None, requires_grad=False):
     """A tensor of ones. >>> dagrad.ones(3).sum().item()
     3.0
     """
-    return _core.full(_size(size), 1.0, _dtype_arg(dtype) or _DEFAULT_FLOAT, requires_grad)
+    return _core.full(_size(size, "ones"), 1.0, _args.dtype(dtype, "ones") or _DEFAULT_FLOAT,
+                      _args.boolean(requires_grad, "ones", "requires_grad"))
 
 
 def empty(*size, dtype=None, requires_grad=False):
     """An uninitialised tensor (zero-filled here, for reproducibility)."""
-    return zeros(*size, dtype=dtype, requires_grad=requires_grad)
+    return _core.full(_size(size, "empty"), 0.0, _args.dtype(dtype, "empty") or _DEFAULT_FLOAT,
+                      _args.boolean(requires_grad, "empty", "requires_grad"))
 
 
 def zeros_like(t, dtype=None, requires_grad=False):
-    return zeros(t.shape, dtype=dtype or t.dtype, requires_grad=requires_grad)
+    _args.tensor(t, "zeros_like")
+    return full(t.shape, 0, dtype=_args.dtype(dtype, "zeros_like") or t.dtype, requires_grad=requires_grad,
+                _fn="zeros_like")
 
 
 def ones_like(t, dtype=None, requires_grad=False):
-    return ones(t.shape, dtype=dtype or t.dtype, requires_grad=requires_grad)
+    _args.tensor(t, "ones_like")
+    return full(t.shape, 1, dtype=_args.dtype(dtype, "ones_like") or t.dtype, requires_grad=requires_grad,
+                _fn="ones_like")
 
 
 def full_like(t, fill_value, dtype=None, requires_grad=False):
-    return full(t.shape, fill_value, dtype=dtype or t.dtype, requires_grad=requires_grad)
+    _args.tensor(t, "full_like")
+    return full(t.shape, fill_value, dtype=_args.dtype(dtype, "full_like") or t.dtype, requires_grad=requires_grad,
+                _fn="full_like")
 
 
 # Random numbers come from one seeded numpy generator, so manual_seed makes runs repeatable.
@@ -181,17 +191,21 @@ _rng = np.random.default_rng(0)
 def manual_seed(seed):
     """Seeds dagrad's random number generator. >>> _ = dagrad.manual_seed(0)"""
     global _rng
-    _rng = np.random.default_rng(int(seed))
+    if isinstance(seed, (builtins.bool, np.bool_)) or not _args._is_int(seed):
+        raise TypeError(f"manual_seed(): argument 'seed' must be int, not {_args.type_name(seed)}")
+    seed = operator.index(seed)
+    if not -(2 ** 63) <= seed < 2 ** 64:  # PyTorch's range; a negative seed wraps, as in PyTorch
+        raise ValueError(f"manual_seed(): argument 'seed' must be in [-2**63, 2**64), got {seed}")
+    _rng = np.random.default_rng(seed % 2 ** 64)
     return _rng
 
 
-def _random(fn, size, dtype, requires_grad):
-    dt = _dtype_arg(dtype) or _DEFAULT_FLOAT
+def _random(fn, size, dtype, requires_grad, name):
+    dt = _args.dtype(dtype, name) or _DEFAULT_FLOAT
+    requires_grad = _args.boolean(requires_grad, name, "requires_grad")
     if not dt.is_floating_point:
-        raise TypeError(f"random tensors must be floating point, got {dt}")
-    size = _size(size)
-    if any(s < 0 for s in size):
-        raise ValueError(f"negative dimension in size {tuple(size)}")
+        raise TypeError(f"{name}(): argument 'dtype' must be a floating point dtype, got {dt}")
+    size = _size(size, name)
     arr = fn(_rng, tuple(size), _NUMPY_OF[dt])
     return _core._from_numpy(np.asarray(arr, order="C"), dt, requires_grad)
 
@@ -200,41 +214,65 @@ def randn(*size, dtype=None, requires_grad=False):
     """Standard normal samples. >>> dagrad.randn(2, 3).shape
     (2, 3)
     """
-    return _random(lambda g, s, d: g.standard_normal(s, dtype=d), size, dtype, requires_grad)
+    return _random(lambda g, s, d: g.standard_normal(s, dtype=d), size, dtype, requires_grad, "randn")
 
 
 def rand(*size, dtype=None, requires_grad=False):
     """Uniform samples on [0, 1). >>> dagrad.rand(4).shape
     (4,)
     """
-    return _random(lambda g, s, d: g.random(s, dtype=d), size, dtype, requires_grad)
+    return _random(lambda g, s, d: g.random(s, dtype=d), size, dtype, requires_grad, "rand")
 
 
 def randn_like(t, dtype=None, requires_grad=False):
-    return randn(t.shape, dtype=dtype or t.dtype, requires_grad=requires_grad)
+    _args.tensor(t, "randn_like")
+    return _random(lambda g, s, d: g.standard_normal(s, dtype=d), t.shape,
+                   _args.dtype(dtype, "randn_like") or t.dtype, requires_grad, "randn_like")
 
 
 def rand_like(t, dtype=None, requires_grad=False):
-    return rand(t.shape, dtype=dtype or t.dtype, requires_grad=requires_grad)
+    _args.tensor(t, "rand_like")
+    return _random(lambda g, s, d: g.random(s, dtype=d), t.shape,
+                   _args.dtype(dtype, "rand_like") or t.dtype, requires_grad, "rand_like")
 
 
 def arange(start, end=None, step=1, dtype=None, requires_grad=False):
     """Evenly spaced values in [start, end). >>> dagrad.arange(3).tolist()
     [0, 1, 2]
     """
+    start = _exact_number(start, "arange", "start")
+    end = None if end is None else _exact_number(end, "arange", "end")
+    step = _exact_number(step, "arange", "step")
+    if step == 0:
+        raise ValueError("arange(): argument 'step' must be nonzero")
     if end is None:
         start, end = 0, start
+    n = np.ceil((end - start) / step)
+    if not np.isfinite(n) or n > 2 ** 62:
+        raise ValueError(f"arange(): the range from {start} to {end} by {step} has too many elements")
     arr = np.arange(start, end, step)
-    dt = _dtype_arg(dtype)
+    dt = _args.dtype(dtype, "arange")
     if dt is None:
         dt = int64 if arr.dtype.kind in "iu" else _DEFAULT_FLOAT
     return tensor(arr, dtype=dt, requires_grad=requires_grad)
+
+
+def _exact_number(v, fn, name):
+    """A number kept as given (ints stay exact for arange), checked like _args.number."""
+    _args.number(v, fn, name)
+    return v
 
 
 def linspace(start, end, steps, dtype=None, requires_grad=False):
     """``steps`` values from start to end inclusive. >>> dagrad.linspace(0, 1, 3).tolist()
     [0.0, 0.5, 1.0]
     """
+    dtype = _args.dtype(dtype, "linspace")
+    start = _args.number(start, "linspace", "start")
+    end = _args.number(end, "linspace", "end")
+    steps = _args.integer(steps, "linspace", "steps")
+    if steps < 0:
+        raise ValueError(f"linspace(): argument 'steps' must be non-negative, got {steps}")
     return tensor(np.linspace(start, end, steps), dtype=dtype or _DEFAULT_FLOAT,
                   requires_grad=requires_grad)
 
@@ -245,6 +283,8 @@ def realize(*tensors):
     >>> a, b = dagrad.ones(2) * 2, dagrad.ones(2) * 3
     >>> dagrad.realize(a, b)
     """
+    for t in tensors:
+        _args.tensor(t, "realize", "tensors")
     _core.realize(list(tensors))
 
 
@@ -286,8 +326,9 @@ class set_grad_enabled(contextlib.ContextDecorator):
     """Sets grad mode; usable as a function call or a context manager."""
 
     def __init__(self, mode):
+        mode = _args.boolean(mode, "set_grad_enabled", "mode")
         self._prev = _core.is_grad_enabled()
-        _core.set_grad_enabled(builtins.bool(mode))
+        _core.set_grad_enabled(mode)
 
     def __enter__(self):
         return self
@@ -309,9 +350,7 @@ def set_num_threads(n):
     At most ``max(64, cores)`` (Note [Thread cap]); a larger or non-positive count raises
     ValueError, as does the same value in ``DAGRAD_NUM_THREADS``.
     """
-    if isinstance(n, builtins.bool) or not isinstance(n, (int, np.integer)):
-        raise TypeError(f"set_num_threads: expected an int, got {type(n).__name__}")
-    n = int(n)
+    n = _args.integer(n, "set_num_threads", "n", allow_bool=False)
     if n < 1 or n > _core.max_threads():
         _core.set_num_threads(builtins.max(0, builtins.min(n, 1 << 40)))  # raises the ValueError
     _core.set_num_threads(n)
@@ -345,9 +384,7 @@ def _binary(name):
 
     @functools.wraps(f)
     def op(input, other):
-        if not isinstance(input, Tensor):
-            input = tensor(input)
-        return f(input, other)
+        return f(_args.tensor_like(input, name, "input"), other)
     op.__name__ = name
     return op
 
@@ -359,6 +396,8 @@ neg, exp, log, sqrt, tanh, sigmoid, relu = (
 
 def pow(input, exponent):  # noqa: A001
     """``input ** exponent`` for a Python-number exponent."""
+    _args.tensor(input, "pow")
+    _args.number(exponent, "pow", "exponent")
     return input ** exponent
 
 
@@ -368,27 +407,27 @@ def matmul(input, other):
     >>> dagrad.matmul(dagrad.ones(2, 3), dagrad.ones(3, 4)).shape
     (2, 4)
     """
-    return as_tensor(input) @ other
+    return _args.tensor_like(input, "matmul", "input") @ _args.tensor_like(other, "matmul", "other")
 
 
 def sum(input, dim=None, keepdim=False):  # noqa: A001
-    return input.sum(dim=dim, keepdim=keepdim)
+    return _args.tensor(input, "sum").sum(dim=dim, keepdim=keepdim)
 
 
 def mean(input, dim=None, keepdim=False):
-    return input.mean(dim=dim, keepdim=keepdim)
+    return _args.tensor(input, "mean").mean(dim=dim, keepdim=keepdim)
 
 
 def reshape(input, shape):
-    return input.reshape(shape)
+    return _args.tensor(input, "reshape").reshape(shape)
 
 
 def transpose(input, dim0, dim1):
-    return input.transpose(dim0, dim1)
+    return _args.tensor(input, "transpose").transpose(dim0, dim1)
 
 
 def permute(input, dims):
-    return input.permute(dims)
+    return _args.tensor(input, "permute").permute(dims)
 
 
 # ----------------------------------------------------------------------------- Tensor methods
@@ -445,9 +484,12 @@ def _backward(self, gradient=None, retain_graph=None, create_graph=False):
     >>> x.grad.item()
     6.0
     """
-    if retain_graph is None:
-        retain_graph = create_graph
-    self._backward(gradient, builtins.bool(retain_graph), builtins.bool(create_graph))
+    if gradient is not None and not isinstance(gradient, (Tensor, int, float, np.number)):
+        raise TypeError(f"backward(): argument 'gradient' must be a Tensor, a number or None, "
+                        f"not {_args.type_name(gradient)}")
+    create_graph = _args.boolean(create_graph, "backward", "create_graph")
+    retain_graph = create_graph if retain_graph is None else _args.boolean(retain_graph, "backward", "retain_graph")
+    self._backward(gradient, retain_graph, create_graph)
 
 
 def _tolist(self):
@@ -472,15 +514,9 @@ def _len(self):
 def _size_method(self, dim=None):
     if dim is None:
         return self.shape
-    if isinstance(dim, builtins.bool) or not isinstance(dim, (int, np.integer)):
-        raise TypeError(f"size: dim must be an int, got {type(dim).__name__}")
-    nd = self.ndim
-    if nd == 0:
-        raise IndexError(f"size: dimension {dim} was given, but a 0-d tensor has no dimensions")
-    if not -nd <= dim < nd:
-        raise IndexError(f"size: dimension {dim} is out of range for a tensor of {nd} dimensions "
-                         f"(expected to be in range of [{-nd}, {nd - 1}])")
-    return self.shape[dim]
+    if self.ndim == 0:  # PyTorch: a 0-d tensor has no dim to ask the size of
+        raise IndexError(f"size(): argument 'dim' is out of range: dimension {dim} of a tensor of 0 dimensions")
+    return self.shape[_args.dim(dim, "size", self.ndim)]
 
 
 def _scalar_conv(kind):
@@ -522,53 +558,61 @@ def _max(self, dim=None, keepdim=False):
     the gradient going to the first maximum."""
     if isinstance(dim, Tensor):
         return maximum(self, dim)
+    keepdim = _args.boolean(keepdim, "max", "keepdim")
     if dim is None:
         return self.amax()
-    return _MinMax(*_core.max_dim(self, int(dim), builtins.bool(keepdim)))
+    return _MinMax(*_core.max_dim(self, _args.dim(dim, "max", self.ndim), keepdim))
 
 
 def _min(self, dim=None, keepdim=False):
     if isinstance(dim, Tensor):
         return minimum(self, dim)
+    keepdim = _args.boolean(keepdim, "min", "keepdim")
     if dim is None:
         return self.amin()
-    return _MinMax(*_core.min_dim(self, int(dim), builtins.bool(keepdim)))
+    return _MinMax(*_core.min_dim(self, _args.dim(dim, "min", self.ndim), keepdim))
 
 
-def _correction(unbiased, correction):
+def _correction(unbiased, correction, fn):
     if correction is not None:
-        return float(correction)
-    return 1.0 if unbiased is None or unbiased else 0.0
+        return _args.number(correction, fn, "correction")
+    if unbiased is None:
+        return 1.0
+    return 1.0 if _args.boolean(unbiased, fn, "unbiased") else 0.0
 
 
 def _var(self, dim=None, unbiased=None, keepdim=False, *, correction=None):
     if isinstance(dim, builtins.bool):  # var(False): the positional 'unbiased' of old PyTorch
         dim, unbiased = None, dim
-    return _core.var(self, dim, _correction(unbiased, correction), builtins.bool(keepdim))
+    return _core.var(self, _args.dims(dim, "var", self.ndim), _correction(unbiased, correction, "var"),
+                     _args.boolean(keepdim, "var", "keepdim"))
 
 
 def _std(self, dim=None, unbiased=None, keepdim=False, *, correction=None):
     if isinstance(dim, builtins.bool):
         dim, unbiased = None, dim
-    return _core.std(self, dim, _correction(unbiased, correction), builtins.bool(keepdim))
+    return _core.std(self, _args.dims(dim, "std", self.ndim), _correction(unbiased, correction, "std"),
+                     _args.boolean(keepdim, "std", "keepdim"))
 
 
-def _split(self, split_size_or_sections, dim=0):
-    if self.ndim == 0:
-        raise IndexError("split: a 0-d tensor has no dimension to split")
-    n = _size_method(self, dim)
-    if isinstance(split_size_or_sections, (int, np.integer)):
-        s = int(split_size_or_sections)
+def _split(self, split_size_or_sections, dim=0, _arg="split_size"):
+    dim = _args.dim(dim, "split", self.ndim)
+    n = self.shape[dim] if self.ndim else 1
+    if _args._is_int(split_size_or_sections):
+        s = _args.integer(split_size_or_sections, "split", _arg)
         if s <= 0:
-            raise ValueError(f"split: split_size must be positive, got {s}")
+            raise ValueError(f"split(): argument '{_arg}' must be positive, got {s}")
         sizes = [builtins.min(s, n - i) for i in range(0, n, s)] or [0]
+    elif isinstance(split_size_or_sections, (list, tuple)):
+        sizes = _args.int_list(split_size_or_sections, "split", _arg)
     else:
-        sizes = [int(v) for v in split_size_or_sections]
-    return tuple(_core.split(self, sizes, int(dim)))
+        raise TypeError(f"split(): argument '{_arg}' must be an int or a sequence of ints, "
+                        f"not {_args.type_name(split_size_or_sections)}")
+    return tuple(_core.split(self, sizes, dim))
 
 
 def _chunk(self, chunks, dim=0):
-    return tuple(_core.chunk(self, int(chunks), int(dim)))
+    return tuple(_core.chunk(self, _args.integer(chunks, "chunk", "chunks"), _args.dim(dim, "chunk", self.ndim)))
 
 
 def _unary_method(name):
@@ -592,52 +636,101 @@ def _t(x):
     return x if isinstance(x, Tensor) else tensor(x)
 
 
+_cast = Tensor.to  # the C++ binding: cast to a dagrad dtype
+
+
+def _to(self, *args, dtype=None, device=None, copy=False, non_blocking=False):
+    """A tensor of another dtype, with PyTorch's forms: ``to(dtype)``, ``to(other)`` (other's
+    dtype), ``to(device)`` and ``to(device, dtype)``. dagrad runs on the CPU, so the only
+    device is ``"cpu"``; ``copy=True`` returns a new tensor even when nothing changes.
+
+    >>> dagrad.ones(2).to(dagrad.float64).dtype
+    dagrad.float64
+    """
+    if len(args) > 2:
+        raise TypeError(f"to() takes at most 2 positional arguments ({len(args)} given)")
+    for a in args:
+        if isinstance(a, Tensor):
+            if dtype is not None:
+                raise TypeError("to(): got a tensor and a dtype; pass one of them")
+            dtype = a.dtype
+        elif isinstance(a, str) or _is_device(a):
+            device = a
+        elif dtype is None:
+            dtype = a
+        else:
+            raise TypeError(f"to(): argument 'dtype' given twice ({dtype!r} and {a!r})")
+    if device is not None and str(device) != "cpu":
+        # What PyTorch raises for to('float64'), which it reads as a device string.
+        raise RuntimeError(f"to(): invalid device {device!r}: dagrad runs on the CPU only ('cpu'); for a dtype "
+                           f"pass a dtype such as dagrad.float64, not a string")
+    _args.boolean(copy, "to", "copy")
+    _args.boolean(non_blocking, "to", "non_blocking")
+    if dtype is None:
+        return self.detach() * 1 if copy else self
+    dt = _args.dtype(dtype, "to")
+    if dt == self.dtype and not copy:
+        return self
+    return _cast(self, dt)
+
+
+def _is_device(a):
+    return type(a).__name__ == "device"  # torch.device, if a caller passes one
+
+
+Tensor.to = _to
+
+
 def abs(input):  # noqa: A001
-    return _core.abs(input)
+    return _core.abs(_args.tensor(input, "abs"))
 
 
 def sign(input):
-    return _core.sign(input)
+    return _core.sign(_args.tensor(input, "sign"))
 
 
 def sin(input):
-    return _core.sin(input)
+    return _core.sin(_args.tensor(input, "sin"))
 
 
 def cos(input):
-    return _core.cos(input)
+    return _core.cos(_args.tensor(input, "cos"))
 
 
 def log1p(input):
-    return _core.log1p(input)
+    return _core.log1p(_args.tensor(input, "log1p"))
 
 
 def expm1(input):
-    return _core.expm1(input)
+    return _core.expm1(_args.tensor(input, "expm1"))
 
 
 def erf(input):
-    return _core.erf(input)
+    return _core.erf(_args.tensor(input, "erf"))
 
 
 def square(input):
-    return _core.square(input)
+    return _core.square(_args.tensor(input, "square"))
 
 
 def rsqrt(input):
-    return _core.rsqrt(input)
+    return _core.rsqrt(_args.tensor(input, "rsqrt"))
 
 
 def clamp(input, min=None, max=None):  # noqa: A002
-    return input.clamp(min, max)
+    return _args.tensor(input, "clamp").clamp(min, max)
 
 
-clip = clamp
+def clip(input, min=None, max=None):  # noqa: A002
+    return _args.tensor(input, "clip").clip(min, max)
 
 
 def where(condition, input, other):
     """Elementwise ``input if condition else other``; numbers broadcast as 0-d tensors."""
-    cond = _t(condition)
+    cond = _args.tensor_like(condition, "where", "condition")
+    for name, v in (("input", input), ("other", other)):
+        if not isinstance(v, Tensor):  # a number, made a 0-d tensor below
+            _args.number(v, "where", name)
     a = input if isinstance(input, Tensor) else None
     b = other if isinstance(other, Tensor) else None
     like = a if a is not None else b
@@ -650,125 +743,136 @@ def where(condition, input, other):
 
 
 def maximum(input, other):
-    return _core.maximum(_t(input), _t(other))
+    return _core.maximum(_args.tensor_like(input, "maximum", "input"), _args.tensor_like(other, "maximum", "other"))
 
 
 def minimum(input, other):
-    return _core.minimum(_t(input), _t(other))
+    return _core.minimum(_args.tensor_like(input, "minimum", "input"), _args.tensor_like(other, "minimum", "other"))
 
 
 def max(input, dim=None, keepdim=False):  # noqa: A001
-    return input.max(dim, keepdim)
+    return _args.tensor(input, "max").max(dim, keepdim)
 
 
 def min(input, dim=None, keepdim=False):  # noqa: A001
-    return input.min(dim, keepdim)
+    return _args.tensor(input, "min").min(dim, keepdim)
 
 
 def amax(input, dim=None, keepdim=False):
-    return input.amax(dim, keepdim)
+    return _args.tensor(input, "amax").amax(dim, keepdim)
 
 
 def amin(input, dim=None, keepdim=False):
-    return input.amin(dim, keepdim)
+    return _args.tensor(input, "amin").amin(dim, keepdim)
 
 
 def argmax(input, dim=None, keepdim=False):
-    return input.argmax(dim, keepdim)
+    return _args.tensor(input, "argmax").argmax(dim, keepdim)
 
 
 def argmin(input, dim=None, keepdim=False):
-    return input.argmin(dim, keepdim)
+    return _args.tensor(input, "argmin").argmin(dim, keepdim)
 
 
 def prod(input, dim=None, keepdim=False):
-    return input.prod(dim, keepdim)
+    return _args.tensor(input, "prod").prod(dim, keepdim)
 
 
 def var(input, dim=None, unbiased=None, keepdim=False, *, correction=None):
-    return _var(input, dim, unbiased, keepdim, correction=correction)
+    return _var(_args.tensor(input, "var"), dim, unbiased, keepdim, correction=correction)
 
 
 def std(input, dim=None, unbiased=None, keepdim=False, *, correction=None):
-    return _std(input, dim, unbiased, keepdim, correction=correction)
+    return _std(_args.tensor(input, "std"), dim, unbiased, keepdim, correction=correction)
 
 
 def logsumexp(input, dim, keepdim=False):
-    return input.logsumexp(dim, keepdim)
+    return _args.tensor(input, "logsumexp").logsumexp(dim, keepdim)
 
 
 def softmax(input, dim):
-    return _core.softmax(input, int(dim))
+    _args.tensor(input, "softmax")
+    return _core.softmax(input, _args.dim(dim, "softmax", input.ndim))
 
 
 def log_softmax(input, dim):
-    return _core.log_softmax(input, int(dim))
+    _args.tensor(input, "log_softmax")
+    return _core.log_softmax(input, _args.dim(dim, "log_softmax", input.ndim))
+
+
+def _cat(tensors, dim, fn, new_dim):
+    ts = _args.tensors(tensors, fn)
+    ndim = (ts[0].ndim if ts else 1) + new_dim
+    return ts, _args.dim(dim, fn, builtins.max(ndim, 1))
 
 
 def cat(tensors, dim=0):
     """Concatenates tensors along an existing dim. >>> dagrad.cat([dagrad.ones(2), dagrad.zeros(1)]).tolist()
     [1.0, 1.0, 0.0]
     """
-    return _core.cat([_t(t) for t in tensors], int(dim))
+    return _core.cat(*_cat(tensors, dim, "cat", 0))
 
 
-concat = cat
+def concat(tensors, dim=0):
+    """``cat`` under numpy's name."""
+    return _core.cat(*_cat(tensors, dim, "concat", 0))
 
 
 def stack(tensors, dim=0):
-    return _core.stack([_t(t) for t in tensors], int(dim))
+    return _core.stack(*_cat(tensors, dim, "stack", 1))
 
 
 def split(tensor, split_size_or_sections, dim=0):
-    return _split(tensor, split_size_or_sections, dim)
+    return _split(_args.tensor(tensor, "split", "tensor"), split_size_or_sections, dim, "split_size_or_sections")
 
 
 def chunk(input, chunks, dim=0):
-    return _chunk(input, chunks, dim)
+    return _chunk(_args.tensor(input, "chunk"), chunks, dim)
 
 
 def gather(input, dim, index):
-    return input.gather(int(dim), _t(index))
+    _args.tensor(input, "gather")
+    return input.gather(_args.dim(dim, "gather", input.ndim), _args.tensor(index, "gather", "index"))
 
 
 def squeeze(input, dim=None):
-    return input.squeeze(dim)
+    return _args.tensor(input, "squeeze").squeeze(dim)
 
 
 def unsqueeze(input, dim):
-    return input.unsqueeze(dim)
+    return _args.tensor(input, "unsqueeze").unsqueeze(dim)
 
 
 def flatten(input, start_dim=0, end_dim=-1):
-    return input.flatten(start_dim, end_dim)
+    return _args.tensor(input, "flatten").flatten(start_dim, end_dim)
 
 
 def broadcast_to(input, size):
-    return input.broadcast_to(list(size))
+    return _args.tensor(input, "broadcast_to").broadcast_to(size)
 
 
 def eq(input, other):
-    return input == other
+    return _args.tensor_like(input, "eq", "input").eq(other)
 
 
 def ne(input, other):
-    return input != other
+    return _args.tensor_like(input, "ne", "input").ne(other)
 
 
 def lt(input, other):
-    return input < other
+    return _args.tensor_like(input, "lt", "input").lt(other)
 
 
 def le(input, other):
-    return input <= other
+    return _args.tensor_like(input, "le", "input").le(other)
 
 
 def gt(input, other):
-    return input > other
+    return _args.tensor_like(input, "gt", "input").gt(other)
 
 
 def ge(input, other):
-    return input >= other
+    return _args.tensor_like(input, "ge", "input").ge(other)
 
 
 def _deepcopy(self, memo):

@@ -1,13 +1,21 @@
 """Functional autodiff: ``dagrad.autograd.grad``, PyTorch's names and semantics."""
-from . import _core
+from . import _args, _core
 from ._core import Tensor
 
 
-def _as_list(x):
+def _as_list(x, fn="grad", name="outputs", optional=False):
+    """A tensor or a sequence of tensors (None entries too where `optional`), as a list."""
     if x is None:
         return []
     if isinstance(x, Tensor):
         return [x]
+    if not isinstance(x, (list, tuple)):
+        raise TypeError(f"{fn}(): argument '{name}' must be a Tensor or a sequence of Tensors, "
+                        f"not {_args.type_name(x)}")
+    for t in x:
+        if not (isinstance(t, Tensor) or (optional and t is None)):
+            raise TypeError(f"{fn}(): argument '{name}' must be a Tensor or a sequence of Tensors, "
+                            f"but holds a {_args.type_name(t)}")
     return list(x)
 
 
@@ -24,24 +32,24 @@ def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph=Fal
     >>> g.item()
     12.0
     """
-    outs = _as_list(outputs)
-    ins = _as_list(inputs)
-    gouts = _as_list(grad_outputs)
+    outs = _as_list(outputs, "grad", "outputs")
+    ins = _as_list(inputs, "grad", "inputs")
+    gouts = _as_list(grad_outputs, "grad", "grad_outputs", optional=True)
     if not gouts:
         gouts = [None] * len(outs)
-    if retain_graph is None:
-        retain_graph = create_graph
-    return tuple(_core.grad(outs, ins, gouts, bool(retain_graph), bool(create_graph),
-                            bool(allow_unused)))
+    create_graph = _args.boolean(create_graph, "grad", "create_graph")
+    retain_graph = create_graph if retain_graph is None else _args.boolean(retain_graph, "grad", "retain_graph")
+    return tuple(_core.grad(outs, ins, gouts, retain_graph, create_graph,
+                            _args.boolean(allow_unused, "grad", "allow_unused")))
 
 
 def backward(tensors, grad_tensors=None, retain_graph=None, create_graph=False):
     """Like ``Tensor.backward`` for several roots at once, in one scheduler run."""
-    ts = _as_list(tensors)
-    gs = _as_list(grad_tensors) or [None] * len(ts)
-    if retain_graph is None:
-        retain_graph = create_graph
-    _core.backward(ts, gs, bool(retain_graph), bool(create_graph))
+    ts = _as_list(tensors, "backward", "tensors")
+    gs = _as_list(grad_tensors, "backward", "grad_tensors", optional=True) or [None] * len(ts)
+    create_graph = _args.boolean(create_graph, "backward", "create_graph")
+    retain_graph = create_graph if retain_graph is None else _args.boolean(retain_graph, "backward", "retain_graph")
+    _core.backward(ts, gs, retain_graph, create_graph)
 
 
 class GradcheckError(RuntimeError):

@@ -40,7 +40,7 @@ import warnings
 
 import numpy as np
 
-from . import _core, _tensor
+from . import _args, _core
 from ._core import Tensor
 from .optim import optimizer as _optimizer
 
@@ -173,12 +173,15 @@ class CompiledFunction:
                     "dagrad.set_compile_cache_size_limit(n)",
                     RecompileWarning, stacklevel=3)
 
-    @staticmethod
-    def _as_tensor(a):
-        return a if isinstance(a, Tensor) else _tensor.tensor(np.asarray(a))
+    def _as_tensor(self, a, i):
+        if isinstance(a, Tensor):
+            return a
+        if isinstance(a, (list, tuple, int, float, np.generic)):
+            a = np.asarray(a)  # numpy's dtypes: a Python float input is float64, as before
+        return _args.tensor_like(a, f"compiled {getattr(self.fn, '__name__', 'function')}", f"args[{i}]")
 
     def __call__(self, *args):
-        args = [self._as_tensor(a) for a in args]
+        args = [self._as_tensor(a, i) for i, a in enumerate(args)]
         key = tuple((tuple(a.shape), a.dtype.name, a.requires_grad) for a in args)
         tr = self.traces.get(key)
         if tr is not None and tr.program.preconditions_hold():

@@ -7,7 +7,7 @@
 """
 import numpy as np
 
-from . import _tensor
+from . import _args, _tensor
 from ._core import Tensor
 
 
@@ -106,10 +106,11 @@ class DataLoader:
 
     def __init__(self, dataset, batch_size=1, shuffle=False, drop_last=False, seed=None,
                  collate_fn=None):
-        if batch_size is None or int(batch_size) <= 0:
-            raise ValueError(f"batch_size should be a positive integer, got {batch_size}")
+        if batch_size is None or _args.integer(batch_size, "DataLoader", "batch_size", allow_bool=False) <= 0:
+            raise ValueError(f"DataLoader(): argument 'batch_size' should be a positive integer, got {batch_size}")
         self.dataset, self.batch_size = dataset, int(batch_size)
-        self.shuffle, self.drop_last = bool(shuffle), bool(drop_last)
+        self.shuffle = _args.boolean(shuffle, "DataLoader", "shuffle")
+        self.drop_last = _args.boolean(drop_last, "DataLoader", "drop_last")
         self.collate_fn = collate_fn or default_collate
         self._rng = np.random.default_rng(seed) if seed is not None else None
 

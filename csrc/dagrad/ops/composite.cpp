@@ -518,6 +518,9 @@ Tensor cross_entropy(const Tensor& logits, const Tensor& target, const Tensor& w
                      int64_t ignore_index, double ls) {
   if (ls < 0.0 || ls > 1.0) throw ValueError("cross_entropy: label_smoothing must be in [0, 1]");
   if (logits.ndim() == 0) throw ShapeError("cross_entropy: input must have at least 1 dimension");
+  // Checked here, so that an int input is reported under cross_entropy, not its fused row op.
+  if (!is_floating(logits.dtype()))
+    throw TypeError(std::string("cross_entropy: input must be floating point, got ") + dtype_name(logits.dtype()));
   const int64_t cdim = logits.ndim() == 1 ? 0 : 1;
   const int64_t C = logits.shape()[cdim];
   check_weight("cross_entropy", weight, C);

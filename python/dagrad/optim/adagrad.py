@@ -1,5 +1,5 @@
 from .. import _core, _tensor
-from .optimizer import Optimizer, _check
+from .optimizer import Optimizer, _check, _hypers
 
 
 class Adagrad(Optimizer):
@@ -10,6 +10,8 @@ class Adagrad(Optimizer):
 
     def __init__(self, params, lr=1e-2, lr_decay=0.0, weight_decay=0.0, initial_accumulator_value=0.0,
                  eps=1e-10, *, maximize=False):
+        _hypers("Adagrad", lr=lr, lr_decay=lr_decay, weight_decay=weight_decay,
+                initial_accumulator_value=initial_accumulator_value, eps=eps, maximize=maximize)
         _check(lr >= 0.0, f"Invalid learning rate: {lr}")
         _check(lr_decay >= 0.0, f"Invalid lr_decay value: {lr_decay}")
         _check(weight_decay >= 0.0, f"Invalid weight_decay value: {weight_decay}")

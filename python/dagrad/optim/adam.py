@@ -1,5 +1,5 @@
 from .. import _core
-from .optimizer import Optimizer, _check
+from .optimizer import Optimizer, _check, _hypers
 
 
 class Adam(Optimizer):
@@ -11,6 +11,8 @@ class Adam(Optimizer):
 
     def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0,
                  amsgrad=False, *, maximize=False):
+        _hypers(type(self).__name__, lr=lr, betas=betas, eps=eps, weight_decay=weight_decay, amsgrad=amsgrad,
+                maximize=maximize)
         _check(lr >= 0.0, f"Invalid learning rate: {lr}")
         _check(eps >= 0.0, f"Invalid epsilon value: {eps}")
         _check(0.0 <= betas[0] < 1.0, f"Invalid beta parameter at index 0: {betas[0]}")

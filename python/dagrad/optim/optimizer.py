@@ -4,8 +4,25 @@ import weakref
 
 import numpy as np
 
-from .. import _core, _tensor
+from .. import _args, _core, _tensor
 from .._core import Tensor
+
+_BOOL_HYPERS = ("nesterov", "amsgrad", "centered", "maximize")
+
+
+def _hypers(owner, **values):
+    """Type checks of an optimizer's hyperparameters, before their ranges are compared, so that
+    SGD(lr='a') is a TypeError naming SGD and lr (Note [Argument errors])."""
+    for name, v in values.items():
+        if name in _BOOL_HYPERS:
+            _args.boolean(v, owner, name)
+        elif name == "betas":
+            if not isinstance(v, (list, tuple)) or len(v) != 2:
+                raise TypeError(f"{owner}(): argument 'betas' must be a pair of numbers, not {v!r:.40}")
+            for b in v:
+                _args.number(b, owner, name)
+        elif not (isinstance(v, Tensor) and v.numel() == 1):  # a 1-element tensor lr is fine
+            _args.number(v, owner, name)
 
 # Every live optimizer, so that a compiled step can push current hyperparameters (a changed
 # learning rate) into the C++ update kernels before it replays (see dagrad.compile).

@@ -1,5 +1,5 @@
 from .. import _core
-from .optimizer import Optimizer, _check
+from .optimizer import Optimizer, _check, _hypers
 
 
 class SGD(Optimizer):
@@ -18,6 +18,8 @@ class SGD(Optimizer):
 
     def __init__(self, params, lr=1e-3, momentum=0.0, dampening=0.0, weight_decay=0.0,
                  nesterov=False, *, maximize=False):
+        _hypers("SGD", lr=lr, momentum=momentum, dampening=dampening, weight_decay=weight_decay,
+                nesterov=nesterov, maximize=maximize)
         _check(lr >= 0.0, f"Invalid learning rate: {lr}")
         _check(momentum >= 0.0, f"Invalid momentum value: {momentum}")
         _check(weight_decay >= 0.0, f"Invalid weight_decay value: {weight_decay}")

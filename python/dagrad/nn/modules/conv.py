@@ -1,18 +1,21 @@
 """``Conv1d`` and ``Conv2d`` with PyTorch's arguments, parameter shapes and initialisation."""
 import math
 
+from ... import _args
 from .. import functional as F
 from .. import init
 from .linear import _empty_parameter, _factory_dtype
 from .module import Module
 
 
-def _ntuple(v, n, name):
+def _ntuple(v, n, name, owner="Conv"):
     if isinstance(v, (tuple, list)):
         if len(v) != n:
-            raise ValueError(f"{name} must be an int or a tuple of {n} ints, got {v!r}")
-        return tuple(int(a) for a in v)
-    return (int(v),) * n
+            raise ValueError(f"{owner}(): argument '{name}' must be an int or a tuple of {n} ints, got {v!r}")
+        return tuple(_args.integer(a, owner, name) for a in v)
+    if not _args._is_int(v):
+        raise TypeError(f"{owner}(): argument '{name}' must be an int or a tuple of {n} ints, not {_args.type_name(v)}")
+    return (_args.integer(v, owner, name),) * n
 
 
 class _ConvNd(Module):
@@ -23,6 +26,10 @@ class _ConvNd(Module):
         super().__init__()
         n = self._n
         dt = _factory_dtype(dtype, device)
+        owner = type(self).__name__
+        in_channels = _args.count(in_channels, owner, "in_channels")
+        out_channels = _args.count(out_channels, owner, "out_channels")
+        groups = _args.integer(groups, owner, "groups")
         if groups <= 0:
             raise ValueError("groups must be a positive integer")
         if in_channels % groups != 0:
@@ -33,9 +40,9 @@ class _ConvNd(Module):
             raise NotImplementedError(f"padding_mode {padding_mode!r} is not supported (only 'zeros')")
         self.in_channels = int(in_channels)
         self.out_channels = int(out_channels)
-        self.kernel_size = _ntuple(kernel_size, n, "kernel_size")
-        self.stride = _ntuple(stride, n, "stride")
-        self.dilation = _ntuple(dilation, n, "dilation")
+        self.kernel_size = _ntuple(kernel_size, n, "kernel_size", owner)
+        self.stride = _ntuple(stride, n, "stride", owner)
+        self.dilation = _ntuple(dilation, n, "dilation", owner)
         if isinstance(padding, str):
             if padding not in ("same", "valid"):
                 raise ValueError(f"Invalid padding string {padding!r}, should be one of {{'valid', 'same'}}")
@@ -43,7 +50,7 @@ class _ConvNd(Module):
                 raise ValueError("padding='same' is not supported for strided convolutions")
             self.padding = padding
         else:
-            self.padding = _ntuple(padding, n, "padding")
+            self.padding = _ntuple(padding, n, "padding", owner)
         self.output_padding = (0,) * n
         self.transposed = False
         self.groups = int(groups)

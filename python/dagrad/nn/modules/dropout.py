@@ -1,4 +1,5 @@
 """``Dropout``."""
+from ... import _args
 from .. import functional as F
 from .module import Module
 
@@ -15,8 +16,8 @@ class Dropout(Module):
 
     def __init__(self, p=0.5, inplace=False):
         super().__init__()
-        if p < 0 or p > 1:
-            raise ValueError(f"dropout probability has to be between 0 and 1, but got {p}")
+        if _args.number(p, type(self).__name__, "p") < 0 or p > 1:
+            raise ValueError(f"{type(self).__name__}(): dropout probability has to be between 0 and 1, but got {p}")
         self.p = p
         self.inplace = inplace
 

@@ -1,7 +1,7 @@
 """``Identity`` and ``Linear``."""
 import math
 
-from ... import _tensor
+from ... import _args, _tensor
 from .. import functional as F
 from .. import init
 from ..parameter import Parameter
@@ -50,8 +50,8 @@ class Linear(Module):
     def __init__(self, in_features, out_features, bias=True, device=None, dtype=None):
         super().__init__()
         dt = _factory_dtype(dtype, device)
-        self.in_features = int(in_features)
-        self.out_features = int(out_features)
+        self.in_features = _args.count(in_features, "Linear", "in_features")
+        self.out_features = _args.count(out_features, "Linear", "out_features")
         self.weight = _empty_parameter(self.out_features, self.in_features, dtype=dt)
         if bias:
             self.bias = _empty_parameter(self.out_features, dtype=dt)

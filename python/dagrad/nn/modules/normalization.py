@@ -1,7 +1,6 @@
 """``LayerNorm``, ``BatchNorm1d`` and ``BatchNorm2d``."""
-import numbers
 
-from ... import _tensor
+from ... import _args, _tensor
 from .. import functional as F
 from .. import init
 from .linear import _empty_parameter, _factory_dtype
@@ -21,10 +20,8 @@ class LayerNorm(Module):
                  device=None, dtype=None):
         super().__init__()
         dt = _factory_dtype(dtype, device)
-        if isinstance(normalized_shape, numbers.Integral):
-            normalized_shape = (normalized_shape,)
-        self.normalized_shape = tuple(int(s) for s in normalized_shape)
-        self.eps = eps
+        self.normalized_shape = tuple(_args.size((normalized_shape,), "LayerNorm", "normalized_shape"))
+        self.eps = _args.number(eps, "LayerNorm", "eps")
         self.elementwise_affine = elementwise_affine
         if elementwise_affine:
             self.weight = _empty_parameter(*self.normalized_shape, dtype=dt)
@@ -56,8 +53,10 @@ class _BatchNorm(Module):
                  track_running_stats=True, device=None, dtype=None, *, bias=True):
         super().__init__()
         dt = _factory_dtype(dtype, device)
-        self.num_features = int(num_features)
-        self.eps = eps
+        owner = type(self).__name__
+        self.num_features = _args.count(num_features, owner, "num_features")
+        self.eps = _args.number(eps, owner, "eps")
+        _args.optional_number(momentum, owner, "momentum")
         self.momentum = momentum
         self.affine = affine
         self.track_running_stats = track_running_stats

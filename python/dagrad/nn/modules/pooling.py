@@ -2,12 +2,13 @@
 
 The 1-d pools run the 2-d kernels on a height-1 view of the input.
 """
+from ... import _args
 from .. import functional as F
 from .module import Module
 
 
-def _one(v):
-    return int(v[0]) if isinstance(v, (tuple, list)) else int(v)
+def _one(v, name="kernel_size", owner="pool1d"):
+    return _args.integer(v[0] if isinstance(v, (tuple, list)) and len(v) == 1 else v, owner, name)
 
 
 class _MaxPoolNd(Module):

@@ -14,7 +14,7 @@ U(-1/sqrt(hidden_size), 1/sqrt(hidden_size)) are PyTorch's, so state_dicts are i
 """
 import math
 
-from ... import _tensor
+from ... import _args, _tensor
 from .. import functional as F
 from .. import init
 from .linear import _empty_parameter, _factory_dtype
@@ -57,6 +57,7 @@ class RNNBase(Module):
                  dropout=0.0, bidirectional=False, proj_size=0, device=None, dtype=None):
         super().__init__()
         dt = _factory_dtype(dtype, device)
+        _args.count(input_size, mode, "input_size")
         if not isinstance(dropout, (int, float)) or isinstance(dropout, bool) or not 0 <= dropout <= 1:
             raise ValueError("dropout should be a number in range [0, 1] representing the "
                              "probability of an element being zeroed")
@@ -294,8 +295,8 @@ class RNNCellBase(Module):
     def __init__(self, input_size, hidden_size, bias, num_chunks, device=None, dtype=None):
         super().__init__()
         dt = _factory_dtype(dtype, device)
-        self.input_size = input_size
-        self.hidden_size = hidden_size
+        self.input_size = _args.count(input_size, type(self).__name__, "input_size")
+        self.hidden_size = _args.count(hidden_size, type(self).__name__, "hidden_size")
         self.bias = bias
         self.weight_ih = _empty_parameter(num_chunks * hidden_size, input_size, dtype=dt)
         self.weight_hh = _empty_parameter(num_chunks * hidden_size, hidden_size, dtype=dt)

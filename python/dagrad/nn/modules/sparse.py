@@ -1,5 +1,5 @@
 """``Embedding``."""
-from ... import _tensor
+from ... import _args, _tensor
 from .. import functional as F
 from .. import init
 from ..parameter import Parameter
@@ -26,9 +26,10 @@ class Embedding(Module):
         if max_norm is not None or scale_grad_by_freq or sparse:
             raise NotImplementedError("Embedding: max_norm, scale_grad_by_freq and sparse are not supported")
         dt = _factory_dtype(dtype, device)
-        self.num_embeddings = int(num_embeddings)
-        self.embedding_dim = int(embedding_dim)
+        self.num_embeddings = _args.count(num_embeddings, "Embedding", "num_embeddings")
+        self.embedding_dim = _args.count(embedding_dim, "Embedding", "embedding_dim")
         if padding_idx is not None:
+            padding_idx = _args.integer(padding_idx, "Embedding", "padding_idx")
             if padding_idx > 0:
                 if padding_idx >= self.num_embeddings:
                     raise AssertionError("Padding_idx must be within num_embeddings")

@@ -204,3 +204,14 @@ def test_to_accepts_pytorchs_forms():
     assert y is not x and y.tolist() == [1.0, 1.0]
     with pytest.raises(RuntimeError, match="cpu"):
         x.to("cuda")
+
+
+@pytest.mark.parametrize("call", [lambda t: t.split(1), lambda t: t.split([1], 0), lambda t: t.chunk(1),
+                                  lambda t: dagrad.split(t, 1), lambda t: dagrad.chunk(t, 2, -1)],
+                         ids=["split", "split_sections", "chunk", "dagrad.split", "dagrad.chunk"])
+def test_split_and_chunk_of_a_0d_tensor_are_index_errors(call):
+    # PyTorch refuses both ("expects at least a 1-dimensional tensor"); the op must never be
+    # called with the empty shape of a 0-d tensor.
+    with pytest.raises(IndexError, match=r"(split|chunk)\(\): expects at least a 1-dimensional tensor"):
+        call(dagrad.tensor(1.0))
+    library_still_works()

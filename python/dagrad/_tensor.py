@@ -595,9 +595,17 @@ def _std(self, dim=None, unbiased=None, keepdim=False, *, correction=None):
                      _args.boolean(keepdim, "std", "keepdim"))
 
 
+def _no_dim(self, fn):
+    # PyTorch refuses to split or chunk a 0-d tensor; IndexError, as for every dim of a 0-d
+    # tensor an op cannot take (issue #15), and never a call into the op with an empty shape.
+    if self.ndim == 0:
+        raise IndexError(f"{fn}(): expects at least a 1-dimensional tensor, got a 0-d tensor")
+
+
 def _split(self, split_size_or_sections, dim=0, _arg="split_size"):
+    _no_dim(self, "split")
     dim = _args.dim(dim, "split", self.ndim)
-    n = self.shape[dim] if self.ndim else 1
+    n = self.shape[dim]
     if _args._is_int(split_size_or_sections):
         s = _args.integer(split_size_or_sections, "split", _arg)
         if s <= 0:
@@ -612,6 +620,7 @@ def _split(self, split_size_or_sections, dim=0, _arg="split_size"):
 
 
 def _chunk(self, chunks, dim=0):
+    _no_dim(self, "chunk")
     return tuple(_core.chunk(self, _args.integer(chunks, "chunk", "chunks"), _args.dim(dim, "chunk", self.ndim)))
 
 

@@ -238,12 +238,15 @@ Tensor pad(const Tensor& x, const std::vector<int64_t>& p, Scalar value) {
     const int64_t d = nd - 1 - static_cast<int64_t>(k);
     const int64_t before = p[2 * k], after = p[2 * k + 1];
     const int64_t size = v.shape()[d];
+    if (before == std::numeric_limits<int64_t>::min() || after == std::numeric_limits<int64_t>::min())
+      throw ValueError("pad: padding " + std::to_string(std::min(before, after)) + " is out of range");
     if (before < 0 || after < 0) {  // negative padding crops
       const int64_t b = std::max<int64_t>(0, -before), e = size - std::max<int64_t>(0, -after);
       if (e < b) throw ValueError("pad: cropping more than the size of dimension " + std::to_string(d));
       v = slice(v, d, b, e, 1);
     }
-    out[d] = v.shape()[d] + std::max<int64_t>(0, before) + std::max<int64_t>(0, after);
+    out[d] = checked_add(checked_add(v.shape()[d], std::max<int64_t>(0, before), "pad"),
+                         std::max<int64_t>(0, after), "pad");
     starts[d] = std::max<int64_t>(0, before);
     grow = grow || before > 0 || after > 0;
   }

@@ -96,12 +96,19 @@ inline void execute(Node& n, uint64_t mark, int thread) {
   // A replayed program rewrites inputs and parameters in place by design; its edges were
   // checked when it was recorded.
   if (!trace::replaying()) check_versions(n, mark);
-  if (profiler::enabled()) {
-    int64_t t0 = profiler::now_ns();
-    op_info(n.op).forward(n);
-    profiler::record(TraceEvent{n.id, n.op, thread, t0, profiler::now_ns()});
-  } else {
-    op_info(n.op).forward(n);
+  try {
+    if (profiler::enabled()) {
+      int64_t t0 = profiler::now_ns();
+      op_info(n.op).forward(n);
+      profiler::record(TraceEvent{n.id, n.op, thread, t0, profiler::now_ns()});
+    } else {
+      op_info(n.op).forward(n);
+    }
+  } catch (...) {
+    // A kernel may throw after allocating its output (gather checks its indices then): the
+    // node must stay pending, not look computed with a buffer it never filled.
+    n.storage.reset();
+    throw;
   }
   n.base_version = n.storage->version.load(std::memory_order_relaxed);
 }

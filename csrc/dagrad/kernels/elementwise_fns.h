@@ -6,21 +6,53 @@
 #pragma once
 
 #include <cmath>
+#include <cstdint>
+#include <type_traits>
 
 namespace dagrad {
 namespace fn {
 
+// Note [Integer overflow wraps]
+// ~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~
+// int64 arithmetic wraps around on overflow (two's complement), as PyTorch's and numpy's does.
+// Signed overflow is undefined in C++ (UBSan reports it, and the compiler may assume it never
+// happens), so integer +, -, * and negation go through uint64, whose overflow is defined. The
+// same instructions result; floats are untouched. Every kernel that adds or multiplies integer
+// elements (elementwise ops, add_n, sums, products, scatter accumulations) uses these.
+template <class T>
+constexpr bool kWraps = std::is_integral_v<T> && !std::is_same_v<T, bool>;
+template <class T>
+inline T add(T x, T y) {
+  if constexpr (kWraps<T>) return static_cast<T>(static_cast<uint64_t>(x) + static_cast<uint64_t>(y));
+  else return x + y;
+}
+template <class T>
+inline T sub(T x, T y) {
+  if constexpr (kWraps<T>) return static_cast<T>(static_cast<uint64_t>(x) - static_cast<uint64_t>(y));
+  else return x - y;
+}
+template <class T>
+inline T mul(T x, T y) {
+  if constexpr (kWraps<T>) return static_cast<T>(static_cast<uint64_t>(x) * static_cast<uint64_t>(y));
+  else return x * y;
+}
+template <class T>
+inline T neg(T v) {
+  if constexpr (kWraps<T>) return static_cast<T>(uint64_t(0) - static_cast<uint64_t>(v));
+  else return -v;
+}
+
 struct Add {
   template <class T>
-  T operator()(T x, T y) const { return x + y; }
+  T operator()(T x, T y) const { return add(x, y); }
 };
 struct Sub {
   template <class T>
-  T operator()(T x, T y) const { return x - y; }
+  T operator()(T x, T y) const { return sub(x, y); }
 };
 struct Mul {
   template <class T>
-  T operator()(T x, T y) const { return x * y; }
+  T operator()(T x, T y) const { return mul(x, y); }
 };
 struct Div {
   template <class T>
@@ -28,7 +60,7 @@ struct Div {
 };
 struct Neg {
   template <class T>
-  T operator()(T v) const { return -v; }
+  T operator()(T v) const { return neg(v); }
 };
 struct Exp {
   template <class T>
@@ -92,7 +124,7 @@ struct Step {
 };
 struct Abs {
   template <class T>
-  T operator()(T v) const { return v < T(0) ? -v : v; }
+  T operator()(T v) const { return v < T(0) ? neg(v) : v; }
 };
 struct Sign {
   template <class T>

@@ -125,10 +125,10 @@ void AddN_forward(Node& out) {
     parallel_for(out.numel(), kElementGrain, [&](int64_t b, int64_t e) {
       const T* p0 = in(out, 0).data<T>();
       const T* p1 = in(out, 1).data<T>();
-      map2<T, T>(p0 + b, p1 + b, po + b, e - b, [](T x, T y) { return x + y; });
+      map2<T, T>(p0 + b, p1 + b, po + b, e - b, fn::Add{});
       for (size_t i = 2; i < k; ++i) {
         const T* pi = in(out, i).data<T>();
-        map2_inplace<T>(po + b, pi + b, e - b, [](T x, T y) { return x + y; });
+        map2_inplace<T>(po + b, pi + b, e - b, fn::Add{});
       }
     });
   });

@@ -5,6 +5,7 @@
 #include <cstring>
 
 #include "dagrad/kernels/dispatch.h"
+#include "dagrad/kernels/elementwise_fns.h"
 #include "dagrad/kernels/elementwise.h"
 #include "dagrad/ops.h"
 
@@ -168,7 +169,10 @@ void EmbedSum_forward(Node& out) {
       const T* px = x.data<T>();
       T* pb = po + base;
       loop.run_rows(0, loop.rows(), [&](int64_t n, const auto& off, const auto& st) {
-        for (int64_t k = 0; k < n; ++k) pb[off[0] + k * st[0]] += px[off[1] + k * st[1]];
+        for (int64_t k = 0; k < n; ++k) {
+          T& d = pb[off[0] + k * st[0]];
+          d = fn::add(d, px[off[1] + k * st[1]]);  // Note [Integer overflow wraps]
+        }
       });
     }
   });
@@ -310,7 +314,7 @@ void IndexPut_forward(Node& out) {
       for (int64_t j = 0; j < l.nb; ++j) {
         T* dst = po + p * l.block + l.off[j];
         const T* s = ps + (p * l.nb + j) * l.inner;
-        for (int64_t i = 0; i < l.inner; ++i) dst[i] += s[i];
+        for (int64_t i = 0; i < l.inner; ++i) dst[i] = fn::add(dst[i], s[i]);
       }
   });
 }
@@ -412,7 +416,7 @@ void ScatterAdd_forward(Node& out) {
     T* po = out.data<T>();
     std::fill(po, po + out.numel(), T(0));
     for_each_gathered(idx, out.shape, out.attrs.ints[0], "scatter_add",
-                      [&](int64_t pos, int64_t dst) { po[dst] += ps[pos]; });
+                      [&](int64_t pos, int64_t dst) { po[dst] = fn::add(po[dst], ps[pos]); });
   });
 }
 std::vector<Tensor> ScatterAdd_backward(const Tensor& out, const Tensor& g, const std::vector<bool>&) {

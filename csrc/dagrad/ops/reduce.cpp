@@ -5,6 +5,7 @@
 #include <optional>
 
 #include "dagrad/kernels/dispatch.h"
+#include "dagrad/kernels/elementwise_fns.h"
 #include "dagrad/kernels/parallel.h"
 #include "dagrad/kernels/strided.h"
 #include "dagrad/ops.h"
@@ -70,7 +71,7 @@ void reduce_forward(Node& out, double scale) {
   if (static_cast<int64_t>(dims.size()) == x.ndim()) {
     Acc s = 0;
     const int64_t n = x.numel();
-    for (int64_t i = 0; i < n; ++i) s += static_cast<Acc>(px[i]);
+    for (int64_t i = 0; i < n; ++i) s = fn::add(s, static_cast<Acc>(px[i]));  // Note [Integer overflow wraps]
     if (n_out) acc[0] = s;
   } else {
     // Iterate over x; each element lands on the output element with the same kept indices.
@@ -84,10 +85,10 @@ void reduce_forward(Node& out, double scale) {
       Acc* a = acc.data() + off[1];
       if (st[1] == 0) {
         Acc s = 0;
-        for (int64_t i = 0; i < n; ++i) s += static_cast<Acc>(xi[i * st[0]]);
-        *a += s;
+        for (int64_t i = 0; i < n; ++i) s = fn::add(s, static_cast<Acc>(xi[i * st[0]]));
+        *a = fn::add(*a, s);
       } else {
-        for (int64_t i = 0; i < n; ++i) a[i * st[1]] += static_cast<Acc>(xi[i * st[0]]);
+        for (int64_t i = 0; i < n; ++i) a[i * st[1]] = fn::add(a[i * st[1]], static_cast<Acc>(xi[i * st[0]]));
       }
     });
   }
@@ -178,7 +179,10 @@ void prod_forward(Node& out) {
   for (int64_t d : out.attrs.ints) ost[d] = 0;
   StridedLoop<2> loop(x.shape, {contiguous_strides(x.shape), ost});
   loop.run_rows(0, loop.rows(), [&](int64_t n, const auto& off, const auto& st) {
-    for (int64_t i = 0; i < n; ++i) acc[off[1] + i * st[1]] *= static_cast<Acc>(px[off[0] + i * st[0]]);
+    for (int64_t i = 0; i < n; ++i) {
+      Acc& a = acc[off[1] + i * st[1]];
+      a = fn::mul(a, static_cast<Acc>(px[off[0] + i * st[0]]));
+    }
   });
   for (int64_t i = 0; i < out.numel(); ++i) po[i] = static_cast<T>(acc[i]);
 }
@@ -358,6 +362,7 @@ void softmax_forward(Node& out, bool log) {
     n = x.shape[d];
     for (int64_t i = d + 1; i < x.ndim(); ++i) inner *= x.shape[i];
   }
+  if (out.numel() == 0) return;  // no row has an element to read (a dim of size 0)
   const T* px = x.data<T>();
   T* po = out.data<T>();
   const int64_t rows = outer * inner;

@@ -262,7 +262,7 @@ def index_keys(draw, shape):
     used_ellipsis = False
     adv_len = draw(st.integers(0, 3))  # one length for all integer lists, so they broadcast
     kinds = draw(st.sampled_from((
-        ("int", "int", "slice", "slice", "none", "ellipsis", "list", "list", "tensor", "mask"),
+        ("int", "int", "slice", "slice", "none", "ellipsis", "list", "list", "tensor", "mask", "bool"),
         # several advanced indices with None and slices between them: where the result's dims go
         ("list", "list", "tensor", "none", "none", "slice", "ellipsis", "int"))))
     n_parts = draw(st.integers(0, nd + 2))
@@ -279,6 +279,8 @@ def index_keys(draw, shape):
             d += 1
         elif kind == "none":
             parts.append(None)
+        elif kind == "bool":  # a bare True/False: a 0-d mask, a new dim of size 1 or 0
+            parts.append(draw(st.booleans()))
         elif kind == "ellipsis":
             if used_ellipsis:
                 continue

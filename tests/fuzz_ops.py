@@ -349,7 +349,8 @@ class Fuzzer:
     def g_window(self):
         t = self.new()
         hostile = self.chance(0.15)
-        v = lambda lo, hi: self.r.choice(HOSTILE_WINDOW) if hostile and self.chance(0.5) else self.r.randint(lo, hi)  # noqa: E731
+        def v(lo, hi):
+            return self.r.choice(HOSTILE_WINDOW) if hostile and self.chance(0.5) else self.r.randint(lo, hi)
         x4 = self.pick(lambda x: x.ndim == 4 and x.dtype.name.startswith("float")) or self.mk(
             (self.r.randint(0, 2), self.r.randint(1, 3), self.r.randint(0, 6), self.r.randint(0, 6)),
             self.r.choice(("float32", "float64")))
@@ -368,7 +369,8 @@ class Fuzzer:
         if c < 0.8:
             x3 = self.mk((self.r.randint(1, 2), self.r.randint(1, 8), self.r.randint(1, 8)), "float32")
             # (an output size of 2**31 - 2 by 4 could be allocated: sizes from HOSTILE_SIZES)
-            o = lambda: self.r.choice(HOSTILE_SIZES) if hostile and self.chance(0.5) else self.r.randint(1, 4)  # noqa: E731
+            def o():
+                return self.r.choice(HOSTILE_SIZES) if hostile and self.chance(0.5) else self.r.randint(1, 4)
             return t, f"{t} = F.fold({x3}, ({o()}, {o()}), {v(1, 2)}, stride={v(1, 2)})"
         a = self.tensor_src()
         pads = [self.r.choice(HOSTILE_SIZES) if hostile and self.chance(0.3) else self.r.randint(-1, 2)
@@ -381,10 +383,12 @@ class Fuzzer:
         logits = self.pick(lambda x: x.ndim == 2 and x.dtype.name.startswith("float")) or self.mk((n, k), "float32")
         n = self.env[logits].shape[0] if logits in self.env else n
         k = self.env[logits].shape[1] if logits in self.env else k
-        tgt = self.mk((n + (1 if self.chance(0.1) else 0),), "int64")[:-1] + f", low={self.r.choice((0, 0, -1))}, high={k + (1 if self.chance(0.1) else 0)})"
+        lo, hi = self.r.choice((0, 0, -1)), k + (1 if self.chance(0.1) else 0)
+        tgt = self.mk((n + (1 if self.chance(0.1) else 0),), "int64")[:-1] + f", low={lo}, high={hi})"
         c = self.r.random()
         if c < 0.35:
-            return t, f"{t} = F.cross_entropy({logits}, {tgt}, ignore_index={self.r.choice((-100, 0, 1))}, label_smoothing={self.r.choice((0.0, 0.1))})"
+            return t, (f"{t} = F.cross_entropy({logits}, {tgt}, ignore_index={self.r.choice((-100, 0, 1))}, "
+                       f"label_smoothing={self.r.choice((0.0, 0.1))})")
         if c < 0.5:
             return t, f"{t} = F.nll_loss({logits}, {tgt})"
         if c < 0.65:
@@ -759,6 +763,7 @@ def main(argv=None):
     p.add_argument("--seconds", type=float, default=60.0, help="time budget (default 60)")
     p.add_argument("--count", type=int, default=None, help="at most this many sequences")
     p.add_argument("--line-timeout", type=float, default=20.0, help="seconds without progress that count as a hang")
+    p.add_argument("--max-failures", type=int, default=5, help="stop after this many failures (default 5)")
     p.add_argument("--replay", type=int, metavar="SEED", help="run one sequence in this process, printing each line")
     p.add_argument("--print", type=int, metavar="SEED", dest="print_seed",
                    help="print one sequence as a script (it runs the sequence to draw it)")
@@ -795,7 +800,7 @@ def main(argv=None):
         print(Failure(a.print_seed, "no failure", lines, errors, "", a.print_seed, True).script())
         return 0
     ran, failures = run_fuzz(a.seed, a.count, a.seconds, a.line_timeout,
-                             log=lambda text: print(text, flush=True))
+                             max_failures=a.max_failures, log=lambda text: print(text, flush=True))
     print(f"{ran} sequences from seed {a.seed}, {len(failures)} failures")
     return 1 if failures else 0
 

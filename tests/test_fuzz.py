@@ -1,12 +1,12 @@
 """The fuzz target (tests/fuzz_ops.py) for a bounded time: random op sequences in a subprocess
 must never crash, hang or raise an undocumented exception type.
 
-CI runs the same seeds every time (from 0), up to 300 sequences or 20 seconds, whichever comes
+CI runs the same seeds every time (from 0), up to 500 sequences or 20 seconds, whichever comes
 first. For a long run: ``python tests/fuzz_ops.py --seconds 600 --seed N``.
 """
 import fuzz_ops
 
-SEQUENCES = 300
+SEQUENCES = 500
 SECONDS = 20.0
 
 

@@ -186,12 +186,21 @@ def src(a):
 SPECIAL_FLOATS = (math.nan, math.inf, -math.inf, 0.0, -0.0)
 
 
+def big_ints(bound):
+    """Odd integers beyond 2**53 (not exact in a double) up to ``bound``, either sign; Hypothesis'
+    plain integers() rarely draws those."""
+    if bound <= INT53:
+        return st.integers(-bound, bound)
+    return st.tuples(st.integers(INT53, bound - 1), st.booleans()).map(
+        lambda p: (p[0] | 1) * (-1 if p[1] else 1))
+
+
 def elements(dtype, int_bound=2**31 - 1, float_bound=1e6, special=True):
     if dtype == "bool":
         return st.booleans()
     if dtype == "int64":
         small = st.integers(-5, 5)
-        return st.one_of(small, small, st.integers(-int_bound, int_bound))
+        return st.one_of(small, small, st.integers(-int_bound, int_bound), big_ints(int_bound))
     width = 32 if dtype == "float32" else 64
     base = st.floats(-float_bound, float_bound, width=width)
     if not special:
@@ -209,8 +218,8 @@ def shapes(max_dims=3, max_side=4):
 
 def py_scalars(int_bound=2**62, float_bound=1e6, special=True):
     floats = st.floats(-float_bound, float_bound)
-    parts = [st.booleans(), st.integers(-5, 5), st.integers(-int_bound, int_bound), floats,
-             st.sampled_from((0.5, -2.5, 1e-3))]
+    parts = [st.booleans(), st.integers(-5, 5), st.integers(-int_bound, int_bound),
+             big_ints(int_bound), floats, st.sampled_from((0.5, -2.5, 1e-3))]
     if special:
         parts.append(st.sampled_from(SPECIAL_FLOATS))
     return st.one_of(*parts)
@@ -253,7 +262,7 @@ def index_keys(draw, shape):
     used_ellipsis = False
     adv_len = draw(st.integers(0, 3))  # one length for all integer lists, so they broadcast
     kinds = draw(st.sampled_from((
-        ("int", "int", "slice", "slice", "none", "ellipsis", "list", "list", "tensor", "mask"),
+        ("int", "int", "slice", "slice", "none", "ellipsis", "list", "list", "tensor", "mask", "bool"),
         # several advanced indices with None and slices between them: where the result's dims go
         ("list", "list", "tensor", "none", "none", "slice", "ellipsis", "int"))))
     n_parts = draw(st.integers(0, nd + 2))
@@ -270,6 +279,8 @@ def index_keys(draw, shape):
             d += 1
         elif kind == "none":
             parts.append(None)
+        elif kind == "bool":  # a bare True/False: a 0-d mask, a new dim of size 1 or 0
+            parts.append(draw(st.booleans()))
         elif kind == "ellipsis":
             if used_ellipsis:
                 continue
@@ -488,7 +499,9 @@ def test_pow_scalar(data):
         note(f"{base!r} ** dagrad.tensor({src(a)})")
         check(run(lambda: base ** dg(a)), run(lambda: base ** th(a)), f"{base!r} ** {dtype}{shape}")
         return
-    p = data.draw(st.one_of(st.integers(-3, 6), st.sampled_from((0.5, -0.5, 2.0, 3.0, 1.5)), st.booleans()))
+    # Not -0.5: PyTorch computes x ** -0.5 as rsqrt (-inf at -0.0, NaN at -inf), numpy as IEEE
+    # pow (inf, 0): the references disagree.
+    p = data.draw(st.one_of(st.integers(-3, 6), st.sampled_from((0.5, 2.0, 3.0, 1.5, -1.5)), st.booleans()))
     a = data.draw(arrays(dtype, shape, int_bound=1000, float_bound=100.0))
     note(f"dagrad.tensor({src(a)}) ** {p!r}")
     check(run(lambda: dg(a) ** p), run(lambda: th(a) ** p), f"{dtype}{shape} ** {p!r}")
@@ -570,7 +583,7 @@ def test_reduction(op, data):
         return
     # Float values against PyTorch in float64 on the same inputs, with an atol that grows with
     # the number of terms and their size; shape, dtype and indices against PyTorch in the dtype.
-    check(got, ref, what, rtol=np.inf, atol=np.inf)
+    check(got, ref, what, rtol=0, atol=np.inf)
     ref64 = run(lambda: reduce_call(th(a).double(), op, dim, keepdim, correction))
     if isinstance(ref64, Raised):
         return

@@ -577,3 +577,36 @@ def test_softmax_over_empty_shapes_matches_torch(fn, shape, dim):
     got = getattr(dagrad.zeros(*shape), fn)(dim)
     ref = getattr(torch.zeros(*shape), fn)(dim)
     assert got.shape == tuple(ref.shape)
+
+
+def test_comparisons_promote_0d_tensors_as_torch():
+    a64, b32 = np.array(262144.046875), np.array([262144.0625], dtype=np.float32)
+    for op in ("__eq__", "__ne__", "__lt__", "__ge__"):
+        got = getattr(dagrad.tensor(a64), op)(dagrad.tensor(b32)).tolist()
+        ref = getattr(torch.tensor(a64), op)(torch.tensor(b32)).tolist()
+        assert got == ref, op
+
+
+def test_copy_of_a_python_number_uses_its_exact_value():
+    assert dagrad.tensor([False]).copy_(1e-100).tolist() == [True]
+    assert dagrad.tensor([0]).copy_(524288.96875).tolist() == [524288]
+    assert dagrad.tensor([0]).copy_(_BIGINT).tolist() == [_BIGINT]
+
+
+def test_index_arrays_that_select_nothing_are_not_bounds_checked():
+    for key in (([5], []), ([[0], [0]], [])):
+        for shape in ((2, 2), (0, 0)):
+            try:
+                ref = tuple(torch.zeros(*shape)[key].shape)
+            except IndexError:
+                continue
+            assert dagrad.zeros(*shape)[key].shape == ref
+
+
+def test_empty_tensors_with_huge_dims_compute_nothing():
+    x = dagrad.zeros(0, 2**40, 2**22)  # numpy refuses this shape; torch and dagrad hold it
+    assert (x + 1).sum().item() == 0.0
+    y = (x * 2).permute(2, 1, 0)
+    dagrad.realize(y)
+    assert y.shape == (2**22, 2**40, 0)
+    assert dagrad.zeros(0, 3, 2**40).numpy().shape == (0, 3, 2**40)

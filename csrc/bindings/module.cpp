@@ -69,7 +69,8 @@ py::array to_numpy(const Tensor& t) {
   std::vector<py::ssize_t> shape(t.shape().begin(), t.shape().end());
   std::vector<py::ssize_t> strides;
   Shape cs = contiguous_strides(t.shape());
-  for (int64_t s : cs) strides.push_back(static_cast<py::ssize_t>(s * itemsize(t.dtype())));
+  // An empty array's strides address nothing: numpy's own (itemsize) avoid overflowing ones.
+  for (int64_t s : cs) strides.push_back(t.numel() ? static_cast<py::ssize_t>(s * itemsize(t.dtype())) : 0);
   py::array arr(numpy_dtype(t.dtype()), shape, strides, t->storage->data(), owner);
   py::detail::array_proxy(arr.ptr())->flags &= ~py::detail::npy_api::NPY_ARRAY_WRITEABLE_;
   return arr;
@@ -317,7 +318,10 @@ PYBIND11_MODULE(_core, m) {
       .def("zero_", [](const Tensor& a) { return inplace("zero_", a, [&] { return scalar(0.0, a.dtype()); }); })
       .def("fill_", [](const Tensor& a, Scalar v) { return inplace("fill_", a, [&] { return scalar(v, a.dtype()); }); })
       .def("copy_", [](const Tensor& a, py::object src) {
-        Tensor o = operand(src, a);
+        // A number is written as the tensor's dtype straight from its exact value (as fill_),
+        // not through the float32 a weak scalar would become (1e-100 into bool is True).
+        std::optional<Scalar> s = as_scalar(src);
+        Tensor o = s ? scalar(*s, a.dtype()) : operand(src, a);
         return inplace("copy_", a, [&] { return o; }, /*is_copy=*/true);
       })
       // methods

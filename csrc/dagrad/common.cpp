@@ -133,11 +133,14 @@ int64_t checked_add(int64_t a, int64_t b, const char* op) {
 }
 
 Shape contiguous_strides(const Shape& s) {
+  // A tensor with a zero dim may have other dims whose product exceeds int64 (checked_numel
+  // only bounds the element count); its strides never address memory, so they wrap (uint64)
+  // rather than overflow.
   Shape st(s.size());
-  int64_t acc = 1;
+  uint64_t acc = 1;
   for (size_t i = s.size(); i-- > 0;) {
-    st[i] = acc;
-    acc *= s[i];
+    st[i] = static_cast<int64_t>(acc);
+    acc *= static_cast<uint64_t>(s[i]);
   }
   return st;
 }

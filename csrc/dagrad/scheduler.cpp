@@ -96,6 +96,13 @@ inline void execute(Node& n, uint64_t mark, int thread) {
   // A replayed program rewrites inputs and parameters in place by design; its edges were
   // checked when it was recorded.
   if (!trace::replaying()) check_versions(n, mark);
+  if (n.numel() == 0) {
+    // Nothing to compute. Kernels are not asked to handle empty outputs, whose other dims may
+    // multiply past int64 (only the element count is bounded) and whose inputs need no reading.
+    alloc_output(n);
+    n.base_version = n.storage->version.load(std::memory_order_relaxed);
+    return;
+  }
   try {
     if (profiler::enabled()) {
       int64_t t0 = profiler::now_ns();

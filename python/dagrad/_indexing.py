@@ -97,6 +97,15 @@ def getitem(x, key):
     e = next((i for i, (kind, _) in enumerate(items) if kind == "ellipsis"), None)
     items = items + fill if e is None else items[:e + 1] + fill + items[e + 1:]
     has_adv = any(kind in _KINDS_ADVANCED for kind, _ in items)
+    # numpy and torch check no index of an advanced block that broadcasts to no element.
+    adv_shapes = [tuple(k.shape) for kind, k in items if kind == "array"]
+    adv_shapes += [(int(np.count_nonzero(k.numpy() if isinstance(k, Tensor) else k)),)
+                   for kind, k in items if kind == "mask"]
+    adv_shapes += [(1 if k else 0,) for kind, k in items if kind == "bool0"]
+    try:
+        adv_empty = 0 in np.broadcast_shapes(*adv_shapes) if adv_shapes else False
+    except ValueError:
+        adv_empty = False  # shapes that do not broadcast: reported below, where they are combined
 
     # Step 1: basic indexing. `owned[i]` is the list of dims of `y` that item i owns.
     starts, steps, lens = [0] * nd, [1] * nd, list(shape)
@@ -132,7 +141,7 @@ def getitem(x, key):
         elif kind == "array":
             size = shape[d]
             if isinstance(k, np.ndarray):
-                if k.size and (k.min() < -size or k.max() >= size):
+                if k.size and not adv_empty and (k.min() < -size or k.max() >= size):
                     bad = int(k.min()) if k.min() < -size else int(k.max())
                     raise IndexError(f"getitem: index {bad} is out of bounds for dimension {d} "
                                      f"with size {size}")

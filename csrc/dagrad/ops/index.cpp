@@ -252,13 +252,15 @@ Tensor index(const Tensor& x, const std::vector<Tensor>& indices, int64_t first_
   if (d0 + static_cast<int64_t>(indices.size()) > x.ndim())
     throw IndexError("index: too many indices for a tensor of shape " + shape_str(x.shape()));
   Shape b;
+  for (const Tensor& i : indices) b = broadcast_shapes(b, i.shape(), "index");
+  // Indices that broadcast to no position select nothing, and are not checked (numpy, torch).
+  const bool selects = numel(b) > 0;
   std::vector<Tensor> ins = {x};
   for (const Tensor& i : indices) {
     if (i.dtype() != DType::Int64)
       throw TypeError(std::string("index: indices must be int64 tensors, got ") + dtype_name(i.dtype()));
-    b = broadcast_shapes(b, i.shape(), "index");
     ins.push_back(i);
-    if (i->realized()) {  // indices from the user are checked now, on the line that used them
+    if (selects && i->realized()) {  // indices from the user are checked now, on the line that used them
       const int64_t* p = i->data<int64_t>();
       const int64_t size = x.shape()[d0 + ins.size() - 2];
       for (int64_t e = 0; e < i.numel(); ++e)

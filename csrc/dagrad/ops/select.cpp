@@ -14,7 +14,7 @@ namespace {
 
 Tensor compare(OpKind op, const Tensor& a, const Tensor& b) {
   Shape shape = broadcast_shapes(a.shape(), b.shape(), op_name(op));
-  DType dt = promote_types(a.dtype(), b.dtype());
+  DType dt = result_type(a.dtype(), a.ndim() == 0, b.dtype(), b.ndim() == 0);
   Tensor x = a.dtype() == dt ? a : cast(a, dt);
   Tensor y = b.dtype() == dt ? b : cast(b, dt);
   Tensor t = make_op(op, {x, y}, std::move(shape), DType::Bool);

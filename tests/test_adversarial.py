@@ -610,3 +610,83 @@ def test_empty_tensors_with_huge_dims_compute_nothing():
     dagrad.realize(y)
     assert y.shape == (2**22, 2**40, 0)
     assert dagrad.zeros(0, 3, 2**40).numpy().shape == (0, 3, 2**40)
+
+
+# --- found in review -------------------------------------------------------------------------
+def test_create_graph_grads_are_each_leafs_own_and_never_the_callers_seed():
+    for M in (dagrad, torch):
+        x, w = M.ones(3, requires_grad=True), M.ones(3, requires_grad=True)
+        (x + w).sum().backward(create_graph=True)
+        (x + w).sum().backward()
+        assert x.grad.tolist() == w.grad.tolist() == [2.0, 2.0, 2.0]
+    g = dagrad.tensor([5.0, 5.0])
+    y = dagrad.ones(2, requires_grad=True)
+    y.backward(g, create_graph=True)
+    y.backward(dagrad.ones(2))
+    assert g.tolist() == [5.0, 5.0] and y.grad.tolist() == [6.0, 6.0]
+
+
+@pytest.mark.parametrize("vals", [[3, 4], []])
+def test_int_item_checks_the_element_count(vals):
+    with pytest.raises(RuntimeError, match="cannot be converted to a scalar"):
+        dagrad.tensor(vals, dtype=dagrad.int64).item()
+
+
+@pytest.mark.parametrize("dtype", ["float32", "int64", "bool"])
+def test_to_with_copy_is_a_copy_of_the_same_dtype(dtype):
+    x = dagrad.tensor([1, 0], dtype=getattr(dagrad, dtype))
+    for y in (x.to(copy=True), x.to(x.dtype, copy=True)):
+        assert y.dtype == x.dtype and y.tolist() == x.tolist()
+        assert y._id != x._id
+    w = dagrad.ones(2, requires_grad=True)
+    w.to(copy=True).sum().backward()
+    assert w.grad.tolist() == [1.0, 1.0]
+
+
+def test_inplace_alpha_follows_promotion():
+    with pytest.raises(RuntimeError):
+        torch.tensor([1, 2]).add_(torch.tensor([1, 1]), alpha=0.5)
+    with pytest.raises(RuntimeError, match="can't be cast"):
+        dagrad.tensor([1, 2]).add_(dagrad.tensor([1, 1]), alpha=0.5)
+    assert dagrad.tensor([1, 2]).sub_(dagrad.tensor([1, 1]), alpha=_BIGINT).tolist() == \
+        torch.tensor([1, 2]).sub_(torch.tensor([1, 1]), alpha=_BIGINT).tolist()
+
+
+def test_load_counts_every_use_of_a_repeated_tensor(tmp_path):
+    import json
+    import zipfile
+    path = tmp_path / "ok.npz"
+    dagrad.save({"a": dagrad.zeros(1024)}, path)
+    with zipfile.ZipFile(path) as z:
+        members = {n: z.read(n) for n in z.namelist()}
+    meta = json.loads(np.load(path)["__meta__"].tobytes().decode())
+    entry = meta["root"]["dict"][0][1]
+    meta["root"] = {"list": [entry] * 100}
+    hostile = tmp_path / "many.npz"
+    import io
+    buf = io.BytesIO()
+    np.save(buf, np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8))
+    members["__meta__.npy"] = buf.getvalue()
+    with zipfile.ZipFile(hostile, "w") as z:
+        for n, data in members.items():
+            z.writestr(n, data)
+    assert len(dagrad.load(hostile, max_bytes=1 << 20)) == 100
+    with pytest.raises(ValueError, match="max_bytes"):
+        dagrad.load(hostile, max_bytes=4096 * 50)
+
+
+def test_grad_and_inplace_writes_from_many_threads_do_not_race():
+    _run_script(_THREADS_PRELUDE + """
+p = dagrad.ones(64, requires_grad=True)
+def backwards():
+    for _ in range(200):
+        (p * 2).sum().backward()
+def readers():
+    for _ in range(2000):
+        g = p.grad
+        if g is not None:
+            assert g.shape == (64,)
+run_threads([backwards, readers, readers])
+assert p.grad.tolist() == [400.0] * 64
+print("ok")
+""")

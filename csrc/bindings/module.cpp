@@ -201,21 +201,14 @@ PYBIND11_MODULE(_core, m) {
            py::arg("requires_grad") = true)
       .def_property(
           "grad", [](const Tensor& t) -> py::object {
-            if (!t->grad) return py::none();
-            return py::cast(Tensor(t->grad));
+            NodePtr g = get_grad(t);
+            if (!g) return py::none();
+            return py::cast(Tensor(std::move(g)));
           },
           [](const Tensor& t, const py::object& g) {
-            if (g.is_none()) {
-              if (trace::active() && t->grad) trace::current()->add_grad_clear(t.node());
-              t->grad.reset();
-              return;
-            }
-            if (trace::active())
-              throw RuntimeError("assigning a tensor to .grad is not supported inside dagrad.compile; "
-                                 "use zero_grad() or backward()");
-            if (!py::isinstance<Tensor>(g))
+            if (!g.is_none() && !py::isinstance<Tensor>(g))
               throw TypeError("Tensor.grad: assigned grad must be a Tensor or None, not " + dagrad_py::type_name(g));
-            set_grad(t, g.cast<Tensor>());
+            set_grad(t, g.is_none() ? Tensor() : g.cast<Tensor>());
           })
       .def_property_readonly("is_leaf", [](const Tensor& t) { return t->is_leaf(); })
       .def_property_readonly("_op", [](const Tensor& t) { return std::string(op_name(t->op)); })
@@ -228,7 +221,7 @@ PYBIND11_MODULE(_core, m) {
       .def("item", [](const Tensor& t) -> py::object {
         check_not_tracing("item()");
         realize_nogil({t});
-        if (t.dtype() == DType::Int64) return py::int_(t.data<int64_t>()[0]);  // exact, not via double
+        if (t.dtype() == DType::Int64 && t.numel() == 1) return py::int_(t.data<int64_t>()[0]);  // exact
         double v = t.item();
         switch (t.dtype()) {
           case DType::Int64: break;
@@ -299,13 +292,13 @@ PYBIND11_MODULE(_core, m) {
         Tensor o = operand(b, a);
         return inplace("__itruediv__", a, [&] { return div(a, o); });
       })
-      .def("add_", [](const Tensor& a, py::object b, double alpha) {
+      .def("add_", [](const Tensor& a, py::object b, Scalar alpha) {
         Tensor o = operand(b, a);
-        return inplace("add_", a, [&] { return alpha == 1.0 ? add(a, o) : add(a, mul(o, scalar(alpha, o.dtype()))); });
+        return inplace("add_", a, [&] { return alpha.to_double() == 1.0 ? add(a, o) : add(a, mul(o, scalar(alpha, result_type(o.dtype(), alpha.kind())))); });
       }, py::arg("other"), py::kw_only(), py::arg("alpha") = 1.0)
-      .def("sub_", [](const Tensor& a, py::object b, double alpha) {
+      .def("sub_", [](const Tensor& a, py::object b, Scalar alpha) {
         Tensor o = operand(b, a);
-        return inplace("sub_", a, [&] { return alpha == 1.0 ? sub(a, o) : sub(a, mul(o, scalar(alpha, o.dtype()))); });
+        return inplace("sub_", a, [&] { return alpha.to_double() == 1.0 ? sub(a, o) : sub(a, mul(o, scalar(alpha, result_type(o.dtype(), alpha.kind())))); });
       }, py::arg("other"), py::kw_only(), py::arg("alpha") = 1.0)
       .def("mul_", [](const Tensor& a, py::object b) {
         Tensor o = operand(b, a);

@@ -215,7 +215,10 @@ void backward(const std::vector<Tensor>& roots, const std::vector<Tensor>& grads
     auto it = g.find(node.get());
     if (it == g.end() || !node->is_leaf() || !node->requires_grad) continue;
     Tensor gi = it->second;
-    if (create_graph && node->grad) gi = add(Tensor(node->grad), gi);
+    // Under create_graph .grad is a graph node; it must be this leaf's own, not a gradient
+    // node it shares with another leaf (add passes one g to both inputs) nor the caller's seed,
+    // or a later in-place accumulation would add twice or write into the caller's tensor.
+    if (create_graph) gi = node->grad ? add(Tensor(node->grad), gi) : mul(gi, scalar(1.0, gi.dtype()));
     else if (node->grad) to_run.push_back(Tensor(node->grad));  // an assigned .grad may be pending
     updates.emplace_back(node, gi);
     to_run.push_back(gi);

@@ -68,6 +68,11 @@ class Scalar {
  public:
   enum class Kind : uint8_t { Bool, Int, Float };
   Scalar(double v = 0.0) : kind_(Kind::Float) { v_.f = v; }  // NOLINT: implicit on purpose
+  /// An integer (or bool) stays one: pow(int_t, 2) from C++ is int64, as from Python.
+  template <class I, std::enable_if_t<std::is_integral_v<I>, int> = 0>
+  Scalar(I v) : kind_(std::is_same_v<I, bool> ? Kind::Bool : Kind::Int) {  // NOLINT: implicit
+    v_.i = static_cast<int64_t>(v);
+  }
   static Scalar integer(int64_t v) {
     Scalar s;
     s.kind_ = Kind::Int;

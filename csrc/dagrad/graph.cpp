@@ -283,6 +283,7 @@ void set_requires_grad(const Tensor& t, bool requires_grad) {
 }
 
 void assign_(const Tensor& t, const Tensor& value) {
+  GraphLock lock;  // the realize and the write below are one step for other threads' runs
   if (t->requires_grad && GradMode::is_enabled())
     throw RuntimeError(
         "a tensor that requires grad is being used in an in-place operation; wrap the update in "
@@ -309,11 +310,21 @@ const Node* storage_base(const Node* n) {
 }
 }  // namespace
 
+NodePtr get_grad(const Tensor& t) {
+  GraphLock lock;
+  return t->grad;
+}
+
 void set_grad(const Tensor& t, const Tensor& g) {
+  GraphLock lock;
   if (!g.defined()) {
+    if (trace::active() && t->grad) trace::current()->add_grad_clear(t.node());
     t->grad.reset();
     return;
   }
+  if (trace::active())
+    throw RuntimeError("assigning a tensor to .grad is not supported inside dagrad.compile; "
+                       "use zero_grad() or backward()");
   if (g.shape() != t.shape() || g.dtype() != t.dtype())
     throw RuntimeError("assigned grad of shape " + shape_str(g.shape()) + " " + dtype_name(g.dtype()) +
                        " does not match the tensor's shape " + shape_str(t.shape()) + " " +

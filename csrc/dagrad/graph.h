@@ -222,7 +222,9 @@ class GraphLock {
 /// @brief Makes `g` the .grad of the leaf `t` (null clears it). RuntimeError for a gradient of
 /// another shape or dtype, and for one sharing t's storage (t itself, a detach or reshape of
 /// it): backward accumulates into .grad in place, which would overwrite t.
+/// Under the graph lock (a backward on another thread may be writing it), as get_grad reads it.
 void set_grad(const Tensor& t, const Tensor& g);
+NodePtr get_grad(const Tensor& t);
 /// @brief target += g elementwise, in place (both realized, same shape and dtype): how backward
 /// accumulates into an existing .grad. See Note [Accumulating into .grad].
 void accumulate_grad(Node& target, const Node& g);

@@ -350,10 +350,7 @@ def set_num_threads(n):
     At most ``max(64, cores)`` (Note [Thread cap]); a larger or non-positive count raises
     ValueError, as does the same value in ``DAGRAD_NUM_THREADS``.
     """
-    n = _args.integer(n, "set_num_threads", "n", allow_bool=False)
-    if n < 1 or n > _core.max_threads():
-        _core.set_num_threads(builtins.max(0, builtins.min(n, 1 << 40)))  # raises the ValueError
-    _core.set_num_threads(n)
+    _core.set_num_threads(_args.integer(n, "set_num_threads", "n", allow_bool=False))
 
 
 def get_num_threads():
@@ -675,11 +672,11 @@ def _to(self, *args, dtype=None, device=None, copy=False, non_blocking=False):
                            f"pass a dtype such as dagrad.float64, not a string")
     _args.boolean(copy, "to", "copy")
     _args.boolean(non_blocking, "to", "non_blocking")
-    if dtype is None:
-        return self.detach() * 1 if copy else self
-    dt = _args.dtype(dtype, "to")
-    if dt == self.dtype and not copy:
-        return self
+    dt = self.dtype if dtype is None else _args.dtype(dtype, "to")
+    if dt == self.dtype:
+        # A copy keeps the dtype and the graph (as PyTorch's): a multiply by one, exact for
+        # every value (bool * True is a logical and).
+        return (self * (True if dt == bool else 1)) if copy else self
     return _cast(self, dt)
 
 

@@ -36,6 +36,7 @@ seen. Reading a value inside the traced function (``.item()``, ``.numpy()``) rai
 """
 import collections
 import functools
+import threading
 import warnings
 
 import numpy as np
@@ -133,6 +134,10 @@ class CompiledFunction:
         self.traces = collections.OrderedDict()
         self._limit = _UNSET if cache_size_limit is _UNSET else _check_limit(cache_size_limit, "compile")
         self._hits = self._misses = self._evictions = 0
+        # One call at a time: a replay copies inputs into the trace's own buffers, then runs;
+        # two threads interleaving those steps would mix their inputs. (Waiting here releases
+        # the GIL, and nothing holds a dagrad lock across Python code.)
+        self._lock = threading.RLock()
         self._warned = False
         functools.update_wrapper(self, fn)
 
@@ -171,7 +176,7 @@ class CompiledFunction:
                     "A function that meets many input shapes pays a full trace for each: pad or bucket "
                     "the shapes, or raise the limit with dagrad.compile(fn, cache_size_limit=n) or "
                     "dagrad.set_compile_cache_size_limit(n)",
-                    RecompileWarning, stacklevel=3)
+                    RecompileWarning, stacklevel=4)  # _evict <- _call <- __call__ <- the caller
 
     def _as_tensor(self, a, i):
         if isinstance(a, Tensor):
@@ -182,6 +187,10 @@ class CompiledFunction:
 
     def __call__(self, *args):
         args = [self._as_tensor(a, i) for i, a in enumerate(args)]
+        with self._lock:
+            return self._call(args)
+
+    def _call(self, args):
         key = tuple((tuple(a.shape), a.dtype.name, a.requires_grad) for a in args)
         tr = self.traces.get(key)
         if tr is not None and tr.program.preconditions_hold():

@@ -255,11 +255,18 @@ def load(path, *, max_bytes=None):
             meta = json.loads(raw.tobytes().decode("utf-8"))
             if not isinstance(meta, dict) or meta.get("format") != _FORMAT:
                 raise ValueError(f"unknown format {meta.get('format') if isinstance(meta, dict) else meta!r:.60}")
-            arrays = {}
+            arrays, nbytes = {}, {}
             for name, dt, shape in _arrays_named(meta["root"], []):
                 key = (name, "a" if dt is None else "t")
+                if key in arrays:
+                    if dt is not None:  # each further use of a tensor is a copy: it counts too
+                        if nbytes[key] > budget[0]:
+                            raise ValueError(f"array {name!r} is used more times than max_bytes allows")
+                        budget[0] -= nbytes[key]
+                    continue
                 if key not in arrays:
                     arr = _read_member(z, name, budget, dt, shape)
+                    nbytes[key] = arr.nbytes
                     # A tensor is made as soon as its data is read, so that the peak is the data
                     # once plus one array, not every array and every tensor at the same time.
                     arrays[key] = arr if dt is None else _tensor.tensor(arr, dtype=_tensor._dtype_arg(dt))

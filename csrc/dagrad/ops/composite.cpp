@@ -486,7 +486,7 @@ void check_targets(const char* op, const Tensor& target, int64_t classes, int64_
 // Per-element losses -w[t_i] * logp[i, t_i] and their weights (0 where ignored).
 std::pair<Tensor, Tensor> picked_nll(const Flat& f, const Tensor& weight, int64_t ignore_index) {
   const Tensor& t = f.target;
-  Tensor valid = ne(t, full({}, static_cast<double>(ignore_index), DType::Int64));
+  Tensor valid = ne(t, full({}, ignore_index, DType::Int64));
   Tensor safe = where(valid, t, full({}, 0.0, DType::Int64));
   Tensor picked = squeeze(gather(f.scores, 1, unsqueeze(safe, 1)), 1);
   Tensor w = cast(valid, f.scores.dtype());
@@ -554,7 +554,7 @@ Tensor cross_entropy(const Tensor& logits, const Tensor& target, const Tensor& w
   auto [l, w] = picked_nll(f, weight, ignore_index);
   if (ls > 0.0) {
     // (1 - ls) * nll + ls / C * sum_c(-w_c * logp_c), over the non-ignored elements.
-    Tensor valid = cast(ne(f.target, full({}, static_cast<double>(ignore_index), DType::Int64)), logp.dtype());
+    Tensor valid = cast(ne(f.target, full({}, ignore_index, DType::Int64)), logp.dtype());
     Tensor s = weight.defined() ? mul(f.scores, reshape(weight, {1, C})) : f.scores;
     Tensor smooth = mul(neg(sum(s, {1})), valid);
     l = add(mul(l, c(l, 1.0 - ls)), mul(smooth, c(l, ls / C)));

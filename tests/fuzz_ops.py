@@ -52,7 +52,11 @@ import dagrad.nn.functional as F
 
 def mk(shape, dtype="float32", seed=0, special=False, low=-6, high=7):
     """Random data: normal floats (NaN, +-inf, -0.0 and 1e30 sprinkled in when special),
-    ints in [low, high), or booleans."""
+    ints in [low, high), or booleans. Data past 2**28 elements is refused as a MemoryError:
+    drawing gigabytes of random numbers tests numpy, not dagrad, and under ASan (no address
+    cap there) it would pass for a hang."""
+    if int(np.prod(shape, dtype=object)) > 2**28:
+        raise MemoryError(f"mk: {shape} is too large to draw")
     g = np.random.default_rng(seed)
     if dtype == "bool":
         return dagrad.tensor(g.random(shape) < 0.5)

@@ -469,7 +469,8 @@ PYBIND11_MODULE(_core, m) {
   m.def("log_softmax", &log_softmax);
   m.def("logsumexp", [](const Tensor& x, py::object dim, bool keepdim) { return logsumexp(x, dims_arg(dim, x), keepdim); });
   auto opt = [](const std::optional<Tensor>& t) { return t ? *t : Tensor(); };
-  m.def("linear", [opt](const Tensor& x, const Tensor& w, const std::optional<Tensor>& b) { return linear(x, w, opt(b)); });
+  m.def("linear", [opt](const Tensor& x, const Tensor& w, const std::optional<Tensor>& b) { return linear(x, w, opt(b)); },
+        py::arg("input"), py::arg("weight"), py::arg("bias") = py::none());
   m.def("unfold", &unfold);
   m.def("fold", &fold);
   m.def("conv2d", [opt](const Tensor& x, const Tensor& w, const std::optional<Tensor>& b, const std::vector<int64_t>& s,

@@ -97,8 +97,9 @@ def log_softmax(input, dim, dtype=None):
 
 def linear(input, weight, bias=None):
     """``input @ weight.T + bias`` in one node (weight: (out_features, in_features))."""
-    return _core.linear(_in(input, "linear"), _args.tensor(weight, "linear", "weight"),
-                        _args.optional_tensor(bias, "linear", "bias"))
+    # The binding names the argument of a wrong type itself (Note [Argument errors]): no Python
+    # check on the hottest layer.
+    return _core.linear(input, weight, bias)
 
 
 def _conv_args(fn, input, weight, bias, padding):

@@ -221,8 +221,9 @@ def library_still_works():
 
 
 # Hypothesis profiles for tests/test_properties.py. "ci" (the default) is small and derandomized,
-# so every CI run draws the same examples (about 20 s for the file when it passes); "long"
-# searches for real:
+# so every CI run draws the same examples (about 20 s for the file when it passes) -- with the same
+# Hypothesis: .ci/run and the README pin its version, since another version draws other
+# examples; "long" searches for real:
 #     python -m pytest tests/test_properties.py --hypothesis-profile=long
 try:
     from hypothesis import HealthCheck, settings as _hyp_settings

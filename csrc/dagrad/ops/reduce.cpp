@@ -23,6 +23,17 @@ Tensor reduce(OpKind op, const Tensor& x, std::vector<int64_t> dims, bool keepdi
   if (all_dims)
     for (int64_t d = 0; d < nd; ++d) dims.push_back(d);
   for (auto& d : dims) d = wrap_dim_or_scalar(d, nd, name);
+  // As PyTorch: an empty reduction with no identity is a RuntimeError over every dim and an
+  // IndexError over named dims, checked before repeated dims are.
+  if (op == OpKind::Amax || op == OpKind::Amin) {
+    for (int64_t d : dims) {
+      if (nd == 0 || x.shape()[d] != 0) continue;
+      const std::string msg = std::string(name) + ": cannot reduce over a dimension of size 0 of shape " +
+                              shape_str(x.shape()) + " (the operation has no identity)";
+      if (all_dims) throw RuntimeError(msg);
+      throw IndexError(msg);
+    }
+  }
   std::sort(dims.begin(), dims.end());
   if (std::adjacent_find(dims.begin(), dims.end()) != dims.end())
     throw ValueError(std::string(name) + ": a dimension appears more than once in the list of dims");
@@ -37,14 +48,6 @@ Tensor reduce(OpKind op, const Tensor& x, std::vector<int64_t> dims, bool keepdi
       out.push_back(x.shape()[d]);
     else if (keepdim)
       out.push_back(1);
-  }
-  // As PyTorch: an empty reduction with no identity is a RuntimeError over every dim and an
-  // IndexError over named dims.
-  if ((op == OpKind::Amax || op == OpKind::Amin) && count == 0) {
-    const std::string msg = std::string(name) + ": cannot reduce over a dimension of size 0 of shape " +
-                            shape_str(x.shape()) + " (the operation has no identity)";
-    if (all_dims) throw RuntimeError(msg);
-    throw IndexError(msg);
   }
   Tensor v = x;
   if (op == OpKind::Mean && !is_floating(x.dtype()))

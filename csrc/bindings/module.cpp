@@ -16,6 +16,7 @@
 #include "dagrad/ops.h"
 #include "dagrad/optim.h"
 #include "dagrad/profiler.h"
+#include "dagrad/runtime.h"
 #include "dagrad/trace.h"
 #include "dagrad/scheduler.h"
 #include "arg_errors.h"
@@ -574,10 +575,7 @@ PYBIND11_MODULE(_core, m) {
     std::vector<Tensor> state;
     for (auto& t : st) state.push_back(t ? *t : Tensor());
     py::gil_scoped_release release;
-    GraphLock lock;
-    realize({p, g});
-    optim_step(kind, p, g, state, *h);
-    if (trace::active()) trace::current()->add_call([kind, p, g, state, h] { optim_step(kind, p, g, state, *h); });
+    optim_step_now(kind, p, g, state, h);
   });
 
   // compile: tracing and replay
@@ -595,22 +593,12 @@ PYBIND11_MODULE(_core, m) {
   m.def("_trace_end", &trace::end);
   m.def("is_tracing", &trace::active);
   m.def("_copy_into", [](const Tensor& dst, const Tensor& src) {
-    if (dst.shape() != src.shape() || dst.dtype() != src.dtype())
-      throw ValueError("compile: an input of shape " + shape_str(src.shape()) + " " + dtype_name(src.dtype()) +
-                       " does not match the traced input of shape " + shape_str(dst.shape()) + " " +
-                       dtype_name(dst.dtype()));
     py::gil_scoped_release release;
-    realize({src});
-    const size_t bytes = static_cast<size_t>(dst.numel()) * itemsize(dst.dtype());
-    if (bytes) std::memcpy(dst->storage->data(), src->storage->data(), bytes);
-    dst->storage->version.fetch_add(1, std::memory_order_relaxed);
+    copy_into(dst, src);
   });
   m.def("_clone_leaf", [](const Tensor& t) {
     py::gil_scoped_release release;
-    realize({t});
-    auto s = std::make_shared<Storage>(t->storage->nbytes());
-    if (s->nbytes()) std::memcpy(s->data(), t->storage->data(), s->nbytes());
-    return from_storage(std::move(s), t.shape(), t.dtype());
+    return clone_leaf(t);
   });
 
   // profiler

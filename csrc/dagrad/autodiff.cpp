@@ -285,4 +285,8 @@ std::vector<Tensor> grad(const std::vector<Tensor>& outputs, const std::vector<T
   return out;
 }
 
+void Tensor::backward(const Tensor& gradient, bool retain_graph, bool create_graph) const {
+  dagrad::backward({*this}, {gradient}, retain_graph, create_graph);
+}
+
 }  // namespace dagrad

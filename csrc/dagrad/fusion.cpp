@@ -4,13 +4,13 @@
 #include "dagrad/fusion.h"
 
 #include <algorithm>
+#include <atomic>
 #include <vector>
 
 #include "dagrad/kernels/dispatch.h"
 #include "dagrad/kernels/elementwise.h"
 #include "dagrad/kernels/elementwise_fns.h"
 #include "dagrad/kernels/parallel.h"
-#include "dagrad/scheduler.h"
 
 namespace dagrad {
 namespace fusion {
@@ -67,6 +67,43 @@ bool candidate(const Node& n) {
     if (p.shape != n.shape && p.numel() != 1) return false;
   }
   return true;
+}
+
+namespace {
+std::atomic<bool> g_enabled{true};
+}  // namespace
+
+void set_enabled(bool on) { g_enabled.store(on, std::memory_order_relaxed); }
+bool enabled() { return g_enabled.load(std::memory_order_relaxed); }
+
+void Plan::consider(Node* n, uint64_t mark) {
+  const size_t i = static_cast<size_t>(n->run_index);
+  const bool cand = candidate(*n);
+  if (flags.empty()) {
+    if (!cand) return;  // nothing to track until the first candidate
+    flags.assign(i, 0);
+    size.assign(i, 1);
+  }
+  uint8_t f = 0, sz = 1;
+  if (cand) {
+    f = kCandidate;
+    for (const Edge& e : n->inputs) {
+      Node* p = e.node.get();
+      if (p->mark != mark) continue;
+      const size_t pi = static_cast<size_t>(p->run_index);
+      const uint8_t pf = flags[pi];
+      if (!(pf & kCandidate) || (pf & kAbsorbed)) continue;
+      if (e.node.use_count() != 1 || !absorbable(*p, *n)) continue;
+      if (sz + size[pi] > kMaxGroup) continue;
+      flags[pi] = pf | kAbsorbed;
+      sz = static_cast<uint8_t>(sz + size[pi]);
+      f |= kHasMembers;
+      any = true;
+      ++fused;
+    }
+  }
+  flags.push_back(f);
+  size.push_back(sz);
 }
 
 namespace {

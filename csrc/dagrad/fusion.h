@@ -2,6 +2,7 @@
 #pragma once
 
 #include <cstdint>
+#include <vector>
 
 #include "dagrad/graph.h"
 
@@ -23,6 +24,33 @@ bool candidate(const Node& n);
 inline bool absorbable(const Node& p, const Node& c) {
   return p.dtype == c.dtype && p.shape == c.shape;
 }
+
+/// @brief Elementwise fusion on or off (on by default). Results are the same bits either way;
+/// off is for tests and benchmarks that compare the two.
+void set_enabled(bool enabled);
+bool enabled();
+
+/// @brief A run's fusion decisions: per-node flags and group sizes, indexed by run_index and
+/// filled from the first candidate on (empty while none has been seen).
+struct Plan {
+  bool active = false;     // fusion allowed in this run
+  bool any = false;        // some node is absorbed into a group
+  int64_t fused = 0;       // how many
+  std::vector<uint8_t> flags;
+  std::vector<uint8_t> size;
+
+  /// Called for each node as the run collects it, parents first (n's run_index is set, and
+  /// n's inputs of this run carry `mark`): decides which of its inputs are computed inside
+  /// its group.
+  void consider(Node* n, uint64_t mark);
+  uint8_t flags_of(int32_t i) const { return any ? flags[static_cast<size_t>(i)] : 0; }
+  void clear() {
+    flags.clear();
+    size.clear();
+    active = any = false;
+    fused = 0;
+  }
+};
 
 /// @brief Computes `root` (flagged kHasMembers) and, in registers and a small scratch, every
 /// node of its group: the inputs of the run (flags indexed by run_index, nodes of the run

@@ -2,12 +2,8 @@
 
 #include <cstring>
 
-#include "dagrad/autodiff.h"
 #include "dagrad/kernels/dispatch.h"
 #include "dagrad/kernels/parallel.h"
-#include "dagrad/ops.h"
-#include "dagrad/scheduler.h"
-#include "dagrad/trace.h"
 
 namespace dagrad {
 
@@ -143,7 +139,14 @@ NodePtr new_node(OpKind op, Shape shape, DType dtype) {
 bool GradMode::is_enabled() { return t_grad_enabled; }
 void GradMode::set_enabled(bool enabled) { t_grad_enabled = enabled; }
 
-const char* op_name(OpKind op) { return op_info(op).name; }
+const char* op_name(OpKind op) {
+  static constexpr const char* kNames[] = {
+#define DAGRAD_X(name, str, family) str,
+      DAGRAD_OPS(DAGRAD_X)
+#undef DAGRAD_X
+  };
+  return kNames[static_cast<size_t>(op)];
+}
 
 Tensor make_op(OpKind op, const Tensor* inputs, size_t count, Shape shape, DType dtype, OpAttrs&& attrs) {
   // Every op's inferred shape passes here: a negative dim or an element count past int64 is an
@@ -213,7 +216,7 @@ void alloc_output(Node& n) {
   int64_t count = n.numel();
   size_t bytes = static_cast<size_t>(count) * itemsize(n.dtype);
   // A replayed program rewrites each node's own buffer (Note [Tracing keeps the graph]).
-  if (n.storage && trace::replaying() && n.storage->nbytes() == bytes) return;
+  if (n.storage && replaying() && n.storage->nbytes() == bytes) return;
   if (count != 0 && bytes / itemsize(n.dtype) != static_cast<size_t>(count))
     throw MemoryError(std::string(op_name(n.op)) + ": output of shape " + shape_str(n.shape) +
                       " is too large to allocate");
@@ -282,62 +285,39 @@ void set_requires_grad(const Tensor& t, bool requires_grad) {
   t->requires_grad = requires_grad;
 }
 
-void assign_(const Tensor& t, const Tensor& value) {
-  GraphLock lock;  // the realize and the write below are one step for other threads' runs
-  if (t->requires_grad && GradMode::is_enabled())
-    throw RuntimeError(
-        "a tensor that requires grad is being used in an in-place operation; wrap the update in "
-        "dagrad.no_grad()");
-  Tensor v;
-  {
-    NoGradGuard ng;
-    v = value;
-    if (v.shape() != t.shape()) v = expand(v, t.shape());
-    if (v.dtype() != t.dtype()) v = cast(v, t.dtype());
-    realize({t, v});
-  }
-  std::memcpy(t->storage->data(), v->storage->data(), static_cast<size_t>(t.numel()) * itemsize(t.dtype()));
-  t->storage->version.fetch_add(1, std::memory_order_relaxed);
-  if (trace::active()) trace::current()->add_assign(t.node(), v.node());
+void check_input_version(const Node& n, size_t i) {
+  const Node& p = *n.inputs[i].node;
+  uint32_t now = p.storage->version.load(std::memory_order_relaxed);
+  if (now != n.inputs[i].expected())
+    throw RuntimeError(std::string(op_name(n.op)) + ": input " + std::to_string(i) +
+                       " of shape " + shape_str(p.shape) +
+                       " was modified by an in-place operation after this op was recorded "
+                       "(version " + std::to_string(now) + ", expected " +
+                       std::to_string(n.inputs[i].expected()) + ")");
 }
 
+// Note [Values while recording]
+// ~~~~~~~~~~~~~~~~~~~~~~~~~~~~~
+// A few ops need a value while they record, not when they run: nll_loss checks its class
+// indices against the number of classes on the line that passed them. The ops sit below the
+// scheduler and never include it; they call realize_now, which the scheduler registers when
+// the library is loaded (its translation unit is always linked: realize is how anything runs).
 namespace {
-// The node whose storage `n` reads: Reshape and Detach share their input's buffer.
-const Node* storage_base(const Node* n) {
-  while ((n->op == OpKind::Reshape || n->op == OpKind::Detach) && !n->inputs.empty())
-    n = n->inputs[0].node.get();
-  return n;
-}
+std::atomic<RealizeFn> g_realize{nullptr};
+bool g_replaying = false;  // guarded by graph_mutex(): Note [Tracing belongs to the tracing thread]
 }  // namespace
 
-NodePtr get_grad(const Tensor& t) {
-  GraphLock lock;
-  return t->grad;
+void set_realize_fn(RealizeFn fn) { g_realize.store(fn, std::memory_order_release); }
+
+void realize_now(const std::vector<Tensor>& targets) {
+  RealizeFn fn = g_realize.load(std::memory_order_acquire);
+  if (!fn) throw RuntimeError("internal: no scheduler registered to compute values");
+  fn(targets);
 }
 
-void set_grad(const Tensor& t, const Tensor& g) {
-  GraphLock lock;
-  if (!g.defined()) {
-    if (trace::active() && t->grad) trace::current()->add_grad_clear(t.node());
-    t->grad.reset();
-    return;
-  }
-  if (trace::active())
-    throw RuntimeError("assigning a tensor to .grad is not supported inside dagrad.compile; "
-                       "use zero_grad() or backward()");
-  if (g.shape() != t.shape() || g.dtype() != t.dtype())
-    throw RuntimeError("assigned grad of shape " + shape_str(g.shape()) + " " + dtype_name(g.dtype()) +
-                       " does not match the tensor's shape " + shape_str(t.shape()) + " " +
-                       dtype_name(t.dtype()));
-  const Node* bg = storage_base(g.node().get());
-  const Node* bt = storage_base(t.node().get());
-  const bool same_buffer = bg == bt || (bg->storage && bg->storage == bt->storage);
-  if (same_buffer)
-    throw RuntimeError("can't assign a tensor as its own grad: the assigned grad of shape " +
-                       shape_str(g.shape()) + " shares the tensor's memory, and backward accumulates "
-                       "into .grad in place");
-  t->grad = g.node();
-}
+bool replaying() { return g_replaying; }
+ReplayScope::ReplayScope() { g_replaying = true; }
+ReplayScope::~ReplayScope() { g_replaying = false; }
 
 // Note [Accumulating into .grad]
 // ~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~
@@ -357,29 +337,6 @@ void accumulate_grad(Node& target, const Node& g) {
     });
   });
   target.storage->version.fetch_add(1, std::memory_order_relaxed);
-}
-
-const Tensor& Tensor::realize() const {
-  if (!node_->realized()) dagrad::realize({*this});
-  return *this;
-}
-
-double Tensor::item() const {
-  if (numel() != 1)
-    throw RuntimeError("a Tensor with " + std::to_string(numel()) +
-                       " elements cannot be converted to a scalar");
-  realize();
-  switch (dtype()) {
-    case DType::Float32: return node_->data<float>()[0];
-    case DType::Float64: return node_->data<double>()[0];
-    case DType::Int64: return static_cast<double>(node_->data<int64_t>()[0]);
-    case DType::Bool: return node_->data<bool>()[0] ? 1.0 : 0.0;
-  }
-  return 0.0;
-}
-
-void Tensor::backward(const Tensor& gradient, bool retain_graph, bool create_graph) const {
-  dagrad::backward({*this}, {gradient}, retain_graph, create_graph);
 }
 
 }  // namespace dagrad

@@ -114,6 +114,7 @@ class Tensor {
   Tensor grad() const { return Tensor(node_->grad); }
 
   /// @brief Computes this tensor's value (and whatever it depends on) if it is pending.
+  /// Defined with the scheduler (scheduler/run.cpp).
   const Tensor& realize() const;
   /// @brief Realizes and returns a pointer to the contiguous elements.
   template <class T>
@@ -124,7 +125,7 @@ class Tensor {
   /// @brief Realizes and returns the single element as a double.
   double item() const;
 
-  /// @brief Accumulates d(this)/d(leaf) into every leaf's grad. See autodiff.h.
+  /// @brief Accumulates d(this)/d(leaf) into every leaf's grad. Defined with autodiff (autodiff.h).
   void backward(const Tensor& gradient = Tensor(), bool retain_graph = false,
                 bool create_graph = false) const;
 
@@ -190,9 +191,31 @@ void alloc_output(Node& n);
 /// @brief Sets requires_grad on a leaf (RuntimeError on non-leaves and non-float dtypes).
 void set_requires_grad(const Tensor& t, bool requires_grad);
 
-/// @brief Writes `value` (broadcast and cast to t's shape and dtype) into t's storage.
-/// Only allowed where no recorded op needs t's old value for backward.
-void assign_(const Tensor& t, const Tensor& value);
+/// @brief Throws RuntimeError if input i of n was modified in place after n was recorded.
+void check_input_version(const Node& n, size_t i);
+
+// ---------------------------------------------------------------------------
+// Values while recording (Note [Values while recording]).
+// ---------------------------------------------------------------------------
+
+/// @brief Computes the values of `targets` (and what they depend on) now. The ops that need a
+/// value while they record (a loss that checks its targets) call this; the scheduler, which
+/// sits above the ops, registers the implementation when the library is loaded.
+void realize_now(const std::vector<Tensor>& targets);
+using RealizeFn = void (*)(const std::vector<Tensor>& targets);
+void set_realize_fn(RealizeFn fn);
+
+/// @brief Whether a recorded program is being replayed (Note [Tracing keeps the graph]): node
+/// buffers are then rewritten in place and edges are not version-checked. Written by replay
+/// only, under the graph lock, which every reader holds too.
+bool replaying();
+/// @brief RAII: marks a replay (the caller holds the graph lock).
+struct ReplayScope {
+  ReplayScope();
+  ~ReplayScope();
+  ReplayScope(const ReplayScope&) = delete;
+  ReplayScope& operator=(const ReplayScope&) = delete;
+};
 
 // ---------------------------------------------------------------------------
 // The graph lock (Note [One run at a time]).
@@ -219,12 +242,6 @@ class GraphLock {
   GraphLock& operator=(const GraphLock&) = delete;
 };
 
-/// @brief Makes `g` the .grad of the leaf `t` (null clears it). RuntimeError for a gradient of
-/// another shape or dtype, and for one sharing t's storage (t itself, a detach or reshape of
-/// it): backward accumulates into .grad in place, which would overwrite t.
-/// Under the graph lock (a backward on another thread may be writing it), as get_grad reads it.
-void set_grad(const Tensor& t, const Tensor& g);
-NodePtr get_grad(const Tensor& t);
 /// @brief target += g elementwise, in place (both realized, same shape and dtype): how backward
 /// accumulates into an existing .grad. See Note [Accumulating into .grad].
 void accumulate_grad(Node& target, const Node& g);

@@ -1,7 +1,6 @@
 #include "dagrad/profiler.h"
 
 #include <algorithm>
-#include <chrono>
 #include <mutex>
 
 namespace dagrad::profiler {
@@ -28,18 +27,30 @@ Buffer& local_buffer() {
   }();
   return *buf;
 }
+
+// Appends each computed node to the worker's own buffer (no lock on the hot path).
+class ProfilerObserver final : public RunObserver {
+ public:
+  bool wants_nodes() const override { return true; }
+  void node_done(const Node& n, int thread, int64_t start_ns, int64_t end_ns) override {
+    local_buffer().events.push_back(TraceEvent{n.id, n.op, thread, start_ns, end_ns});
+  }
+};
+ProfilerObserver g_observer;
+std::mutex g_enable_mutex;
+
 }  // namespace
 
-void set_enabled(bool on) { g_enabled.store(on, std::memory_order_relaxed); }
-bool enabled() { return g_enabled.load(std::memory_order_relaxed); }
-
-int64_t now_ns() {
-  return std::chrono::duration_cast<std::chrono::nanoseconds>(
-             std::chrono::steady_clock::now().time_since_epoch())
-      .count();
+void set_enabled(bool on) {
+  std::lock_guard<std::mutex> lock(g_enable_mutex);
+  if (on == g_enabled.load(std::memory_order_relaxed)) return;
+  g_enabled.store(on, std::memory_order_relaxed);
+  if (on)
+    add_observer(&g_observer);
+  else
+    remove_observer(&g_observer);
 }
-
-void record(const TraceEvent& e) { local_buffer().events.push_back(e); }
+bool enabled() { return g_enabled.load(std::memory_order_relaxed); }
 
 std::vector<TraceEvent> take_events() {
   std::vector<TraceEvent> out;

@@ -1,4 +1,5 @@
-// @brief Per-node execution records, kept in per-thread buffers; zero cost when off.
+// @brief Per-node execution records, kept in per-thread buffers; zero cost when off. The
+// profiler observes the scheduler's runs (Note [Run observers]).
 #pragma once
 
 #include <atomic>
@@ -6,6 +7,7 @@
 #include <vector>
 
 #include "dagrad/graph.h"
+#include "dagrad/scheduler/observer.h"
 
 namespace dagrad {
 
@@ -25,9 +27,7 @@ bool enabled();
 /// @brief Moves every recorded event out of the per-thread buffers, sorted by start time.
 std::vector<TraceEvent> take_events();
 /// @brief Nanoseconds on the clock the events use.
-int64_t now_ns();
-/// @brief Appends to the calling thread's buffer (no lock on the hot path).
-void record(const TraceEvent& e);
+inline int64_t now_ns() { return dagrad::now_ns(); }
 }  // namespace profiler
 
 }  // namespace dagrad

@@ -1,10 +1,16 @@
 // @brief The parallel scheduler: computes pending nodes, independent ones at the same time.
+// Split by role, as Taskflow splits its graph, executor and queue: run planning
+// (scheduler/plan.h), the ready lists (scheduler/ready_lists.h), execution
+// (scheduler/run.cpp) and the observers views hook in through (scheduler/observer.h).
 #pragma once
 
-#include <mutex>
+#include <memory>
 #include <vector>
 
+#include "dagrad/fusion.h"
 #include "dagrad/graph.h"
+#include "dagrad/kernels/parallel.h"  // the thread budget: set_num_threads, get_num_threads
+#include "dagrad/scheduler/observer.h"
 
 namespace dagrad {
 
@@ -14,33 +20,26 @@ namespace dagrad {
 /// others stay pending, and the graph stays usable.
 void realize(const std::vector<Tensor>& targets);
 
-/// @brief Threads used by runs and kernels, in [1, max_threads()]; ValueError otherwise.
-/// Default: $DAGRAD_NUM_THREADS or the core count. See Note [Thread cap].
-void set_num_threads(long long n);
-int get_num_threads();
-/// @brief The cap on the thread budget: max(64, cores).
-int max_threads();
+/// @brief Elementwise fusion on or off (Note [Elementwise fusion]; fusion::set_enabled).
+inline void set_fusion_enabled(bool enabled) { fusion::set_enabled(enabled); }
+inline bool fusion_enabled() { return fusion::enabled(); }
 
-/// @brief Elementwise fusion on or off (on by default; Note [Elementwise fusion]). Results are
-/// the same bits either way; off is for tests and benchmarks that compare the two.
-void set_fusion_enabled(bool enabled);
-bool fusion_enabled();
-
-/// @brief Throws RuntimeError if input i of n was modified in place after n was recorded.
-void check_input_version(const Node& n, size_t i);
-
-/// @brief What the last run did (for tests and the profiler).
-struct RunStats {
-  int64_t nodes = 0;        // nodes computed
-  int threads_used = 0;     // threads that computed at least one node
-  bool parallel = false;    // whether the run used the worker pool
-  int64_t fused = 0;        // nodes computed inside a fused group (Note [Elementwise fusion])
-};
+/// @brief What the last run did (RunStats in scheduler/observer.h).
 RunStats last_run_stats();
 
-}  // namespace dagrad
-
-namespace dagrad {
-// Internal: a fresh visit mark for a walk made while holding the graph lock (GraphLock).
+/// @brief A fresh visit mark for a walk made while holding the graph lock (GraphLock).
 uint64_t next_mark();
+
+/// @brief A run of nodes with its edges and schedule computed once, executed many times
+/// (compile's replay, Note [Tracing keeps the graph]).
+class CachedRun {
+ public:
+  explicit CachedRun(const std::vector<Node*>& order);
+  void execute() const;
+
+ private:
+  struct Impl;
+  std::shared_ptr<Impl> impl_;
+};
+
 }  // namespace dagrad

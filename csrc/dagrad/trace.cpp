@@ -2,7 +2,8 @@
 
 #include <cstring>
 
-#include "dagrad/scheduler.h"
+#include <atomic>
+#include <mutex>
 
 namespace dagrad {
 
@@ -13,11 +14,23 @@ namespace dagrad {
 // are neither recorded nor kept from freeing their graph. Recording holds no lock across the
 // user's function (Note [No thread waits for a dagrad lock holding the GIL]); each run it
 // records takes the graph lock as any run does. Replay, by contrast, runs under the graph lock
-// from start to end, so g_replaying (read by the run's workers in alloc_output and the version
-// check) is guarded by that lock and needs no thread-local copy.
+// from start to end, so the replay flag (graph.h's replaying(), read by the run's workers in
+// alloc_output and the version check) is guarded by that lock and needs no thread-local copy.
+// The trace hears of runs as a RunObserver (Note [Run observers]), registered while any thread
+// records; its answers are about the calling thread's recording only.
 namespace {
 thread_local std::shared_ptr<Program> t_recording;
-bool g_replaying = false;  // guarded by graph_mutex()
+
+class TraceObserver final : public RunObserver {
+ public:
+  bool keeps_graph() const override { return t_recording != nullptr; }  // Note [Tracing keeps the graph]
+  void run_done(const std::vector<Node*>& order, const RunStats&) override {
+    if (t_recording) t_recording->add_run(order);
+  }
+};
+TraceObserver g_observer;
+std::mutex g_recorders_mutex;
+int g_recorders = 0;  // threads recording now; guarded by g_recorders_mutex
 
 void copy_value(const Node& from, Node& to) {
   const size_t bytes = static_cast<size_t>(to.numel()) * itemsize(to.dtype);
@@ -29,15 +42,18 @@ void copy_value(const Node& from, Node& to) {
 namespace trace {
 void begin(const std::shared_ptr<Program>& p) {
   if (t_recording) throw RuntimeError("compile: a traced function cannot trace another (nested dagrad.compile)");
+  std::lock_guard<std::mutex> lock(g_recorders_mutex);
+  if (g_recorders++ == 0) add_observer(&g_observer);
   t_recording = p;
 }
-void end() { t_recording.reset(); }
+void end() {
+  if (!t_recording) return;
+  t_recording.reset();
+  std::lock_guard<std::mutex> lock(g_recorders_mutex);
+  if (--g_recorders == 0) remove_observer(&g_observer);
+}
 bool active() { return t_recording != nullptr; }
 Program* current() { return t_recording.get(); }
-bool replaying() { return g_replaying; }
-void record_run(const std::vector<Node*>& order) {
-  if (t_recording) t_recording->add_run(order);
-}
 }  // namespace trace
 
 void Program::add_run(const std::vector<Node*>& order) {
@@ -74,10 +90,7 @@ bool Program::preconditions_hold() const {
 
 void Program::replay() {
   GraphLock lock;
-  struct Flag {
-    Flag() { g_replaying = true; }
-    ~Flag() { g_replaying = false; }
-  } flag;
+  ReplayScope replay;
   for (const Event& e : events_) {
     switch (e.kind) {
       case Event::Kind::Run: e.run->execute(); break;

@@ -1,5 +1,5 @@
 // @brief Recording a training step once and replaying it without Python: the machinery
-// behind dagrad.compile.
+// behind dagrad.compile. It observes the scheduler's runs (Note [Run observers]).
 #pragma once
 
 #include <functional>
@@ -8,19 +8,9 @@
 #include <vector>
 
 #include "dagrad/graph.h"
+#include "dagrad/scheduler.h"
 
 namespace dagrad {
-
-/// @brief A run of nodes with its edges and schedule computed once, executed many times.
-class CachedRun {
- public:
-  explicit CachedRun(const std::vector<Node*>& order);
-  void execute() const;
-
- private:
-  struct Impl;
-  std::shared_ptr<Impl> impl_;
-};
 
 /// @brief A recorded sequence of effects: scheduler runs, in-place writes, .grad updates and
 /// fused kernel calls (optimizer updates), in the order the traced function made them.
@@ -75,8 +65,6 @@ void begin(const std::shared_ptr<Program>& p);
 void end();
 bool active();
 Program* current();
-bool replaying();
-void record_run(const std::vector<Node*>& order);
 }  // namespace trace
 
 }  // namespace dagrad

@@ -20,6 +20,7 @@
 #include "dagrad/graph.h"
 #include "dagrad/ops.h"
 #include "dagrad/profiler.h"
+#include "dagrad/runtime.h"
 #include "dagrad/scheduler.h"
 
 using namespace dagrad;

@@ -7,7 +7,6 @@
 
 #include "dagrad/kernels/matmul.h"
 #include "dagrad/kernels/parallel.h"
-#include "dagrad/scheduler.h"
 
 #ifdef DAGRAD_HAVE_OPENBLAS
 #include <cblas.h>

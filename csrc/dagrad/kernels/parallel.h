@@ -1,4 +1,4 @@
-// @brief parallel_for for kernels, obeying the one thread budget.
+// @brief The one thread budget, and parallel_for for kernels, obeying it.
 #pragma once
 
 #include <omp.h>
@@ -7,9 +7,16 @@
 #include <exception>
 #include <mutex>
 
-#include "dagrad/scheduler.h"
+#include "dagrad/common.h"
 
 namespace dagrad {
+
+/// @brief Threads used by runs and kernels, in [1, max_threads()]; ValueError otherwise.
+/// Default: $DAGRAD_NUM_THREADS or the core count. See Note [Thread cap].
+void set_num_threads(long long n);
+int get_num_threads();
+/// @brief The cap on the thread budget: max(64, cores).
+int max_threads();
 
 // Note [Thread budget]
 // ~~~~~~~~~~~~~~~~~~~~

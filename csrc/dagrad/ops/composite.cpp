@@ -6,7 +6,6 @@
 #include <limits>
 
 #include "dagrad/ops.h"
-#include "dagrad/scheduler.h"
 
 namespace dagrad {
 
@@ -475,7 +474,7 @@ Flat flatten_classes(const char* op, const Tensor& scores, const Tensor& target)
 // Targets are checked before any kernel reads memory with them: the IndexError names the
 // bad target and the number of classes.
 void check_targets(const char* op, const Tensor& target, int64_t classes, int64_t ignore_index) {
-  if (!target->realized()) realize({target});
+  if (!target->realized()) realize_now({target});  // Note [Values while recording]
   const int64_t* p = target->data<int64_t>();
   for (int64_t i = 0; i < target.numel(); ++i)
     if (p[i] != ignore_index && (p[i] < 0 || p[i] >= classes))

@@ -4,7 +4,7 @@
 #include <cmath>
 
 #include "dagrad/kernels/dispatch.h"
-#include "dagrad/kernels/elementwise.h"
+#include "dagrad/ops/drivers.h"
 #include "dagrad/kernels/elementwise_fns.h"
 #include "dagrad/kernels/parallel.h"
 #include "dagrad/kernels/strided.h"

@@ -126,7 +126,7 @@ std::vector<Tensor> CrossEntropy_backward(const Tensor& out, const Tensor& g, co
   }
   const CeAttrs a = ce_attrs(*out.node());
   const int64_t N = x.shape()[0], C = x.shape()[1];
-  realize({t});
+  realize_now({t});  // Note [Values while recording]
   const int64_t* pt = t->data<int64_t>();
   const double count = a.sum ? 1.0 : static_cast<double>(counted_rows(pt, N, a.ignore));
   std::vector<double> onehot(static_cast<size_t>(N * C), 0.0), weight(static_cast<size_t>(N), 0.0);

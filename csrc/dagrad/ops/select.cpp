@@ -5,7 +5,7 @@
 #include <optional>
 
 #include "dagrad/kernels/dispatch.h"
-#include "dagrad/kernels/elementwise.h"
+#include "dagrad/ops/drivers.h"
 #include "dagrad/ops.h"
 
 namespace dagrad {

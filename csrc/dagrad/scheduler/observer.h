@@ -1,0 +1,52 @@
+// @brief The one way views of a run (the profiler, compile's trace, the graph views) hear
+// about it: observers the scheduler calls at fixed points. See Note [Run observers].
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+#include "dagrad/graph.h"
+
+namespace dagrad {
+
+/// @brief What the last run did (for tests and the profiler).
+struct RunStats {
+  int64_t nodes = 0;        // nodes computed
+  int threads_used = 0;     // threads that computed at least one node
+  bool parallel = false;    // whether the run used the worker pool
+  int64_t fused = 0;        // nodes computed inside a fused group (Note [Elementwise fusion])
+};
+
+// Note [Run observers]
+// ~~~~~~~~~~~~~~~~~~~~
+// The scheduler knows nothing of the profiler, of compile's trace or of the graph views; each
+// registers a RunObserver, and the scheduler calls every registered one at three points:
+//  * keeps_graph(), once per run on the thread that starts it, before the run is collected: an
+//    observer that answers true (a trace recording on this thread) keeps the run's graph as it
+//    is, with no input released and no fusion (Note [Tracing keeps the graph]);
+//  * node_done(), on the worker that computed a node, with the thread's index in the run and
+//    the node's start and end on profiler::now_ns's clock, only for observers whose
+//    wants_nodes() was true when the run started (a fused group reports its root);
+//  * run_done(), once per successful run, on the starting thread, under the graph lock.
+// The set of observers is read once per run (under its own mutex, skipped while it is empty),
+// so a run with no observer pays one relaxed load, and a node pays one plain bool test. An
+// observer is registered and removed by its owner and must outlive its registration; a
+// removal waits for no run, so the owner removes it only while no run can be calling it (the
+// profiler takes its events between runs: Note [One run at a time]).
+class RunObserver {
+ public:
+  virtual ~RunObserver() = default;
+  virtual bool keeps_graph() const { return false; }
+  virtual bool wants_nodes() const { return false; }
+  virtual void node_done(const Node& n, int thread, int64_t start_ns, int64_t end_ns) {}
+  virtual void run_done(const std::vector<Node*>& order, const RunStats& stats) {}
+};
+
+/// @brief Registers `o` (not owned); a second registration of the same observer is a no-op.
+void add_observer(RunObserver* o);
+void remove_observer(RunObserver* o);
+
+/// @brief Nanoseconds on the steady clock that node_done's times use.
+int64_t now_ns();
+
+}  // namespace dagrad

@@ -1,0 +1,82 @@
+// @brief Run planning: collecting a run's pending nodes in topological order, linking their
+// edges and costing them for a parallel run.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <vector>
+
+#include "dagrad/fusion.h"
+#include "dagrad/graph.h"
+#include "dagrad/scheduler/observer.h"
+
+namespace dagrad::scheduler {
+
+/// @brief One run: its nodes, its fusion decisions and, for a parallel run, its edge lists and
+/// costs. Arrays are reused from one run to the next (PooledRun).
+struct Run {
+  // Topological, parents first. A node's slot may dangle once the node has run: releasing
+  // inputs (Note [Inputs are released as soon as a node has run]) can free an earlier node.
+  std::vector<Node*> order;
+  struct Frame {
+    Node* node;
+    uint32_t next;     // next input to visit
+    int32_t parents;   // pending parents seen so far
+  };
+  std::vector<Frame> stack;  // collect()'s DFS
+  bool release_inputs = false;  // see Note [Inputs are released as soon as a node has run]
+  uint64_t mark = 0;
+  fusion::Plan fusion;  // Note [Elementwise fusion]
+  // The observers of this run that want per-node events (Note [Run observers]); read once
+  // when the run starts.
+  std::vector<RunObserver*> node_observers;
+  // What a parallel run needs, filled by link() (only when the run may go parallel):
+  bool edges_built = false;
+  std::vector<int32_t> indegree;    // in-run parents of each node
+  std::vector<int32_t> child_head;  // first edge of each node's child list, or -1
+  std::vector<int32_t> edge_child;  // per in-run edge: the child ...
+  std::vector<int32_t> edge_next;   // ... and the next edge of the same parent, or -1
+  std::vector<double> crit;         // costliest path ending at each node
+  std::vector<int32_t> roots;       // nodes with no pending parent
+  bool has_fanout = false;
+  double total_cost = 0;     // sum of node costs
+  double critical_cost = 0;  // costliest path
+
+  void clear() {
+    order.clear();
+    stack.clear();
+    indegree.clear();
+    child_head.clear();
+    edge_child.clear();
+    edge_next.clear();
+    crit.clear();
+    roots.clear();
+    fusion.clear();
+    node_observers.clear();
+    release_inputs = edges_built = has_fanout = false;
+    mark = 0;
+    total_cost = critical_cost = 0;
+  }
+};
+
+/// @brief Adds the pending nodes `targets` depend on to `run.order`, parents first, marking
+/// them with `mark`. With `edges` (more than one thread), also links them for a parallel run
+/// once the walk sees that two nodes could be ready at once.
+void collect(const std::vector<Tensor>& targets, uint64_t mark, Run& run, bool edges);
+
+/// @brief Adds node n (whose run_index is set, and whose in-run parents are linked already) to
+/// the run's edge lists and costs.
+void link(Run& run, Node* n, uint64_t mark);
+
+/// @brief A Run taken from a small pool, so a run's arrays are reused from one realize to the
+/// next (a pool, not a single object: a custom op may realize from inside a run). Guarded by
+/// graph_mutex().
+struct PooledRun {
+  std::unique_ptr<Run> run;
+  PooledRun();
+  ~PooledRun();
+  PooledRun(const PooledRun&) = delete;
+  PooledRun& operator=(const PooledRun&) = delete;
+};
+
+}  // namespace dagrad::scheduler

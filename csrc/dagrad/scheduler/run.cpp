@@ -1,0 +1,392 @@
+// Execution: a built run goes serially or to the worker pool; realize, the one entry point
+// that computes values. Planning is in plan.cpp, the ready lists in ready_lists.h.
+//
+// Note [Scheduler: wait, execute, propagate]
+// ~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~
+// A node's life in a run is wait, execute, propagate. realize() collects the pending nodes its
+// targets depend on (plan.cpp: collect, with fusion decisions as nodes are emitted, and edge
+// lists and costs when the walk sees that two nodes could be ready at once), then runs them:
+// serially in topological order, or on the worker pool (Note [Serial or parallel run]). On
+// the pool each node has an atomic count of unfinished parents. A worker executes a node, then
+// decrements each child's count; the decrement is acq_rel so that the child's worker, which
+// sees the count reach zero, also sees every parent's output written. The first child that
+// becomes ready continues on the same thread (no queue round trip, warm cache); the others go
+// to the worker's ready list (Note [Per-worker ready lists]). The first exception is stored,
+// the run is cancelled, every worker leaves the loop, and the caller rethrows it after the
+// parallel region (no exception may cross an OpenMP region boundary). Views of the run (the
+// profiler, compile's trace) hear about it only through observers (Note [Run observers]).
+#include "dagrad/scheduler.h"
+
+#include <omp.h>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <exception>
+#include <mutex>
+#include <string>
+
+#include "dagrad/fusion.h"
+#include "dagrad/ops.h"
+#include "dagrad/scheduler/plan.h"
+#include "dagrad/scheduler/ready_lists.h"
+
+namespace dagrad {
+
+// Note [One run at a time]
+// ~~~~~~~~~~~~~~~~~~~~~~~~
+// A run writes node scratch fields (mark, run_index) and node storage. Runs are therefore
+// serialised by one process-wide (recursive: backward realizes from inside its own lock)
+// mutex. Parallelism lives inside a run, across its independent nodes, not across runs.
+
+namespace {
+uint64_t g_mark = 0;  // guarded by graph_mutex()
+RunStats g_last_stats;  // guarded by graph_mutex()
+
+// ---- observers (Note [Run observers]) ----------------------------------------------------------
+std::mutex g_observers_mutex;
+std::vector<RunObserver*> g_observers;  // guarded by g_observers_mutex
+std::atomic<int> g_observer_count{0};
+
+// The observers registered when a run starts.
+class ObserverSnapshot {
+ public:
+  ObserverSnapshot() {
+    if (g_observer_count.load(std::memory_order_acquire) == 0) return;
+    std::lock_guard<std::mutex> lock(g_observers_mutex);
+    list_ = g_observers;
+  }
+  bool keeps_graph() const {
+    for (RunObserver* o : list_)
+      if (o->keeps_graph()) return true;
+    return false;
+  }
+  void node_observers(std::vector<RunObserver*>& out) const {
+    out.clear();
+    for (RunObserver* o : list_)
+      if (o->wants_nodes()) out.push_back(o);
+  }
+  void run_done(const std::vector<Node*>& order, const RunStats& stats) const {
+    for (RunObserver* o : list_) o->run_done(order, stats);
+  }
+
+ private:
+  std::vector<RunObserver*> list_;
+};
+}  // namespace
+
+void add_observer(RunObserver* o) {
+  std::lock_guard<std::mutex> lock(g_observers_mutex);
+  if (std::find(g_observers.begin(), g_observers.end(), o) != g_observers.end()) return;
+  g_observers.push_back(o);
+  g_observer_count.store(static_cast<int>(g_observers.size()), std::memory_order_release);
+}
+
+void remove_observer(RunObserver* o) {
+  std::lock_guard<std::mutex> lock(g_observers_mutex);
+  g_observers.erase(std::remove(g_observers.begin(), g_observers.end(), o), g_observers.end());
+  g_observer_count.store(static_cast<int>(g_observers.size()), std::memory_order_release);
+}
+
+int64_t now_ns() {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(
+             std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+}
+
+uint64_t next_mark() { return ++g_mark; }
+
+RunStats last_run_stats() {
+  GraphLock lock;
+  return g_last_stats;
+}
+
+namespace scheduler {
+namespace {
+
+// Note [Which versions a run checks]
+// ~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~
+// Only inputs that already had a value when the run started (they do not carry the run's
+// mark) can have been written in place since the edge was made. An input computed by this run
+// got its storage and base_version from the run itself, and nothing writes a storage in place
+// during a run, so its check would always pass: skipping it saves a cache miss on the input's
+// storage per edge.
+void check_versions(const Node& n, uint64_t mark) {
+  for (size_t i = 0; i < n.inputs.size(); ++i)
+    if (n.inputs[i].node->mark != mark) check_input_version(n, i);
+}
+
+void notify_node(const Run& run, const Node& n, int thread, int64_t t0) {
+  const int64_t t1 = now_ns();
+  for (RunObserver* o : run.node_observers) o->node_done(n, thread, t0, t1);
+}
+
+inline void execute(Node& n, const Run& run, int thread) {
+  // A replayed program rewrites inputs and parameters in place by design; its edges were
+  // checked when it was recorded.
+  if (!replaying()) check_versions(n, run.mark);
+  if (n.numel() == 0) {
+    // Nothing to compute. Kernels are not asked to handle empty outputs, whose other dims may
+    // multiply past int64 (only the element count is bounded) and whose inputs need no reading.
+    alloc_output(n);
+    n.base_version = n.storage->version.load(std::memory_order_relaxed);
+    return;
+  }
+  const bool observed = !run.node_observers.empty();
+  const int64_t t0 = observed ? now_ns() : 0;
+  try {
+    op_info(n.op).forward(n);
+  } catch (...) {
+    // A kernel may throw after allocating its output (gather checks its indices then): the
+    // node must stay pending, not look computed with a buffer it never filled.
+    n.storage.reset();
+    throw;
+  }
+  if (observed) notify_node(run, n, thread, t0);
+  n.base_version = n.storage->version.load(std::memory_order_relaxed);
+}
+
+// The root of a fused group computes the whole group (Note [Elementwise fusion]).
+inline void execute_group(Node& n, const Run& run, int thread) {
+  const bool observed = !run.node_observers.empty();
+  const int64_t t0 = observed ? now_ns() : 0;
+  fusion::run_group(n, run.fusion.flags.data(), run.mark);
+  if (observed) notify_node(run, n, thread, t0);
+  n.base_version = n.storage->version.load(std::memory_order_relaxed);
+}
+
+// Note [Inputs are released as soon as a node has run]
+// ~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~
+// A computed node that no gradient will flow through never reads its inputs again, so it
+// drops its edges right after its forward ran, on the thread that ran it: an intermediate
+// that only graph edges held is freed (its buffer back to the pool) at its last use, in the
+// middle of the run, not at the end. This is safe because everything a later node of the run
+// reads is an ancestor it holds through its own edges, the targets are held by the caller,
+// and the scheduler never touches a node that has run again (serial runs walk `order`
+// forwards; parallel runs find children through the run's own edge lists). A node freed here
+// may be freed on a worker thread: its block goes to that thread's node free list (Note [Node
+// pool]), its buffer to the buffer pool (Note [Buffer pool], under its own mutex), and no
+// Python state is touched. Not while tracing: a recorded program replays the graph as it was
+// (Note [Tracing keeps the graph]).
+inline void release_inputs(Node& n) {
+  if (!n.requires_grad || n.op == OpKind::Detach) n.inputs.clear();
+}
+
+// The pool half of Note [Scheduler: wait, execute, propagate].
+void run_parallel(Run& run, std::vector<std::atomic<int32_t>>& pending, int threads,
+                  RunStats& stats) {
+  ReadyLists lists(threads);
+  std::atomic<int64_t> remaining{static_cast<int64_t>(run.order.size())};
+  std::atomic<bool> cancelled{false};
+  std::mutex err_mutex;
+  std::exception_ptr first_error;
+  std::atomic<int> threads_used{0};
+
+#pragma omp parallel num_threads(threads)
+  {
+    const int tid = omp_get_thread_num(), nt = omp_get_num_threads();
+    const size_t nr = run.roots.size();
+    lists.seed(tid, run.roots.data() + nr * tid / nt, run.roots.data() + nr * (tid + 1) / nt);
+#pragma omp barrier
+    int64_t done_here = 0, unflushed = 0;
+    int32_t cur = -1;
+    for (;;) {
+      if (cur < 0 && !lists.pop(tid, cur)) break;
+      if (cancelled.load(std::memory_order_relaxed)) break;
+      const uint8_t fflags = run.fusion.flags_of(cur);
+      try {
+        if (fflags & fusion::kAbsorbed) {
+          // computed by its group's root; its inputs stay for the root to read
+        } else if (fflags & fusion::kHasMembers) {
+          execute_group(*run.order[cur], run, tid);
+        } else {
+          execute(*run.order[cur], run, tid);
+        }
+      } catch (...) {
+        {
+          std::lock_guard<std::mutex> lock(err_mutex);
+          if (!first_error) first_error = std::current_exception();
+        }
+        cancelled.store(true, std::memory_order_relaxed);
+        lists.finish();
+        break;
+      }
+      ++done_here;
+      ++unflushed;
+      // Children are found through the run's edge lists, not through the node, so its inputs
+      // may go now.
+      if (run.release_inputs && !(fflags & fusion::kAbsorbed)) release_inputs(*run.order[cur]);
+      int32_t next = -1;
+      for (int32_t k = run.child_head[cur]; k >= 0; k = run.edge_next[k]) {
+        int32_t c = run.edge_child[k];
+        if (pending[c].fetch_sub(1, std::memory_order_acq_rel) == 1) {
+          if (next < 0)
+            next = c;
+          else
+            lists.push(tid, c);
+        }
+      }
+      // Note [Counting finished nodes]: a worker adds its finished nodes to the shared count
+      // only when it runs out of continuation work, not once per node (a per-node atomic on
+      // one shared line ping-pongs between cores). The count reaches zero exactly when the
+      // last node is done: every other worker flushed before it went looking for work, and a
+      // worker still in a continuation has a node left to run.
+      if (next < 0 && remaining.fetch_sub(unflushed, std::memory_order_acq_rel) == unflushed) lists.finish();
+      if (next < 0) unflushed = 0;
+      cur = next;
+    }
+    if (done_here) threads_used.fetch_add(1, std::memory_order_relaxed);
+  }
+  stats.threads_used = threads_used.load();
+  if (first_error) std::rethrow_exception(first_error);
+}
+
+void run_serial(const Run& run) {
+  if (run.fusion.any) {
+    const size_t n = run.order.size();
+    for (size_t i = 0; i < n; ++i) {
+      const uint8_t f = run.fusion.flags[i];
+      if (f & fusion::kAbsorbed) continue;  // computed by its group's root
+      Node* node = run.order[i];
+      if (f & fusion::kHasMembers)
+        execute_group(*node, run, 0);
+      else
+        execute(*node, run, 0);
+      if (run.release_inputs) release_inputs(*node);
+    }
+  } else if (run.release_inputs) {
+    for (Node* node : run.order) {
+      execute(*node, run, 0);
+      release_inputs(*node);
+    }
+  } else {
+    for (Node* node : run.order) execute(*node, run, 0);
+  }
+}
+
+// Executes a built run: serially in topological order when no two nodes can be ready at once,
+// else on the worker pool. Rethrows the first error after every worker has stopped.
+void execute_run(Run& run, RunStats& stats) {
+  const size_t n = run.order.size();
+  stats.nodes = static_cast<int64_t>(n);
+  stats.fused = run.fusion.fused;
+  const int threads = get_num_threads();
+  // Note [Serial or parallel run]
+  // ~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~
+  // The worker pool pays for itself only when independent nodes carry real work: a run goes
+  // to the pool when it has fan-out, enough total work to amortise waking a worker, and a
+  // total/critical-path work ratio (the most its node-level parallelism can give) of at least
+  // kMinParallelism. Otherwise (a chain, an MLP step whose few side branches are small next to
+  // its GEMMs) it runs on the calling thread, where each large kernel may use the whole
+  // thread budget (Note [Thread budget]). Costs are rough: flops for products, elements
+  // touched otherwise. Either way the results are the same bits.
+  constexpr double kMinParallelWork = 2e4, kMinParallelism = 1.3;
+  const bool parallel = threads > 1 && run.edges_built && (run.roots.size() > 1 || run.has_fanout) &&
+                        run.total_cost >= kMinParallelWork &&
+                        run.total_cost >= kMinParallelism * run.critical_cost;
+  stats.parallel = parallel;
+  if (parallel) {
+    std::vector<std::atomic<int32_t>> pending(n);
+    for (size_t i = 0; i < n; ++i) pending[i].store(run.indegree[i], std::memory_order_relaxed);
+    run_parallel(run, pending, threads, stats);
+  } else {
+    run_serial(run);
+    stats.threads_used = 1;
+  }
+}
+
+}  // namespace
+}  // namespace scheduler
+
+using scheduler::PooledRun;
+using scheduler::Run;
+using scheduler::collect;
+using scheduler::execute_run;
+
+void realize(const std::vector<Tensor>& targets) {
+  GraphLock lock;
+  const uint64_t mark = next_mark();
+  PooledRun pooled;
+  Run& run = *pooled.run;
+  // The edge lists and the costs only serve to decide on and drive a parallel run; a
+  // one-thread run executes `order` as collected. run_index stays stale on the nodes
+  // afterwards: it is read only for nodes carrying the current walk's mark.
+  ObserverSnapshot observers;
+  const bool keep_graph = observers.keeps_graph();
+  observers.node_observers(run.node_observers);
+  run.mark = mark;
+  run.fusion.active = !keep_graph && fusion::enabled();
+  collect(targets, mark, run, get_num_threads() > 1);
+  const size_t n = run.order.size();
+  if (n == 0) return;
+  if (n > static_cast<size_t>(INT32_MAX - 1))
+    throw ValueError("realize: a run of " + std::to_string(n) + " nodes is too large");
+  run.release_inputs = !keep_graph;
+
+  RunStats stats;
+  std::exception_ptr error;
+  try {
+    execute_run(run, stats);
+  } catch (...) {
+    error = std::current_exception();
+  }
+  g_last_stats = stats;
+  if (error) std::rethrow_exception(error);
+  observers.run_done(run.order, stats);  // compile's trace records the run here
+}
+
+const Tensor& Tensor::realize() const {
+  if (!node_->realized()) dagrad::realize({*this});
+  return *this;
+}
+
+double Tensor::item() const {
+  if (numel() != 1)
+    throw RuntimeError("a Tensor with " + std::to_string(numel()) +
+                       " elements cannot be converted to a scalar");
+  realize();
+  switch (dtype()) {
+    case DType::Float32: return node_->data<float>()[0];
+    case DType::Float64: return node_->data<double>()[0];
+    case DType::Int64: return static_cast<double>(node_->data<int64_t>()[0]);
+    case DType::Bool: return node_->data<bool>()[0] ? 1.0 : 0.0;
+  }
+  return 0.0;
+}
+
+// Note [Values while recording]: the ops reach realize through this registration.
+namespace {
+const bool g_registered = (set_realize_fn(&realize), true);
+}  // namespace
+
+// ---- replay of recorded runs (compile's trace) -------------------------------------------------
+
+struct CachedRun::Impl {
+  std::vector<NodePtr> keep;  // owns the nodes
+  scheduler::Run run;
+};
+
+CachedRun::CachedRun(const std::vector<Node*>& order) : impl_(std::make_shared<Impl>()) {
+  GraphLock lock;
+  const uint64_t mark = next_mark();
+  for (size_t i = 0; i < order.size(); ++i) {
+    impl_->keep.push_back(order[i]->shared_from_this());
+    order[i]->mark = mark;
+    order[i]->run_index = static_cast<int32_t>(i);
+  }
+  scheduler::Run& run = impl_->run;
+  run.order = order;
+  run.edges_built = true;
+  for (Node* node : order) scheduler::link(run, node, mark);
+  for (Node* node : order) node->run_index = -1;
+}
+
+void CachedRun::execute() const {
+  RunStats stats;
+  scheduler::Run& run = impl_->run;
+  ObserverSnapshot observers;
+  observers.node_observers(run.node_observers);
+  scheduler::execute_run(run, stats);
+}
+
+}  // namespace dagrad

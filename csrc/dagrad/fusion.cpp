@@ -20,7 +20,7 @@ namespace fusion {
 // Elementwise kernels are memory-bound (about 23 GB/s per core): a chain such as
 // `relu(a * b + c)` spends its time writing and re-reading intermediates. While the scheduler
 // collects a run, it marks a pending node p as computed inside its consumer c's group when
-//   - both are elementwise ops of the list below, of the same float dtype and shape;
+//   - both are elementwise ops of DAGRAD_ELEMENTWISE_OPS (op_list.h) or pow, of the same float dtype and shape;
 //   - neither requires grad (so no backward rule will ever read p's value, nor c's inputs);
 //   - the edge from c is p's only holder (use_count 1: no Python handle, no other node, not
 //     a target of the run), so p's value is visible to nobody but c;
@@ -47,14 +47,13 @@ namespace fusion {
 // whose nodes do not require grad: autodiff drops its own handles on the gradients before it
 // runs them so that chains such as relu_backward(mul(g, w), x) can fuse.
 
+// The ops of the list are DAGRAD_ELEMENTWISE_OPS (op_list.h), plus pow.
 bool candidate(const Node& n) {
   switch (n.op) {
-    case OpKind::Add: case OpKind::Sub: case OpKind::Mul: case OpKind::Div:
-    case OpKind::Neg: case OpKind::PowScalar: case OpKind::Exp: case OpKind::Log:
-    case OpKind::Sqrt: case OpKind::Tanh: case OpKind::Sigmoid: case OpKind::Relu:
-    case OpKind::Step: case OpKind::Abs: case OpKind::Sign: case OpKind::Sin: case OpKind::Cos:
-    case OpKind::Log1p: case OpKind::Expm1: case OpKind::Erf: case OpKind::ReluBackward:
-    case OpKind::TanhBackward: case OpKind::SigmoidBackward:
+#define DAGRAD_X(E, f, arity) case OpKind::E:
+    DAGRAD_ELEMENTWISE_OPS(DAGRAD_X)
+#undef DAGRAD_X
+    case OpKind::PowScalar:
       break;
     default:
       return false;
@@ -188,28 +187,16 @@ void apply2(const F& f, Resolved<T> a, Resolved<T> b, T* y, int64_t n) {
 template <class T>
 void apply(const Node& n, Resolved<T> a, Resolved<T> b, T* y, int64_t len) {
   switch (n.op) {
-    case OpKind::Add: apply2<T>(fn::Add{}, a, b, y, len); break;
-    case OpKind::Sub: apply2<T>(fn::Sub{}, a, b, y, len); break;
-    case OpKind::Mul: apply2<T>(fn::Mul{}, a, b, y, len); break;
-    case OpKind::Div: apply2<T>(fn::Div{}, a, b, y, len); break;
-    case OpKind::ReluBackward: apply2<T>(fn::ReluBackward{}, a, b, y, len); break;
-    case OpKind::TanhBackward: apply2<T>(fn::TanhBackward{}, a, b, y, len); break;
-    case OpKind::SigmoidBackward: apply2<T>(fn::SigmoidBackward{}, a, b, y, len); break;
-    case OpKind::Neg: apply1<T>(fn::Neg{}, a, y, len); break;
-    case OpKind::Exp: apply1<T>(fn::Exp{}, a, y, len); break;
-    case OpKind::Log: apply1<T>(fn::Log{}, a, y, len); break;
-    case OpKind::Sqrt: apply1<T>(fn::Sqrt{}, a, y, len); break;
-    case OpKind::Tanh: apply1<T>(fn::Tanh{}, a, y, len); break;
-    case OpKind::Sigmoid: apply1<T>(fn::Sigmoid{}, a, y, len); break;
-    case OpKind::Relu: apply1<T>(fn::Relu{}, a, y, len); break;
-    case OpKind::Step: apply1<T>(fn::Step{}, a, y, len); break;
-    case OpKind::Abs: apply1<T>(fn::Abs{}, a, y, len); break;
-    case OpKind::Sign: apply1<T>(fn::Sign{}, a, y, len); break;
-    case OpKind::Sin: apply1<T>(fn::Sin{}, a, y, len); break;
-    case OpKind::Cos: apply1<T>(fn::Cos{}, a, y, len); break;
-    case OpKind::Log1p: apply1<T>(fn::Log1p{}, a, y, len); break;
-    case OpKind::Expm1: apply1<T>(fn::Expm1{}, a, y, len); break;
-    case OpKind::Erf: apply1<T>(fn::Erf{}, a, y, len); break;
+#define DAGRAD_APPLY_1(E) apply1<T>(fn::E{}, a, y, len)
+#define DAGRAD_APPLY_2(E) apply2<T>(fn::E{}, a, b, y, len)
+#define DAGRAD_X(E, f, arity) \
+  case OpKind::E:             \
+    DAGRAD_APPLY_##arity(E);  \
+    break;
+    DAGRAD_ELEMENTWISE_OPS(DAGRAD_X)
+#undef DAGRAD_X
+#undef DAGRAD_APPLY_1
+#undef DAGRAD_APPLY_2
     case OpKind::PowScalar:
       fn::with_pow<T>(n.attrs.scalar, [&](const auto& f) { apply1<T>(f, a, y, len); });
       break;

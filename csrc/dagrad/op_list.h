@@ -1,5 +1,6 @@
 // @brief The one list of ops. Everything per-op (enum, names, the dispatch
 // table) is generated from it; each op is defined in csrc/dagrad/ops/<family>.cpp.
+// Adding an op: README.md, "Adding an op".
 #pragma once
 
 // X(Enum, "name", family)
@@ -68,3 +69,32 @@
   X(Linear, "linear", nn)             \
   X(Unfold, "unfold", nn)             \
   X(Fold, "fold", nn)
+
+// The elementwise ops fusion may compute inside a group (Note [Elementwise fusion]): each
+// applies the per-element functor fn::<Enum> of kernels/elementwise_fns.h to `arity` operands,
+// and ops.h declares its function from this list. fusion.cpp generates its cases from it.
+// (pow is fused too, through its exponent's functor: fusion.cpp names it.)
+// X(Enum, function, arity)
+#define DAGRAD_ELEMENTWISE_OPS(X)          \
+  X(Add, add, 2)                           \
+  X(Sub, sub, 2)                           \
+  X(Mul, mul, 2)                           \
+  X(Div, div, 2)                           \
+  X(Neg, neg, 1)                           \
+  X(Exp, exp, 1)                           \
+  X(Log, log, 1)                           \
+  X(Sqrt, sqrt, 1)                         \
+  X(Tanh, tanh, 1)                         \
+  X(Sigmoid, sigmoid, 1)                   \
+  X(Relu, relu, 1)                         \
+  X(Step, step, 1)                         \
+  X(Abs, abs, 1)                           \
+  X(Sign, sign, 1)                         \
+  X(Sin, sin, 1)                           \
+  X(Cos, cos, 1)                           \
+  X(Log1p, log1p, 1)                       \
+  X(Expm1, expm1, 1)                       \
+  X(Erf, erf, 1)                           \
+  X(ReluBackward, relu_backward, 2)        \
+  X(TanhBackward, tanh_backward, 2)        \
+  X(SigmoidBackward, sigmoid_backward, 2)

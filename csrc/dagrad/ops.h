@@ -11,37 +11,25 @@
 namespace dagrad {
 
 // Elementwise (ops/elementwise.cpp). Binary ops broadcast like numpy and promote dtypes.
+// The functions of DAGRAD_ELEMENTWISE_OPS (op_list.h) are declared from the list:
+//   add, sub, mul, div (a, b); neg, exp, log, sqrt, tanh, sigmoid, relu, abs, sin, cos, log1p,
+//   expm1, erf (x); step(x): 1 where x > 0, else 0, no gradient; sign(x): no gradient;
+//   relu_backward(g, x), tanh_backward(g, y), sigmoid_backward(g, y): fused local gradients
+//   (one pass instead of two or three nodes), each itself differentiable: g * (x > 0),
+//   g * (1 - y^2), g * y * (1 - y).
+#define DAGRAD_DECLARE_1(f) Tensor f(const Tensor& x);
+#define DAGRAD_DECLARE_2(f) Tensor f(const Tensor& a, const Tensor& b);
+#define DAGRAD_X(E, f, arity) DAGRAD_DECLARE_##arity(f)
+DAGRAD_ELEMENTWISE_OPS(DAGRAD_X)
+#undef DAGRAD_X
+#undef DAGRAD_DECLARE_1
+#undef DAGRAD_DECLARE_2
 Tensor cast(const Tensor& x, DType dtype);
-Tensor add(const Tensor& a, const Tensor& b);
 /// @brief xs[0] + xs[1] + ... left to right in one node (same shapes and dtype): the fan-in sum
 /// of gradients, bitwise equal to the chain of adds it replaces.
 Tensor add_n(const std::vector<Tensor>& xs);
-Tensor sub(const Tensor& a, const Tensor& b);
-Tensor mul(const Tensor& a, const Tensor& b);
-Tensor div(const Tensor& a, const Tensor& b);
-Tensor neg(const Tensor& x);
 /// @brief x ** exponent; an integer tensor to an integer power stays int64 (exact, wrapping).
 Tensor pow(const Tensor& x, Scalar exponent);
-Tensor exp(const Tensor& x);
-Tensor log(const Tensor& x);
-Tensor sqrt(const Tensor& x);
-Tensor tanh(const Tensor& x);
-Tensor sigmoid(const Tensor& x);
-Tensor relu(const Tensor& x);
-/// @brief 1 where x > 0, else 0 (same dtype); has no gradient.
-Tensor step(const Tensor& x);
-/// @brief Fused local gradients (one pass instead of two or three nodes), each itself
-/// differentiable: g * (x > 0), g * (1 - y^2), g * y * (1 - y).
-Tensor relu_backward(const Tensor& g, const Tensor& x);
-Tensor tanh_backward(const Tensor& g, const Tensor& y);
-Tensor sigmoid_backward(const Tensor& g, const Tensor& y);
-Tensor abs(const Tensor& x);
-Tensor sign(const Tensor& x);  // no gradient
-Tensor sin(const Tensor& x);
-Tensor cos(const Tensor& x);
-Tensor log1p(const Tensor& x);
-Tensor expm1(const Tensor& x);
-Tensor erf(const Tensor& x);
 
 // Selection and comparison (ops/select.cpp). Comparisons return bool tensors with no gradient.
 Tensor eq(const Tensor& a, const Tensor& b);

@@ -1,7 +1,8 @@
 // Direct CPython entry points for the calls a scalar graph makes millions of times.
 #include "fast_calls.h"
 
-#include "arg_errors.h"
+#include <deque>
+
 #include "dagrad/ops.h"
 
 namespace py = pybind11;
@@ -23,30 +24,12 @@ namespace dagrad_py {
 // generic slots, hence pybind11's path. They hold the GIL, as recording a node always does
 // (Note [GIL policy]).
 
-namespace {
+namespace fast {
 
 PyTypeObject* g_type = nullptr;
 const py::detail::type_info* g_tinfo = nullptr;
 
-inline bool is_tensor(PyObject* o) {
-  return Py_TYPE(o) == g_type || PyType_IsSubtype(Py_TYPE(o), g_type);
-}
-
-inline const Tensor& unwrap(PyObject* o) {
-  auto* inst = reinterpret_cast<py::detail::instance*>(o);
-  auto vh = inst->get_value_and_holder(g_tinfo, false);
-  if (!vh || !vh.holder_constructed() || !vh.value_ptr())
-    throw py::type_error("dagrad.Tensor object is not initialised");
-  return *vh.value_ptr<Tensor>();
-}
-
-inline PyObject* wrap(Tensor&& t) {
-  return py::detail::type_caster_base<Tensor>::cast(std::move(t), py::return_value_policy::move, py::handle())
-      .ptr();
-}
-
-// Any C++ or pybind11 exception becomes the Python exception the bindings would raise.
-inline PyObject* fail() {
+PyObject* fail() {
   try {
     throw;
   } catch (py::error_already_set& e) {
@@ -57,7 +40,25 @@ inline PyObject* fail() {
   return nullptr;
 }
 
-// The operator's symbol, for the TypeError of `x + "a"`.
+namespace {
+// Method definitions must outlive the functions and descriptors made from them.
+std::deque<PyMethodDef> g_defs;
+}  // namespace
+
+const char* name_of(PyCFunction f) {
+  for (const PyMethodDef& d : g_defs)
+    if (d.ml_meth == f) return d.ml_name;
+  return "unary op";
+}
+
+}  // namespace fast
+
+namespace {
+using fast::is_tensor;
+using fast::unwrap;
+using fast::wrap;
+using fast::fail;
+
 template <Tensor (*F)(const Tensor&, const Tensor&)>
 const char* symbol() {
   if (F == &dagrad::add) return "+";
@@ -99,90 +100,36 @@ PyObject* binary_slot(PyObject* a, PyObject* b) {
   }
 }
 
-extern PyMethodDef g_unary_defs[8];
-
-template <Tensor (*F)(const Tensor&)>
-PyObject* unary_fn(PyObject*, PyObject* x) {
-  try {
-    if (!is_tensor(x)) {
-      const char* name = "unary op";
-      for (const PyMethodDef& d : g_unary_defs)
-        if (d.ml_meth == reinterpret_cast<PyCFunction>(&unary_fn<F>)) name = d.ml_name;
-      throw py::type_error(std::string(name) + "(): argument 'input' (position 1) must be Tensor, not " +
-                           type_name(x));
-    }
-    return wrap(F(unwrap(x)));
-  } catch (...) {
-    return fail();
-  }
-}
-
-template <Tensor (*F)(const Tensor&)>
-PyObject* unary_slot(PyObject* x) {
-  try {
-    return wrap(F(unwrap(x)));
-  } catch (...) {
-    return fail();
-  }
-}
-
-template <Tensor (*F)(const Tensor&)>
-PyObject* unary_method(PyObject* self, PyObject*) {
-  return unary_slot<F>(self);
-}
-
-template <Tensor (*F)(const Tensor&)>
-PyMethodDef unary_def(const char* name) {
-  return PyMethodDef{name, reinterpret_cast<PyCFunction>(&unary_fn<F>), METH_O, nullptr};
-}
-template <Tensor (*F)(const Tensor&)>
-PyMethodDef method_def(const char* name) {
-  return PyMethodDef{name, reinterpret_cast<PyCFunction>(&unary_method<F>), METH_NOARGS, nullptr};
-}
-
-// Method definitions must outlive the functions made from them.
-PyMethodDef g_unary_defs[] = {
-    unary_def<&dagrad::relu>("relu"),       unary_def<&dagrad::tanh>("tanh"),
-    unary_def<&dagrad::sigmoid>("sigmoid"), unary_def<&dagrad::exp>("exp"),
-    unary_def<&dagrad::log>("log"),         unary_def<&dagrad::sqrt>("sqrt"),
-    unary_def<&dagrad::neg>("neg"),         unary_def<&dagrad::abs>("abs"),
-};
-
-// The same as Tensor methods (x.relu(), ...).
-PyMethodDef g_method_defs[] = {
-    method_def<&dagrad::relu>("relu"),       method_def<&dagrad::tanh>("tanh"),
-    method_def<&dagrad::sigmoid>("sigmoid"), method_def<&dagrad::exp>("exp"),
-    method_def<&dagrad::log>("log"),         method_def<&dagrad::sqrt>("sqrt"),
-    method_def<&dagrad::abs>("abs"),
-};
-
 }  // namespace
 
-void install_fast_calls(py::module_& m, py::handle tensor_type) {
+void install_fast_calls(py::module_& m, py::handle tensor_type, const std::vector<FastRow>& rows) {
+  using fast::g_type;
   g_type = reinterpret_cast<PyTypeObject*>(tensor_type.ptr());
-  g_tinfo = py::detail::get_type_info(typeid(Tensor));
+  fast::g_tinfo = py::detail::get_type_info(typeid(Tensor));
   PyNumberMethods* nb = g_type->tp_as_number;
   nb->nb_add = &binary_slot<&dagrad::add>;
   nb->nb_subtract = &binary_slot<&dagrad::sub>;
   nb->nb_multiply = &binary_slot<&dagrad::mul>;
   nb->nb_true_divide = &binary_slot<&dagrad::div>;
-  nb->nb_negative = &unary_slot<&dagrad::neg>;
-  for (PyMethodDef& def : g_method_defs) {
-    PyObject* d = PyDescr_NewMethod(g_type, &def);
-    if (!d || PyObject_SetAttrString(tensor_type.ptr(), def.ml_name, d) != 0) {
-      Py_XDECREF(d);
-      throw py::error_already_set();
+  nb->nb_negative = &fast::unary_slot<&dagrad::neg>;
+  for (const FastRow& row : rows) {
+    if (row.variants & kMethod) {
+      PyMethodDef& def = fast::g_defs.emplace_back(PyMethodDef{row.name, row.method, METH_NOARGS, nullptr});
+      PyObject* d = PyDescr_NewMethod(g_type, &def);
+      if (!d || PyObject_SetAttrString(tensor_type.ptr(), def.ml_name, d) != 0) {
+        Py_XDECREF(d);
+        throw py::error_already_set();
+      }
+      Py_DECREF(d);
     }
-    Py_DECREF(d);
+    if (row.variants & kFunction) {
+      PyMethodDef& def = fast::g_defs.emplace_back(PyMethodDef{row.name, row.function, METH_O, nullptr});
+      PyObject* f = PyCFunction_NewEx(&def, nullptr, m.attr("__name__").ptr());
+      if (!f) throw py::error_already_set();
+      m.attr(def.ml_name) = py::reinterpret_steal<py::object>(f);
+    }
   }
   PyType_Modified(g_type);
-  // Module functions keep pybind11's docstrings and signatures for everything else; these
-  // names take the direct path (the Python API re-exports them).
-  for (PyMethodDef& def : g_unary_defs) {
-    PyObject* f = PyCFunction_NewEx(&def, nullptr, m.attr("__name__").ptr());
-    if (!f) throw py::error_already_set();
-    m.attr(def.ml_name) = py::reinterpret_steal<py::object>(f);
-  }
 }
 
 }  // namespace dagrad_py

@@ -387,8 +387,12 @@ def _binary(name):
 
 
 add, sub, mul, div = (_binary(n) for n in ("add", "sub", "mul", "div"))
-neg, exp, log, sqrt, tanh, sigmoid, relu = (
-    getattr(_core, n) for n in ("neg", "exp", "log", "sqrt", "tanh", "sigmoid", "relu"))
+
+# The functions the core binds as they are (one row each in its binding table,
+# csrc/bindings/init_ops.cpp): dagrad.tanh is the core's tanh, Tensor.tanh its method.
+for _name in _core._FUNCTIONS:
+    globals()[_name] = getattr(_core, _name)
+del _name
 
 
 def pow(input, exponent):  # noqa: A001
@@ -621,11 +625,6 @@ def _chunk(self, chunks, dim=0):
     return tuple(_core.chunk(self, _args.integer(chunks, "chunk", "chunks"), _args.dim(dim, "chunk", self.ndim)))
 
 
-def _unary_method(name):
-    f = getattr(_core, name)
-    return lambda self: f(self)
-
-
 Tensor.__getitem__ = _indexing.getitem
 Tensor.max = _max
 Tensor.min = _min
@@ -633,9 +632,6 @@ Tensor.var = _var
 Tensor.std = _std
 Tensor.split = _split
 Tensor.chunk = _chunk
-for _n in ("abs", "sign", "sin", "cos", "log1p", "expm1", "erf", "square", "rsqrt"):
-    setattr(Tensor, _n, _unary_method(_n))
-del _n
 
 
 def _t(x):
@@ -685,42 +681,6 @@ def _is_device(a):
 
 
 Tensor.to = _to
-
-
-def abs(input):  # noqa: A001
-    return _core.abs(_args.tensor(input, "abs"))
-
-
-def sign(input):
-    return _core.sign(_args.tensor(input, "sign"))
-
-
-def sin(input):
-    return _core.sin(_args.tensor(input, "sin"))
-
-
-def cos(input):
-    return _core.cos(_args.tensor(input, "cos"))
-
-
-def log1p(input):
-    return _core.log1p(_args.tensor(input, "log1p"))
-
-
-def expm1(input):
-    return _core.expm1(_args.tensor(input, "expm1"))
-
-
-def erf(input):
-    return _core.erf(_args.tensor(input, "erf"))
-
-
-def square(input):
-    return _core.square(_args.tensor(input, "square"))
-
-
-def rsqrt(input):
-    return _core.rsqrt(_args.tensor(input, "rsqrt"))
 
 
 def clamp(input, min=None, max=None):  # noqa: A002

@@ -128,7 +128,8 @@ struct CustomOp {
 };
 Tensor custom(const std::shared_ptr<const CustomOp>& op, const std::vector<Tensor>& inputs, Shape shape, DType dtype);
 
-// Composites (ops/composite.cpp): built from the primitives above, so their gradients follow.
+// Composites, each in its family's file under "Composites: no backward of their own": built
+// from the primitives above, so their gradients follow.
 Tensor square(const Tensor& x);
 Tensor rsqrt(const Tensor& x);
 Tensor leaky_relu(const Tensor& x, double negative_slope = 0.01);

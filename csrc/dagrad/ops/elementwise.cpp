@@ -9,6 +9,7 @@
 #include "dagrad/kernels/parallel.h"
 #include "dagrad/kernels/strided.h"
 #include "dagrad/ops.h"
+#include "dagrad/ops/composite.h"
 
 namespace dagrad {
 
@@ -383,6 +384,79 @@ void Erf_forward(Node& out) {
 std::vector<Tensor> Erf_backward(const Tensor& out, const Tensor& g, const std::vector<bool>&) {
   Tensor x = input(out, 0);
   return {mul(g, mul(exp(neg(mul(x, x))), scalar_like(x, 1.1283791670955126)))};
+}
+
+}  // namespace dagrad
+
+// =============================================================================================
+// Composites: no backward of their own. Built only from the primitives above, so their
+// gradients (of any order) follow from the primitives' backward rules. Where a composition
+// decides the gradient at a kink, or keeps a branch finite so that a zero gradient times an
+// infinite local derivative cannot make NaN, a NOTE says so.
+// =============================================================================================
+
+namespace dagrad {
+using namespace composite;
+
+// ---- elementwise ----------------------------------------------------------------------------
+// As PyTorch, the square of a bool tensor is int64 (x ** 2), not bool (x * x, a logical and).
+Tensor square(const Tensor& x) {
+  Tensor v = x.dtype() == DType::Bool ? cast(x, DType::Int64) : x;
+  return mul(v, v);
+}
+// 1 / sqrt(x), not x ** -0.5: rsqrt(-0.0) is -inf, as in PyTorch.
+Tensor rsqrt(const Tensor& x) {
+  Tensor s = sqrt(x);
+  return div(c(s, 1.0), s);
+}
+
+// NOTE: at x = 0 the gradient is negative_slope (x > 0 is false), as in PyTorch.
+Tensor leaky_relu(const Tensor& x, double slope) {
+  Tensor v = as_float(x);
+  return where(gt(v, c(v, 0.0)), v, mul(v, c(v, slope)));
+}
+
+// NOTE: the gradient is 0 at both kinks (x == min_val, x == max_val), as PyTorch's hardtanh and
+// relu6; NaN fails both comparisons and passes through.
+Tensor hardtanh(const Tensor& x, double min_val, double max_val) {
+  if (min_val > max_val)
+    throw ValueError("hardtanh: min_val " + std::to_string(min_val) + " cannot be greater than max_val " +
+                     std::to_string(max_val));
+  Tensor v = as_float(x);
+  Tensor lo = c(v, min_val), hi = c(v, max_val);
+  return where(le(v, lo), lo, where(ge(v, hi), hi, v));
+}
+
+// NOTE: the negative branch sees where(x > 0, 0, x), so exp never overflows in the branch not
+// taken; at x = 0 the gradient is alpha (the negative branch), as in PyTorch.
+Tensor elu(const Tensor& x, double alpha) {
+  Tensor v = as_float(x);
+  Tensor pos = gt(v, c(v, 0.0));
+  Tensor neg_part = where(pos, c(v, 0.0), v);
+  return where(pos, v, mul(expm1(neg_part), c(v, alpha)));
+}
+
+Tensor gelu(const Tensor& x, bool tanh_approximation) {
+  Tensor v = as_float(x);
+  Tensor half_x = mul(v, c(v, 0.5));
+  if (!tanh_approximation) return mul(half_x, add(c(v, 1.0), erf(mul(v, c(v, M_SQRT1_2)))));
+  Tensor inner = mul(add(v, mul(mul(mul(v, v), v), c(v, 0.044715))), c(v, std::sqrt(2.0 / M_PI)));
+  return mul(half_x, add(c(v, 1.0), tanh(inner)));
+}
+
+// NOTE: above the threshold softplus is x; the other branch sees a clamped argument, so exp
+// never overflows there and its zero gradient stays zero.
+Tensor softplus(const Tensor& x, double beta, double threshold) {
+  Tensor v = as_float(x);
+  Tensor bx = mul(v, c(v, beta));
+  Tensor linear_region = gt(bx, c(v, threshold));
+  Tensor safe = where(linear_region, c(v, 0.0), bx);
+  return where(linear_region, v, div(log1p(exp(safe)), c(v, beta)));
+}
+
+Tensor silu(const Tensor& x) {
+  Tensor v = as_float(x);
+  return mul(v, sigmoid(v));
 }
 
 }  // namespace dagrad

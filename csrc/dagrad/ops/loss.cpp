@@ -7,6 +7,7 @@
 #include "dagrad/kernels/dispatch.h"
 #include "dagrad/kernels/parallel.h"
 #include "dagrad/ops.h"
+#include "dagrad/ops/composite.h"
 
 namespace dagrad {
 
@@ -147,6 +148,223 @@ void CrossEntropyBackward_forward(Node& out) {
 // Only made with grad recording off (see CrossEntropy_backward), so never differentiated.
 std::vector<Tensor> CrossEntropyBackward_backward(const Tensor&, const Tensor&, const std::vector<bool>&) {
   throw RuntimeError("internal: cross_entropy_backward is not differentiable; use create_graph=True");
+}
+
+}  // namespace dagrad
+
+// =============================================================================================
+// Composites: no backward of their own. Built only from the primitives above, so their
+// gradients (of any order) follow from the primitives' backward rules. Where a composition
+// decides the gradient at a kink, or keeps a branch finite so that a zero gradient times an
+// infinite local derivative cannot make NaN, a NOTE says so.
+// =============================================================================================
+
+namespace dagrad {
+using namespace composite;
+
+// ---- losses ----------------------------------------------------------------------------------------
+Reduction reduction_from(const std::string& name) {
+  if (name == "mean") return Reduction::Mean;
+  if (name == "sum") return Reduction::Sum;
+  if (name == "none") return Reduction::None;
+  throw ValueError("reduction must be 'mean', 'sum' or 'none', got '" + name + "'");
+}
+namespace {
+Tensor reduce_loss(const Tensor& l, Reduction r) {
+  switch (r) {
+    case Reduction::None: return l;
+    case Reduction::Sum: return sum(l);
+    case Reduction::Mean: return mean(l);
+  }
+  return l;
+}
+void check_pair(const char* op, const Tensor& a, const Tensor& t) {
+  broadcast_shapes(a.shape(), t.shape(), op);
+}
+}  // namespace
+
+Tensor mse_loss(const Tensor& a, const Tensor& t, Reduction r) {
+  check_pair("mse_loss", a, t);
+  Tensor d = sub(a, t);
+  return reduce_loss(mul(d, d), r);
+}
+Tensor l1_loss(const Tensor& a, const Tensor& t, Reduction r) {
+  check_pair("l1_loss", a, t);
+  return reduce_loss(abs(sub(a, t)), r);
+}
+Tensor smooth_l1_loss(const Tensor& a, const Tensor& t, Reduction r, double beta) {
+  check_pair("smooth_l1_loss", a, t);
+  if (beta < 0) throw ValueError("smooth_l1_loss: beta must be non-negative");
+  Tensor d = abs(sub(a, t));
+  if (beta == 0.0) return reduce_loss(d, r);
+  Tensor quad = div(mul(mul(d, d), c(d, 0.5)), c(d, beta));
+  return reduce_loss(where(lt(d, c(d, beta)), quad, sub(d, c(d, 0.5 * beta))), r);
+}
+
+namespace {
+// Class scores moved to (M, C) and targets to (M,), for inputs (N, C, d1, ...) or (C,).
+struct Flat {
+  Tensor scores, target;
+  Shape target_shape;
+};
+Flat flatten_classes(const char* op, const Tensor& scores, const Tensor& target) {
+  if (scores.ndim() == 0) throw ShapeError(std::string(op) + ": input must have at least 1 dimension");
+  if (target.dtype() != DType::Int64)
+    throw TypeError(std::string(op) + ": class targets must be int64, got " + dtype_name(target.dtype()));
+  Shape expect;
+  if (scores.ndim() >= 2) {
+    expect.push_back(scores.shape()[0]);
+    expect.insert(expect.end(), scores.shape().begin() + 2, scores.shape().end());
+  }
+  if (target.shape() != expect)
+    throw ShapeError(std::string(op) + ": expected target of shape " + shape_str(expect) + " for input of shape " +
+                     shape_str(scores.shape()) + ", got " + shape_str(target.shape()) +
+                     (scores.ndim() >= 2 && (target.ndim() == 0 || target.shape()[0] != scores.shape()[0])
+                          ? " (batch size mismatch)" : ""));
+  const int64_t C = scores.ndim() == 1 ? scores.shape()[0] : scores.shape()[1];
+  Tensor s = scores;
+  if (s.ndim() == 1) s = unsqueeze(s, 0);
+  if (s.ndim() > 2) {
+    std::vector<int64_t> perm = {0};
+    for (int64_t i = 2; i < s.ndim(); ++i) perm.push_back(i);
+    perm.push_back(1);
+    s = permute(s, perm);
+  }
+  return {reshape(s, {-1, C}), reshape(target, {-1}), target.shape()};
+}
+
+// Targets are checked before any kernel reads memory with them: the IndexError names the
+// bad target and the number of classes.
+void check_targets(const char* op, const Tensor& target, int64_t classes, int64_t ignore_index) {
+  if (!target->realized()) realize_now({target});  // Note [Values while recording]
+  const int64_t* p = target->data<int64_t>();
+  for (int64_t i = 0; i < target.numel(); ++i)
+    if (p[i] != ignore_index && (p[i] < 0 || p[i] >= classes))
+      throw IndexError(std::string(op) + ": target " + std::to_string(p[i]) + " is out of bounds for " +
+                       std::to_string(classes) + " classes (at position " + std::to_string(i) + ")");
+}
+
+// Per-element losses -w[t_i] * logp[i, t_i] and their weights (0 where ignored).
+std::pair<Tensor, Tensor> picked_nll(const Flat& f, const Tensor& weight, int64_t ignore_index) {
+  const Tensor& t = f.target;
+  Tensor valid = ne(t, full({}, ignore_index, DType::Int64));
+  Tensor safe = where(valid, t, full({}, 0.0, DType::Int64));
+  Tensor picked = squeeze(gather(f.scores, 1, unsqueeze(safe, 1)), 1);
+  Tensor w = cast(valid, f.scores.dtype());
+  if (weight.defined()) w = mul(w, index(weight, {safe}, 0));
+  return {neg(mul(picked, w)), w};
+}
+
+Tensor finish(const Tensor& per_elem, const Tensor& w, Reduction r, const Shape& shape) {
+  switch (r) {
+    case Reduction::None: return reshape(per_elem, shape);
+    case Reduction::Sum: return sum(per_elem);
+    case Reduction::Mean: return div(sum(per_elem), sum(w));
+  }
+  return per_elem;
+}
+void check_weight(const char* op, const Tensor& weight, int64_t C) {
+  if (weight.defined() && (weight.ndim() != 1 || weight.shape()[0] != C))
+    throw ShapeError(std::string(op) + ": weight of shape " + shape_str(weight.shape()) + " does not match " +
+                     std::to_string(C) + " classes");
+}
+}  // namespace
+
+Tensor nll_loss(const Tensor& logp, const Tensor& target, const Tensor& weight, Reduction r, int64_t ignore_index) {
+  Flat f = flatten_classes("nll_loss", logp, target);
+  check_weight("nll_loss", weight, f.scores.shape()[1]);
+  check_targets("nll_loss", target, f.scores.shape()[1], ignore_index);
+  auto [l, w] = picked_nll(f, weight, ignore_index);
+  return finish(l, w, r, f.target_shape);
+}
+
+Tensor cross_entropy(const Tensor& logits, const Tensor& target, const Tensor& weight, Reduction r,
+                     int64_t ignore_index, double ls) {
+  if (ls < 0.0 || ls > 1.0) throw ValueError("cross_entropy: label_smoothing must be in [0, 1]");
+  if (logits.ndim() == 0) throw ShapeError("cross_entropy: input must have at least 1 dimension");
+  // Checked here, so that an int input is reported under cross_entropy, not its fused row op.
+  if (!is_floating(logits.dtype()))
+    throw TypeError(std::string("cross_entropy: input must be floating point, got ") + dtype_name(logits.dtype()));
+  const int64_t cdim = logits.ndim() == 1 ? 0 : 1;
+  const int64_t C = logits.shape()[cdim];
+  check_weight("cross_entropy", weight, C);
+  // The common case, (N, C) logits against N class indices, is one fused node each way.
+  if (logits.ndim() == 2 && target.dtype() == DType::Int64 && target.ndim() == 1 &&
+      target.shape()[0] == logits.shape()[0] && !weight.defined() && ls == 0.0 && r != Reduction::None) {
+    check_targets("cross_entropy", target, C, ignore_index);
+    return cross_entropy_rows(logits, target, ignore_index, r == Reduction::Sum);
+  }
+  Tensor logp = log_softmax(logits, cdim);
+  if (is_floating(target.dtype())) {  // class probabilities
+    if (target.shape() != logits.shape())
+      throw ShapeError("cross_entropy: probability targets of shape " + shape_str(target.shape()) +
+                       " must match the input of shape " + shape_str(logits.shape()));
+    Tensor t = ls > 0 ? add(mul(target, c(target, 1.0 - ls)), c(target, ls / C)) : target;
+    Tensor terms = mul(logp, t);
+    if (weight.defined()) {
+      Shape ws(logits.ndim(), 1);
+      ws[cdim] = C;
+      terms = mul(terms, reshape(weight, ws));
+    }
+    Tensor l = neg(sum(terms, {cdim}));
+    if (r == Reduction::Mean) return div(sum(l), c(l, static_cast<double>(std::max<int64_t>(1, l.numel()))));
+    return reduce_loss(l, r);
+  }
+  Flat f = flatten_classes("cross_entropy", logp, target);
+  check_targets("cross_entropy", target, C, ignore_index);
+  auto [l, w] = picked_nll(f, weight, ignore_index);
+  if (ls > 0.0) {
+    // (1 - ls) * nll + ls / C * sum_c(-w_c * logp_c), over the non-ignored elements.
+    Tensor valid = cast(ne(f.target, full({}, ignore_index, DType::Int64)), logp.dtype());
+    Tensor s = weight.defined() ? mul(f.scores, reshape(weight, {1, C})) : f.scores;
+    Tensor smooth = mul(neg(sum(s, {1})), valid);
+    l = add(mul(l, c(l, 1.0 - ls)), mul(smooth, c(l, ls / C)));
+  }
+  return finish(l, w, r, f.target_shape);
+}
+
+// NOTE: log(p) is clamped at -100 as in PyTorch. Its value comes from clamp(log(p), -100); its
+// gradient from log(max(p, 1e-12)) (the straight-through form value + f - detach(f), with
+// f - detach(f) exactly 0), so p = 0 or 1 gives finite gradients, never 0 * inf = NaN.
+namespace {
+Tensor clamped_log(const Tensor& p) {
+  Tensor value = detach(clamp(log(p), -100.0, std::nullopt));
+  Tensor f = log(clamp(p, 1e-12, std::nullopt));
+  return add(value, sub(f, detach(f)));
+}
+// log(1 + exp(-x)) for any x, exact gradient -sigmoid(-x) everywhere (no kink at 0), finite
+// at +-1000: each branch only sees arguments for which exp cannot overflow.
+Tensor softplus_neg(const Tensor& x) {
+  Tensor zero = c(x, 0.0);
+  Tensor nonneg = ge(x, zero);
+  Tensor xp = where(nonneg, x, zero), xn = where(nonneg, zero, x);
+  Tensor pos = log1p(exp(neg(xp)));
+  Tensor negb = sub(log1p(exp(xn)), xn);
+  return where(nonneg, pos, negb);
+}
+}  // namespace
+
+Tensor binary_cross_entropy(const Tensor& p, const Tensor& t, const Tensor& weight, Reduction r) {
+  if (p.shape() != t.shape())
+    throw ShapeError("binary_cross_entropy: target of shape " + shape_str(t.shape()) +
+                     " must match the input of shape " + shape_str(p.shape()));
+  Tensor one = c(p, 1.0);
+  Tensor l = neg(add(mul(t, clamped_log(p)), mul(sub(one, t), clamped_log(sub(one, p)))));
+  if (weight.defined()) l = mul(l, weight);
+  return reduce_loss(l, r);
+}
+
+Tensor binary_cross_entropy_with_logits(const Tensor& x, const Tensor& t, const Tensor& weight, Reduction r,
+                                        const Tensor& pos_weight) {
+  if (x.shape() != t.shape())
+    throw ShapeError("binary_cross_entropy_with_logits: target of shape " + shape_str(t.shape()) +
+                     " must match the input of shape " + shape_str(x.shape()));
+  Tensor one = c(x, 1.0);
+  Tensor sp = softplus_neg(x);  // -log(sigmoid(x))
+  Tensor lw = pos_weight.defined() ? add(one, mul(sub(pos_weight, one), t)) : one;
+  Tensor l = add(mul(sub(one, t), x), mul(lw, sp));
+  if (weight.defined()) l = mul(l, weight);
+  return reduce_loss(l, r);
 }
 
 }  // namespace dagrad

@@ -1,11 +1,14 @@
 // Movement ops: reshape, permute (transpose), expand, detach. Reshape and detach share
 // their input's storage; permute and expand copy into a contiguous output.
 #include <algorithm>
+#include <limits>
+#include <optional>
 
 #include "dagrad/kernels/dispatch.h"
 #include "dagrad/kernels/parallel.h"
 #include "dagrad/kernels/strided.h"
 #include "dagrad/ops.h"
+#include "dagrad/ops/composite.h"
 
 namespace dagrad {
 
@@ -160,6 +163,125 @@ Tensor detach(const Tensor& x) {
 void Detach_forward(Node& out) { out.storage = in(out, 0).storage; }
 std::vector<Tensor> Detach_backward(const Tensor&, const Tensor&, const std::vector<bool>&) {
   return {Tensor()};
+}
+
+}  // namespace dagrad
+
+// =============================================================================================
+// Composites: no backward of their own. Built only from the primitives above, so their
+// gradients (of any order) follow from the primitives' backward rules. Where a composition
+// decides the gradient at a kink, or keeps a branch finite so that a zero gradient times an
+// infinite local derivative cannot make NaN, a NOTE says so.
+// =============================================================================================
+
+namespace dagrad {
+using namespace composite;
+
+// ---- shapes ------------------------------------------------------------------------------------
+Tensor squeeze(const Tensor& x, std::optional<int64_t> dim) {
+  Shape s;
+  if (dim) {
+    if (x.ndim() == 0) {
+      wrap_dim_or_scalar(*dim, 0, "squeeze");
+      return x;
+    }
+    const int64_t d = wrap_dim(*dim, x.ndim(), "squeeze");
+    for (int64_t i = 0; i < x.ndim(); ++i)
+      if (i != d || x.shape()[i] != 1) s.push_back(x.shape()[i]);
+  } else {
+    for (int64_t v : x.shape())
+      if (v != 1) s.push_back(v);
+  }
+  return reshape(x, s);
+}
+Tensor unsqueeze(const Tensor& x, int64_t dim) {
+  const int64_t d = wrap_dim(dim, x.ndim() + 1, "unsqueeze");
+  Shape s = x.shape();
+  s.insert(s.begin() + d, 1);
+  return reshape(x, s);
+}
+Tensor flatten(const Tensor& x, int64_t start_dim, int64_t end_dim) {
+  if (x.ndim() == 0) {
+    wrap_dim_or_scalar(start_dim, 0, "flatten");
+    wrap_dim_or_scalar(end_dim, 0, "flatten");
+    return reshape(x, {1});
+  }
+  const int64_t s = wrap_dim(start_dim, x.ndim(), "flatten"), e = wrap_dim(end_dim, x.ndim(), "flatten");
+  if (s > e) throw ValueError("flatten: start_dim cannot come after end_dim");
+  Shape out(x.shape().begin(), x.shape().begin() + s);
+  int64_t n = 1;
+  for (int64_t i = s; i <= e; ++i) n *= x.shape()[i];
+  out.push_back(n);
+  out.insert(out.end(), x.shape().begin() + e + 1, x.shape().end());
+  return reshape(x, out);
+}
+Tensor stack(const std::vector<Tensor>& xs, int64_t dim) {
+  if (xs.empty()) throw ValueError("stack: expected a non-empty list of tensors");
+  const int64_t d = wrap_dim(dim, xs[0].ndim() + 1, "stack");
+  std::vector<Tensor> us;
+  for (size_t i = 0; i < xs.size(); ++i) {
+    if (xs[i].shape() != xs[0].shape())
+      throw ShapeError("stack: expects each tensor to be equal size, but got " + shape_str(xs[0].shape()) +
+                       " at entry 0 and " + shape_str(xs[i].shape()) + " at entry " + std::to_string(i));
+    us.push_back(unsqueeze(xs[i], d));
+  }
+  return cat(us, d);
+}
+std::vector<Tensor> split(const Tensor& x, const std::vector<int64_t>& sizes, int64_t dim) {
+  const int64_t d = wrap_dim(dim, x.ndim(), "split");
+  int64_t total = 0;
+  for (int64_t s : sizes) {
+    if (s < 0) throw ValueError("split: split sizes must be non-negative");
+    total += s;
+  }
+  if (total != x.shape()[d])
+    throw ValueError("split: split sizes " + shape_str(sizes) + " must sum to the size " +
+                     std::to_string(x.shape()[d]) + " of dimension " + std::to_string(d) + " of " +
+                     shape_str(x.shape()));
+  std::vector<Tensor> out;
+  int64_t at = 0;
+  for (int64_t s : sizes) {
+    out.push_back(slice(x, d, at, at + s, 1));
+    at += s;
+  }
+  return out;
+}
+std::vector<Tensor> chunk(const Tensor& x, int64_t chunks, int64_t dim) {
+  if (chunks <= 0) throw ValueError("chunk: chunks must be positive, got " + std::to_string(chunks));
+  const int64_t d = wrap_dim(dim, x.ndim(), "chunk");
+  const int64_t n = x.shape()[d], size = std::max<int64_t>(1, (n + chunks - 1) / chunks);
+  std::vector<int64_t> sizes;
+  for (int64_t at = 0; at < n; at += size) sizes.push_back(std::min(size, n - at));
+  if (sizes.empty()) sizes.push_back(0);
+  return split(x, sizes, d);
+}
+Tensor pad(const Tensor& x, const std::vector<int64_t>& p, Scalar value) {
+  if (p.size() % 2 != 0 || static_cast<int64_t>(p.size() / 2) > x.ndim())
+    throw ValueError("pad: padding length " + std::to_string(p.size()) +
+                     " must be even and at most twice the number of dims of " + shape_str(x.shape()));
+  Tensor v = x;
+  const int64_t nd = x.ndim();
+  std::vector<int64_t> starts(nd, 0), steps(nd, 1);
+  Shape out = x.shape();
+  bool grow = false;
+  for (size_t k = 0; k < p.size() / 2; ++k) {
+    const int64_t d = nd - 1 - static_cast<int64_t>(k);
+    const int64_t before = p[2 * k], after = p[2 * k + 1];
+    const int64_t size = v.shape()[d];
+    if (before == std::numeric_limits<int64_t>::min() || after == std::numeric_limits<int64_t>::min())
+      throw ValueError("pad: padding " + std::to_string(std::min(before, after)) + " is out of range");
+    if (before < 0 || after < 0) {  // negative padding crops
+      const int64_t b = std::max<int64_t>(0, -before), e = size - std::max<int64_t>(0, -after);
+      if (e < b) throw ValueError("pad: cropping more than the size of dimension " + std::to_string(d));
+      v = slice(v, d, b, e, 1);
+    }
+    out[d] = checked_add(checked_add(v.shape()[d], std::max<int64_t>(0, before), "pad"),
+                         std::max<int64_t>(0, after), "pad");
+    starts[d] = std::max<int64_t>(0, before);
+    grow = grow || before > 0 || after > 0;
+  }
+  for (int64_t d = 0; d < nd - static_cast<int64_t>(p.size() / 2); ++d) out[d] = v.shape()[d];
+  return grow ? embed(v, out, starts, steps, value) : v;
 }
 
 }  // namespace dagrad

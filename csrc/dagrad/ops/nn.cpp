@@ -1,11 +1,13 @@
 // Neural-network primitives: linear (x @ W^T + b in one node) and unfold / fold (im2col and
 // its adjoint), from which conv1d, conv2d and the pools are composed (ops/composite.cpp).
 #include <algorithm>
+#include <limits>
 
 #include "dagrad/kernels/dispatch.h"
 #include "dagrad/kernels/gemm.h"
 #include "dagrad/kernels/parallel.h"
 #include "dagrad/ops.h"
+#include "dagrad/ops/composite.h"
 
 namespace dagrad {
 
@@ -211,6 +213,165 @@ void Fold_forward(Node& out) {
 std::vector<Tensor> Fold_backward(const Tensor& out, const Tensor& g, const std::vector<bool>&) {
   const auto& a = out->attrs.ints;
   return {unfold(g, {a[0], a[1]}, {a[2], a[3]}, {a[4], a[5]}, {a[6], a[7]}, 0.0)};
+}
+
+}  // namespace dagrad
+
+// =============================================================================================
+// Composites: no backward of their own. Built only from the primitives above, so their
+// gradients (of any order) follow from the primitives' backward rules. Where a composition
+// decides the gradient at a kink, or keeps a branch finite so that a zero gradient times an
+// infinite local derivative cannot make NaN, a NOTE says so.
+// =============================================================================================
+
+namespace dagrad {
+using namespace composite;
+
+// ---- convolution and pooling (unfold + matmul, unfold + reduction) ---------------------------------
+Tensor conv2d(const Tensor& x, const Tensor& w, const Tensor& b, const std::vector<int64_t>& stride,
+              const std::vector<int64_t>& padding, const std::vector<int64_t>& dilation, int64_t groups) {
+  if (x.ndim() == 3) return squeeze(conv2d(unsqueeze(x, 0), w, b, stride, padding, dilation, groups), 0);
+  if (x.ndim() != 4)
+    throw ShapeError("conv2d: expected a 3-d (C, H, W) or 4-d (N, C, H, W) input, got shape " + shape_str(x.shape()));
+  if (w.ndim() != 4)
+    throw ShapeError("conv2d: expected a 4-d weight (out_channels, in_channels/groups, kH, kW), got shape " +
+                     shape_str(w.shape()));
+  if (groups <= 0) throw ValueError("conv2d: groups must be positive");
+  const int64_t N = x.shape()[0], C = x.shape()[1], O = w.shape()[0], kh = w.shape()[2], kw = w.shape()[3];
+  if (C != w.shape()[1] * groups || O % groups != 0)
+    throw ShapeError("conv2d: input of shape " + shape_str(x.shape()) + " has " + std::to_string(C) +
+                     " channels but weight of shape " + shape_str(w.shape()) + " with groups=" +
+                     std::to_string(groups) + " expects " + std::to_string(w.shape()[1] * groups) +
+                     " (and out_channels divisible by groups)");
+  if (x.dtype() != w.dtype() || (b.defined() && b.dtype() != x.dtype()))
+    throw TypeError(std::string("conv2d: input, weight and bias must have one dtype, got ") +
+                    dtype_name(x.dtype()) + " and " + dtype_name(w.dtype()));
+  if (b.defined() && (b.ndim() != 1 || b.shape()[0] != O))
+    throw ShapeError("conv2d: bias of shape " + shape_str(b.shape()) + " does not fit " + std::to_string(O) +
+                     " output channels");
+  const auto [oh, ow] = window_output_size("conv2d", x.shape(), {kh, kw}, stride, padding, dilation);
+  Tensor cols = unfold(x, {kh, kw}, stride, padding, dilation);  // (N, C*kh*kw, L)
+  const int64_t L = cols.shape()[2], ckk = cols.shape()[1];
+  Tensor y;
+  if (groups == 1) {
+    y = matmul(reshape(w, {O, ckk}), cols);  // (N, O, L)
+  } else {
+    Tensor cg = reshape(cols, {N, groups, ckk / groups, L});
+    Tensor wg = reshape(w, {groups, O / groups, ckk / groups});
+    y = matmul(wg, cg);  // (N, groups, O/groups, L)
+  }
+  y = reshape(y, {N, O, oh, ow});
+  if (b.defined()) y = add(y, reshape(b, {1, O, 1, 1}));
+  return y;
+}
+Tensor conv1d(const Tensor& x, const Tensor& w, const Tensor& b, int64_t stride, int64_t padding,
+              int64_t dilation, int64_t groups) {
+  if (x.ndim() == 2) return squeeze(conv1d(unsqueeze(x, 0), w, b, stride, padding, dilation, groups), 0);
+  if (x.ndim() != 3)
+    throw ShapeError("conv1d: expected a 2-d (C, L) or 3-d (N, C, L) input, got shape " + shape_str(x.shape()));
+  if (w.ndim() != 3)
+    throw ShapeError("conv1d: expected a 3-d weight (out_channels, in_channels/groups, k), got shape " +
+                     shape_str(w.shape()));
+  if (groups <= 0) throw ValueError("conv1d: groups must be positive");
+  if (x.shape()[1] != w.shape()[1] * groups || w.shape()[0] % groups != 0)
+    throw ShapeError("conv1d: input of shape " + shape_str(x.shape()) + " has " + std::to_string(x.shape()[1]) +
+                     " channels but weight of shape " + shape_str(w.shape()) + " with groups=" +
+                     std::to_string(groups) + " expects " + std::to_string(w.shape()[1] * groups) +
+                     " (and out_channels divisible by groups)");
+  Tensor y = conv2d(unsqueeze(x, 2), unsqueeze(w, 2), b, {1, stride}, {0, padding}, {1, dilation}, groups);
+  return squeeze(y, 2);
+}
+
+namespace {
+Tensor pool_input(const Tensor& x, const char* op) {
+  if (x.ndim() != 3 && x.ndim() != 4)
+    throw ShapeError(std::string(op) + ": expected a 3-d (C, H, W) or 4-d (N, C, H, W) input, got shape " +
+                     shape_str(x.shape()));
+  return x.ndim() == 3 ? unsqueeze(x, 0) : x;
+}
+void check_pool_padding(const char* op, const std::vector<int64_t>& k, const std::vector<int64_t>& p) {
+  if (k.size() != 2 || p.size() != 2) throw ValueError(std::string(op) + ": kernel_size and padding need 2 values");
+  for (int i = 0; i < 2; ++i)
+    if (p[i] > k[i] / 2)
+      throw ValueError(std::string(op) + ": padding " + shape_str(p) +
+                       " should be at most half of the kernel size " + shape_str(k));
+}
+}  // namespace
+
+// The gradient goes to the first maximum of each window (argmax + gather); padding is -inf.
+Tensor max_pool2d(const Tensor& x, const std::vector<int64_t>& k, const std::vector<int64_t>& s,
+                  const std::vector<int64_t>& p, const std::vector<int64_t>& d) {
+  check_pool_padding("max_pool2d", k, p);
+  Tensor v = pool_input(x, "max_pool2d");
+  const int64_t N = v.shape()[0], C = v.shape()[1];
+  const auto [oh, ow] = window_output_size("max_pool2d", x.shape(), k, s, p, d);
+  Tensor cols = unfold(v, k, s, p, d, -std::numeric_limits<double>::infinity());
+  Tensor y = max_dim(reshape(cols, {N, C, k[0] * k[1], oh * ow}), 2).first;
+  y = reshape(y, {N, C, oh, ow});
+  return x.ndim() == 3 ? squeeze(y, 0) : y;
+}
+Tensor avg_pool2d(const Tensor& x, const std::vector<int64_t>& k, const std::vector<int64_t>& s,
+                  const std::vector<int64_t>& p, bool count_include_pad) {
+  check_pool_padding("avg_pool2d", k, p);
+  Tensor v = pool_input(x, "avg_pool2d");
+  const int64_t N = v.shape()[0], C = v.shape()[1], H = v.shape()[2], W = v.shape()[3];
+  const auto [oh, ow] = window_output_size("avg_pool2d", x.shape(), k, s, p, {1, 1});
+  Tensor cols = unfold(v, k, s, p, {1, 1});
+  const int64_t L = oh * ow;
+  Tensor windows = reshape(cols, {N, C, k[0] * k[1], L});
+  Tensor y;
+  if (count_include_pad || (p[0] == 0 && p[1] == 0)) {
+    y = mean(windows, {2});
+  } else {
+    Tensor ones = full({1, 1, H, W}, 1.0, v.dtype());
+    Tensor count = sum(reshape(unfold(ones, k, s, p, {1, 1}), {1, 1, k[0] * k[1], L}), {2});
+    y = div(sum(windows, {2}), count);
+  }
+  y = reshape(y, {N, C, oh, ow});
+  return x.ndim() == 3 ? squeeze(y, 0) : y;
+}
+
+// ---- embedding and normalisation -------------------------------------------------------------
+Tensor embedding(const Tensor& indices, const Tensor& weight) {
+  if (weight.ndim() != 2)
+    throw ShapeError("embedding: weight must be 2-d (num_embeddings, embedding_dim), got shape " +
+                     shape_str(weight.shape()));
+  return index(weight, {indices}, 0, /*allow_negative=*/false);
+}
+Tensor layer_norm(const Tensor& x, const Shape& ns, const Tensor& weight, const Tensor& bias, double eps) {
+  const int64_t k = static_cast<int64_t>(ns.size());
+  bool ok = k <= x.ndim() && k > 0;
+  for (int64_t i = 0; ok && i < k; ++i) ok = x.shape()[x.ndim() - k + i] == ns[i];
+  if (!ok)
+    throw ShapeError("layer_norm: normalized_shape " + shape_str(ns) + " does not match the last dims of input " +
+                     shape_str(x.shape()));
+  if (!is_floating(x.dtype())) throw TypeError("layer_norm: input must be floating point");
+  std::vector<int64_t> dims;
+  for (int64_t i = x.ndim() - k; i < x.ndim(); ++i) dims.push_back(i);
+  Tensor m = mean(x, dims, true);
+  Tensor d = sub(x, m);
+  Tensor v = mean(mul(d, d), dims, true);
+  Tensor y = mul(d, rsqrt(add(v, c(v, eps))));
+  if (weight.defined()) y = mul(y, weight);
+  if (bias.defined()) y = add(y, bias);
+  return y;
+}
+Tensor batch_norm_apply(const Tensor& x, const Tensor& m, const Tensor& v, const Tensor& weight,
+                        const Tensor& bias, double eps) {
+  if (x.ndim() < 2) throw ShapeError("batch_norm: expected at least 2-d input (N, C, ...), got shape " + shape_str(x.shape()));
+  Shape bs(x.ndim(), 1);
+  bs[1] = x.shape()[1];
+  auto per_channel = [&](const Tensor& t, const char* what) {
+    if (t.numel() != x.shape()[1])
+      throw ShapeError(std::string("batch_norm: ") + what + " of shape " + shape_str(t.shape()) +
+                       " does not match " + std::to_string(x.shape()[1]) + " channels of input " +
+                       shape_str(x.shape()));
+    return reshape(t, bs);
+  };
+  Tensor y = mul(sub(x, per_channel(m, "mean")), rsqrt(add(per_channel(v, "var"), c(x, eps))));
+  if (weight.defined()) y = mul(y, per_channel(weight, "weight"));
+  if (bias.defined()) y = add(y, per_channel(bias, "bias"));
+  return y;
 }
 
 }  // namespace dagrad

@@ -1,6 +1,7 @@
 // Reductions: sum and mean over all dims or a set of dims, with keepdim; and sum_to, the
 // one place where broadcasting is undone for gradients.
 #include <algorithm>
+#include <limits>
 #include <cmath>
 #include <optional>
 
@@ -9,6 +10,7 @@
 #include "dagrad/kernels/parallel.h"
 #include "dagrad/kernels/strided.h"
 #include "dagrad/ops.h"
+#include "dagrad/ops/composite.h"
 
 namespace dagrad {
 
@@ -412,6 +414,73 @@ std::vector<Tensor> LogSoftmax_backward(const Tensor& out, const Tensor& g, cons
   const int64_t d = out->attrs.ints[0];
   std::vector<int64_t> dims = out.ndim() ? std::vector<int64_t>{d} : std::vector<int64_t>{};
   return {sub(g, mul(exp(out), sum(g, dims, true)))};
+}
+
+}  // namespace dagrad
+
+// =============================================================================================
+// Composites: no backward of their own. Built only from the primitives above, so their
+// gradients (of any order) follow from the primitives' backward rules. Where a composition
+// decides the gradient at a kink, or keeps a branch finite so that a zero gradient times an
+// infinite local derivative cannot make NaN, a NOTE says so.
+// =============================================================================================
+
+namespace dagrad {
+using namespace composite;
+
+// ---- statistics ------------------------------------------------------------------------------
+Tensor var(const Tensor& x, std::vector<int64_t> dims, double correction, bool keepdim) {
+  if (!is_floating(x.dtype()))
+    throw TypeError(std::string("var: input dtype must be floating point, got ") + dtype_name(x.dtype()));
+  Tensor m = mean(x, dims, true);
+  Tensor d = sub(x, m);
+  Tensor s = sum(mul(d, d), dims, keepdim);
+  const double n = static_cast<double>(x.numel()) / static_cast<double>(std::max<int64_t>(1, m.numel()));
+  // As PyTorch, the divisor is max(0, n - correction): no element, or one with the default
+  // correction, gives 0 / 0 = nan (n - correction < 0 would give -0.0).
+  return div(s, c(s, std::max(0.0, n - correction)));
+}
+Tensor stddev(const Tensor& x, std::vector<int64_t> dims, double correction, bool keepdim) {
+  return sqrt(var(x, std::move(dims), correction, keepdim));
+}
+
+// The max is subtracted (and added back) without a gradient: any constant gives the same
+// derivative, softmax(x). An infinite max is replaced by 0 so that inf - inf cannot appear.
+namespace {
+Tensor stable_shift(const Tensor& x, const std::vector<int64_t>& dims) {
+  Tensor m = detach(amax(x, dims, true));
+  return where(eq(abs(m), c(m, std::numeric_limits<double>::infinity())), c(m, 0.0), m);
+}
+}  // namespace
+Tensor logsumexp(const Tensor& x, std::vector<int64_t> dims, bool keepdim) {
+  Tensor v = as_float(x);
+  if (v.numel() == 0) return log(sum(exp(v), dims, keepdim));
+  Tensor m = stable_shift(v, dims);
+  Tensor r = add(log(sum(exp(sub(v, m)), dims, true)), m);
+  return keepdim ? r : drop_dims(r, v, dims);
+}
+namespace {
+std::pair<Tensor, Tensor> extreme_dim(const Tensor& x, int64_t dim, bool keepdim, bool is_max) {
+  const char* name = is_max ? "max" : "min";
+  if (x.ndim() == 0) {
+    wrap_dim_or_scalar(dim, 0, name);
+    return {x, full({}, 0.0, DType::Int64)};
+  }
+  const int64_t d = wrap_dim(dim, x.ndim(), name);
+  Tensor idx = is_max ? argmax(x, d, true) : argmin(x, d, true);
+  Tensor vals = gather(x, d, idx);
+  if (!keepdim) {
+    vals = squeeze(vals, d);
+    idx = squeeze(idx, d);
+  }
+  return {vals, idx};
+}
+}  // namespace
+std::pair<Tensor, Tensor> max_dim(const Tensor& x, int64_t dim, bool keepdim) {
+  return extreme_dim(x, dim, keepdim, true);
+}
+std::pair<Tensor, Tensor> min_dim(const Tensor& x, int64_t dim, bool keepdim) {
+  return extreme_dim(x, dim, keepdim, false);
 }
 
 }  // namespace dagrad

@@ -22,10 +22,14 @@ int main(int argc, char** argv) {
   std::vector<int64_t> sizes;
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
-    if (a == "-t" && i + 1 < argc) threads = std::atoi(argv[++i]);
-    else if (a == "-s" && i + 1 < argc) steps = std::atoi(argv[++i]);
-    else if (a == "-b" && i + 1 < argc) batch = std::atoi(argv[++i]);
-    else sizes.push_back(std::atoll(a.c_str()));
+    if (a == "-t" && i + 1 < argc)
+      threads = std::atoi(argv[++i]);
+    else if (a == "-s" && i + 1 < argc)
+      steps = std::atoi(argv[++i]);
+    else if (a == "-b" && i + 1 < argc)
+      batch = std::atoi(argv[++i]);
+    else
+      sizes.push_back(std::atoll(a.c_str()));
   }
   if (sizes.size() < 2) sizes = {784, 128, 64, 10};
   set_num_threads(threads);

@@ -234,26 +234,38 @@ int main(int argc, char** argv) {
   bool dagrad_only = false;
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
-    if (a == "-t" && i + 1 < argc) max_threads = std::atoi(argv[++i]);
-    else if (a == "-r" && i + 1 < argc) rounds = std::atoi(argv[++i]);
-    else if (a == "-n" && i + 1 < argc) n = std::atoi(argv[++i]);
-    else if (a == "-g" && i + 1 < argc) only_graph = argv[++i];
-    else if (a == "-b" && i + 1 < argc) only_body = argv[++i];
-    else if (a == "--dagrad-only") dagrad_only = true;
-    else if (a == "--no-fusion") set_fusion_enabled(false);
-    else if (a == "--quick") { rounds = 2; n = 20000; }
-    else {
-      std::fprintf(stderr, "usage: %s [-t threads] [-r rounds] [-n nodes] [-g graph] [-b empty|1us] [--dagrad-only] [--quick]\n", argv[0]);
+    if (a == "-t" && i + 1 < argc)
+      max_threads = std::atoi(argv[++i]);
+    else if (a == "-r" && i + 1 < argc)
+      rounds = std::atoi(argv[++i]);
+    else if (a == "-n" && i + 1 < argc)
+      n = std::atoi(argv[++i]);
+    else if (a == "-g" && i + 1 < argc)
+      only_graph = argv[++i];
+    else if (a == "-b" && i + 1 < argc)
+      only_body = argv[++i];
+    else if (a == "--dagrad-only")
+      dagrad_only = true;
+    else if (a == "--no-fusion")
+      set_fusion_enabled(false);
+    else if (a == "--quick") {
+      rounds = 2;
+      n = 20000;
+    } else {
+      std::fprintf(
+          stderr, "usage: %s [-t threads] [-r rounds] [-n nodes] [-g graph] [-b empty|1us] [--dagrad-only] [--quick]\n",
+          argv[0]);
       return 2;
     }
   }
   calibrate();
   const int side = static_cast<int>(std::sqrt(static_cast<double>(n) * 0.9));
-  std::vector<Dag> dags = {chain(n), binary_tree(n), wavefront(std::min(side, 300)), wide(1000, std::max(1, n / 1000), 7)};
+  std::vector<Dag> dags = {chain(n), binary_tree(n), wavefront(std::min(side, 300)),
+                           wide(1000, std::max(1, n / 1000), 7)};
   std::printf("dagrad scheduler benchmark: %d cores, best of %d rounds, ~1us body = %lld spin iterations\n",
               omp_get_num_procs(), rounds, static_cast<long long>(g_spin_iters));
-  std::printf("%-22s %-6s %8s %12s %20s %14s %20s %20s\n", "graph", "body", "threads", "serial ns/n",
-              "dagrad run", "dagrad b+r+f", "omp-task", "tbb-flow");
+  std::printf("%-22s %-6s %8s %12s %20s %14s %20s %20s\n", "graph", "body", "threads", "serial ns/n", "dagrad run",
+              "dagrad b+r+f", "omp-task", "tbb-flow");
   for (const Dag& d : dags) {
     if (!only_graph.empty() && d.name.rfind(only_graph, 0) != 0) continue;
     const double nn = static_cast<double>(d.parents.size());

@@ -57,25 +57,20 @@ std::string type_name(py::handle v) {
 
 namespace {
 
-std::string prefix(const char* arg) {
-  return std::string(current_call()) + "(): argument '" + arg + "'";
-}
+std::string prefix(const char* arg) { return std::string(current_call()) + "(): argument '" + arg + "'"; }
 
 [[noreturn]] void type_error(const char* arg, const std::string& expected, py::handle got) {
   throw dagrad::TypeError(prefix(arg) + " must be " + expected + ", not " + type_name(got));
 }
 
-bool is_int_like(py::handle v) {
-  return !PyFloat_Check(v.ptr()) && PyIndex_Check(v.ptr());
-}
+bool is_int_like(py::handle v) { return !PyFloat_Check(v.ptr()) && PyIndex_Check(v.ptr()); }
 
 // ------------------------------------------------------------------------ the Checked wrapper
 
 struct Checked {
-  PyObject_HEAD
-  vectorcallfunc vectorcall;
-  PyObject* func;   // the pybind11 function (a PyCFunction)
-  PyObject* name;   // the public name, "Tensor.sum" (a str)
+  PyObject_HEAD vectorcallfunc vectorcall;
+  PyObject* func;  // the pybind11 function (a PyCFunction)
+  PyObject* name;  // the public name, "Tensor.sum" (a str)
   std::string* cname;
 };
 
@@ -187,8 +182,7 @@ PyGetSetDef g_getset[] = {
 };
 
 PyMemberDef g_members[] = {
-    {"__vectorcalloffset__", T_PYSSIZET, static_cast<Py_ssize_t>(offsetof(Checked, vectorcall)), READONLY,
-     nullptr},
+    {"__vectorcalloffset__", T_PYSSIZET, static_cast<Py_ssize_t>(offsetof(Checked, vectorcall)), READONLY, nullptr},
     {nullptr, 0, 0, 0, nullptr},
 };
 
@@ -218,9 +212,9 @@ PyTypeObject* make_type(bool method) {
       {Py_tp_dealloc, reinterpret_cast<void*>(&checked_dealloc)},
       {0, nullptr},
   };
-  static PyType_Spec method_spec = {
-      "dagrad._core.checked_method", sizeof(Checked), 0,
-      Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_VECTORCALL | Py_TPFLAGS_METHOD_DESCRIPTOR, method_slots};
+  static PyType_Spec method_spec = {"dagrad._core.checked_method", sizeof(Checked), 0,
+                                    Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_VECTORCALL | Py_TPFLAGS_METHOD_DESCRIPTOR,
+                                    method_slots};
   static PyType_Spec function_spec = {"dagrad._core.checked_function", sizeof(Checked), 0,
                                       Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_VECTORCALL, function_slots};
   PyObject* t = PyType_FromSpec(method ? &method_spec : &function_spec);
@@ -270,8 +264,8 @@ int64_t dim_arg(int64_t v, int64_t ndim, const char* arg) {
   const int64_t lo = ndim == 0 ? -1 : -ndim, hi = ndim == 0 ? 0 : ndim - 1;
   if (v < lo || v > hi)
     throw dagrad::IndexError(prefix(arg) + " is out of range: dimension " + std::to_string(v) + " of a tensor of " +
-                             std::to_string(ndim) + " dimensions (expected to be in range of [" +
-                             std::to_string(lo) + ", " + std::to_string(hi) + "])");
+                             std::to_string(ndim) + " dimensions (expected to be in range of [" + std::to_string(lo) +
+                             ", " + std::to_string(hi) + "])");
   return v;
 }
 
@@ -330,8 +324,8 @@ Tensor convert_operand(py::handle other) {
     return py::module_::import("dagrad").attr("tensor")(other).cast<Tensor>();
   } catch (py::error_already_set& e) {
     if (!e.matches(PyExc_TypeError) && !e.matches(PyExc_ValueError)) throw;
-    throw dagrad::TypeError(prefix("other") + " must be a Tensor, a number or an array of numbers: " +
-                            std::string(py::str(e.value())));
+    throw dagrad::TypeError(prefix("other") +
+                            " must be a Tensor, a number or an array of numbers: " + std::string(py::str(e.value())));
   }
 }
 

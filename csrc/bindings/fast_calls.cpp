@@ -54,10 +54,10 @@ const char* name_of(PyCFunction f) {
 }  // namespace fast
 
 namespace {
+using fast::fail;
 using fast::is_tensor;
 using fast::unwrap;
 using fast::wrap;
-using fast::fail;
 
 template <Tensor (*F)(const Tensor&, const Tensor&)>
 const char* symbol() {

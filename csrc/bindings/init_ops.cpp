@@ -98,24 +98,33 @@ void init_ops(OpTable& t) {
   t.internal("matmul_t", &matmul_t);
 
   // ---- reductions ------------------------------------------------------------------------------
-  t.internal("sum", [](const Tensor& x, py::object dim, bool kd) { return reduce_all_dims(x, dim, kd, false); },
-             py::arg("input"), dim_none, keepdim);
-  t.internal("mean", [](const Tensor& x, py::object dim, bool kd) { return reduce_all_dims(x, dim, kd, true); },
-             py::arg("input"), dim_none, keepdim);
-  t.def("sum", kMethod, [](const Tensor& x, py::object dim, bool kd) { return reduce_all_dims(x, dim, kd, false); },
-        dim_none, keepdim);
-  t.def("mean", kMethod, [](const Tensor& x, py::object dim, bool kd) { return reduce_all_dims(x, dim, kd, true); },
-        dim_none, keepdim);
-  t.def("prod", kMethod, [](const Tensor& x, py::object dim, bool kd) { return prod(x, dims_of(dim, x), kd); },
-        dim_none, keepdim);
-  t.def("amax", kMethod, [](const Tensor& x, py::object dim, bool kd) { return amax(x, dims_of(dim, x), kd); },
-        dim_none, keepdim);
-  t.def("amin", kMethod, [](const Tensor& x, py::object dim, bool kd) { return amin(x, dims_of(dim, x), kd); },
-        dim_none, keepdim);
-  t.def("argmax", kMethod, [](const Tensor& x, std::optional<int64_t> dim, bool kd) { return argmax(x, dim, kd); },
-        dim_none, keepdim);
-  t.def("argmin", kMethod, [](const Tensor& x, std::optional<int64_t> dim, bool kd) { return argmin(x, dim, kd); },
-        dim_none, keepdim);
+  t.internal(
+      "sum", [](const Tensor& x, py::object dim, bool kd) { return reduce_all_dims(x, dim, kd, false); },
+      py::arg("input"), dim_none, keepdim);
+  t.internal(
+      "mean", [](const Tensor& x, py::object dim, bool kd) { return reduce_all_dims(x, dim, kd, true); },
+      py::arg("input"), dim_none, keepdim);
+  t.def(
+      "sum", kMethod, [](const Tensor& x, py::object dim, bool kd) { return reduce_all_dims(x, dim, kd, false); },
+      dim_none, keepdim);
+  t.def(
+      "mean", kMethod, [](const Tensor& x, py::object dim, bool kd) { return reduce_all_dims(x, dim, kd, true); },
+      dim_none, keepdim);
+  t.def(
+      "prod", kMethod, [](const Tensor& x, py::object dim, bool kd) { return prod(x, dims_of(dim, x), kd); }, dim_none,
+      keepdim);
+  t.def(
+      "amax", kMethod, [](const Tensor& x, py::object dim, bool kd) { return amax(x, dims_of(dim, x), kd); }, dim_none,
+      keepdim);
+  t.def(
+      "amin", kMethod, [](const Tensor& x, py::object dim, bool kd) { return amin(x, dims_of(dim, x), kd); }, dim_none,
+      keepdim);
+  t.def(
+      "argmax", kMethod, [](const Tensor& x, std::optional<int64_t> dim, bool kd) { return argmax(x, dim, kd); },
+      dim_none, keepdim);
+  t.def(
+      "argmin", kMethod, [](const Tensor& x, std::optional<int64_t> dim, bool kd) { return argmin(x, dim, kd); },
+      dim_none, keepdim);
   t.internal("max_dim", [](const Tensor& x, int64_t dim, bool kd) { return max_dim(x, dim, kd); });
   t.internal("min_dim", [](const Tensor& x, int64_t dim, bool kd) { return min_dim(x, dim, kd); });
   t.internal("var", [](const Tensor& x, py::object dim, double correction, bool kd) {
@@ -125,8 +134,9 @@ void init_ops(OpTable& t) {
     return stddev(x, dims_of(dim, x), correction, kd);
   });
   t.internal("logsumexp", [](const Tensor& x, py::object dim, bool kd) { return logsumexp(x, dims_of(dim, x), kd); });
-  t.def("logsumexp", kMethod, [](const Tensor& x, py::object dim, bool kd) { return logsumexp(x, dims_of(dim, x), kd); },
-        py::arg("dim"), keepdim);
+  t.def(
+      "logsumexp", kMethod, [](const Tensor& x, py::object dim, bool kd) { return logsumexp(x, dims_of(dim, x), kd); },
+      py::arg("dim"), keepdim);
   t.internal("softmax", &softmax);
   t.internal("log_softmax", &log_softmax);
   t.def("softmax", kMethod, [](const Tensor& x, int64_t dim) { return softmax(x, dim); }, py::arg("dim"));
@@ -146,21 +156,26 @@ void init_ops(OpTable& t) {
     return permute(x, dims);
   });
   t.internal("transpose", &transpose);
-  t.def("transpose", kMethod, [](const Tensor& x, int64_t d0, int64_t d1) {
-    return transpose(x, dim_arg(d0, x.ndim(), "dim0"), dim_arg(d1, x.ndim(), "dim1"));
-  }, py::arg("dim0"), py::arg("dim1"));
+  t.def(
+      "transpose", kMethod,
+      [](const Tensor& x, int64_t d0, int64_t d1) {
+        return transpose(x, dim_arg(d0, x.ndim(), "dim0"), dim_arg(d1, x.ndim(), "dim1"));
+      },
+      py::arg("dim0"), py::arg("dim1"));
   t.def("squeeze", kMethod, [](const Tensor& x, std::optional<int64_t> dim) { return squeeze(x, dim); }, dim_none);
   t.def("unsqueeze", kMethod, [](const Tensor& x, int64_t dim) { return unsqueeze(x, dim); }, py::arg("dim"));
-  t.def("flatten", kMethod,
-        [](const Tensor& x, int64_t s, int64_t e) {
-          return flatten(x, dim_arg(s, x.ndim(), "start_dim"), dim_arg(e, x.ndim(), "end_dim"));
-        },
-        py::arg("start_dim") = 0, py::arg("end_dim") = -1);
+  t.def(
+      "flatten", kMethod,
+      [](const Tensor& x, int64_t s, int64_t e) {
+        return flatten(x, dim_arg(s, x.ndim(), "start_dim"), dim_arg(e, x.ndim(), "end_dim"));
+      },
+      py::arg("start_dim") = 0, py::arg("end_dim") = -1);
   t.internal("pad", [](const Tensor& x, const std::vector<int64_t>& p, Scalar value) { return pad(x, p, value); });
 
   // ---- indexing --------------------------------------------------------------------------------
-  t.def("gather", kMethod, [](const Tensor& x, int64_t dim, const Tensor& idx) { return gather(x, dim, idx); },
-        py::arg("dim"), py::arg("index"));
+  t.def(
+      "gather", kMethod, [](const Tensor& x, int64_t dim, const Tensor& idx) { return gather(x, dim, idx); },
+      py::arg("dim"), py::arg("index"));
   t.internal("strided_slice", &strided_slice);
   t.internal("index", [](const Tensor& x, const std::vector<Tensor>& idx, int64_t first_dim) {
     return index(x, idx, first_dim);
@@ -170,7 +185,8 @@ void init_ops(OpTable& t) {
   });
   t.internal("cat", [](const std::vector<Tensor>& xs, int64_t dim) { return cat(xs, dim); });
   t.internal("stack", [](const std::vector<Tensor>& xs, int64_t dim) { return stack(xs, dim); });
-  t.internal("split", [](const Tensor& x, const std::vector<int64_t>& sizes, int64_t dim) { return split(x, sizes, dim); });
+  t.internal("split",
+             [](const Tensor& x, const std::vector<int64_t>& sizes, int64_t dim) { return split(x, sizes, dim); });
   t.internal("chunk", [](const Tensor& x, int64_t chunks, int64_t dim) { return chunk(x, chunks, dim); });
   t.internal("sum_to", &sum_to);
 
@@ -180,39 +196,43 @@ void init_ops(OpTable& t) {
   t.internal("elu", &elu);
   t.internal("gelu", &gelu);
   t.internal("softplus", &softplus);
-  t.internal("linear", [](const Tensor& x, const Tensor& w, const std::optional<Tensor>& b) { return linear(x, w, opt(b)); },
-             py::arg("input"), py::arg("weight"), py::arg("bias") = py::none());
+  t.internal(
+      "linear", [](const Tensor& x, const Tensor& w, const std::optional<Tensor>& b) { return linear(x, w, opt(b)); },
+      py::arg("input"), py::arg("weight"), py::arg("bias") = py::none());
   t.internal("unfold", &unfold);
   t.internal("fold", &fold);
-  t.internal("conv2d", [](const Tensor& x, const Tensor& w, const std::optional<Tensor>& b, const std::vector<int64_t>& s,
-                          const std::vector<int64_t>& p, const std::vector<int64_t>& d,
+  t.internal("conv2d", [](const Tensor& x, const Tensor& w, const std::optional<Tensor>& b,
+                          const std::vector<int64_t>& s, const std::vector<int64_t>& p, const std::vector<int64_t>& d,
                           int64_t g) { return conv2d(x, w, opt(b), s, p, d, g); });
   t.internal("conv1d", [](const Tensor& x, const Tensor& w, const std::optional<Tensor>& b, int64_t s, int64_t p,
                           int64_t d, int64_t g) { return conv1d(x, w, opt(b), s, p, d, g); });
   t.internal("max_pool2d", &max_pool2d);
   t.internal("avg_pool2d", &avg_pool2d);
   t.internal("embedding", &embedding);
-  t.internal("layer_norm", [](const Tensor& x, const Shape& ns, const std::optional<Tensor>& w,
-                              const std::optional<Tensor>& b, double eps) { return layer_norm(x, ns, opt(w), opt(b), eps); });
-  t.internal("batch_norm_apply", [](const Tensor& x, const Tensor& mean, const Tensor& var, const std::optional<Tensor>& w,
-                                    const std::optional<Tensor>& b, double eps) {
-    return batch_norm_apply(x, mean, var, opt(w), opt(b), eps);
-  });
+  t.internal("layer_norm",
+             [](const Tensor& x, const Shape& ns, const std::optional<Tensor>& w, const std::optional<Tensor>& b,
+                double eps) { return layer_norm(x, ns, opt(w), opt(b), eps); });
+  t.internal("batch_norm_apply", [](const Tensor& x, const Tensor& mean, const Tensor& var,
+                                    const std::optional<Tensor>& w, const std::optional<Tensor>& b,
+                                    double eps) { return batch_norm_apply(x, mean, var, opt(w), opt(b), eps); });
 
   // ---- losses ----------------------------------------------------------------------------------
-  t.internal("mse_loss", [](const Tensor& a, const Tensor& y, const std::string& r) { return mse_loss(a, y, reduction_from(r)); });
-  t.internal("l1_loss", [](const Tensor& a, const Tensor& y, const std::string& r) { return l1_loss(a, y, reduction_from(r)); });
+  t.internal("mse_loss",
+             [](const Tensor& a, const Tensor& y, const std::string& r) { return mse_loss(a, y, reduction_from(r)); });
+  t.internal("l1_loss",
+             [](const Tensor& a, const Tensor& y, const std::string& r) { return l1_loss(a, y, reduction_from(r)); });
   t.internal("smooth_l1_loss", [](const Tensor& a, const Tensor& y, const std::string& r, double beta) {
     return smooth_l1_loss(a, y, reduction_from(r), beta);
   });
   t.internal("nll_loss", [](const Tensor& x, const Tensor& y, const std::optional<Tensor>& w, const std::string& r,
                             int64_t ignore) { return nll_loss(x, y, opt(w), reduction_from(r), ignore); });
-  t.internal("cross_entropy", [](const Tensor& x, const Tensor& y, const std::optional<Tensor>& w, const std::string& r,
-                                 int64_t ignore, double ls) {
-    return cross_entropy(x, y, opt(w), reduction_from(r), ignore, ls);
-  });
-  t.internal("binary_cross_entropy", [](const Tensor& p, const Tensor& y, const std::optional<Tensor>& w,
-                                        const std::string& r) { return binary_cross_entropy(p, y, opt(w), reduction_from(r)); });
+  t.internal("cross_entropy",
+             [](const Tensor& x, const Tensor& y, const std::optional<Tensor>& w, const std::string& r, int64_t ignore,
+                double ls) { return cross_entropy(x, y, opt(w), reduction_from(r), ignore, ls); });
+  t.internal("binary_cross_entropy",
+             [](const Tensor& p, const Tensor& y, const std::optional<Tensor>& w, const std::string& r) {
+               return binary_cross_entropy(p, y, opt(w), reduction_from(r));
+             });
   t.internal("binary_cross_entropy_with_logits", [](const Tensor& x, const Tensor& y, const std::optional<Tensor>& w,
                                                     const std::string& r, const std::optional<Tensor>& pw) {
     return binary_cross_entropy_with_logits(x, y, opt(w), reduction_from(r), opt(pw));

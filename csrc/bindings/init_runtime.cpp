@@ -22,16 +22,15 @@ namespace dagrad_py {
 void init_runtime(py::module_& m) {
   // running and differentiating
   m.def("realize", &realize_nogil);
-  m.def("backward", [](const std::vector<Tensor>& roots, const std::vector<std::optional<Tensor>>& grads,
-                       bool retain, bool create) {
+  m.def("backward", [](const std::vector<Tensor>& roots, const std::vector<std::optional<Tensor>>& grads, bool retain,
+                       bool create) {
     std::vector<Tensor> g;
     for (auto& x : grads) g.push_back(x ? *x : Tensor());
     py::gil_scoped_release release;
     backward(roots, g, retain, create);
   });
   m.def("grad", [](const std::vector<Tensor>& outs, const std::vector<Tensor>& ins,
-                   const std::vector<std::optional<Tensor>>& gouts, bool retain, bool create,
-                   bool allow_unused) {
+                   const std::vector<std::optional<Tensor>>& gouts, bool retain, bool create, bool allow_unused) {
     std::vector<Tensor> g;
     for (auto& x : gouts) g.push_back(x ? *x : Tensor());
     std::vector<Tensor> r;
@@ -94,10 +93,11 @@ void init_runtime(py::module_& m) {
   py::class_<Program, std::shared_ptr<Program>>(m, "Program")
       .def(py::init<>())
       .def("preconditions_hold", &Program::preconditions_hold)
-      .def("replay", [](Program& p) {
-        py::gil_scoped_release release;
-        p.replay();
-      })
+      .def("replay",
+           [](Program& p) {
+             py::gil_scoped_release release;
+             p.replay();
+           })
       .def_property_readonly("num_events", &Program::num_events)
       .def_property_readonly("num_nodes", &Program::num_nodes);
   // No lock is held across the traced function: Note [Tracing belongs to the tracing thread].

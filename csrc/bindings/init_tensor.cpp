@@ -42,8 +42,7 @@ std::optional<Scalar> as_scalar(const py::handle& h, bool throw_on_overflow) {
     int overflow = 0;
     const long long v = PyLong_AsLongLongAndOverflow(o, &overflow);
     if (overflow && !throw_on_overflow) return std::nullopt;
-    if (overflow)
-      throw ValueError("the Python int " + std::string(py::str(h)) + " does not fit in int64");
+    if (overflow) throw ValueError("the Python int " + std::string(py::str(h)) + " does not fit in int64");
     return Scalar::integer(v);
   }
   if (PyFloat_Check(o)) return Scalar(PyFloat_AS_DOUBLE(o));
@@ -133,18 +132,22 @@ py::class_<Tensor> init_tensor(py::module_& m) {
   // No per-object __dict__: tensors are not tracked by Python's cyclic GC, which matters when a
   // loop creates millions of them. State lives on the node (see _is_param).
   py::class_<Tensor> cls(m, "Tensor");
-  cls
-      .def_property_readonly("shape", [](const Tensor& t) { return py::tuple(py::cast(t.shape())); })
+  cls.def_property_readonly("shape", [](const Tensor& t) { return py::tuple(py::cast(t.shape())); })
       .def_property_readonly("ndim", &Tensor::ndim)
       .def_property_readonly("dtype", &Tensor::dtype)
       .def("dim", &Tensor::ndim)
       .def("numel", &Tensor::numel)
-      .def_property("requires_grad", &Tensor::requires_grad,
-                    [](const Tensor& t, bool v) { set_requires_grad(t, v); })
-      .def("requires_grad_", [](const Tensor& t, bool v) { set_requires_grad(t, v); return t; },
-           py::arg("requires_grad") = true)
+      .def_property("requires_grad", &Tensor::requires_grad, [](const Tensor& t, bool v) { set_requires_grad(t, v); })
+      .def(
+          "requires_grad_",
+          [](const Tensor& t, bool v) {
+            set_requires_grad(t, v);
+            return t;
+          },
+          py::arg("requires_grad") = true)
       .def_property(
-          "grad", [](const Tensor& t) -> py::object {
+          "grad",
+          [](const Tensor& t) -> py::object {
             NodePtr g = get_grad(t);
             if (!g) return py::none();
             return py::cast(Tensor(std::move(g)));
@@ -159,29 +162,31 @@ py::class_<Tensor> init_tensor(py::module_& m) {
       .def_property_readonly("_id", [](const Tensor& t) { return t->id; })
       .def_property_readonly("_realized", [](const Tensor& t) { return t->realized(); })
       .def_property_readonly("_graph_freed", [](const Tensor& t) { return t->graph_freed; })
-      .def_property("_is_param", [](const Tensor& t) { return t->is_param; },
-                    [](const Tensor& t, bool v) { t->is_param = v; })
+      .def_property(
+          "_is_param", [](const Tensor& t) { return t->is_param; }, [](const Tensor& t, bool v) { t->is_param = v; })
       .def("numpy", &to_numpy)
-      .def("item", [](const Tensor& t) -> py::object {
-        check_not_tracing("item()");
-        realize_nogil({t});
-        if (t.dtype() == DType::Int64 && t.numel() == 1) return py::int_(t.data<int64_t>()[0]);  // exact
-        double v = t.item();
-        switch (t.dtype()) {
-          case DType::Int64: break;
-          case DType::Bool: return py::bool_(v != 0.0);
-          default: return py::float_(v);
-        }
-      })
+      .def("item",
+           [](const Tensor& t) -> py::object {
+             check_not_tracing("item()");
+             realize_nogil({t});
+             if (t.dtype() == DType::Int64 && t.numel() == 1) return py::int_(t.data<int64_t>()[0]);  // exact
+             double v = t.item();
+             switch (t.dtype()) {
+               case DType::Int64: break;
+               case DType::Bool: return py::bool_(v != 0.0);
+               default: return py::float_(v);
+             }
+           })
       .def("detach", &detach)
-      .def_property("data", &detach, [](const Tensor& t, const Tensor& v) {
-        if (v.shape() != t.shape())
-          throw RuntimeError("data: cannot assign a tensor of shape " + shape_str(v.shape()) +
-                             " to one of shape " + shape_str(t.shape()));
-        NoGradGuard ng;
-        py::gil_scoped_release release;
-        assign_(detach(t), v);
-      })
+      .def_property("data", &detach,
+                    [](const Tensor& t, const Tensor& v) {
+                      if (v.shape() != t.shape())
+                        throw RuntimeError("data: cannot assign a tensor of shape " + shape_str(v.shape()) +
+                                           " to one of shape " + shape_str(t.shape()));
+                      NoGradGuard ng;
+                      py::gil_scoped_release release;
+                      assign_(detach(t), v);
+                    })
       .def("_backward",
            [](const Tensor& t, const py::object& gradient, bool retain, bool create) {
              Tensor g = gradient.is_none() ? Tensor() : operand(gradient, t);
@@ -201,71 +206,92 @@ py::class_<Tensor> init_tensor(py::module_& m) {
       .def("__rmatmul__", [](const Tensor& a, py::object b) { return matmul(operand(b, a), a); })
       .def("__neg__", [](const Tensor& a) { return neg(a); })
       .def("__pos__", [](const Tensor& a) { return a; })
-      .def("__pow__", [](const Tensor& a, py::object p) {
-        if (std::optional<Scalar> s = as_scalar(p)) return pow(a, *s);
-        throw TypeError("pow: the exponent must be a Python number, got " +
-                        std::string(py::str(py::type::of(p).attr("__name__"))));
-      })
-      .def("__rpow__", [](const Tensor& a, py::object base) {
-        if (!(py::isinstance<py::int_>(base) || py::isinstance<py::float_>(base)))
-          throw TypeError("pow: unsupported base type");
-        double b = base.cast<double>();
-        if (!(b > 0.0)) throw ValueError("pow: a tensor exponent needs a positive base, got " +
-                                         std::to_string(b));
-        Tensor x = is_floating(a.dtype()) ? a : cast(a, DType::Float32);
-        Tensor r = exp(mul(x, scalar(std::log(b), x.dtype())));
-        // 1 ** x is 1 even for x = nan or inf (C's pow, PyTorch); exp(x * 0) would be nan there,
-        // and x * 0 is nonzero (nan) exactly there.
-        if (b != 1.0) return r;
-        Tensor zero = scalar(0.0, x.dtype());
-        return where(ne(mul(x, zero), zero), scalar(1.0, x.dtype()), r);
-      })
-      .def("__iadd__", [](const Tensor& a, py::object b) {
-        Tensor o = operand(b, a);
-        return inplace("__iadd__", a, [&] { return add(a, o); });
-      })
-      .def("__isub__", [](const Tensor& a, py::object b) {
-        Tensor o = operand(b, a);
-        return inplace("__isub__", a, [&] { return sub(a, o); });
-      })
-      .def("__imul__", [](const Tensor& a, py::object b) {
-        Tensor o = operand(b, a);
-        return inplace("__imul__", a, [&] { return mul(a, o); });
-      })
-      .def("__itruediv__", [](const Tensor& a, py::object b) {
-        Tensor o = operand(b, a);
-        return inplace("__itruediv__", a, [&] { return div(a, o); });
-      })
-      .def("add_", [](const Tensor& a, py::object b, Scalar alpha) {
-        Tensor o = operand(b, a);
-        return inplace("add_", a, [&] { return alpha.to_double() == 1.0 ? add(a, o) : add(a, mul(o, scalar(alpha, result_type(o.dtype(), alpha.kind())))); });
-      }, py::arg("other"), py::kw_only(), py::arg("alpha") = 1.0)
-      .def("sub_", [](const Tensor& a, py::object b, Scalar alpha) {
-        Tensor o = operand(b, a);
-        return inplace("sub_", a, [&] { return alpha.to_double() == 1.0 ? sub(a, o) : sub(a, mul(o, scalar(alpha, result_type(o.dtype(), alpha.kind())))); });
-      }, py::arg("other"), py::kw_only(), py::arg("alpha") = 1.0)
-      .def("mul_", [](const Tensor& a, py::object b) {
-        Tensor o = operand(b, a);
-        return inplace("mul_", a, [&] { return mul(a, o); });
-      })
-      .def("div_", [](const Tensor& a, py::object b) {
-        Tensor o = operand(b, a);
-        return inplace("div_", a, [&] { return div(a, o); });
-      })
+      .def("__pow__",
+           [](const Tensor& a, py::object p) {
+             if (std::optional<Scalar> s = as_scalar(p)) return pow(a, *s);
+             throw TypeError("pow: the exponent must be a Python number, got " +
+                             std::string(py::str(py::type::of(p).attr("__name__"))));
+           })
+      .def("__rpow__",
+           [](const Tensor& a, py::object base) {
+             if (!(py::isinstance<py::int_>(base) || py::isinstance<py::float_>(base)))
+               throw TypeError("pow: unsupported base type");
+             double b = base.cast<double>();
+             if (!(b > 0.0)) throw ValueError("pow: a tensor exponent needs a positive base, got " + std::to_string(b));
+             Tensor x = is_floating(a.dtype()) ? a : cast(a, DType::Float32);
+             Tensor r = exp(mul(x, scalar(std::log(b), x.dtype())));
+             // 1 ** x is 1 even for x = nan or inf (C's pow, PyTorch); exp(x * 0) would be nan there,
+             // and x * 0 is nonzero (nan) exactly there.
+             if (b != 1.0) return r;
+             Tensor zero = scalar(0.0, x.dtype());
+             return where(ne(mul(x, zero), zero), scalar(1.0, x.dtype()), r);
+           })
+      .def("__iadd__",
+           [](const Tensor& a, py::object b) {
+             Tensor o = operand(b, a);
+             return inplace("__iadd__", a, [&] { return add(a, o); });
+           })
+      .def("__isub__",
+           [](const Tensor& a, py::object b) {
+             Tensor o = operand(b, a);
+             return inplace("__isub__", a, [&] { return sub(a, o); });
+           })
+      .def("__imul__",
+           [](const Tensor& a, py::object b) {
+             Tensor o = operand(b, a);
+             return inplace("__imul__", a, [&] { return mul(a, o); });
+           })
+      .def("__itruediv__",
+           [](const Tensor& a, py::object b) {
+             Tensor o = operand(b, a);
+             return inplace("__itruediv__", a, [&] { return div(a, o); });
+           })
+      .def(
+          "add_",
+          [](const Tensor& a, py::object b, Scalar alpha) {
+            Tensor o = operand(b, a);
+            return inplace("add_", a, [&] {
+              return alpha.to_double() == 1.0 ? add(a, o)
+                                              : add(a, mul(o, scalar(alpha, result_type(o.dtype(), alpha.kind()))));
+            });
+          },
+          py::arg("other"), py::kw_only(), py::arg("alpha") = 1.0)
+      .def(
+          "sub_",
+          [](const Tensor& a, py::object b, Scalar alpha) {
+            Tensor o = operand(b, a);
+            return inplace("sub_", a, [&] {
+              return alpha.to_double() == 1.0 ? sub(a, o)
+                                              : sub(a, mul(o, scalar(alpha, result_type(o.dtype(), alpha.kind()))));
+            });
+          },
+          py::arg("other"), py::kw_only(), py::arg("alpha") = 1.0)
+      .def("mul_",
+           [](const Tensor& a, py::object b) {
+             Tensor o = operand(b, a);
+             return inplace("mul_", a, [&] { return mul(a, o); });
+           })
+      .def("div_",
+           [](const Tensor& a, py::object b) {
+             Tensor o = operand(b, a);
+             return inplace("div_", a, [&] { return div(a, o); });
+           })
       .def("zero_", [](const Tensor& a) { return inplace("zero_", a, [&] { return scalar(0.0, a.dtype()); }); })
       .def("fill_", [](const Tensor& a, Scalar v) { return inplace("fill_", a, [&] { return scalar(v, a.dtype()); }); })
-      .def("copy_", [](const Tensor& a, py::object src) {
-        // A number is written as the tensor's dtype straight from its exact value (as fill_),
-        // not through the float32 a weak scalar would become (1e-100 into bool is True).
-        std::optional<Scalar> s = as_scalar(src);
-        Tensor o = s ? scalar(*s, a.dtype()) : operand(src, a);
-        return inplace("copy_", a, [&] { return o; }, /*is_copy=*/true);
-      })
-      .def_property_readonly("T", [](const Tensor& x) {
-        std::vector<int64_t> perm(x.ndim());
-        for (int64_t i = 0; i < x.ndim(); ++i) perm[i] = x.ndim() - 1 - i;
-        return permute(x, perm);
-      })
+      .def("copy_",
+           [](const Tensor& a, py::object src) {
+             // A number is written as the tensor's dtype straight from its exact value (as fill_),
+             // not through the float32 a weak scalar would become (1e-100 into bool is True).
+             std::optional<Scalar> s = as_scalar(src);
+             Tensor o = s ? scalar(*s, a.dtype()) : operand(src, a);
+             return inplace("copy_", a, [&] { return o; }, /*is_copy=*/true);
+           })
+      .def_property_readonly("T",
+                             [](const Tensor& x) {
+                               std::vector<int64_t> perm(x.ndim());
+                               for (int64_t i = 0; i < x.ndim(); ++i) perm[i] = x.ndim() - 1 - i;
+                               return permute(x, perm);
+                             })
       .def("to", [](const Tensor& x, DType dt) { return cast(x, dt); })
       .def("float", [](const Tensor& x) { return cast(x, DType::Float32); })
       .def("double", [](const Tensor& x) { return cast(x, DType::Float64); })
@@ -281,8 +307,9 @@ py::class_<Tensor> init_tensor(py::module_& m) {
 
   // creation
   m.def("_from_numpy", &from_numpy, py::arg("array"), py::arg("dtype"), py::arg("requires_grad") = false);
-  m.def("full", [](const Shape& shape, Scalar v, DType dt, bool rg) { return full(shape, v, dt, rg); },
-        py::arg("shape"), py::arg("fill_value"), py::arg("dtype"), py::arg("requires_grad") = false);
+  m.def(
+      "full", [](const Shape& shape, Scalar v, DType dt, bool rg) { return full(shape, v, dt, rg); }, py::arg("shape"),
+      py::arg("fill_value"), py::arg("dtype"), py::arg("requires_grad") = false);
   return cls;
 }
 

@@ -32,7 +32,7 @@ enum Variants : unsigned {
   kFunction = 1,  // dagrad.<name>(input, ...)
   kMethod = 2,    // Tensor.<name>(self, ...)
   kBoth = 3,
-  kFast = 4,      // unary, direct CPython entry points (Note [Fast calls])
+  kFast = 4,  // unary, direct CPython entry points (Note [Fast calls])
 };
 
 /// @brief A fast unary row: the C functions made for it (fast_calls.cpp).

@@ -35,11 +35,10 @@ void walk_graph(const std::vector<Tensor>& roots, Walk& w) {
     while (!stack.empty()) {
       auto& [n, next] = stack.back();
       if (next == 0 && !n->is_leaf() && n->graph_freed)
-        throw RuntimeError(
-            std::string("backward: trying to backward through the graph a second time (through '") +
-            op_name(n->op) + "' of shape " + shape_str(n->shape) +
-            "); its graph was freed by the first backward. Pass retain_graph=True to the "
-            "first backward if you need to backward twice");
+        throw RuntimeError(std::string("backward: trying to backward through the graph a second time (through '") +
+                           op_name(n->op) + "' of shape " + shape_str(n->shape) +
+                           "); its graph was freed by the first backward. Pass retain_graph=True to the "
+                           "first backward if you need to backward twice");
       if (!n->is_leaf() && next < n->inputs.size()) {
         const NodePtr& p = n->inputs[next++].node;
         if (p->requires_grad && p->mark != w.mark) {
@@ -72,8 +71,10 @@ Tensor sum_contributions(const Contribs& c) {
       rest.push_back(t);
     }
   }
-  if (pieces.size() >= 2) rest.insert(rest.begin(), embed_sum(pieces, c[0].shape(), regions));
-  else if (pieces.size() == 1) rest.assign(c.begin(), c.end());
+  if (pieces.size() >= 2)
+    rest.insert(rest.begin(), embed_sum(pieces, c[0].shape(), regions));
+  else if (pieces.size() == 1)
+    rest.assign(c.begin(), c.end());
   // One add_n node for the whole fan-in (same left-to-right order as a chain of adds).
   return add_n(rest);
 }
@@ -130,10 +131,9 @@ std::unordered_map<Node*, Tensor> compute_gradients(const std::vector<Tensor>& r
       any = any || needs[k];
       // Every input is checked, not only those that need a gradient: a backward rule may
       // read any of them (mul's gradient for a reads b).
-      if (p->realized() &&
-          p->storage->version.load(std::memory_order_relaxed) != node->inputs[k].expected())
-        throw RuntimeError(std::string("backward: input ") + std::to_string(k) + " of '" +
-                           op_name(node->op) + "' (shape " + shape_str(p->shape) +
+      if (p->realized() && p->storage->version.load(std::memory_order_relaxed) != node->inputs[k].expected())
+        throw RuntimeError(std::string("backward: input ") + std::to_string(k) + " of '" + op_name(node->op) +
+                           "' (shape " + shape_str(p->shape) +
                            ") was modified by an in-place operation after it was used; its "
                            "gradient would be wrong");
     }
@@ -150,8 +150,7 @@ std::unordered_map<Node*, Tensor> compute_gradients(const std::vector<Tensor>& r
   return result;
 }
 
-std::vector<Tensor> seed_gradients(const std::vector<Tensor>& roots,
-                                   const std::vector<Tensor>& grads) {
+std::vector<Tensor> seed_gradients(const std::vector<Tensor>& roots, const std::vector<Tensor>& grads) {
   if (grads.size() != roots.size())
     throw ValueError("backward: got " + std::to_string(grads.size()) + " gradients for " +
                      std::to_string(roots.size()) + " tensors");
@@ -163,9 +162,10 @@ std::vector<Tensor> seed_gradients(const std::vector<Tensor>& roots,
                          " of tensors does not require grad and does not have a grad_fn");
     if (!grads[i].defined()) {
       if (r.numel() != 1)
-        throw RuntimeError("backward: grad can be implicitly created only for scalar outputs, "
-                           "but the tensor has shape " + shape_str(r.shape()) +
-                           "; pass gradient=");
+        throw RuntimeError(
+            "backward: grad can be implicitly created only for scalar outputs, "
+            "but the tensor has shape " +
+            shape_str(r.shape()) + "; pass gradient=");
       seeds.push_back(full(r.shape(), 1.0, r.dtype()));
     } else {
       Tensor g = grads[i];
@@ -196,8 +196,8 @@ void free_graph(Walk& w) {
 
 }  // namespace
 
-void backward(const std::vector<Tensor>& roots, const std::vector<Tensor>& grads,
-              bool retain_graph, bool create_graph) {
+void backward(const std::vector<Tensor>& roots, const std::vector<Tensor>& grads, bool retain_graph,
+              bool create_graph) {
   GraphLock lock;
   GradModeGuard mode(create_graph);
   std::vector<Tensor> seeds = seed_gradients(roots, grads);
@@ -218,8 +218,10 @@ void backward(const std::vector<Tensor>& roots, const std::vector<Tensor>& grads
     // Under create_graph .grad is a graph node; it must be this leaf's own, not a gradient
     // node it shares with another leaf (add passes one g to both inputs) nor the caller's seed,
     // or a later in-place accumulation would add twice or write into the caller's tensor.
-    if (create_graph) gi = node->grad ? add(Tensor(node->grad), gi) : mul(gi, scalar(1.0, gi.dtype()));
-    else if (node->grad) to_run.push_back(Tensor(node->grad));  // an assigned .grad may be pending
+    if (create_graph)
+      gi = node->grad ? add(Tensor(node->grad), gi) : mul(gi, scalar(1.0, gi.dtype()));
+    else if (node->grad)
+      to_run.push_back(Tensor(node->grad));  // an assigned .grad may be pending
     updates.emplace_back(node, gi);
     to_run.push_back(gi);
   }
@@ -253,16 +255,15 @@ void backward(const std::vector<Tensor>& roots, const std::vector<Tensor>& grads
 }
 
 std::vector<Tensor> grad(const std::vector<Tensor>& outputs, const std::vector<Tensor>& inputs,
-                         const std::vector<Tensor>& grad_outputs, bool retain_graph,
-                         bool create_graph, bool allow_unused) {
+                         const std::vector<Tensor>& grad_outputs, bool retain_graph, bool create_graph,
+                         bool allow_unused) {
   GraphLock lock;
   GradModeGuard mode(create_graph);
   std::vector<Tensor> gouts = grad_outputs;
   if (gouts.empty()) gouts.resize(outputs.size());
   std::vector<Tensor> seeds = seed_gradients(outputs, gouts);
   for (size_t i = 0; i < inputs.size(); ++i)
-    if (!inputs[i]->requires_grad)
-      throw RuntimeError("grad: input " + std::to_string(i) + " does not require grad");
+    if (!inputs[i]->requires_grad) throw RuntimeError("grad: input " + std::to_string(i) + " does not require grad");
   Walk w;
   std::unordered_map<Node*, Tensor> g = compute_gradients(outputs, seeds, &inputs, w);
   w.release_indices();
@@ -272,8 +273,7 @@ std::vector<Tensor> grad(const std::vector<Tensor>& outputs, const std::vector<T
     auto it = g.find(inputs[i].node().get());
     if (it == g.end()) {
       if (!allow_unused)
-        throw RuntimeError("grad: input " + std::to_string(i) + " of shape " +
-                           shape_str(inputs[i].shape()) +
+        throw RuntimeError("grad: input " + std::to_string(i) + " of shape " + shape_str(inputs[i].shape()) +
                            " was not used to compute the outputs; pass allow_unused=True");
       continue;
     }

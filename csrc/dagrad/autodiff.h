@@ -14,14 +14,14 @@ namespace dagrad {
 /// forward nodes are still pending, in one scheduler run. Without retain_graph, the graph
 /// is freed afterwards and a second backward through it raises. With create_graph the
 /// gradient nodes themselves record a graph, so they can be differentiated again.
-void backward(const std::vector<Tensor>& roots, const std::vector<Tensor>& grads,
-              bool retain_graph = false, bool create_graph = false);
+void backward(const std::vector<Tensor>& roots, const std::vector<Tensor>& grads, bool retain_graph = false,
+              bool create_graph = false);
 
 /// @brief Gradients of `outputs` with respect to `inputs` (PyTorch's autograd.grad);
 /// nothing accumulates into .grad. An input the outputs do not depend on gets an
 /// undefined Tensor if allow_unused, else RuntimeError.
 std::vector<Tensor> grad(const std::vector<Tensor>& outputs, const std::vector<Tensor>& inputs,
-                         const std::vector<Tensor>& grad_outputs, bool retain_graph = false,
-                         bool create_graph = false, bool allow_unused = false);
+                         const std::vector<Tensor>& grad_outputs, bool retain_graph = false, bool create_graph = false,
+                         bool allow_unused = false);
 
 }  // namespace dagrad

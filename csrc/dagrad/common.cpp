@@ -1,20 +1,19 @@
 #include "dagrad/common.h"
 
+#include <sys/mman.h>
 #include <cstdlib>
 #include <cstring>
 #include <limits>
-#include <sstream>
 #include <mutex>
+#include <sstream>
 #include <unordered_map>
-#include <sys/mman.h>
 
 namespace dagrad {
 
 size_t itemsize(DType dt) {
   switch (dt) {
 #define DAGRAD_X(name, ctype, str) \
-  case DType::name:                \
-    return sizeof(ctype);
+  case DType::name: return sizeof(ctype);
     DAGRAD_DTYPES(DAGRAD_X)
 #undef DAGRAD_X
   }
@@ -24,8 +23,7 @@ size_t itemsize(DType dt) {
 const char* dtype_name(DType dt) {
   switch (dt) {
 #define DAGRAD_X(name, ctype, str) \
-  case DType::name:                \
-    return str;
+  case DType::name: return str;
     DAGRAD_DTYPES(DAGRAD_X)
 #undef DAGRAD_X
   }
@@ -104,13 +102,11 @@ int64_t checked_numel(const Shape& s, const char* op) {
   int64_t n = 1;
   for (int64_t d : s) {
     if (d < 0)
-      throw ValueError(std::string(op) + ": negative dimension " + std::to_string(d) +
-                       " in shape " + shape_str(s));
+      throw ValueError(std::string(op) + ": negative dimension " + std::to_string(d) + " in shape " + shape_str(s));
   }
   for (int64_t d : s) {
     if (d != 0 && n > std::numeric_limits<int64_t>::max() / d)
-      throw ValueError(std::string(op) + ": shape " + shape_str(s) +
-                       " has more elements than fit in int64");
+      throw ValueError(std::string(op) + ": shape " + shape_str(s) + " has more elements than fit in int64");
     n *= d;
   }
   return n;
@@ -119,16 +115,14 @@ int64_t checked_numel(const Shape& s, const char* op) {
 int64_t checked_mul(int64_t a, int64_t b, const char* op) {
   int64_t r;
   if (__builtin_mul_overflow(a, b, &r))
-    throw ValueError(std::string(op) + ": sizes " + std::to_string(a) + " * " + std::to_string(b) +
-                     " overflow int64");
+    throw ValueError(std::string(op) + ": sizes " + std::to_string(a) + " * " + std::to_string(b) + " overflow int64");
   return r;
 }
 
 int64_t checked_add(int64_t a, int64_t b, const char* op) {
   int64_t r;
   if (__builtin_add_overflow(a, b, &r))
-    throw ValueError(std::string(op) + ": sizes " + std::to_string(a) + " + " + std::to_string(b) +
-                     " overflow int64");
+    throw ValueError(std::string(op) + ": sizes " + std::to_string(a) + " + " + std::to_string(b) + " overflow int64");
   return r;
 }
 
@@ -155,9 +149,8 @@ Shape contiguous_strides(const Shape& s) {
 namespace {
 [[noreturn]] void dim_out_of_range(int64_t dim, int64_t ndim, const char* op) {
   const int64_t lo = ndim == 0 ? -1 : -ndim, hi = ndim == 0 ? 0 : ndim - 1;
-  throw IndexError(std::string(op) + ": dimension " + std::to_string(dim) +
-                   " is out of range for a tensor of " + std::to_string(ndim) +
-                   " dimensions (expected to be in range of [" + std::to_string(lo) + ", " +
+  throw IndexError(std::string(op) + ": dimension " + std::to_string(dim) + " is out of range for a tensor of " +
+                   std::to_string(ndim) + " dimensions (expected to be in range of [" + std::to_string(lo) + ", " +
                    std::to_string(hi) + "])");
 }
 }  // namespace
@@ -253,8 +246,7 @@ Storage::Storage(size_t nbytes) : nbytes_(nbytes) {
   }
   const size_t align = cap >= kHuge ? (size_t(2) << 20) : 64;
   ptr_ = std::aligned_alloc(align, cap);
-  if (!ptr_)
-    throw MemoryError("out of memory: cannot allocate " + std::to_string(nbytes) + " bytes");
+  if (!ptr_) throw MemoryError("out of memory: cannot allocate " + std::to_string(nbytes) + " bytes");
 #ifdef MADV_HUGEPAGE
   if (cap >= kHuge) madvise(ptr_, cap, MADV_HUGEPAGE);
 #endif

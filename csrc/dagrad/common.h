@@ -1,6 +1,7 @@
 // @brief Basic vocabulary of the core: dtypes, shapes, typed errors and storage.
 #pragma once
 
+#include <atomic>
 #include <cstddef>
 #include <cstdint>
 #include <memory>
@@ -9,7 +10,6 @@
 #include <string>
 #include <type_traits>
 #include <vector>
-#include <atomic>
 
 namespace dagrad {
 
@@ -50,10 +50,10 @@ struct MemoryError : std::bad_alloc {
 // dtypes
 // ---------------------------------------------------------------------------
 
-#define DAGRAD_DTYPES(X) \
-  X(Float32, float, "float32") \
+#define DAGRAD_DTYPES(X)        \
+  X(Float32, float, "float32")  \
   X(Float64, double, "float64") \
-  X(Int64, int64_t, "int64") \
+  X(Int64, int64_t, "int64")    \
   X(Bool, bool, "bool")
 
 enum class DType : uint8_t {
@@ -94,9 +94,12 @@ class __attribute__((packed)) Scalar {
   /// check with fits_int64 first).
   template <class T>
   T as() const {
-    if constexpr (std::is_same_v<T, int64_t>) return kind_ == Kind::Float ? static_cast<int64_t>(v_.f) : v_.i;
-    else if constexpr (std::is_same_v<T, bool>) return kind_ == Kind::Float ? v_.f != 0.0 : v_.i != 0;
-    else return static_cast<T>(to_double());
+    if constexpr (std::is_same_v<T, int64_t>)
+      return kind_ == Kind::Float ? static_cast<int64_t>(v_.f) : v_.i;
+    else if constexpr (std::is_same_v<T, bool>)
+      return kind_ == Kind::Float ? v_.f != 0.0 : v_.i != 0;
+    else
+      return static_cast<T>(to_double());
   }
   /// Whether the value can become an int64 element (finite, in range).
   bool fits_int64() const;

@@ -53,10 +53,8 @@ bool candidate(const Node& n) {
 #define DAGRAD_X(E, f, arity) case OpKind::E:
     DAGRAD_ELEMENTWISE_OPS(DAGRAD_X)
 #undef DAGRAD_X
-    case OpKind::PowScalar:
-      break;
-    default:
-      return false;
+    case OpKind::PowScalar: break;
+    default: return false;
   }
   if (n.requires_grad || (n.dtype != DType::Float32 && n.dtype != DType::Float64)) return false;
   if (n.numel() < kMinElements) return false;
@@ -112,9 +110,9 @@ constexpr int64_t kBlock = 256;
 // An operand of a member: a row of the scratch, an input of the run (read at the block's
 // offset), or a broadcast single element.
 struct Operand {
-  int32_t member = -1;           // >= 0: that member's scratch row
-  const Node* input = nullptr;   // else this input
-  bool scalar = false;           // input with a single element
+  int32_t member = -1;          // >= 0: that member's scratch row
+  const Node* input = nullptr;  // else this input
+  bool scalar = false;          // input with a single element
 };
 
 struct Member {
@@ -190,18 +188,13 @@ void apply(const Node& n, Resolved<T> a, Resolved<T> b, T* y, int64_t len) {
 #define DAGRAD_APPLY_1(E) apply1<T>(fn::E{}, a, y, len)
 #define DAGRAD_APPLY_2(E) apply2<T>(fn::E{}, a, b, y, len)
 #define DAGRAD_X(E, f, arity) \
-  case OpKind::E:             \
-    DAGRAD_APPLY_##arity(E);  \
-    break;
+  case OpKind::E: DAGRAD_APPLY_##arity(E); break;
     DAGRAD_ELEMENTWISE_OPS(DAGRAD_X)
 #undef DAGRAD_X
 #undef DAGRAD_APPLY_1
 #undef DAGRAD_APPLY_2
-    case OpKind::PowScalar:
-      fn::with_pow<T>(n.attrs.scalar, [&](const auto& f) { apply1<T>(f, a, y, len); });
-      break;
-    default:
-      throw RuntimeError(std::string("internal: ") + op_name(n.op) + " in a fused group");
+    case OpKind::PowScalar: fn::with_pow<T>(n.attrs.scalar, [&](const auto& f) { apply1<T>(f, a, y, len); }); break;
+    default: throw RuntimeError(std::string("internal: ") + op_name(n.op) + " in a fused group");
   }
 }
 

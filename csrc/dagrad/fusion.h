@@ -10,10 +10,10 @@ namespace dagrad {
 namespace fusion {
 
 // Per-node flags of a run (indexed by run_index), see Note [Elementwise fusion].
-constexpr uint8_t kCandidate = 1;   // may be a member or the root of a fused group
-constexpr uint8_t kAbsorbed = 2;    // computed inside its consumer's group: the run skips it
-constexpr uint8_t kHasMembers = 4;  // the root of a group: runs the fused kernel
-constexpr int kMaxGroup = 16;       // nodes in one group
+constexpr uint8_t kCandidate = 1;       // may be a member or the root of a fused group
+constexpr uint8_t kAbsorbed = 2;        // computed inside its consumer's group: the run skips it
+constexpr uint8_t kHasMembers = 4;      // the root of a group: runs the fused kernel
+constexpr int kMaxGroup = 16;           // nodes in one group
 constexpr int64_t kMinElements = 1024;  // smaller outputs are not fused (Note [Elementwise fusion])
 
 /// @brief Whether `n` may take part in a fused group (op, dtype, grad, input shapes).
@@ -21,9 +21,7 @@ bool candidate(const Node& n);
 
 /// @brief Whether candidate `p`, whose only holder is the edge from candidate `c`, may be
 /// computed inside c's group.
-inline bool absorbable(const Node& p, const Node& c) {
-  return p.dtype == c.dtype && p.shape == c.shape;
-}
+inline bool absorbable(const Node& p, const Node& c) { return p.dtype == c.dtype && p.shape == c.shape; }
 
 /// @brief Elementwise fusion on or off (on by default). Results are the same bits either way;
 /// off is for tests and benchmarks that compare the two.
@@ -33,9 +31,9 @@ bool enabled();
 /// @brief A run's fusion decisions: per-node flags and group sizes, indexed by run_index and
 /// filled from the first candidate on (empty while none has been seen).
 struct Plan {
-  bool active = false;     // fusion allowed in this run
-  bool any = false;        // some node is absorbed into a group
-  int64_t fused = 0;       // how many
+  bool active = false;  // fusion allowed in this run
+  bool any = false;     // some node is absorbed into a group
+  int64_t fused = 0;    // how many
   std::vector<uint8_t> flags;
   std::vector<uint8_t> size;
 

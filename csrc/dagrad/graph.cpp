@@ -111,9 +111,13 @@ struct NodeAllocator {
     ::operator delete(p);
   }
   template <class U>
-  bool operator==(const NodeAllocator<U>&) const { return true; }
+  bool operator==(const NodeAllocator<U>&) const {
+    return true;
+  }
   template <class U>
-  bool operator!=(const NodeAllocator<U>&) const { return false; }
+  bool operator!=(const NodeAllocator<U>&) const {
+    return false;
+  }
 };
 
 NodePtr new_node(OpKind op, Shape shape, DType dtype) {
@@ -223,9 +227,8 @@ void alloc_output(Node& n) {
   try {
     n.storage = std::make_shared<Storage>(bytes);
   } catch (const MemoryError& e) {
-    throw MemoryError(std::string(op_name(n.op)) + ": out of memory allocating " +
-                      std::to_string(bytes) + " bytes for an output of shape " +
-                      shape_str(n.shape) + " " + dtype_name(n.dtype));
+    throw MemoryError(std::string(op_name(n.op)) + ": out of memory allocating " + std::to_string(bytes) +
+                      " bytes for an output of shape " + shape_str(n.shape) + " " + dtype_name(n.dtype));
   }
 }
 
@@ -277,8 +280,7 @@ Tensor scalar(Scalar value, DType dtype) { return full({}, value, dtype); }
 
 void set_requires_grad(const Tensor& t, bool requires_grad) {
   if (!t->is_leaf())
-    throw RuntimeError(
-        "you can only change requires_grad flags of leaf variables; use detach() to get a leaf");
+    throw RuntimeError("you can only change requires_grad flags of leaf variables; use detach() to get a leaf");
   if (requires_grad && !is_floating(t.dtype()))
     throw RuntimeError(std::string("only tensors of floating point dtype can require gradients, got ") +
                        dtype_name(t.dtype()));
@@ -289,11 +291,10 @@ void check_input_version(const Node& n, size_t i) {
   const Node& p = *n.inputs[i].node;
   uint32_t now = p.storage->version.load(std::memory_order_relaxed);
   if (now != n.inputs[i].expected())
-    throw RuntimeError(std::string(op_name(n.op)) + ": input " + std::to_string(i) +
-                       " of shape " + shape_str(p.shape) +
+    throw RuntimeError(std::string(op_name(n.op)) + ": input " + std::to_string(i) + " of shape " + shape_str(p.shape) +
                        " was modified by an in-place operation after this op was recorded "
-                       "(version " + std::to_string(now) + ", expected " +
-                       std::to_string(n.inputs[i].expected()) + ")");
+                       "(version " +
+                       std::to_string(now) + ", expected " + std::to_string(n.inputs[i].expected()) + ")");
 }
 
 // Note [Values while recording]

@@ -90,7 +90,9 @@ struct Node : std::enable_shared_from_this<Node> {
   int64_t numel() const { return dagrad::numel(shape); }
   int64_t ndim() const { return static_cast<int64_t>(shape.size()); }
   template <class T>
-  T* data() const { return static_cast<T*>(storage->data()); }
+  T* data() const {
+    return static_cast<T*>(storage->data());
+  }
 };
 
 inline uint32_t Edge::expected() const { return version == kPendingVersion ? node->base_version : version; }
@@ -126,8 +128,7 @@ class Tensor {
   double item() const;
 
   /// @brief Accumulates d(this)/d(leaf) into every leaf's grad. Defined with autodiff (autodiff.h).
-  void backward(const Tensor& gradient = Tensor(), bool retain_graph = false,
-                bool create_graph = false) const;
+  void backward(const Tensor& gradient = Tensor(), bool retain_graph = false, bool create_graph = false) const;
 
  private:
   NodePtr node_;
@@ -154,9 +155,7 @@ struct NoGradGuard {
 
 /// @brief RAII: sets grad recording to `enabled` in a scope.
 struct GradModeGuard {
-  explicit GradModeGuard(bool enabled) : prev_(GradMode::is_enabled()) {
-    GradMode::set_enabled(enabled);
-  }
+  explicit GradModeGuard(bool enabled) : prev_(GradMode::is_enabled()) { GradMode::set_enabled(enabled); }
   ~GradModeGuard() { GradMode::set_enabled(prev_); }
 
  private:
@@ -168,13 +167,10 @@ struct GradModeGuard {
 // ---------------------------------------------------------------------------
 
 /// @brief Records an op node. Shape and dtype are already inferred by the caller.
-Tensor make_op(OpKind op, const std::vector<Tensor>& inputs, Shape shape, DType dtype,
-               OpAttrs attrs = {});
+Tensor make_op(OpKind op, const std::vector<Tensor>& inputs, Shape shape, DType dtype, OpAttrs attrs = {});
 /// @brief As above, for a braced list of inputs (no temporary vector).
-Tensor make_op(OpKind op, std::initializer_list<Tensor> inputs, Shape shape, DType dtype,
-               OpAttrs attrs = {});
-Tensor make_op(OpKind op, const Tensor* inputs, size_t count, Shape shape, DType dtype,
-               OpAttrs&& attrs);
+Tensor make_op(OpKind op, std::initializer_list<Tensor> inputs, Shape shape, DType dtype, OpAttrs attrs = {});
+Tensor make_op(OpKind op, const Tensor* inputs, size_t count, Shape shape, DType dtype, OpAttrs&& attrs);
 
 /// @brief A leaf holding a copy of `src` (row-major, `dtype` elements).
 Tensor from_data(const void* src, const Shape& shape, DType dtype, bool requires_grad = false);
@@ -228,7 +224,7 @@ std::recursive_mutex& graph_mutex();
 /// Python bindings register ones that release the GIL before the wait and take it back after.
 /// See Note [No thread waits for a dagrad lock holding the GIL].
 struct LockWaitHooks {
-  void* (*before_wait)() = nullptr;    // returns a state handed to after_wait
+  void* (*before_wait)() = nullptr;  // returns a state handed to after_wait
   void (*after_wait)(void*) = nullptr;
 };
 void set_lock_wait_hooks(LockWaitHooks hooks);

@@ -4,6 +4,7 @@
 #pragma once
 
 // X(Enum, "name", family)
+// clang-format off
 #define DAGRAD_OPS(X)                 \
   X(Leaf, "leaf", graph)              \
   X(Custom, "custom", custom)         \
@@ -70,11 +71,14 @@
   X(Unfold, "unfold", nn)             \
   X(Fold, "fold", nn)
 
+// clang-format on
+
 // The elementwise ops fusion may compute inside a group (Note [Elementwise fusion]): each
 // applies the per-element functor fn::<Enum> of kernels/elementwise_fns.h to `arity` operands,
 // and ops.h declares its function from this list. fusion.cpp generates its cases from it.
 // (pow is fused too, through its exponent's functor: fusion.cpp names it.)
 // X(Enum, function, arity)
+// clang-format off
 #define DAGRAD_ELEMENTWISE_OPS(X)          \
   X(Add, add, 2)                           \
   X(Sub, sub, 2)                           \
@@ -98,3 +102,4 @@
   X(ReluBackward, relu_backward, 2)        \
   X(TanhBackward, tanh_backward, 2)        \
   X(SigmoidBackward, sigmoid_backward, 2)
+// clang-format on

@@ -71,14 +71,13 @@ Tensor detach(const Tensor& x);
 
 // Indexing (ops/index.cpp).
 /// @brief x[start:end:step] along one dim, Python's clamping rules; step > 0.
-Tensor slice(const Tensor& x, int64_t dim, std::optional<int64_t> start, std::optional<int64_t> end,
-             int64_t step = 1);
+Tensor slice(const Tensor& x, int64_t dim, std::optional<int64_t> start, std::optional<int64_t> end, int64_t step = 1);
 /// @brief One strided view per dim (starts, steps, lengths), in one node.
-Tensor strided_slice(const Tensor& x, const std::vector<int64_t>& starts,
-                     const std::vector<int64_t>& steps, const Shape& shape);
+Tensor strided_slice(const Tensor& x, const std::vector<int64_t>& starts, const std::vector<int64_t>& steps,
+                     const Shape& shape);
 /// @brief The adjoint of strided_slice: x placed in a tensor of `shape` filled with `fill`.
-Tensor embed(const Tensor& x, const Shape& shape, const std::vector<int64_t>& starts,
-             const std::vector<int64_t>& steps, Scalar fill);
+Tensor embed(const Tensor& x, const Shape& shape, const std::vector<int64_t>& starts, const std::vector<int64_t>& steps,
+             Scalar fill);
 /// @brief Zeros of `shape` plus each piece added at its strided view (regions[i] = starts then
 /// steps, one per dim): the gradient of many slices of one tensor in one pass, not one
 /// full-size embed per slice.
@@ -86,11 +85,10 @@ Tensor embed_sum(const std::vector<Tensor>& pieces, const Shape& shape,
                  const std::vector<std::vector<int64_t>>& regions);
 /// @brief numpy integer-array indexing of consecutive dims starting at first_dim.
 /// Negative indices count from the end unless allow_negative is false (embedding: IndexError).
-Tensor index(const Tensor& x, const std::vector<Tensor>& indices, int64_t first_dim = 0,
-             bool allow_negative = true);
+Tensor index(const Tensor& x, const std::vector<Tensor>& indices, int64_t first_dim = 0, bool allow_negative = true);
 /// @brief The adjoint of index: zeros of `shape` with src added at the indices.
-Tensor index_put_add(const Tensor& src, const std::vector<Tensor>& indices, const Shape& shape,
-                     int64_t first_dim = 0, bool allow_negative = true);
+Tensor index_put_add(const Tensor& src, const std::vector<Tensor>& indices, const Shape& shape, int64_t first_dim = 0,
+                     bool allow_negative = true);
 Tensor gather(const Tensor& x, int64_t dim, const Tensor& index);
 Tensor scatter_add(const Tensor& src, int64_t dim, const Tensor& index, const Shape& shape);
 Tensor cat(const std::vector<Tensor>& xs, int64_t dim = 0);
@@ -100,14 +98,11 @@ Tensor cat(const std::vector<Tensor>& xs, int64_t dim = 0);
 Tensor linear(const Tensor& x, const Tensor& w, const Tensor& b = Tensor());
 /// @brief im2col: (N, C, H, W) -> (N, C*kh*kw, L), padding filled with pad_value.
 Tensor unfold(const Tensor& x, const std::vector<int64_t>& kernel, const std::vector<int64_t>& stride,
-              const std::vector<int64_t>& padding, const std::vector<int64_t>& dilation,
-              double pad_value = 0.0);
+              const std::vector<int64_t>& padding, const std::vector<int64_t>& dilation, double pad_value = 0.0);
 /// @brief (oh, ow) of a 2-d window sliding over the last two dims (H, W) of `input`, each product overflow-checked;
 /// ValueError or ShapeError naming `op` when a value is out of range or the window does not fit.
-std::pair<int64_t, int64_t> window_output_size(const char* op, const Shape& input,
-                                               const std::vector<int64_t>& kernel,
-                                               const std::vector<int64_t>& stride,
-                                               const std::vector<int64_t>& padding,
+std::pair<int64_t, int64_t> window_output_size(const char* op, const Shape& input, const std::vector<int64_t>& kernel,
+                                               const std::vector<int64_t>& stride, const std::vector<int64_t>& padding,
                                                const std::vector<int64_t>& dilation);
 /// @brief col2im, the adjoint of unfold (overlaps are summed).
 Tensor fold(const Tensor& cols, const std::vector<int64_t>& output_size, const std::vector<int64_t>& kernel,
@@ -158,15 +153,15 @@ std::vector<Tensor> chunk(const Tensor& x, int64_t chunks, int64_t dim = 0);
 Tensor pad(const Tensor& x, const std::vector<int64_t>& pad, Scalar value = 0.0);
 Tensor conv2d(const Tensor& x, const Tensor& w, const Tensor& b, const std::vector<int64_t>& stride,
               const std::vector<int64_t>& padding, const std::vector<int64_t>& dilation, int64_t groups);
-Tensor conv1d(const Tensor& x, const Tensor& w, const Tensor& b, int64_t stride, int64_t padding,
-              int64_t dilation, int64_t groups);
+Tensor conv1d(const Tensor& x, const Tensor& w, const Tensor& b, int64_t stride, int64_t padding, int64_t dilation,
+              int64_t groups);
 Tensor max_pool2d(const Tensor& x, const std::vector<int64_t>& kernel, const std::vector<int64_t>& stride,
                   const std::vector<int64_t>& padding, const std::vector<int64_t>& dilation = {1, 1});
 Tensor avg_pool2d(const Tensor& x, const std::vector<int64_t>& kernel, const std::vector<int64_t>& stride,
                   const std::vector<int64_t>& padding, bool count_include_pad = true);
 Tensor embedding(const Tensor& indices, const Tensor& weight);
-Tensor layer_norm(const Tensor& x, const Shape& normalized_shape, const Tensor& weight,
-                  const Tensor& bias, double eps = 1e-5);
+Tensor layer_norm(const Tensor& x, const Shape& normalized_shape, const Tensor& weight, const Tensor& bias,
+                  double eps = 1e-5);
 /// @brief Normalises over every dim but 1 with the given mean and variance (per channel).
 Tensor batch_norm_apply(const Tensor& x, const Tensor& mean, const Tensor& var, const Tensor& weight,
                         const Tensor& bias, double eps);
@@ -205,8 +200,7 @@ inline Tensor operator-(const Tensor& x) { return neg(x); }
 
 /// Gradients of an op's inputs, given the output node and the gradient flowing into it.
 /// `needs[i]` says whether input i needs one; entries not needed stay undefined.
-using BackwardFn = std::vector<Tensor> (*)(const Tensor& out, const Tensor& grad,
-                                           const std::vector<bool>& needs);
+using BackwardFn = std::vector<Tensor> (*)(const Tensor& out, const Tensor& grad, const std::vector<bool>& needs);
 using ForwardFn = void (*)(Node& out);
 
 struct OpInfo {
@@ -217,10 +211,9 @@ struct OpInfo {
 
 const OpInfo& op_info(OpKind op);
 
-#define DAGRAD_X(name, str, family)      \
-  void name##_forward(Node& out);        \
-  std::vector<Tensor> name##_backward(const Tensor& out, const Tensor& grad, \
-                                      const std::vector<bool>& needs);
+#define DAGRAD_X(name, str, family) \
+  void name##_forward(Node& out);   \
+  std::vector<Tensor> name##_backward(const Tensor& out, const Tensor& grad, const std::vector<bool>& needs);
 DAGRAD_OPS(DAGRAD_X)
 #undef DAGRAD_X
 

@@ -23,8 +23,8 @@ constexpr int64_t kGrain = 1 << 14;
 // single-tensor ones, in the same order.
 
 template <class T, bool Wd, bool Mom>
-DAGRAD_SIMD_CLONES void sgd_loop(T* __restrict p, const T* __restrict g, T* __restrict buf, int64_t n, T sign,
-                                 T lr, T wd, T mom, T damp, bool first, bool nesterov) {
+DAGRAD_SIMD_CLONES void sgd_loop(T* __restrict p, const T* __restrict g, T* __restrict buf, int64_t n, T sign, T lr,
+                                 T wd, T mom, T damp, bool first, bool nesterov) {
   for (int64_t i = 0; i < n; ++i) {
     T d = sign * g[i];
     if (Wd) d = d + wd * p[i];
@@ -43,10 +43,14 @@ void sgd(T* p, const T* g, T* buf, int64_t n, const OptimHyper& h, bool first) {
           damp = static_cast<T>(h.dampening), sign = h.maximize ? T(-1) : T(1);
   parallel_for(n, kGrain, [&](int64_t b, int64_t e) {
     T* bb = buf ? buf + b : nullptr;
-    if (wd != 0 && mom != 0) sgd_loop<T, true, true>(p + b, g + b, bb, e - b, sign, lr, wd, mom, damp, first, h.nesterov);
-    else if (wd != 0) sgd_loop<T, true, false>(p + b, g + b, bb, e - b, sign, lr, wd, mom, damp, first, h.nesterov);
-    else if (mom != 0) sgd_loop<T, false, true>(p + b, g + b, bb, e - b, sign, lr, wd, mom, damp, first, h.nesterov);
-    else sgd_loop<T, false, false>(p + b, g + b, bb, e - b, sign, lr, wd, mom, damp, first, h.nesterov);
+    if (wd != 0 && mom != 0)
+      sgd_loop<T, true, true>(p + b, g + b, bb, e - b, sign, lr, wd, mom, damp, first, h.nesterov);
+    else if (wd != 0)
+      sgd_loop<T, true, false>(p + b, g + b, bb, e - b, sign, lr, wd, mom, damp, first, h.nesterov);
+    else if (mom != 0)
+      sgd_loop<T, false, true>(p + b, g + b, bb, e - b, sign, lr, wd, mom, damp, first, h.nesterov);
+    else
+      sgd_loop<T, false, false>(p + b, g + b, bb, e - b, sign, lr, wd, mom, damp, first, h.nesterov);
   });
 }
 
@@ -137,16 +141,20 @@ void rmsprop(T* p, const T* g, T* sq, T* buf, T* gavg, int64_t n, const OptimHyp
   parallel_for(n, kGrain, [&](int64_t b, int64_t e) {
     T* bb = buf ? buf + b : nullptr;
     T* ga = gavg ? gavg + b : nullptr;
-    if (h.centered && mom > 0) rmsprop_loop<T, true, true>(p + b, g + b, sq + b, bb, ga, e - b, sign, lr, wd, a, eps, mom);
-    else if (h.centered) rmsprop_loop<T, true, false>(p + b, g + b, sq + b, bb, ga, e - b, sign, lr, wd, a, eps, mom);
-    else if (mom > 0) rmsprop_loop<T, false, true>(p + b, g + b, sq + b, bb, ga, e - b, sign, lr, wd, a, eps, mom);
-    else rmsprop_loop<T, false, false>(p + b, g + b, sq + b, bb, ga, e - b, sign, lr, wd, a, eps, mom);
+    if (h.centered && mom > 0)
+      rmsprop_loop<T, true, true>(p + b, g + b, sq + b, bb, ga, e - b, sign, lr, wd, a, eps, mom);
+    else if (h.centered)
+      rmsprop_loop<T, true, false>(p + b, g + b, sq + b, bb, ga, e - b, sign, lr, wd, a, eps, mom);
+    else if (mom > 0)
+      rmsprop_loop<T, false, true>(p + b, g + b, sq + b, bb, ga, e - b, sign, lr, wd, a, eps, mom);
+    else
+      rmsprop_loop<T, false, false>(p + b, g + b, sq + b, bb, ga, e - b, sign, lr, wd, a, eps, mom);
   });
 }
 
 template <class T>
-DAGRAD_SIMD_CLONES void adagrad_loop(T* __restrict p, const T* __restrict g, T* __restrict sum, int64_t n, T sign,
-                                     T wd, T eps, T clr) {
+DAGRAD_SIMD_CLONES void adagrad_loop(T* __restrict p, const T* __restrict g, T* __restrict sum, int64_t n, T sign, T wd,
+                                     T eps, T clr) {
   for (int64_t i = 0; i < n; ++i) {
     T gi = sign * g[i];
     if (wd != 0) gi = gi + wd * p[i];
@@ -160,9 +168,8 @@ template <class T>
 void adagrad(T* p, const T* g, T* sum, int64_t n, const OptimHyper& h, double step) {
   const T wd = static_cast<T>(h.weight_decay), eps = static_cast<T>(h.eps), sign = h.maximize ? T(-1) : T(1);
   const T clr = static_cast<T>(h.lr / (1 + (step - 1) * h.lr_decay));
-  parallel_for(n, kGrain, [&](int64_t b, int64_t e) {
-    adagrad_loop<T>(p + b, g + b, sum + b, e - b, sign, wd, eps, clr);
-  });
+  parallel_for(n, kGrain,
+               [&](int64_t b, int64_t e) { adagrad_loop<T>(p + b, g + b, sum + b, e - b, sign, wd, eps, clr); });
 }
 
 template <class T>
@@ -180,8 +187,8 @@ void optim_step(OptimKind kind, const Tensor& param, const Tensor& grad, const s
     throw RuntimeError(std::string(name) + ": parameter and gradient must be computed before the update");
   if (grad.shape() != param.shape() || grad.dtype() != param.dtype())
     throw RuntimeError(std::string(name) + ": gradient of shape " + shape_str(grad.shape()) + " " +
-                       dtype_name(grad.dtype()) + " does not match the parameter of shape " +
-                       shape_str(param.shape()) + " " + dtype_name(param.dtype()));
+                       dtype_name(grad.dtype()) + " does not match the parameter of shape " + shape_str(param.shape()) +
+                       " " + dtype_name(param.dtype()));
   if (state.empty() || state[0].dtype() != DType::Float64 || state[0].numel() != 1)
     throw RuntimeError(std::string(name) + ": state must start with a float64 step counter");
   for (size_t i = 1; i < state.size(); ++i)

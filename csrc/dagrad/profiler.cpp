@@ -59,8 +59,7 @@ std::vector<TraceEvent> take_events() {
     out.insert(out.end(), b->events.begin(), b->events.end());
     b->events.clear();
   }
-  std::sort(out.begin(), out.end(),
-            [](const TraceEvent& a, const TraceEvent& b) { return a.start_ns < b.start_ns; });
+  std::sort(out.begin(), out.end(), [](const TraceEvent& a, const TraceEvent& b) { return a.start_ns < b.start_ns; });
   return out;
 }
 

@@ -31,8 +31,7 @@ void assign_(const Tensor& t, const Tensor& value) {
 namespace {
 // The node whose storage `n` reads: Reshape and Detach share their input's buffer.
 const Node* storage_base(const Node* n) {
-  while ((n->op == OpKind::Reshape || n->op == OpKind::Detach) && !n->inputs.empty())
-    n = n->inputs[0].node.get();
+  while ((n->op == OpKind::Reshape || n->op == OpKind::Detach) && !n->inputs.empty()) n = n->inputs[0].node.get();
   return n;
 }
 }  // namespace
@@ -50,18 +49,18 @@ void set_grad(const Tensor& t, const Tensor& g) {
     return;
   }
   if (trace::active())
-    throw RuntimeError("assigning a tensor to .grad is not supported inside dagrad.compile; "
-                       "use zero_grad() or backward()");
+    throw RuntimeError(
+        "assigning a tensor to .grad is not supported inside dagrad.compile; "
+        "use zero_grad() or backward()");
   if (g.shape() != t.shape() || g.dtype() != t.dtype())
     throw RuntimeError("assigned grad of shape " + shape_str(g.shape()) + " " + dtype_name(g.dtype()) +
-                       " does not match the tensor's shape " + shape_str(t.shape()) + " " +
-                       dtype_name(t.dtype()));
+                       " does not match the tensor's shape " + shape_str(t.shape()) + " " + dtype_name(t.dtype()));
   const Node* bg = storage_base(g.node().get());
   const Node* bt = storage_base(t.node().get());
   const bool same_buffer = bg == bt || (bg->storage && bg->storage == bt->storage);
   if (same_buffer)
-    throw RuntimeError("can't assign a tensor as its own grad: the assigned grad of shape " +
-                       shape_str(g.shape()) + " shares the tensor's memory, and backward accumulates "
+    throw RuntimeError("can't assign a tensor as its own grad: the assigned grad of shape " + shape_str(g.shape()) +
+                       " shares the tensor's memory, and backward accumulates "
                        "into .grad in place");
   t->grad = g.node();
 }
@@ -69,8 +68,8 @@ void set_grad(const Tensor& t, const Tensor& g) {
 void copy_into(const Tensor& dst, const Tensor& src, const char* what) {
   if (dst.shape() != src.shape() || dst.dtype() != src.dtype())
     throw ValueError(std::string(what) + ": an input of shape " + shape_str(src.shape()) + " " +
-                     dtype_name(src.dtype()) + " does not match the traced input of shape " +
-                     shape_str(dst.shape()) + " " + dtype_name(dst.dtype()));
+                     dtype_name(src.dtype()) + " does not match the traced input of shape " + shape_str(dst.shape()) +
+                     " " + dtype_name(dst.dtype()));
   realize({src});
   const size_t bytes = static_cast<size_t>(dst.numel()) * itemsize(dst.dtype());
   if (bytes) std::memcpy(dst->storage->data(), src->storage->data(), bytes);

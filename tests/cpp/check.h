@@ -36,8 +36,7 @@ inline State& state() {
 }
 
 inline int64_t now_ns() {
-  return std::chrono::duration_cast<std::chrono::nanoseconds>(
-             std::chrono::steady_clock::now().time_since_epoch())
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now().time_since_epoch())
       .count();
 }
 
@@ -108,8 +107,7 @@ inline void run_test(const Test& t) {
   state().deadline_ns.store(0);
   const double secs = (now_ns() - t0) * 1e-9;
   const int failures = state().failures.load() - before;
-  if (failures > kMaxShown)
-    std::printf("    ... %d more failed checks not shown\n", failures - kMaxShown);
+  if (failures > kMaxShown) std::printf("    ... %d more failed checks not shown\n", failures - kMaxShown);
   const bool ok = !threw && failures == 0;
   (ok ? state().passed : state().failed).fetch_add(1);
   std::printf("[%s] %s (%.2f s)\n", ok ? "PASS" : "FAIL", t.name, secs);
@@ -118,18 +116,18 @@ inline void run_test(const Test& t) {
 
 }  // namespace check
 
-#define CHECK(cond)                                                    \
-  do {                                                                 \
+#define CHECK(cond)                                                            \
+  do {                                                                         \
     if (!(cond)) ::check::fail(__FILE__, __LINE__, "CHECK(" #cond ") failed"); \
   } while (0)
 
-#define CHECK_MSG(cond, msg)                                  \
-  do {                                                        \
-    if (!(cond)) {                                            \
-      std::ostringstream check_os_;                           \
-      check_os_ << "CHECK(" #cond ") failed: " << msg;        \
-      ::check::fail(__FILE__, __LINE__, check_os_.str());     \
-    }                                                         \
+#define CHECK_MSG(cond, msg)                              \
+  do {                                                    \
+    if (!(cond)) {                                        \
+      std::ostringstream check_os_;                       \
+      check_os_ << "CHECK(" #cond ") failed: " << msg;    \
+      ::check::fail(__FILE__, __LINE__, check_os_.str()); \
+    }                                                     \
   } while (0)
 
 /// Records a failure with a message (stream syntax).
@@ -141,18 +139,18 @@ inline void run_test(const Test& t) {
   } while (0)
 
 /// Passes if `expr` throws `type` (or a subclass); reports any other outcome.
-#define CHECK_THROWS_AS(expr, type)                                                         \
-  do {                                                                                      \
-    bool check_caught_ = false;                                                             \
-    try {                                                                                   \
-      (void)(expr);                                                                         \
-    } catch (const type&) {                                                                 \
-      check_caught_ = true;                                                                 \
-    } catch (const std::exception& check_e_) {                                              \
-      ::check::fail(__FILE__, __LINE__,                                                     \
-                    std::string(#expr " threw ") + typeid(check_e_).name() + " (" +         \
-                        check_e_.what() + "), expected " #type);                            \
-      check_caught_ = true;                                                                 \
-    }                                                                                       \
-    if (!check_caught_) ::check::fail(__FILE__, __LINE__, #expr " did not throw " #type);   \
+#define CHECK_THROWS_AS(expr, type)                                                                                \
+  do {                                                                                                             \
+    bool check_caught_ = false;                                                                                    \
+    try {                                                                                                          \
+      (void)(expr);                                                                                                \
+    } catch (const type&) {                                                                                        \
+      check_caught_ = true;                                                                                        \
+    } catch (const std::exception& check_e_) {                                                                     \
+      ::check::fail(                                                                                               \
+          __FILE__, __LINE__,                                                                                      \
+          std::string(#expr " threw ") + typeid(check_e_).name() + " (" + check_e_.what() + "), expected " #type); \
+      check_caught_ = true;                                                                                        \
+    }                                                                                                              \
+    if (!check_caught_) ::check::fail(__FILE__, __LINE__, #expr " did not throw " #type);                          \
   } while (0)

@@ -50,8 +50,7 @@ Bytes bytes_of(const Tensor& t) {
 }
 
 double value_at(const Tensor& t, int64_t i) {
-  return t.dtype() == DType::Float32 ? static_cast<double>(t->data<float>()[i])
-                                     : t->data<double>()[i];
+  return t.dtype() == DType::Float32 ? static_cast<double>(t->data<float>()[i]) : t->data<double>()[i];
 }
 
 bool all_finite(const Tensor& t) {
@@ -70,8 +69,7 @@ Tensor leaf_from(const std::vector<double>& v, const Shape& s, DType dt, bool re
 }
 
 // Compares two lists of byte snapshots; reports the first few differences by index.
-int compare_snapshots(const std::vector<Bytes>& ref, const std::vector<Bytes>& got,
-                      const std::string& what) {
+int compare_snapshots(const std::vector<Bytes>& ref, const std::vector<Bytes>& got, const std::string& what) {
   int bad = 0;
   if (ref.size() != got.size()) {
     FAIL_MSG(what << ": " << got.size() << " entries, expected " << ref.size());
@@ -99,9 +97,8 @@ constexpr double kCap = 8.0;
 constexpr int64_t kMaxNumel = 4000;
 
 const std::vector<Shape>& leaf_shapes() {
-  static const std::vector<Shape> s = {{kA, kB}, {kB, kA}, {kA, 1},     {1, kB},     {kB},
-                                       {kA},     {},       {kB, kB},    {kA, kA},    {2, kA, kB},
-                                       {2, kB, kA}, {2, 1, kB}, {kB, 1}};
+  static const std::vector<Shape> s = {{kA, kB}, {kB, kA}, {kA, 1},     {1, kB},     {kB},       {kA},   {},
+                                       {kB, kB}, {kA, kA}, {2, kA, kB}, {2, kB, kA}, {2, 1, kB}, {kB, 1}};
   return s;
 }
 
@@ -194,8 +191,7 @@ class DagBuilder {
     for (int tries = 0; tries < 30; ++tries) {
       size_t b = pick();
       Shape o;
-      if (broadcastable(node(a).shape(), node(b).shape(), &o) && o.size() <= 3 &&
-          numel(o) <= kMaxNumel)
+      if (broadcastable(node(a).shape(), node(b).shape(), &o) && o.size() <= 3 && numel(o) <= kMaxNumel)
         return static_cast<long>(b);
     }
     return -1;
@@ -353,10 +349,11 @@ void describe(const Dag& dag, uint64_t seed) {
   }
   std::string kinds;
   for (const auto& [name, n] : ops) kinds += " " + name + "=" + std::to_string(n);
-  std::printf("    seed %llu graph: %zu nodes, %lld leaves, %zu sinks, max fan-out %d, "
-              "longest path %d;%s\n", static_cast<unsigned long long>(seed), dag.nodes.size(),
-              static_cast<long long>(dag.n_leaves), dag.sinks.size(), max_fanout, max_depth,
-              kinds.c_str());
+  std::printf(
+      "    seed %llu graph: %zu nodes, %lld leaves, %zu sinks, max fan-out %d, "
+      "longest path %d;%s\n",
+      static_cast<unsigned long long>(seed), dag.nodes.size(), static_cast<long long>(dag.n_leaves), dag.sinks.size(),
+      max_fanout, max_depth, kinds.c_str());
 }
 
 struct ForwardResult {
@@ -427,11 +424,9 @@ void test_random_dags_deterministic() {
       CHECK_MSG(!ref.stats.parallel, tag << ": a 1-thread run used the pool");
       for (int t = 2; t <= kMaxThreads; ++t) {
         ForwardResult got = forward_run(seed, dt, t);
-        compare_snapshots(ref.values, got.values,
-                          tag + " forward at " + std::to_string(t) + " threads");
-        CHECK_MSG(got.stats.nodes == ref.stats.nodes,
-                  tag << ": " << got.stats.nodes << " nodes computed at " << t
-                      << " threads, " << ref.stats.nodes << " at 1");
+        compare_snapshots(ref.values, got.values, tag + " forward at " + std::to_string(t) + " threads");
+        CHECK_MSG(got.stats.nodes == ref.stats.nodes, tag << ": " << got.stats.nodes << " nodes computed at " << t
+                                                          << " threads, " << ref.stats.nodes << " at 1");
         CHECK_MSG(got.stats.parallel, tag << ": the run at " << t << " threads was serial");
         CHECK_MSG(got.stats.threads_used >= 1 && got.stats.threads_used <= t,
                   tag << ": threads_used " << got.stats.threads_used << " at " << t << " threads");
@@ -462,8 +457,10 @@ void test_random_dags_deterministic() {
       }
     }
   }
-  std::printf("    %d runs compared against the 1-thread run; %d forward runs computed nodes "
-              "on several threads (at most %d)\n", runs, multi, max_used);
+  std::printf(
+      "    %d runs compared against the 1-thread run; %d forward runs computed nodes "
+      "on several threads (at most %d)\n",
+      runs, multi, max_used);
 }
 
 // Gradients of random float64 DAGs against a central difference along a random direction:
@@ -498,9 +495,8 @@ void test_random_dags_directional_derivative() {
     std::printf("    seed %llu: loss %.6g, backward %.12g, central difference %.12g (error %.2g)\n",
                 static_cast<unsigned long long>(seed), loss.item(), analytic, numeric, err);
     CHECK_MSG(err <= 1e-7 * std::max(1.0, scale),
-              "seed " << seed << ": directional derivative " << analytic
-                      << " from backward vs " << numeric << " by central difference (error "
-                      << err << ", scale " << scale << ")");
+              "seed " << seed << ": directional derivative " << analytic << " from backward vs " << numeric
+                      << " by central difference (error " << err << ", scale " << scale << ")");
   }
 }
 
@@ -521,21 +517,20 @@ BigGraph big_chain(uint64_t seed, DType dt, bool grad = false) {
   };
   BigGraph g;
   // Odd sizes, so that no split lines up with a vector width or a block size.
-  Tensor x = rnd({300, 301}, 2.0), w = rnd({300, 301}, 1.0), bias = rnd({1, 301}, 1.0),
-         w2 = rnd({301, 302}, 0.1);
+  Tensor x = rnd({300, 301}, 2.0), w = rnd({300, 301}, 1.0), bias = rnd({1, 301}, 1.0), w2 = rnd({301, 302}, 0.1);
   if (grad) {
     set_requires_grad(x, true);
     set_requires_grad(w2, true);
     g.params = {x, w2};
   }
-  Tensor y = dagrad::tanh(x);                          // 90300 elements: split
+  Tensor y = dagrad::tanh(x);  // 90300 elements: split
   g.nodes.push_back(y);
-  g.nodes.push_back(y = mul(y, w));                    // same-shape binary
-  g.nodes.push_back(y = add(y, bias));                 // broadcast binary, split by rows
-  g.nodes.push_back(y = matmul(y, w2));                // rows split
-  g.nodes.push_back(y = transpose(y, 0, 1));           // strided copy
+  g.nodes.push_back(y = mul(y, w));           // same-shape binary
+  g.nodes.push_back(y = add(y, bias));        // broadcast binary, split by rows
+  g.nodes.push_back(y = matmul(y, w2));       // rows split
+  g.nodes.push_back(y = transpose(y, 0, 1));  // strided copy
   g.nodes.push_back(y = dagrad::exp(dagrad::tanh(y)));
-  g.nodes.push_back(y = sum(y, {1}, true));            // reduction (never split)
+  g.nodes.push_back(y = sum(y, {1}, true));  // reduction (never split)
   g.nodes.push_back(y = mean(y));
   return g;
 }
@@ -562,8 +557,7 @@ void test_large_nodes_deterministic() {
       BigGraph a = big_chain(7, dt), b = big_chain(7, dt);
       realize({a.nodes.back(), b.nodes.back()});
       CHECK_MSG(last_run_stats().parallel == (t > 1),
-                tag << "two independent chains at " << t
-                    << " threads: parallel=" << last_run_stats().parallel);
+                tag << "two independent chains at " << t << " threads: parallel=" << last_run_stats().parallel);
       std::vector<Bytes> ga, gb;
       for (const Tensor& n : a.nodes) ga.push_back(bytes_of(n));
       for (const Tensor& n : b.nodes) gb.push_back(bytes_of(n));
@@ -574,14 +568,12 @@ void test_large_nodes_deterministic() {
       BigGraph gr = big_chain(7, dt, true);
       gr.nodes.back().backward();
       std::vector<Bytes> grads;
-      for (const Tensor& p : gr.params)
-        grads.push_back(p.grad().defined() ? bytes_of(p.grad()) : Bytes());
+      for (const Tensor& p : gr.params) grads.push_back(p.grad().defined() ? bytes_of(p.grad()) : Bytes());
       CHECK_MSG(!grads[0].empty() && !grads[1].empty(), tag << "missing gradient");
       if (t == 1)
         grad_ref = grads;
       else
-        compare_snapshots(grad_ref, grads,
-                          tag + "large chain gradients at " + std::to_string(t) + " threads");
+        compare_snapshots(grad_ref, grads, tag + "large chain gradients at " + std::to_string(t) + " threads");
     }
   }
 }
@@ -634,8 +626,7 @@ int check_wide_values(const Wide& w, const std::string& what) {
       const double want = wide_reference(w.inputs[b][i]);
       if (!(std::abs(p[i] - want) <= 1e-5 * std::abs(want) + 1e-6)) {
         if (++bad <= 3)
-          FAIL_MSG(what << ": branch " << b << " element " << i << " is " << p[i]
-                                << ", expected " << want);
+          FAIL_MSG(what << ": branch " << b << " element " << i << " is " << p[i] << ", expected " << want);
         break;
       }
     }
@@ -660,11 +651,9 @@ void test_wide_graph_runs_in_parallel() {
 
     CHECK_MSG(st.parallel, "attempt " << attempt << ": the wide run did not use the pool");
     CHECK_MSG(st.nodes == kBranches * kChainLen,
-              "attempt " << attempt << ": " << st.nodes << " nodes computed, expected "
-                         << kBranches * kChainLen);
+              "attempt " << attempt << ": " << st.nodes << " nodes computed, expected " << kBranches * kChainLen);
     CHECK_MSG(static_cast<int64_t>(ev.size()) == kBranches * kChainLen,
-              "attempt " << attempt << ": " << ev.size() << " profiler events, expected "
-                         << kBranches * kChainLen);
+              "attempt " << attempt << ": " << ev.size() << " profiler events, expected " << kBranches * kChainLen);
     std::set<int32_t> threads;
     std::map<uint64_t, const TraceEvent*> by_id;
     for (const TraceEvent& e : ev) {
@@ -690,8 +679,8 @@ void test_wide_graph_runs_in_parallel() {
     CHECK_MSG(order_bad == 0, order_bad << " nodes started before their parent ended");
     check_wide_values(w, "wide graph attempt " + std::to_string(attempt));
     multi = st.threads_used > 1 && threads.size() > 1;
-    std::printf("    attempt %d: threads_used=%d, profiler saw %zu threads\n", attempt,
-                st.threads_used, threads.size());
+    std::printf("    attempt %d: threads_used=%d, profiler saw %zu threads\n", attempt, st.threads_used,
+                threads.size());
   }
   CHECK_MSG(multi, "256 independent branches at 4 threads never ran on more than one thread");
 }
@@ -714,8 +703,7 @@ void test_exception_in_parallel_run() {
     const std::string tag = std::to_string(t) + " threads";
     Wide w = wide_graph(64, 10000, 300 + t);
     // One bad node hangs off a leaf, another off the middle of a good branch.
-    Tensor bad_root = dagrad::exp(
-        expand(full({1}, 0.5, DType::Float32), {int64_t(1) << 25, int64_t(1) << 25}));
+    Tensor bad_root = dagrad::exp(expand(full({1}, 0.5, DType::Float32), {int64_t(1) << 25, int64_t(1) << 25}));
     Tensor bad_mid = impossible_node(w.chains[40][3]);
     std::vector<Tensor> targets(w.sinks.begin(), w.sinks.begin() + 32);
     targets.push_back(bad_root);
@@ -728,11 +716,9 @@ void test_exception_in_parallel_run() {
     } catch (const MemoryError& e) {
       const std::string msg = e.what();
       if (t == 4) std::printf("    MemoryError: %s\n", msg.c_str());
-      CHECK_MSG(msg.find("expand") != std::string::npos,
-                tag << ": the error does not name the op: " << msg);
+      CHECK_MSG(msg.find("expand") != std::string::npos, tag << ": the error does not name the op: " << msg);
     } catch (const std::exception& e) {
-      FAIL_MSG(tag << ": expected dagrad::MemoryError, got " << typeid(e).name() << ": "
-                   << e.what());
+      FAIL_MSG(tag << ": expected dagrad::MemoryError, got " << typeid(e).name() << ": " << e.what());
     }
     CHECK_MSG(last_run_stats().parallel == (t > 1),
               tag << ": the failing run was " << (t > 1 ? "not " : "") << "parallel");
@@ -757,8 +743,7 @@ void test_exception_in_parallel_run() {
     bool grad_ok = x.grad().defined();
     if (grad_ok)
       for (int64_t i = 0; i < 12; ++i)
-        grad_ok = grad_ok &&
-                  std::abs(x.grad()->data<double>()[i] - (0.5 + std::exp(0.25))) < 1e-14;
+        grad_ok = grad_ok && std::abs(x.grad()->data<double>()[i] - (0.5 + std::exp(0.25))) < 1e-14;
     CHECK_MSG(grad_ok, tag << ": backward after the error gives a wrong gradient");
   }
 }
@@ -793,8 +778,7 @@ void test_exception_in_backward_run() {
   CHECK(x.grad().defined());
   if (x.grad().defined())
     for (int64_t i = 0; i < 8; ++i)
-      CHECK_MSG(x.grad()->data<float>()[i] == 16.0f,
-                "gradient " << x.grad()->data<float>()[i] << ", expected 16");
+      CHECK_MSG(x.grad()->data<float>()[i] == 16.0f, "gradient " << x.grad()->data<float>()[i] << ", expected 16");
 }
 
 // Another exception type out of a parallel run: a node whose input was modified in place
@@ -888,8 +872,7 @@ void test_million_node_chain() {
     lap("backward");
     CHECK(x.grad().defined());
     if (x.grad().defined())
-      CHECK_MSG(rel_err(x.grad().item(), want) < 1e-9,
-                "d y / d x = " << x.grad().item() << ", expected " << want);
+      CHECK_MSG(rel_err(x.grad().item(), want) < 1e-9, "d y / d x = " << x.grad().item() << ", expected " << want);
   }
   lap("destroy after backward");
   {
@@ -900,9 +883,7 @@ void test_million_node_chain() {
     CHECK_MSG(rel_err(y.item(), want) < 1e-9, "forward value " << y.item());
   }
   lap("build, forward, destroy (graph kept)");
-  {
-    Tensor y = long_chain(full({}, 1.0, DType::Float64), full({}, kFactor, DType::Float64));
-  }
+  { Tensor y = long_chain(full({}, 1.0, DType::Float64), full({}, kFactor, DType::Float64)); }
   lap("build and destroy a pending chain");
   {
     // Forward and backward in one run, with a 1M-way fan-in of gradient into c and every y_k
@@ -914,11 +895,9 @@ void test_million_node_chain() {
     lap("forward + backward in one run, 1M fan-in");
     const double want_c = static_cast<double>(kChain) * std::pow(kFactor, kChain - 1.0);
     CHECK(x.grad().defined() && c.grad().defined());
-    if (x.grad().defined())
-      CHECK_MSG(rel_err(x.grad().item(), want) < 1e-9, "d y / d x = " << x.grad().item());
+    if (x.grad().defined()) CHECK_MSG(rel_err(x.grad().item(), want) < 1e-9, "d y / d x = " << x.grad().item());
     if (c.grad().defined())
-      CHECK_MSG(rel_err(c.grad().item(), want_c) < 1e-8,
-                "d y / d c = " << c.grad().item() << ", expected " << want_c);
+      CHECK_MSG(rel_err(c.grad().item(), want_c) < 1e-8, "d y / d c = " << c.grad().item() << ", expected " << want_c);
   }
   lap("destroy");
 }
@@ -931,8 +910,7 @@ void test_thread_count_validation() {
   set_num_threads(3);
   CHECK_THROWS_AS(set_num_threads(0), ValueError);
   CHECK_THROWS_AS(set_num_threads(-1), ValueError);
-  CHECK_MSG(get_num_threads() == 3, "a rejected set_num_threads changed the count to "
-                                        << get_num_threads());
+  CHECK_MSG(get_num_threads() == 3, "a rejected set_num_threads changed the count to " << get_num_threads());
   set_num_threads(1);
   CHECK(get_num_threads() == 1);
   set_num_threads(kMaxThreads);
@@ -975,13 +953,12 @@ void test_intermediates_freed_at_last_use() {
       outs.push_back(custom(probe, {third}, {4096}, DType::Float32));
     }
     realize(outs);
-    CHECK_MSG(alive_at_probe.load() == 0,
-              threads << " threads: " << alive_at_probe.load()
-                      << " intermediates were still alive when their branch's last node ran");
+    CHECK_MSG(alive_at_probe.load() == 0, threads
+                                              << " threads: " << alive_at_probe.load()
+                                              << " intermediates were still alive when their branch's last node ran");
     for (int b = 0; b < kBranches; ++b) {
       const float* d = outs[b].data<float>();
-      CHECK_MSG(d[0] == 3.0f + static_cast<float>(b + 1) && d[4095] == d[0],
-                "branch " << b << " value " << d[0]);
+      CHECK_MSG(d[0] == 3.0f + static_cast<float>(b + 1) && d[4095] == d[0], "branch " << b << " value " << d[0]);
       CHECK(firsts[b].expired());
     }
   }
@@ -990,24 +967,18 @@ void test_intermediates_freed_at_last_use() {
 int main() {
   check::start_watchdog();
   const check::Test tests[] = {
-      {"random DAGs: bitwise identical forward/backward at 1..8 threads",
-       test_random_dags_deterministic, 180},
-      {"random DAGs: gradients match a central difference (float64)",
-       test_random_dags_directional_derivative, 60},
-      {"large nodes: split kernels and parallel runs give the same bits",
-       test_large_nodes_deterministic, 60},
-      {"wide graph: 256 branches run on several threads, in dependency order",
-       test_wide_graph_runs_in_parallel, 60},
-      {"exception in a parallel run: MemoryError propagates, graph stays usable",
-       test_exception_in_parallel_run, 60},
+      {"random DAGs: bitwise identical forward/backward at 1..8 threads", test_random_dags_deterministic, 180},
+      {"random DAGs: gradients match a central difference (float64)", test_random_dags_directional_derivative, 60},
+      {"large nodes: split kernels and parallel runs give the same bits", test_large_nodes_deterministic, 60},
+      {"wide graph: 256 branches run on several threads, in dependency order", test_wide_graph_runs_in_parallel, 60},
+      {"exception in a parallel run: MemoryError propagates, graph stays usable", test_exception_in_parallel_run, 60},
       {"exception in a backward run propagates as its type", test_exception_in_backward_run, 60},
-      {"exception in a parallel run: RuntimeError for an input changed in place",
-       test_version_error_in_parallel_run, 30},
+      {"exception in a parallel run: RuntimeError for an input changed in place", test_version_error_in_parallel_run,
+       30},
       {"concurrent callers: runs from 3 user threads at once", test_concurrent_callers, 60},
       {"1,000,000-node chain: forward, backward, teardown", test_million_node_chain, 300},
       {"set_num_threads rejects counts below 1", test_thread_count_validation, 10},
-      {"intermediates are freed at their last use, during the run",
-       test_intermediates_freed_at_last_use, 30},
+      {"intermediates are freed at their last use, during the run", test_intermediates_freed_at_last_use, 30},
   };
   for (const check::Test& t : tests) check::run_test(t);
   check::print_summary();

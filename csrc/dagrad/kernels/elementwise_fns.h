@@ -23,56 +23,80 @@ template <class T>
 constexpr bool kWraps = std::is_integral_v<T> && !std::is_same_v<T, bool>;
 template <class T>
 inline T add(T x, T y) {
-  if constexpr (kWraps<T>) return static_cast<T>(static_cast<uint64_t>(x) + static_cast<uint64_t>(y));
-  else return x + y;
+  if constexpr (kWraps<T>)
+    return static_cast<T>(static_cast<uint64_t>(x) + static_cast<uint64_t>(y));
+  else
+    return x + y;
 }
 template <class T>
 inline T sub(T x, T y) {
-  if constexpr (kWraps<T>) return static_cast<T>(static_cast<uint64_t>(x) - static_cast<uint64_t>(y));
-  else return x - y;
+  if constexpr (kWraps<T>)
+    return static_cast<T>(static_cast<uint64_t>(x) - static_cast<uint64_t>(y));
+  else
+    return x - y;
 }
 template <class T>
 inline T mul(T x, T y) {
-  if constexpr (kWraps<T>) return static_cast<T>(static_cast<uint64_t>(x) * static_cast<uint64_t>(y));
-  else return x * y;
+  if constexpr (kWraps<T>)
+    return static_cast<T>(static_cast<uint64_t>(x) * static_cast<uint64_t>(y));
+  else
+    return x * y;
 }
 template <class T>
 inline T neg(T v) {
-  if constexpr (kWraps<T>) return static_cast<T>(uint64_t(0) - static_cast<uint64_t>(v));
-  else return -v;
+  if constexpr (kWraps<T>)
+    return static_cast<T>(uint64_t(0) - static_cast<uint64_t>(v));
+  else
+    return -v;
 }
 
 struct Add {
   template <class T>
-  T operator()(T x, T y) const { return add(x, y); }
+  T operator()(T x, T y) const {
+    return add(x, y);
+  }
 };
 struct Sub {
   template <class T>
-  T operator()(T x, T y) const { return sub(x, y); }
+  T operator()(T x, T y) const {
+    return sub(x, y);
+  }
 };
 struct Mul {
   template <class T>
-  T operator()(T x, T y) const { return mul(x, y); }
+  T operator()(T x, T y) const {
+    return mul(x, y);
+  }
 };
 struct Div {
   template <class T>
-  T operator()(T x, T y) const { return x / y; }
+  T operator()(T x, T y) const {
+    return x / y;
+  }
 };
 struct Neg {
   template <class T>
-  T operator()(T v) const { return neg(v); }
+  T operator()(T v) const {
+    return neg(v);
+  }
 };
 struct Exp {
   template <class T>
-  T operator()(T v) const { return std::exp(v); }
+  T operator()(T v) const {
+    return std::exp(v);
+  }
 };
 struct Log {
   template <class T>
-  T operator()(T v) const { return std::log(v); }
+  T operator()(T v) const {
+    return std::log(v);
+  }
 };
 struct Sqrt {
   template <class T>
-  T operator()(T v) const { return std::sqrt(v); }
+  T operator()(T v) const {
+    return std::sqrt(v);
+  }
 };
 
 // float32 tanh as a 13/6-degree rational function (the interpolant Eigen and TensorFlow use,
@@ -116,52 +140,76 @@ struct Sigmoid {
 // PyTorch and numpy: a hidden NaN would hide a diverging run), and its gradient passes too.
 struct Relu {
   template <class T>
-  T operator()(T v) const { return v <= T(0) ? T(0) : v; }
+  T operator()(T v) const {
+    return v <= T(0) ? T(0) : v;
+  }
 };
 struct Step {
   template <class T>
-  T operator()(T v) const { return v <= T(0) ? T(0) : T(1); }
+  T operator()(T v) const {
+    return v <= T(0) ? T(0) : T(1);
+  }
 };
 struct Abs {
   template <class T>
-  T operator()(T v) const { return v < T(0) ? neg(v) : v; }
+  T operator()(T v) const {
+    return v < T(0) ? neg(v) : v;
+  }
 };
 struct Sign {
   template <class T>
-  T operator()(T v) const { return v > T(0) ? T(1) : (v < T(0) ? T(-1) : T(0)); }
+  T operator()(T v) const {
+    return v > T(0) ? T(1) : (v < T(0) ? T(-1) : T(0));
+  }
 };
 struct Sin {
   template <class T>
-  T operator()(T v) const { return std::sin(v); }
+  T operator()(T v) const {
+    return std::sin(v);
+  }
 };
 struct Cos {
   template <class T>
-  T operator()(T v) const { return std::cos(v); }
+  T operator()(T v) const {
+    return std::cos(v);
+  }
 };
 struct Log1p {
   template <class T>
-  T operator()(T v) const { return std::log1p(v); }
+  T operator()(T v) const {
+    return std::log1p(v);
+  }
 };
 struct Expm1 {
   template <class T>
-  T operator()(T v) const { return std::expm1(v); }
+  T operator()(T v) const {
+    return std::expm1(v);
+  }
 };
 struct Erf {
   template <class T>
-  T operator()(T v) const { return std::erf(v); }
+  T operator()(T v) const {
+    return std::erf(v);
+  }
 };
 // Fused local gradients: (gradient, value) -> gradient.
 struct ReluBackward {
   template <class T>
-  T operator()(T gv, T xv) const { return xv <= T(0) ? T(0) : gv; }  // as Relu: NaN passes
+  T operator()(T gv, T xv) const {
+    return xv <= T(0) ? T(0) : gv;
+  }  // as Relu: NaN passes
 };
 struct TanhBackward {
   template <class T>
-  T operator()(T gv, T yv) const { return gv * (T(1) - yv * yv); }
+  T operator()(T gv, T yv) const {
+    return gv * (T(1) - yv * yv);
+  }
 };
 struct SigmoidBackward {
   template <class T>
-  T operator()(T gv, T yv) const { return gv * (yv * (T(1) - yv)); }
+  T operator()(T gv, T yv) const {
+    return gv * (yv * (T(1) - yv));
+  }
 };
 
 // x ** p for a scalar exponent: calls `apply` with the per-element function, special-cased once

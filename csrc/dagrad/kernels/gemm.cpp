@@ -19,8 +19,8 @@ namespace {
 // The blocked fallback: transposed operands are copied to row-major first, then rows of C are
 // split over the thread budget.
 template <class T>
-void gemm_fallback(bool ta, bool tb, int64_t M, int64_t N, int64_t K, const T* A, int64_t lda,
-                   const T* B, int64_t ldb, T* C) {
+void gemm_fallback(bool ta, bool tb, int64_t M, int64_t N, int64_t K, const T* A, int64_t lda, const T* B, int64_t ldb,
+                   T* C) {
   std::vector<T> at, bt;
   const T* a = A;
   const T* b = B;
@@ -68,8 +68,8 @@ bool fits_int(int64_t v) { return v <= INT_MAX; }
 
 }  // namespace
 
-void gemm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, const float* A, int64_t lda,
-          const float* B, int64_t ldb, float* C) {
+void gemm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, const float* A, int64_t lda, const float* B, int64_t ldb,
+          float* C) {
   if (M == 0 || N == 0) return;
   if (K == 0) {
     std::fill(C, C + M * N, 0.0f);
@@ -78,8 +78,8 @@ void gemm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, const float* A, int
 #ifdef DAGRAD_HAVE_OPENBLAS
   if (fits_int(M) && fits_int(N) && fits_int(K) && fits_int(lda) && fits_int(ldb)) {
     blocked_rows<float>(ta, M, lda, N, A, C, [&](int m, const float* a, float* c) {
-      scipy_cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, m,
-                        int(N), int(K), 1.0f, a, int(lda), B, int(ldb), 0.0f, c, int(N));
+      scipy_cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, m, int(N),
+                        int(K), 1.0f, a, int(lda), B, int(ldb), 0.0f, c, int(N));
     });
     return;
   }
@@ -87,8 +87,8 @@ void gemm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, const float* A, int
   gemm_fallback<float>(ta, tb, M, N, K, A, lda, B, ldb, C);
 }
 
-void gemm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, const double* A, int64_t lda,
-          const double* B, int64_t ldb, double* C) {
+void gemm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, const double* A, int64_t lda, const double* B, int64_t ldb,
+          double* C) {
   if (M == 0 || N == 0) return;
   if (K == 0) {
     std::fill(C, C + M * N, 0.0);
@@ -97,8 +97,8 @@ void gemm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, const double* A, in
 #ifdef DAGRAD_HAVE_OPENBLAS
   if (fits_int(M) && fits_int(N) && fits_int(K) && fits_int(lda) && fits_int(ldb)) {
     blocked_rows<double>(ta, M, lda, N, A, C, [&](int m, const double* a, double* c) {
-      scipy_cblas_dgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, m,
-                        int(N), int(K), 1.0, a, int(lda), B, int(ldb), 0.0, c, int(N));
+      scipy_cblas_dgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, m, int(N),
+                        int(K), 1.0, a, int(lda), B, int(ldb), 0.0, c, int(N));
     });
     return;
   }

@@ -8,10 +8,10 @@ namespace dagrad::kernels {
 
 /// Row-major C (M x N) = op(A) (M x K) @ op(B) (K x N), op = transpose when ta / tb.
 /// lda / ldb are the row strides of A and B as stored.
-void gemm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, const float* A, int64_t lda,
-          const float* B, int64_t ldb, float* C);
-void gemm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, const double* A, int64_t lda,
-          const double* B, int64_t ldb, double* C);
+void gemm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, const float* A, int64_t lda, const float* B, int64_t ldb,
+          float* C);
+void gemm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, const double* A, int64_t lda, const double* B, int64_t ldb,
+          double* C);
 
 /// Name of the GEMM backend in use ("OpenBLAS 0.3.x (scipy-openblas32)" or the fallback).
 const char* gemm_backend();

@@ -25,8 +25,7 @@ void gemm_rows(int64_t i0, int64_t i1, int64_t N, int64_t K, const T* A, const T
         T* __restrict c2 = c1 + N;
         T* __restrict c3 = c2 + N;
         for (int64_t k = k0; k < k1; ++k) {
-          const T a0 = A[i * K + k], a1 = A[(i + 1) * K + k], a2 = A[(i + 2) * K + k],
-                  a3 = A[(i + 3) * K + k];
+          const T a0 = A[i * K + k], a1 = A[(i + 1) * K + k], a2 = A[(i + 2) * K + k], a3 = A[(i + 3) * K + k];
           const T* __restrict b = B + k * N + j0;
           for (int64_t j = 0; j < nj; ++j) {
             const T bj = b[j];

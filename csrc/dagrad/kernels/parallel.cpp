@@ -24,8 +24,8 @@ int check_threads(long long n, const char* who) {
   const long long cap = max_threads();
   if (n < 1 || n > cap)
     throw ValueError(std::string(who) + ": expected a number of threads in [1, " + std::to_string(cap) +
-                     "] (at most max(64, the " + std::to_string(omp_get_num_procs()) +
-                     " cores)), got " + std::to_string(n));
+                     "] (at most max(64, the " + std::to_string(omp_get_num_procs()) + " cores)), got " +
+                     std::to_string(n));
   return static_cast<int>(n);
 }
 

@@ -15,8 +15,7 @@ Tensor custom(const std::shared_ptr<const CustomOp>& op, const std::vector<Tenso
 }
 void Custom_forward(Node& out) {
   out.attrs.custom->forward(out);
-  if (!out.storage)
-    throw RuntimeError("custom op '" + out.attrs.custom->name + "' did not produce a value");
+  if (!out.storage) throw RuntimeError("custom op '" + out.attrs.custom->name + "' did not produce a value");
 }
 std::vector<Tensor> Custom_backward(const Tensor& out, const Tensor& g, const std::vector<bool>& needs) {
   return out->attrs.custom->backward(out, g, needs);

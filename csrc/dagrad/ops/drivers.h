@@ -32,7 +32,8 @@ void binary_forward(Node& out, const F& f) {
   const T* pb = b.data<T>();
   O* po = out.data<O>();
   if (a.shape == out.shape && b.shape == out.shape) {
-    parallel_for(out.numel(), kElementGrain, [&](int64_t s, int64_t e) { map2<T, O>(pa + s, pb + s, po + s, e - s, f); });
+    parallel_for(out.numel(), kElementGrain,
+                 [&](int64_t s, int64_t e) { map2<T, O>(pa + s, pb + s, po + s, e - s, f); });
     return;
   }
   StridedLoop<3> loop(out.shape, {contiguous_strides(out.shape), broadcast_strides(a.shape, out.shape),
@@ -68,8 +69,7 @@ void where_forward(Node& out) {
   const T* pb = b.data<T>();
   T* po = out.data<T>();
   StridedLoop<4> loop(out.shape, {contiguous_strides(out.shape), broadcast_strides(c.shape, out.shape),
-                                  broadcast_strides(a.shape, out.shape),
-                                  broadcast_strides(b.shape, out.shape)});
+                                  broadcast_strides(a.shape, out.shape), broadcast_strides(b.shape, out.shape)});
   const int64_t grain = std::max<int64_t>(1, kElementGrain / std::max<int64_t>(1, loop.row_length()));
   parallel_for(loop.rows(), grain, [&](int64_t r0, int64_t r1) {
     loop.run_rows(r0, r1, [&](int64_t n, const auto& off, const auto& st) {

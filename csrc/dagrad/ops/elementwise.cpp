@@ -4,12 +4,12 @@
 #include <cmath>
 
 #include "dagrad/kernels/dispatch.h"
-#include "dagrad/ops/drivers.h"
 #include "dagrad/kernels/elementwise_fns.h"
 #include "dagrad/kernels/parallel.h"
 #include "dagrad/kernels/strided.h"
 #include "dagrad/ops.h"
 #include "dagrad/ops/composite.h"
+#include "dagrad/ops/drivers.h"
 
 namespace dagrad {
 
@@ -45,8 +45,7 @@ Tensor float_unary(OpKind op, const Tensor& x) {
 }
 
 Tensor numeric_unary(OpKind op, const Tensor& x) {
-  if (x.dtype() == DType::Bool)
-    throw TypeError(std::string(op_name(op)) + ": not supported for bool tensors");
+  if (x.dtype() == DType::Bool) throw TypeError(std::string(op_name(op)) + ": not supported for bool tensors");
   return make_op(op, {x}, x.shape(), x.dtype());
 }
 
@@ -69,8 +68,8 @@ Shape broadcast_shapes(const Shape& a, const Shape& b, const char* op) {
     int64_t db = i < n - b.size() ? 1 : b[i - (n - b.size())];
     if (da != db && da != 1 && db != 1)
       throw ShapeError(std::string(op) + ": shapes " + shape_str(a) + " and " + shape_str(b) +
-                       " cannot be broadcast together (dimension " + std::to_string(i) + ": " +
-                       std::to_string(da) + " vs " + std::to_string(db) + ")");
+                       " cannot be broadcast together (dimension " + std::to_string(i) + ": " + std::to_string(da) +
+                       " vs " + std::to_string(db) + ")");
     out[i] = da == 1 ? db : da;
   }
   return out;
@@ -95,18 +94,12 @@ void Cast_forward(Node& out) {
   });
 }
 // Autodiff casts the gradient back to the input's dtype.
-std::vector<Tensor> Cast_backward(const Tensor&, const Tensor& g, const std::vector<bool>&) {
-  return {g};
-}
+std::vector<Tensor> Cast_backward(const Tensor&, const Tensor& g, const std::vector<bool>&) { return {g}; }
 
 // ---- add, sub, mul, div ------------------------------------------------------------------
 Tensor add(const Tensor& a, const Tensor& b) { return binary(OpKind::Add, a, b); }
-void Add_forward(Node& out) {
-  DAGRAD_DISPATCH_NUMERIC(out.dtype, "add", binary_forward<T>(out, fn::Add{}));
-}
-std::vector<Tensor> Add_backward(const Tensor&, const Tensor& g, const std::vector<bool>&) {
-  return {g, g};
-}
+void Add_forward(Node& out) { DAGRAD_DISPATCH_NUMERIC(out.dtype, "add", binary_forward<T>(out, fn::Add{})); }
+std::vector<Tensor> Add_backward(const Tensor&, const Tensor& g, const std::vector<bool>&) { return {g, g}; }
 
 Tensor add_n(const std::vector<Tensor>& xs) {
   if (xs.empty()) throw ValueError("add_n: expected at least one tensor");
@@ -139,25 +132,19 @@ std::vector<Tensor> AddN_backward(const Tensor& out, const Tensor& g, const std:
 }
 
 Tensor sub(const Tensor& a, const Tensor& b) { return binary(OpKind::Sub, a, b); }
-void Sub_forward(Node& out) {
-  DAGRAD_DISPATCH_NUMERIC(out.dtype, "sub", binary_forward<T>(out, fn::Sub{}));
-}
+void Sub_forward(Node& out) { DAGRAD_DISPATCH_NUMERIC(out.dtype, "sub", binary_forward<T>(out, fn::Sub{})); }
 std::vector<Tensor> Sub_backward(const Tensor&, const Tensor& g, const std::vector<bool>& needs) {
   return {g, needs[1] ? neg(g) : Tensor()};
 }
 
 Tensor mul(const Tensor& a, const Tensor& b) { return binary(OpKind::Mul, a, b); }
-void Mul_forward(Node& out) {
-  DAGRAD_DISPATCH_NUMERIC(out.dtype, "mul", binary_forward<T>(out, fn::Mul{}));
-}
+void Mul_forward(Node& out) { DAGRAD_DISPATCH_NUMERIC(out.dtype, "mul", binary_forward<T>(out, fn::Mul{})); }
 std::vector<Tensor> Mul_backward(const Tensor& out, const Tensor& g, const std::vector<bool>& needs) {
   return {needs[0] ? mul(g, input(out, 1)) : Tensor(), needs[1] ? mul(g, input(out, 0)) : Tensor()};
 }
 
 Tensor div(const Tensor& a, const Tensor& b) { return binary(OpKind::Div, a, b); }
-void Div_forward(Node& out) {
-  DAGRAD_DISPATCH_FLOAT(out.dtype, "div", binary_forward<T>(out, fn::Div{}));
-}
+void Div_forward(Node& out) { DAGRAD_DISPATCH_FLOAT(out.dtype, "div", binary_forward<T>(out, fn::Div{})); }
 // d(a/b)/db = -a/b^2 = -out/b.
 std::vector<Tensor> Div_backward(const Tensor& out, const Tensor& g, const std::vector<bool>& needs) {
   Tensor b = input(out, 1);
@@ -166,19 +153,14 @@ std::vector<Tensor> Div_backward(const Tensor& out, const Tensor& g, const std::
 
 // ---- neg, pow ------------------------------------------------------------------------------
 Tensor neg(const Tensor& x) { return numeric_unary(OpKind::Neg, x); }
-void Neg_forward(Node& out) {
-  DAGRAD_DISPATCH_NUMERIC(out.dtype, "neg", unary_forward<T>(out, fn::Neg{}));
-}
-std::vector<Tensor> Neg_backward(const Tensor&, const Tensor& g, const std::vector<bool>&) {
-  return {neg(g)};
-}
+void Neg_forward(Node& out) { DAGRAD_DISPATCH_NUMERIC(out.dtype, "neg", unary_forward<T>(out, fn::Neg{})); }
+std::vector<Tensor> Neg_backward(const Tensor&, const Tensor& g, const std::vector<bool>&) { return {neg(g)}; }
 
 // attrs.scalar: the exponent.
 Tensor pow(const Tensor& x, Scalar exponent) {
   const DType dt = result_type(x.dtype(), exponent.kind());
   if (!is_floating(dt) && exponent.as<int64_t>() < 0)
-    throw RuntimeError("pow: integers to negative integer powers are not allowed (exponent " +
-                     exponent.str() + ")");
+    throw RuntimeError("pow: integers to negative integer powers are not allowed (exponent " + exponent.str() + ")");
   // As PyTorch: bool ** bool stays bool, bool ** int is int64; both are computed on int64.
   if (dt == DType::Bool) return cast(pow(cast(x, DType::Int64), exponent), DType::Bool);
   Tensor v = x.dtype() == dt ? x : cast(x, dt);
@@ -198,8 +180,7 @@ void PowScalar_forward(Node& out) {
     return;
   }
   const double p = out.attrs.scalar;
-  DAGRAD_DISPATCH_FLOAT(out.dtype, "pow",
-                        fn::with_pow<T>(p, [&](const auto& f) { unary_forward<T>(out, f); }));
+  DAGRAD_DISPATCH_FLOAT(out.dtype, "pow", fn::with_pow<T>(p, [&](const auto& f) { unary_forward<T>(out, f); }));
 }
 std::vector<Tensor> PowScalar_backward(const Tensor& out, const Tensor& g, const std::vector<bool>&) {
   const double p = out->attrs.scalar;
@@ -211,50 +192,36 @@ std::vector<Tensor> PowScalar_backward(const Tensor& out, const Tensor& g, const
 
 // ---- exp, log, sqrt, tanh, sigmoid -----------------------------------------------------------
 Tensor exp(const Tensor& x) { return float_unary(OpKind::Exp, x); }
-void Exp_forward(Node& out) {
-  DAGRAD_DISPATCH_FLOAT(out.dtype, "exp", unary_forward<T>(out, fn::Exp{}));
-}
-std::vector<Tensor> Exp_backward(const Tensor& out, const Tensor& g, const std::vector<bool>&) {
-  return {mul(g, out)};
-}
+void Exp_forward(Node& out) { DAGRAD_DISPATCH_FLOAT(out.dtype, "exp", unary_forward<T>(out, fn::Exp{})); }
+std::vector<Tensor> Exp_backward(const Tensor& out, const Tensor& g, const std::vector<bool>&) { return {mul(g, out)}; }
 
 Tensor log(const Tensor& x) { return float_unary(OpKind::Log, x); }
-void Log_forward(Node& out) {
-  DAGRAD_DISPATCH_FLOAT(out.dtype, "log", unary_forward<T>(out, fn::Log{}));
-}
+void Log_forward(Node& out) { DAGRAD_DISPATCH_FLOAT(out.dtype, "log", unary_forward<T>(out, fn::Log{})); }
 std::vector<Tensor> Log_backward(const Tensor& out, const Tensor& g, const std::vector<bool>&) {
   return {div(g, input(out, 0))};
 }
 
 Tensor sqrt(const Tensor& x) { return float_unary(OpKind::Sqrt, x); }
-void Sqrt_forward(Node& out) {
-  DAGRAD_DISPATCH_FLOAT(out.dtype, "sqrt", unary_forward<T>(out, fn::Sqrt{}));
-}
+void Sqrt_forward(Node& out) { DAGRAD_DISPATCH_FLOAT(out.dtype, "sqrt", unary_forward<T>(out, fn::Sqrt{})); }
 std::vector<Tensor> Sqrt_backward(const Tensor& out, const Tensor& g, const std::vector<bool>&) {
   return {div(g, mul(out, scalar_like(out, 2.0)))};
 }
 
 Tensor tanh(const Tensor& x) { return float_unary(OpKind::Tanh, x); }
-void Tanh_forward(Node& out) {
-  DAGRAD_DISPATCH_FLOAT(out.dtype, "tanh", unary_forward<T>(out, fn::Tanh{}));
-}
+void Tanh_forward(Node& out) { DAGRAD_DISPATCH_FLOAT(out.dtype, "tanh", unary_forward<T>(out, fn::Tanh{})); }
 std::vector<Tensor> Tanh_backward(const Tensor& out, const Tensor& g, const std::vector<bool>&) {
   return {tanh_backward(g, out)};
 }
 
 Tensor sigmoid(const Tensor& x) { return float_unary(OpKind::Sigmoid, x); }
-void Sigmoid_forward(Node& out) {
-  DAGRAD_DISPATCH_FLOAT(out.dtype, "sigmoid", unary_forward<T>(out, fn::Sigmoid{}));
-}
+void Sigmoid_forward(Node& out) { DAGRAD_DISPATCH_FLOAT(out.dtype, "sigmoid", unary_forward<T>(out, fn::Sigmoid{})); }
 std::vector<Tensor> Sigmoid_backward(const Tensor& out, const Tensor& g, const std::vector<bool>&) {
   return {sigmoid_backward(g, out)};
 }
 
 // ---- relu, step --------------------------------------------------------------------------------
 Tensor relu(const Tensor& x) { return numeric_unary(OpKind::Relu, x); }
-void Relu_forward(Node& out) {
-  DAGRAD_DISPATCH_NUMERIC(out.dtype, "relu", unary_forward<T>(out, fn::Relu{}));
-}
+void Relu_forward(Node& out) { DAGRAD_DISPATCH_NUMERIC(out.dtype, "relu", unary_forward<T>(out, fn::Relu{})); }
 // NOTE: at the kink x = 0 the gradient is 0 (step(0) = 0), as in PyTorch.
 std::vector<Tensor> Relu_backward(const Tensor& out, const Tensor& g, const std::vector<bool>&) {
   return {relu_backward(g, input(out, 0))};
@@ -273,8 +240,7 @@ Tensor fused_grad(OpKind op, const Tensor& g, const Tensor& v) {
 
 Tensor relu_backward(const Tensor& g, const Tensor& x) { return fused_grad(OpKind::ReluBackward, g, x); }
 void ReluBackward_forward(Node& out) {
-  DAGRAD_DISPATCH_NUMERIC(out.dtype, "relu_backward",
-                          binary_forward<T>(out, fn::ReluBackward{}));
+  DAGRAD_DISPATCH_NUMERIC(out.dtype, "relu_backward", binary_forward<T>(out, fn::ReluBackward{}));
 }
 // The mask is piecewise constant: only g gets a gradient.
 std::vector<Tensor> ReluBackward_backward(const Tensor& out, const Tensor& h, const std::vector<bool>& needs) {
@@ -283,8 +249,7 @@ std::vector<Tensor> ReluBackward_backward(const Tensor& out, const Tensor& h, co
 
 Tensor tanh_backward(const Tensor& g, const Tensor& y) { return fused_grad(OpKind::TanhBackward, g, y); }
 void TanhBackward_forward(Node& out) {
-  DAGRAD_DISPATCH_FLOAT(out.dtype, "tanh_backward",
-                        binary_forward<T>(out, fn::TanhBackward{}));
+  DAGRAD_DISPATCH_FLOAT(out.dtype, "tanh_backward", binary_forward<T>(out, fn::TanhBackward{}));
 }
 // d/dg = 1 - y^2; d/dy = -2 g y.
 std::vector<Tensor> TanhBackward_backward(const Tensor& out, const Tensor& h, const std::vector<bool>& needs) {
@@ -295,8 +260,7 @@ std::vector<Tensor> TanhBackward_backward(const Tensor& out, const Tensor& h, co
 
 Tensor sigmoid_backward(const Tensor& g, const Tensor& y) { return fused_grad(OpKind::SigmoidBackward, g, y); }
 void SigmoidBackward_forward(Node& out) {
-  DAGRAD_DISPATCH_FLOAT(out.dtype, "sigmoid_backward",
-                        binary_forward<T>(out, fn::SigmoidBackward{}));
+  DAGRAD_DISPATCH_FLOAT(out.dtype, "sigmoid_backward", binary_forward<T>(out, fn::SigmoidBackward{}));
 }
 // d/dg = y (1 - y); d/dy = g (1 - 2y).
 std::vector<Tensor> SigmoidBackward_backward(const Tensor& out, const Tensor& h, const std::vector<bool>& needs) {
@@ -310,18 +274,12 @@ Tensor step(const Tensor& x) {
   t->requires_grad = false;  // piecewise constant: zero gradient everywhere it has one
   return t;
 }
-void Step_forward(Node& out) {
-  DAGRAD_DISPATCH_NUMERIC(out.dtype, "step", unary_forward<T>(out, fn::Step{}));
-}
-std::vector<Tensor> Step_backward(const Tensor&, const Tensor&, const std::vector<bool>&) {
-  return {Tensor()};
-}
+void Step_forward(Node& out) { DAGRAD_DISPATCH_NUMERIC(out.dtype, "step", unary_forward<T>(out, fn::Step{})); }
+std::vector<Tensor> Step_backward(const Tensor&, const Tensor&, const std::vector<bool>&) { return {Tensor()}; }
 
 // ---- abs, sign ------------------------------------------------------------------------------
 Tensor abs(const Tensor& x) { return numeric_unary(OpKind::Abs, x); }
-void Abs_forward(Node& out) {
-  DAGRAD_DISPATCH_NUMERIC(out.dtype, "abs", unary_forward<T>(out, fn::Abs{}));
-}
+void Abs_forward(Node& out) { DAGRAD_DISPATCH_NUMERIC(out.dtype, "abs", unary_forward<T>(out, fn::Abs{})); }
 // NOTE: at the kink x = 0 the gradient is 0 (sign(0) = 0), as in PyTorch.
 std::vector<Tensor> Abs_backward(const Tensor& out, const Tensor& g, const std::vector<bool>&) {
   return {mul(g, sign(input(out, 0)))};
@@ -333,53 +291,39 @@ Tensor sign(const Tensor& x) {
   t->requires_grad = false;  // piecewise constant
   return t;
 }
-void Sign_forward(Node& out) {
-  DAGRAD_DISPATCH_NUMERIC(out.dtype, "sign", unary_forward<T>(out, fn::Sign{}));
-}
-std::vector<Tensor> Sign_backward(const Tensor&, const Tensor&, const std::vector<bool>&) {
-  return {Tensor()};
-}
+void Sign_forward(Node& out) { DAGRAD_DISPATCH_NUMERIC(out.dtype, "sign", unary_forward<T>(out, fn::Sign{})); }
+std::vector<Tensor> Sign_backward(const Tensor&, const Tensor&, const std::vector<bool>&) { return {Tensor()}; }
 
 // ---- sin, cos -------------------------------------------------------------------------------
 Tensor sin(const Tensor& x) { return float_unary(OpKind::Sin, x); }
-void Sin_forward(Node& out) {
-  DAGRAD_DISPATCH_FLOAT(out.dtype, "sin", unary_forward<T>(out, fn::Sin{}));
-}
+void Sin_forward(Node& out) { DAGRAD_DISPATCH_FLOAT(out.dtype, "sin", unary_forward<T>(out, fn::Sin{})); }
 std::vector<Tensor> Sin_backward(const Tensor& out, const Tensor& g, const std::vector<bool>&) {
   return {mul(g, cos(input(out, 0)))};
 }
 
 Tensor cos(const Tensor& x) { return float_unary(OpKind::Cos, x); }
-void Cos_forward(Node& out) {
-  DAGRAD_DISPATCH_FLOAT(out.dtype, "cos", unary_forward<T>(out, fn::Cos{}));
-}
+void Cos_forward(Node& out) { DAGRAD_DISPATCH_FLOAT(out.dtype, "cos", unary_forward<T>(out, fn::Cos{})); }
 std::vector<Tensor> Cos_backward(const Tensor& out, const Tensor& g, const std::vector<bool>&) {
   return {neg(mul(g, sin(input(out, 0))))};
 }
 
 // ---- log1p, expm1, erf ---------------------------------------------------------------------
 Tensor log1p(const Tensor& x) { return float_unary(OpKind::Log1p, x); }
-void Log1p_forward(Node& out) {
-  DAGRAD_DISPATCH_FLOAT(out.dtype, "log1p", unary_forward<T>(out, fn::Log1p{}));
-}
+void Log1p_forward(Node& out) { DAGRAD_DISPATCH_FLOAT(out.dtype, "log1p", unary_forward<T>(out, fn::Log1p{})); }
 std::vector<Tensor> Log1p_backward(const Tensor& out, const Tensor& g, const std::vector<bool>&) {
   Tensor x = input(out, 0);
   return {div(g, add(x, scalar_like(x, 1.0)))};
 }
 
 Tensor expm1(const Tensor& x) { return float_unary(OpKind::Expm1, x); }
-void Expm1_forward(Node& out) {
-  DAGRAD_DISPATCH_FLOAT(out.dtype, "expm1", unary_forward<T>(out, fn::Expm1{}));
-}
+void Expm1_forward(Node& out) { DAGRAD_DISPATCH_FLOAT(out.dtype, "expm1", unary_forward<T>(out, fn::Expm1{})); }
 // d expm1(x) = exp(x) = out + 1.
 std::vector<Tensor> Expm1_backward(const Tensor& out, const Tensor& g, const std::vector<bool>&) {
   return {mul(g, add(out, scalar_like(out, 1.0)))};
 }
 
 Tensor erf(const Tensor& x) { return float_unary(OpKind::Erf, x); }
-void Erf_forward(Node& out) {
-  DAGRAD_DISPATCH_FLOAT(out.dtype, "erf", unary_forward<T>(out, fn::Erf{}));
-}
+void Erf_forward(Node& out) { DAGRAD_DISPATCH_FLOAT(out.dtype, "erf", unary_forward<T>(out, fn::Erf{})); }
 // d erf(x) = 2/sqrt(pi) exp(-x^2).
 std::vector<Tensor> Erf_backward(const Tensor& out, const Tensor& g, const std::vector<bool>&) {
   Tensor x = input(out, 0);

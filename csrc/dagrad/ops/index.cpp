@@ -5,8 +5,8 @@
 #include <cstring>
 
 #include "dagrad/kernels/dispatch.h"
-#include "dagrad/kernels/elementwise_fns.h"
 #include "dagrad/kernels/elementwise.h"
+#include "dagrad/kernels/elementwise_fns.h"
 #include "dagrad/ops.h"
 
 namespace dagrad {
@@ -36,35 +36,31 @@ void view_of(const Shape& big, const std::vector<int64_t>& ints, Shape& strides,
 
 void check_index(int64_t v, int64_t size, int64_t dim, const char* op, bool allow_negative = true) {
   if (v < (allow_negative ? -size : 0) || v >= size)
-    throw IndexError(std::string(op) + ": index " + std::to_string(v) +
-                     " is out of bounds for dimension " + std::to_string(dim) + " with size " +
-                     std::to_string(size));
+    throw IndexError(std::string(op) + ": index " + std::to_string(v) + " is out of bounds for dimension " +
+                     std::to_string(dim) + " with size " + std::to_string(size));
 }
 
 }  // namespace
 
 // ---- strided slice --------------------------------------------------------------------------
-Tensor strided_slice(const Tensor& x, const std::vector<int64_t>& starts,
-                     const std::vector<int64_t>& steps, const Shape& shape) {
+Tensor strided_slice(const Tensor& x, const std::vector<int64_t>& starts, const std::vector<int64_t>& steps,
+                     const Shape& shape) {
   const int64_t nd = x.ndim();
   if (static_cast<int64_t>(starts.size()) != nd || static_cast<int64_t>(steps.size()) != nd ||
       static_cast<int64_t>(shape.size()) != nd)
-    throw ValueError("slice: expected one start, step and length per dimension of " +
-                     shape_str(x.shape()));
+    throw ValueError("slice: expected one start, step and length per dimension of " + shape_str(x.shape()));
   for (int64_t d = 0; d < nd; ++d) {
     if (steps[d] <= 0) throw ValueError("slice: step must be greater than zero, got " + std::to_string(steps[d]));
     if (shape[d] < 0 || starts[d] < 0 || (shape[d] > 0 && starts[d] + (shape[d] - 1) * steps[d] >= x.shape()[d]))
       throw IndexError("slice: the slice starting at " + std::to_string(starts[d]) + " with step " +
                        std::to_string(steps[d]) + " and length " + std::to_string(shape[d]) +
-                       " does not fit dimension " + std::to_string(d) + " of size " +
-                       std::to_string(x.shape()[d]));
+                       " does not fit dimension " + std::to_string(d) + " of size " + std::to_string(x.shape()[d]));
   }
   if (shape == x.shape()) return x;
   return make_op(OpKind::Slice, {x}, shape, x.dtype(), slice_attrs(starts, steps));
 }
 
-Tensor slice(const Tensor& x, int64_t dim, std::optional<int64_t> start, std::optional<int64_t> end,
-             int64_t step) {
+Tensor slice(const Tensor& x, int64_t dim, std::optional<int64_t> start, std::optional<int64_t> end, int64_t step) {
   const int64_t d = wrap_dim(dim, x.ndim(), "slice");
   if (step <= 0) throw ValueError("slice: step must be greater than zero, got " + std::to_string(step));
   const int64_t size = x.shape()[d];
@@ -105,8 +101,8 @@ std::vector<Tensor> Slice_backward(const Tensor& out, const Tensor& g, const std
 }
 
 // ---- embed: x placed at a strided view of a tensor of `shape` filled with `fill` -------------
-Tensor embed(const Tensor& x, const Shape& shape, const std::vector<int64_t>& starts,
-             const std::vector<int64_t>& steps, Scalar fill) {
+Tensor embed(const Tensor& x, const Shape& shape, const std::vector<int64_t>& starts, const std::vector<int64_t>& steps,
+             Scalar fill) {
   OpAttrs a = slice_attrs(starts, steps);
   a.scalar = check_scalar_fits(fill, x.dtype(), "pad");
   checked_numel(shape, "embed");
@@ -139,8 +135,7 @@ std::vector<Tensor> Embed_backward(const Tensor& out, const Tensor& g, const std
 // ---- embed_sum (attrs.ints: each piece's starts then steps, piece after piece) -----------------
 Tensor embed_sum(const std::vector<Tensor>& pieces, const Shape& shape,
                  const std::vector<std::vector<int64_t>>& regions) {
-  if (pieces.empty() || pieces.size() != regions.size())
-    throw ValueError("embed_sum: expected one region per piece");
+  if (pieces.empty() || pieces.size() != regions.size()) throw ValueError("embed_sum: expected one region per piece");
   OpAttrs a;
   DType dt = pieces[0].dtype();
   for (size_t i = 0; i < pieces.size(); ++i) {
@@ -201,8 +196,8 @@ Shape index_result_shape(const Shape& xs, int64_t d0, size_t k, const Shape& b) 
 
 // Element offsets (into the indexed block) for every broadcast index position, bounds-checked
 // before any data of the indexed tensor is read.
-std::vector<int64_t> index_offsets(const Node& n, size_t first_index_input, const Shape& xs,
-                                   int64_t d0, const Shape& bshape, const char* op, bool allow_negative) {
+std::vector<int64_t> index_offsets(const Node& n, size_t first_index_input, const Shape& xs, int64_t d0,
+                                   const Shape& bshape, const char* op, bool allow_negative) {
   const size_t k = n.inputs.size() - first_index_input;
   const int64_t nb = numel(bshape);
   std::vector<int64_t> off(static_cast<size_t>(nb), 0);
@@ -269,8 +264,7 @@ Tensor index(const Tensor& x, const std::vector<Tensor>& indices, int64_t first_
   }
   OpAttrs a;
   a.ints = {d0, allow_negative ? 1 : 0};
-  return make_op(OpKind::Index, ins, index_result_shape(x.shape(), d0, indices.size(), b), x.dtype(),
-                 std::move(a));
+  return make_op(OpKind::Index, ins, index_result_shape(x.shape(), d0, indices.size(), b), x.dtype(), std::move(a));
 }
 void Index_forward(Node& out) {
   const Node& x = in(out, 0);
@@ -296,8 +290,8 @@ std::vector<Tensor> Index_backward(const Tensor& out, const Tensor& g, const std
 
 // A tensor of `shape`, zero but for the rows of `src` added at `indices` (repeated indices
 // accumulate, in index order: deterministic).
-Tensor index_put_add(const Tensor& src, const std::vector<Tensor>& indices, const Shape& shape,
-                     int64_t first_dim, bool allow_negative) {
+Tensor index_put_add(const Tensor& src, const std::vector<Tensor>& indices, const Shape& shape, int64_t first_dim,
+                     bool allow_negative) {
   std::vector<Tensor> ins = {src};
   ins.insert(ins.end(), indices.begin(), indices.end());
   OpAttrs a;
@@ -336,9 +330,8 @@ void check_gather_shapes(const Shape& xs, const Shape& is, int64_t d, const char
                      " must have as many dims as the tensor of shape " + shape_str(xs));
   for (size_t i = 0; i < xs.size(); ++i)
     if (static_cast<int64_t>(i) != d && is[i] > xs[i])
-      throw ValueError(std::string(op) + ": index of shape " + shape_str(is) +
-                       " is larger than the tensor of shape " + shape_str(xs) + " at dimension " +
-                       std::to_string(i));
+      throw ValueError(std::string(op) + ": index of shape " + shape_str(is) + " is larger than the tensor of shape " +
+                       shape_str(xs) + " at dimension " + std::to_string(i));
 }
 // Calls f(index position, element offset in the big tensor) for each index element.
 template <class F>
@@ -381,8 +374,7 @@ void Gather_forward(Node& out) {
   DAGRAD_DISPATCH_ALL(out.dtype, {
     const T* px = x.data<T>();
     T* po = out.data<T>();
-    for_each_gathered(idx, x.shape, out.attrs.ints[0], "gather",
-                      [&](int64_t pos, int64_t src) { po[pos] = px[src]; });
+    for_each_gathered(idx, x.shape, out.attrs.ints[0], "gather", [&](int64_t pos, int64_t src) { po[pos] = px[src]; });
   });
 }
 std::vector<Tensor> Gather_backward(const Tensor& out, const Tensor& g, const std::vector<bool>&) {
@@ -395,16 +387,16 @@ Tensor scatter_add(const Tensor& src, int64_t dim, const Tensor& idx, const Shap
   if (shape.size() <= 1 && idx.ndim() <= 1 && (shape.empty() || idx.ndim() == 0)) {
     wrap_dim_or_scalar(dim, static_cast<int64_t>(shape.size()), "scatter_add");
     if (src.shape() != idx.shape())
-      throw ShapeError("scatter_add: src of shape " + shape_str(src.shape()) +
-                       " must match the index of shape " + shape_str(idx.shape()));
+      throw ShapeError("scatter_add: src of shape " + shape_str(src.shape()) + " must match the index of shape " +
+                       shape_str(idx.shape()));
     const Shape flat = {idx.numel()};
     return reshape(scatter_add(reshape(src, flat), 0, reshape(idx, flat), {numel(shape)}), shape);
   }
   const int64_t d = wrap_dim(dim, static_cast<int64_t>(shape.size()), "scatter_add");
   check_gather_shapes(shape, idx.shape(), d, "scatter_add");
   if (src.shape() != idx.shape())
-    throw ShapeError("scatter_add: src of shape " + shape_str(src.shape()) +
-                     " must match the index of shape " + shape_str(idx.shape()));
+    throw ShapeError("scatter_add: src of shape " + shape_str(src.shape()) + " must match the index of shape " +
+                     shape_str(idx.shape()));
   OpAttrs a;
   a.ints = {d};
   return make_op(OpKind::ScatterAdd, {src, idx}, shape, src.dtype(), std::move(a));
@@ -442,8 +434,8 @@ Tensor cat(const std::vector<Tensor>& xs, int64_t dim) {
     for (int64_t k = 0; ok && k < t.ndim(); ++k) ok = k == d || t.shape()[k] == first.shape()[k];
     if (!ok)
       throw ShapeError("cat: tensor " + std::to_string(i) + " of shape " + shape_str(t.shape()) +
-                       " does not match tensor 0 of shape " + shape_str(first.shape()) +
-                       " outside dimension " + std::to_string(d));
+                       " does not match tensor 0 of shape " + shape_str(first.shape()) + " outside dimension " +
+                       std::to_string(d));
     out[d] += t.shape()[d];
     ins.push_back(t.dtype() == dt ? t : cast(t, dt));
   }

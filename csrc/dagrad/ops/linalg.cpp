@@ -11,14 +11,14 @@ namespace dagrad {
 // around it here, so the kernel and the backward rule have one case.
 Tensor matmul(const Tensor& a, const Tensor& b) {
   if (a.ndim() == 0 || b.ndim() == 0)
-    throw ShapeError("matmul: both arguments need at least 1 dimension, got shapes " +
-                     shape_str(a.shape()) + " and " + shape_str(b.shape()));
+    throw ShapeError("matmul: both arguments need at least 1 dimension, got shapes " + shape_str(a.shape()) + " and " +
+                     shape_str(b.shape()));
   if (!is_floating(a.dtype()) || !is_floating(b.dtype()))
-    throw TypeError(std::string("matmul: expected floating point operands, got ") +
-                    dtype_name(a.dtype()) + " and " + dtype_name(b.dtype()));
+    throw TypeError(std::string("matmul: expected floating point operands, got ") + dtype_name(a.dtype()) + " and " +
+                    dtype_name(b.dtype()));
   if (a.dtype() != b.dtype())
-    throw TypeError(std::string("matmul: expected both operands to have the same dtype, got ") +
-                    dtype_name(a.dtype()) + " and " + dtype_name(b.dtype()));
+    throw TypeError(std::string("matmul: expected both operands to have the same dtype, got ") + dtype_name(a.dtype()) +
+                    " and " + dtype_name(b.dtype()));
   const int64_t ka = a.shape().back();
   const int64_t kb = b.ndim() == 1 ? b.shape()[0] : b.shape()[b.ndim() - 2];
   if (ka != kb)
@@ -40,26 +40,26 @@ Tensor matmul(const Tensor& a, const Tensor& b) {
 // flags), so backward products need no transposed copies.
 Tensor matmul_t(const Tensor& a, const Tensor& b, bool ta, bool tb) {
   if (a.ndim() < 2 || b.ndim() < 2)
-    throw ShapeError("matmul: operands need at least 2 dimensions, got shapes " + shape_str(a.shape()) +
-                     " and " + shape_str(b.shape()));
+    throw ShapeError("matmul: operands need at least 2 dimensions, got shapes " + shape_str(a.shape()) + " and " +
+                     shape_str(b.shape()));
   if (a.dtype() != b.dtype() || !is_floating(a.dtype()))
-    throw TypeError(std::string("matmul: expected floating point operands of one dtype, got ") +
-                    dtype_name(a.dtype()) + " and " + dtype_name(b.dtype()));
+    throw TypeError(std::string("matmul: expected floating point operands of one dtype, got ") + dtype_name(a.dtype()) +
+                    " and " + dtype_name(b.dtype()));
   const int64_t ra = a.shape()[a.ndim() - 2], ca = a.shape().back();
   const int64_t rb = b.shape()[b.ndim() - 2], cb = b.shape().back();
   const int64_t m = ta ? ca : ra, ka = ta ? ra : ca, kb = tb ? cb : rb, n = tb ? rb : cb;
   if (ka != kb)
-    throw ShapeError("matmul: shapes " + shape_str(a.shape()) + (ta ? "^T" : "") + " and " +
-                     shape_str(b.shape()) + (tb ? "^T" : "") + " cannot be multiplied (" + std::to_string(ka) +
-                     " != " + std::to_string(kb) + ")");
+    throw ShapeError("matmul: shapes " + shape_str(a.shape()) + (ta ? "^T" : "") + " and " + shape_str(b.shape()) +
+                     (tb ? "^T" : "") + " cannot be multiplied (" + std::to_string(ka) + " != " + std::to_string(kb) +
+                     ")");
   Shape xb(a.shape().begin(), a.shape().end() - 2), yb(b.shape().begin(), b.shape().end() - 2);
   Shape out;
   try {
     out = broadcast_shapes(xb, yb, "matmul");
   } catch (const ShapeError&) {
     throw ShapeError("matmul: shapes " + shape_str(a.shape()) + " and " + shape_str(b.shape()) +
-                     " cannot be multiplied: batch dimensions " + shape_str(xb) + " and " +
-                     shape_str(yb) + " cannot be broadcast together");
+                     " cannot be multiplied: batch dimensions " + shape_str(xb) + " and " + shape_str(yb) +
+                     " cannot be broadcast together");
   }
   out.push_back(m);
   out.push_back(n);
@@ -98,7 +98,8 @@ void Matmul_forward(Node& out) {
   const bool ta = out.attrs.ints[0], tb = out.attrs.ints[1];
   const int64_t n = out.shape.back();
   const int64_t lda = a.shape.back(), ldb = b.shape.back();
-  const int64_t asz = numel(Shape(a.shape.end() - 2, a.shape.end())), bsz = numel(Shape(b.shape.end() - 2, b.shape.end()));
+  const int64_t asz = numel(Shape(a.shape.end() - 2, a.shape.end())),
+                bsz = numel(Shape(b.shape.end() - 2, b.shape.end()));
   DAGRAD_DISPATCH_FLOAT(out.dtype, "matmul", {
     const T* pa = a.data<T>();
     const T* pb = b.data<T>();

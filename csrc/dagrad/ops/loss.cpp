@@ -41,8 +41,8 @@ inline double row_sumexp(const T* row, int64_t C, T& m) {
 // as an index).
 void check_target(int64_t t, int64_t C, int64_t i) {
   if (t < 0 || t >= C)
-    throw IndexError("cross_entropy: target " + std::to_string(t) + " is out of bounds for " +
-                     std::to_string(C) + " classes (at position " + std::to_string(i) + ")");
+    throw IndexError("cross_entropy: target " + std::to_string(t) + " is out of bounds for " + std::to_string(C) +
+                     " classes (at position " + std::to_string(i) + ")");
 }
 
 // Calls f(i, row, m, s) for each row i of x whose target counts, in parallel over rows: row
@@ -178,9 +178,7 @@ Tensor reduce_loss(const Tensor& l, Reduction r) {
   }
   return l;
 }
-void check_pair(const char* op, const Tensor& a, const Tensor& t) {
-  broadcast_shapes(a.shape(), t.shape(), op);
-}
+void check_pair(const char* op, const Tensor& a, const Tensor& t) { broadcast_shapes(a.shape(), t.shape(), op); }
 }  // namespace
 
 Tensor mse_loss(const Tensor& a, const Tensor& t, Reduction r) {
@@ -220,7 +218,8 @@ Flat flatten_classes(const char* op, const Tensor& scores, const Tensor& target)
     throw ShapeError(std::string(op) + ": expected target of shape " + shape_str(expect) + " for input of shape " +
                      shape_str(scores.shape()) + ", got " + shape_str(target.shape()) +
                      (scores.ndim() >= 2 && (target.ndim() == 0 || target.shape()[0] != scores.shape()[0])
-                          ? " (batch size mismatch)" : ""));
+                          ? " (batch size mismatch)"
+                          : ""));
   const int64_t C = scores.ndim() == 1 ? scores.shape()[0] : scores.shape()[1];
   Tensor s = scores;
   if (s.ndim() == 1) s = unsqueeze(s, 0);

@@ -44,8 +44,7 @@ Tensor reshape(const Tensor& x, Shape shape) {
       if (infer >= 0) throw ValueError("reshape: only one dimension can be inferred (-1)");
       infer = static_cast<int64_t>(i);
     } else if (shape[i] < 0) {
-      throw ValueError("reshape: invalid shape dimension " + std::to_string(shape[i]) + " in " +
-                       shape_str(shape));
+      throw ValueError("reshape: invalid shape dimension " + std::to_string(shape[i]) + " in " + shape_str(shape));
     } else {
       known = shape[i] == 0 ? 0 : (known > INT64_MAX / shape[i] ? -1 : known * shape[i]);
       if (known < 0) throw ValueError("reshape: shape " + shape_str(shape) + " is too large");
@@ -54,13 +53,12 @@ Tensor reshape(const Tensor& x, Shape shape) {
   const int64_t n = x.numel();
   if (infer >= 0) {
     if (known == 0 || n % known != 0)
-      throw ShapeError("reshape: cannot reshape tensor of shape " + shape_str(x.shape()) + " (" +
-                       std::to_string(n) + " elements) into shape " + shape_str(shape));
+      throw ShapeError("reshape: cannot reshape tensor of shape " + shape_str(x.shape()) + " (" + std::to_string(n) +
+                       " elements) into shape " + shape_str(shape));
     shape[infer] = n / known;
   } else if (known != n) {
-    throw ShapeError("reshape: cannot reshape tensor of shape " + shape_str(x.shape()) + " (" +
-                     std::to_string(n) + " elements) into shape " + shape_str(shape) + " (" +
-                     std::to_string(known) + " elements)");
+    throw ShapeError("reshape: cannot reshape tensor of shape " + shape_str(x.shape()) + " (" + std::to_string(n) +
+                     " elements) into shape " + shape_str(shape) + " (" + std::to_string(known) + " elements)");
   }
   if (shape == x.shape()) return x;
   return make_op(OpKind::Reshape, {x}, std::move(shape), x.dtype());
@@ -74,9 +72,8 @@ std::vector<Tensor> Reshape_backward(const Tensor& out, const Tensor& g, const s
 Tensor permute(const Tensor& x, std::vector<int64_t> perm) {
   const int64_t nd = x.ndim();
   if (static_cast<int64_t>(perm.size()) != nd)
-    throw ValueError("permute: the permutation has " + std::to_string(perm.size()) +
-                     " dims but the tensor of shape " + shape_str(x.shape()) + " has " +
-                     std::to_string(nd));
+    throw ValueError("permute: the permutation has " + std::to_string(perm.size()) + " dims but the tensor of shape " +
+                     shape_str(x.shape()) + " has " + std::to_string(nd));
   std::vector<char> seen(nd, 0);
   Shape out(nd);
   bool identity = true;
@@ -121,8 +118,8 @@ std::vector<Tensor> Permute_backward(const Tensor& out, const Tensor& g, const s
 Tensor expand(const Tensor& x, const Shape& shape) {
   const Shape& xs = x.shape();
   auto fail = [&](const std::string& why) {
-    return ShapeError("expand: cannot expand tensor of shape " + shape_str(xs) + " to " +
-                      shape_str(shape) + ": " + why);
+    return ShapeError("expand: cannot expand tensor of shape " + shape_str(xs) + " to " + shape_str(shape) + ": " +
+                      why);
   };
   if (shape.size() < xs.size()) throw fail("the target has fewer dimensions");
   const size_t lead = shape.size() - xs.size();
@@ -137,8 +134,8 @@ Tensor expand(const Tensor& x, const Shape& shape) {
     const int64_t want = shape[i] == -1 ? have : shape[i];
     if (want < 0) throw fail("negative size " + std::to_string(want));
     if (have != want && have != 1)
-      throw fail("size " + std::to_string(have) + " at dimension " + std::to_string(i) +
-                 " must be 1 or " + std::to_string(want));
+      throw fail("size " + std::to_string(have) + " at dimension " + std::to_string(i) + " must be 1 or " +
+                 std::to_string(want));
     out[i] = want;
   }
   checked_numel(out, "expand");
@@ -147,9 +144,7 @@ Tensor expand(const Tensor& x, const Shape& shape) {
 }
 void Expand_forward(Node& out) { strided_copy(out, broadcast_strides(in(out, 0).shape, out.shape)); }
 // Autodiff sums the gradient back to the input's shape.
-std::vector<Tensor> Expand_backward(const Tensor&, const Tensor& g, const std::vector<bool>&) {
-  return {g};
-}
+std::vector<Tensor> Expand_backward(const Tensor&, const Tensor& g, const std::vector<bool>&) { return {g}; }
 
 // ---- detach --------------------------------------------------------------------------------
 // A realized tensor detaches to a leaf sharing its storage (and so its version counter,
@@ -161,9 +156,7 @@ Tensor detach(const Tensor& x) {
   return t;
 }
 void Detach_forward(Node& out) { out.storage = in(out, 0).storage; }
-std::vector<Tensor> Detach_backward(const Tensor&, const Tensor&, const std::vector<bool>&) {
-  return {Tensor()};
-}
+std::vector<Tensor> Detach_backward(const Tensor&, const Tensor&, const std::vector<bool>&) { return {Tensor()}; }
 
 }  // namespace dagrad
 
@@ -275,8 +268,8 @@ Tensor pad(const Tensor& x, const std::vector<int64_t>& p, Scalar value) {
       if (e < b) throw ValueError("pad: cropping more than the size of dimension " + std::to_string(d));
       v = slice(v, d, b, e, 1);
     }
-    out[d] = checked_add(checked_add(v.shape()[d], std::max<int64_t>(0, before), "pad"),
-                         std::max<int64_t>(0, after), "pad");
+    out[d] =
+        checked_add(checked_add(v.shape()[d], std::max<int64_t>(0, before), "pad"), std::max<int64_t>(0, after), "pad");
     starts[d] = std::max<int64_t>(0, before);
     grow = grow || before > 0 || after > 0;
   }

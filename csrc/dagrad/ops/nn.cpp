@@ -14,8 +14,7 @@ namespace dagrad {
 // ---- linear -----------------------------------------------------------------------------------
 Tensor linear(const Tensor& x, const Tensor& w, const Tensor& b) {
   if (w.ndim() != 2)
-    throw ShapeError("linear: weight must be 2-d (out_features, in_features), got shape " +
-                     shape_str(w.shape()));
+    throw ShapeError("linear: weight must be 2-d (out_features, in_features), got shape " + shape_str(w.shape()));
   if (x.ndim() == 0 || x.shape().back() != w.shape()[1])
     throw ShapeError("linear: input of shape " + shape_str(x.shape()) + " does not fit weight of shape " +
                      shape_str(w.shape()) + " (expected last dimension " + std::to_string(w.shape()[1]) + ")");
@@ -84,9 +83,11 @@ Window check_window(const char* op, const std::vector<int64_t>& kernel, const st
        d = pair(dilation, "dilation");
   for (int i = 0; i < 2; ++i) {
     if (k[i] <= 0 || s[i] <= 0 || d[i] <= 0 || p[i] < 0)
-      throw ValueError(std::string(op) + ": kernel_size, stride and dilation must be positive and padding "
-                       "non-negative, got kernel_size " + shape_str(k) + ", stride " + shape_str(s) +
-                       ", padding " + shape_str(p) + ", dilation " + shape_str(d));
+      throw ValueError(std::string(op) +
+                       ": kernel_size, stride and dilation must be positive and padding "
+                       "non-negative, got kernel_size " +
+                       shape_str(k) + ", stride " + shape_str(s) + ", padding " + shape_str(p) + ", dilation " +
+                       shape_str(d));
   }
   return {k[0], k[1], s[0], s[1], p[0], p[1], d[0], d[1]};
 }
@@ -100,26 +101,22 @@ int64_t window_out(const char* op, int64_t size, int64_t k, int64_t stride, int6
 }
 }  // namespace
 
-std::pair<int64_t, int64_t> window_output_size(const char* op, const Shape& input,
-                                               const std::vector<int64_t>& kernel,
-                                               const std::vector<int64_t>& stride,
-                                               const std::vector<int64_t>& padding,
+std::pair<int64_t, int64_t> window_output_size(const char* op, const Shape& input, const std::vector<int64_t>& kernel,
+                                               const std::vector<int64_t>& stride, const std::vector<int64_t>& padding,
                                                const std::vector<int64_t>& dilation) {
   const Window w = check_window(op, kernel, stride, padding, dilation);
   const int64_t H = input[input.size() - 2], W = input[input.size() - 1];
   const int64_t oh = window_out(op, H, w.kh, w.sh, w.ph, w.dh), ow = window_out(op, W, w.kw, w.sw, w.pw, w.dw);
   if (oh <= 0 || ow <= 0)
-    throw ShapeError(std::string(op) + ": the kernel " + shape_str(kernel) + " (dilation " +
-                     shape_str(dilation) + ", padding " + shape_str(padding) +
-                     ") does not fit the input of shape " + shape_str(input));
+    throw ShapeError(std::string(op) + ": the kernel " + shape_str(kernel) + " (dilation " + shape_str(dilation) +
+                     ", padding " + shape_str(padding) + ") does not fit the input of shape " + shape_str(input));
   checked_mul(oh, ow, op);
   return {oh, ow};
 }
 
 Tensor unfold(const Tensor& x, const std::vector<int64_t>& kernel, const std::vector<int64_t>& stride,
               const std::vector<int64_t>& padding, const std::vector<int64_t>& dilation, double pad_value) {
-  if (x.ndim() != 4)
-    throw ShapeError("unfold: expected a 4-d input (N, C, H, W), got shape " + shape_str(x.shape()));
+  if (x.ndim() != 4) throw ShapeError("unfold: expected a 4-d input (N, C, H, W), got shape " + shape_str(x.shape()));
   const auto [oh, ow] = window_output_size("unfold", x.shape(), kernel, stride, padding, dilation);
   const Window w = check_window("unfold", kernel, stride, padding, dilation);
   OpAttrs a;
@@ -167,18 +164,16 @@ Tensor fold(const Tensor& cols, const std::vector<int64_t>& output_size, const s
             const std::vector<int64_t>& dilation) {
   if (output_size.size() != 2) throw ValueError("fold: output_size must have 2 values");
   const int64_t H = output_size[0], W = output_size[1];
-  if (H <= 0 || W <= 0)
-    throw ValueError("fold: output_size must be positive, got " + shape_str(output_size));
+  if (H <= 0 || W <= 0) throw ValueError("fold: output_size must be positive, got " + shape_str(output_size));
   const auto [oh, ow] = window_output_size("fold", output_size, kernel, stride, padding, dilation);
   const Window w = check_window("fold", kernel, stride, padding, dilation);
   const int64_t kk = checked_mul(w.kh, w.kw, "fold");
   if (cols.ndim() != 3 || cols.shape()[1] % kk != 0 || cols.shape()[2] != oh * ow)
-    throw ShapeError("fold: input of shape " + shape_str(cols.shape()) + " does not fit kernel " +
-                     shape_str(kernel) + " and output size " + shape_str(output_size));
+    throw ShapeError("fold: input of shape " + shape_str(cols.shape()) + " does not fit kernel " + shape_str(kernel) +
+                     " and output size " + shape_str(output_size));
   OpAttrs a;
   a.ints = {w.kh, w.kw, w.sh, w.sw, w.ph, w.pw, w.dh, w.dw, H, W};
-  return make_op(OpKind::Fold, {cols}, {cols.shape()[0], cols.shape()[1] / kk, H, W}, cols.dtype(),
-                 std::move(a));
+  return make_op(OpKind::Fold, {cols}, {cols.shape()[0], cols.shape()[1] / kk, H, W}, cols.dtype(), std::move(a));
 }
 void Fold_forward(Node& out) {
   alloc_output(out);
@@ -240,12 +235,12 @@ Tensor conv2d(const Tensor& x, const Tensor& w, const Tensor& b, const std::vect
   const int64_t N = x.shape()[0], C = x.shape()[1], O = w.shape()[0], kh = w.shape()[2], kw = w.shape()[3];
   if (C != w.shape()[1] * groups || O % groups != 0)
     throw ShapeError("conv2d: input of shape " + shape_str(x.shape()) + " has " + std::to_string(C) +
-                     " channels but weight of shape " + shape_str(w.shape()) + " with groups=" +
-                     std::to_string(groups) + " expects " + std::to_string(w.shape()[1] * groups) +
+                     " channels but weight of shape " + shape_str(w.shape()) +
+                     " with groups=" + std::to_string(groups) + " expects " + std::to_string(w.shape()[1] * groups) +
                      " (and out_channels divisible by groups)");
   if (x.dtype() != w.dtype() || (b.defined() && b.dtype() != x.dtype()))
-    throw TypeError(std::string("conv2d: input, weight and bias must have one dtype, got ") +
-                    dtype_name(x.dtype()) + " and " + dtype_name(w.dtype()));
+    throw TypeError(std::string("conv2d: input, weight and bias must have one dtype, got ") + dtype_name(x.dtype()) +
+                    " and " + dtype_name(w.dtype()));
   if (b.defined() && (b.ndim() != 1 || b.shape()[0] != O))
     throw ShapeError("conv2d: bias of shape " + shape_str(b.shape()) + " does not fit " + std::to_string(O) +
                      " output channels");
@@ -264,8 +259,8 @@ Tensor conv2d(const Tensor& x, const Tensor& w, const Tensor& b, const std::vect
   if (b.defined()) y = add(y, reshape(b, {1, O, 1, 1}));
   return y;
 }
-Tensor conv1d(const Tensor& x, const Tensor& w, const Tensor& b, int64_t stride, int64_t padding,
-              int64_t dilation, int64_t groups) {
+Tensor conv1d(const Tensor& x, const Tensor& w, const Tensor& b, int64_t stride, int64_t padding, int64_t dilation,
+              int64_t groups) {
   if (x.ndim() == 2) return squeeze(conv1d(unsqueeze(x, 0), w, b, stride, padding, dilation, groups), 0);
   if (x.ndim() != 3)
     throw ShapeError("conv1d: expected a 2-d (C, L) or 3-d (N, C, L) input, got shape " + shape_str(x.shape()));
@@ -275,8 +270,8 @@ Tensor conv1d(const Tensor& x, const Tensor& w, const Tensor& b, int64_t stride,
   if (groups <= 0) throw ValueError("conv1d: groups must be positive");
   if (x.shape()[1] != w.shape()[1] * groups || w.shape()[0] % groups != 0)
     throw ShapeError("conv1d: input of shape " + shape_str(x.shape()) + " has " + std::to_string(x.shape()[1]) +
-                     " channels but weight of shape " + shape_str(w.shape()) + " with groups=" +
-                     std::to_string(groups) + " expects " + std::to_string(w.shape()[1] * groups) +
+                     " channels but weight of shape " + shape_str(w.shape()) +
+                     " with groups=" + std::to_string(groups) + " expects " + std::to_string(w.shape()[1] * groups) +
                      " (and out_channels divisible by groups)");
   Tensor y = conv2d(unsqueeze(x, 2), unsqueeze(w, 2), b, {1, stride}, {0, padding}, {1, dilation}, groups);
   return squeeze(y, 2);
@@ -293,8 +288,8 @@ void check_pool_padding(const char* op, const std::vector<int64_t>& k, const std
   if (k.size() != 2 || p.size() != 2) throw ValueError(std::string(op) + ": kernel_size and padding need 2 values");
   for (int i = 0; i < 2; ++i)
     if (p[i] > k[i] / 2)
-      throw ValueError(std::string(op) + ": padding " + shape_str(p) +
-                       " should be at most half of the kernel size " + shape_str(k));
+      throw ValueError(std::string(op) + ": padding " + shape_str(p) + " should be at most half of the kernel size " +
+                       shape_str(k));
 }
 }  // namespace
 
@@ -356,16 +351,16 @@ Tensor layer_norm(const Tensor& x, const Shape& ns, const Tensor& weight, const 
   if (bias.defined()) y = add(y, bias);
   return y;
 }
-Tensor batch_norm_apply(const Tensor& x, const Tensor& m, const Tensor& v, const Tensor& weight,
-                        const Tensor& bias, double eps) {
-  if (x.ndim() < 2) throw ShapeError("batch_norm: expected at least 2-d input (N, C, ...), got shape " + shape_str(x.shape()));
+Tensor batch_norm_apply(const Tensor& x, const Tensor& m, const Tensor& v, const Tensor& weight, const Tensor& bias,
+                        double eps) {
+  if (x.ndim() < 2)
+    throw ShapeError("batch_norm: expected at least 2-d input (N, C, ...), got shape " + shape_str(x.shape()));
   Shape bs(x.ndim(), 1);
   bs[1] = x.shape()[1];
   auto per_channel = [&](const Tensor& t, const char* what) {
     if (t.numel() != x.shape()[1])
-      throw ShapeError(std::string("batch_norm: ") + what + " of shape " + shape_str(t.shape()) +
-                       " does not match " + std::to_string(x.shape()[1]) + " channels of input " +
-                       shape_str(x.shape()));
+      throw ShapeError(std::string("batch_norm: ") + what + " of shape " + shape_str(t.shape()) + " does not match " +
+                       std::to_string(x.shape()[1]) + " channels of input " + shape_str(x.shape()));
     return reshape(t, bs);
   };
   Tensor y = mul(sub(x, per_channel(m, "mean")), rsqrt(add(per_channel(v, "var"), c(x, eps))));

@@ -1,8 +1,8 @@
 // Reductions: sum and mean over all dims or a set of dims, with keepdim; and sum_to, the
 // one place where broadcasting is undone for gradients.
 #include <algorithm>
-#include <limits>
 #include <cmath>
+#include <limits>
 #include <optional>
 
 #include "dagrad/kernels/dispatch.h"
@@ -148,8 +148,7 @@ Tensor sum_to(const Tensor& g, const Shape& shape) {
   if (g.shape() == shape) return g;
   const Shape& gs = g.shape();
   if (gs.size() < shape.size())
-    throw ShapeError("sum_to: cannot sum a gradient of shape " + shape_str(gs) + " to shape " +
-                     shape_str(shape));
+    throw ShapeError("sum_to: cannot sum a gradient of shape " + shape_str(gs) + " to shape " + shape_str(shape));
   const size_t lead = gs.size() - shape.size();
   std::vector<int64_t> dims;
   for (size_t i = 0; i < gs.size(); ++i) {
@@ -158,8 +157,7 @@ Tensor sum_to(const Tensor& g, const Shape& shape) {
     } else if (shape[i - lead] == 1 && gs[i] != 1) {
       dims.push_back(static_cast<int64_t>(i));
     } else if (shape[i - lead] != gs[i]) {
-      throw ShapeError("sum_to: cannot sum a gradient of shape " + shape_str(gs) + " to shape " +
-                       shape_str(shape));
+      throw ShapeError("sum_to: cannot sum a gradient of shape " + shape_str(gs) + " to shape " + shape_str(shape));
     }
   }
   Tensor s = dims.empty() ? g : sum(g, dims, true);
@@ -278,8 +276,7 @@ Tensor arg_extreme(OpKind op, const Tensor& x, std::optional<int64_t> dim, bool 
   const char* name = op_name(op);
   if (!dim) {
     if (x.numel() == 0)
-      throw IndexError(std::string(name) + ": cannot reduce an empty tensor of shape " +
-                       shape_str(x.shape()));
+      throw IndexError(std::string(name) + ": cannot reduce an empty tensor of shape " + shape_str(x.shape()));
     Tensor flat = reshape(x, {x.numel()});
     Tensor r = arg_extreme(op, flat, 0, false);
     if (keepdim) r = reshape(r, Shape(x.ndim(), 1));
@@ -406,9 +403,7 @@ std::vector<Tensor> Softmax_backward(const Tensor& out, const Tensor& g, const s
 }
 
 Tensor log_softmax(const Tensor& x, int64_t dim) { return softmax_like(OpKind::LogSoftmax, x, dim); }
-void LogSoftmax_forward(Node& out) {
-  DAGRAD_DISPATCH_FLOAT(out.dtype, "log_softmax", softmax_forward<T>(out, true));
-}
+void LogSoftmax_forward(Node& out) { DAGRAD_DISPATCH_FLOAT(out.dtype, "log_softmax", softmax_forward<T>(out, true)); }
 // dx = g - exp(y) * sum(g).
 std::vector<Tensor> LogSoftmax_backward(const Tensor& out, const Tensor& g, const std::vector<bool>&) {
   const int64_t d = out->attrs.ints[0];

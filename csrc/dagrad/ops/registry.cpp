@@ -5,12 +5,9 @@
 namespace dagrad {
 
 void Leaf_forward(Node& out) {
-  throw RuntimeError(std::string("internal: a leaf of shape ") + shape_str(out.shape) +
-                     " has no value");
+  throw RuntimeError(std::string("internal: a leaf of shape ") + shape_str(out.shape) + " has no value");
 }
-std::vector<Tensor> Leaf_backward(const Tensor&, const Tensor&, const std::vector<bool>&) {
-  return {};
-}
+std::vector<Tensor> Leaf_backward(const Tensor&, const Tensor&, const std::vector<bool>&) { return {}; }
 
 namespace {
 const OpInfo kOps[] = {

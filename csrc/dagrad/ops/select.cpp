@@ -5,8 +5,8 @@
 #include <optional>
 
 #include "dagrad/kernels/dispatch.h"
-#include "dagrad/ops/drivers.h"
 #include "dagrad/ops.h"
+#include "dagrad/ops/drivers.h"
 
 namespace dagrad {
 
@@ -43,18 +43,42 @@ Tensor lt(const Tensor& a, const Tensor& b) { return compare(OpKind::Lt, a, b); 
 Tensor le(const Tensor& a, const Tensor& b) { return compare(OpKind::Le, a, b); }
 Tensor gt(const Tensor& a, const Tensor& b) { return compare(OpKind::Gt, a, b); }
 Tensor ge(const Tensor& a, const Tensor& b) { return compare(OpKind::Ge, a, b); }
-void Eq_forward(Node& out) { compare_forward(out, [](auto x, auto y) { return x == y; }); }
-void Ne_forward(Node& out) { compare_forward(out, [](auto x, auto y) { return x != y; }); }
-void Lt_forward(Node& out) { compare_forward(out, [](auto x, auto y) { return x < y; }); }
-void Le_forward(Node& out) { compare_forward(out, [](auto x, auto y) { return x <= y; }); }
-void Gt_forward(Node& out) { compare_forward(out, [](auto x, auto y) { return x > y; }); }
-void Ge_forward(Node& out) { compare_forward(out, [](auto x, auto y) { return x >= y; }); }
-std::vector<Tensor> Eq_backward(const Tensor& o, const Tensor& g, const std::vector<bool>& n) { return no_grad_rule(o, g, n); }
-std::vector<Tensor> Ne_backward(const Tensor& o, const Tensor& g, const std::vector<bool>& n) { return no_grad_rule(o, g, n); }
-std::vector<Tensor> Lt_backward(const Tensor& o, const Tensor& g, const std::vector<bool>& n) { return no_grad_rule(o, g, n); }
-std::vector<Tensor> Le_backward(const Tensor& o, const Tensor& g, const std::vector<bool>& n) { return no_grad_rule(o, g, n); }
-std::vector<Tensor> Gt_backward(const Tensor& o, const Tensor& g, const std::vector<bool>& n) { return no_grad_rule(o, g, n); }
-std::vector<Tensor> Ge_backward(const Tensor& o, const Tensor& g, const std::vector<bool>& n) { return no_grad_rule(o, g, n); }
+void Eq_forward(Node& out) {
+  compare_forward(out, [](auto x, auto y) { return x == y; });
+}
+void Ne_forward(Node& out) {
+  compare_forward(out, [](auto x, auto y) { return x != y; });
+}
+void Lt_forward(Node& out) {
+  compare_forward(out, [](auto x, auto y) { return x < y; });
+}
+void Le_forward(Node& out) {
+  compare_forward(out, [](auto x, auto y) { return x <= y; });
+}
+void Gt_forward(Node& out) {
+  compare_forward(out, [](auto x, auto y) { return x > y; });
+}
+void Ge_forward(Node& out) {
+  compare_forward(out, [](auto x, auto y) { return x >= y; });
+}
+std::vector<Tensor> Eq_backward(const Tensor& o, const Tensor& g, const std::vector<bool>& n) {
+  return no_grad_rule(o, g, n);
+}
+std::vector<Tensor> Ne_backward(const Tensor& o, const Tensor& g, const std::vector<bool>& n) {
+  return no_grad_rule(o, g, n);
+}
+std::vector<Tensor> Lt_backward(const Tensor& o, const Tensor& g, const std::vector<bool>& n) {
+  return no_grad_rule(o, g, n);
+}
+std::vector<Tensor> Le_backward(const Tensor& o, const Tensor& g, const std::vector<bool>& n) {
+  return no_grad_rule(o, g, n);
+}
+std::vector<Tensor> Gt_backward(const Tensor& o, const Tensor& g, const std::vector<bool>& n) {
+  return no_grad_rule(o, g, n);
+}
+std::vector<Tensor> Ge_backward(const Tensor& o, const Tensor& g, const std::vector<bool>& n) {
+  return no_grad_rule(o, g, n);
+}
 
 // ---- where ------------------------------------------------------------------------------------
 Tensor where(const Tensor& cond, const Tensor& a, const Tensor& b) {
@@ -85,8 +109,7 @@ Tensor extremum(OpKind op, const Tensor& a, const Tensor& b) {
   return make_op(op, {x, y}, std::move(shape), dt);
 }
 // NOTE: where a == b the gradient is split evenly between the two, as in PyTorch.
-std::vector<Tensor> extremum_backward(const Tensor& out, const Tensor& g, const std::vector<bool>& needs,
-                                      bool is_max) {
+std::vector<Tensor> extremum_backward(const Tensor& out, const Tensor& g, const std::vector<bool>& needs, bool is_max) {
   Tensor a = input(out, 0), b = input(out, 1);
   Tensor wins = is_max ? gt(a, b) : lt(a, b), loses = is_max ? lt(a, b) : gt(a, b);
   Tensor half = mul(mask(eq(a, b), g.dtype()), scalar_like(g, 0.5));
@@ -98,9 +121,8 @@ std::vector<Tensor> extremum_backward(const Tensor& out, const Tensor& g, const 
 Tensor maximum(const Tensor& a, const Tensor& b) { return extremum(OpKind::Maximum, a, b); }
 void Maximum_forward(Node& out) {
   // NaN propagates, as in numpy and PyTorch.
-  DAGRAD_DISPATCH_NUMERIC(out.dtype, "maximum", binary_forward<T>(out, [](T x, T y) {
-    return (x > y || x != x) ? x : y;
-  }));
+  DAGRAD_DISPATCH_NUMERIC(out.dtype, "maximum",
+                          binary_forward<T>(out, [](T x, T y) { return (x > y || x != x) ? x : y; }));
 }
 std::vector<Tensor> Maximum_backward(const Tensor& out, const Tensor& g, const std::vector<bool>& needs) {
   return extremum_backward(out, g, needs, true);
@@ -108,9 +130,8 @@ std::vector<Tensor> Maximum_backward(const Tensor& out, const Tensor& g, const s
 
 Tensor minimum(const Tensor& a, const Tensor& b) { return extremum(OpKind::Minimum, a, b); }
 void Minimum_forward(Node& out) {
-  DAGRAD_DISPATCH_NUMERIC(out.dtype, "minimum", binary_forward<T>(out, [](T x, T y) {
-    return (x < y || x != x) ? x : y;
-  }));
+  DAGRAD_DISPATCH_NUMERIC(out.dtype, "minimum",
+                          binary_forward<T>(out, [](T x, T y) { return (x < y || x != x) ? x : y; }));
 }
 std::vector<Tensor> Minimum_backward(const Tensor& out, const Tensor& g, const std::vector<bool>& needs) {
   return extremum_backward(out, g, needs, false);
@@ -134,10 +155,10 @@ void Clamp_forward(Node& out) {
   DAGRAD_DISPATCH_NUMERIC(out.dtype, "clamp", {
     // Exact for int64 (a float bound made the result float, so integer outputs have integer bounds).
     // A missing bound is -inf or +inf for floats (lowest()/max() would clamp an infinity).
-    constexpr T kLow = std::numeric_limits<T>::has_infinity ? -std::numeric_limits<T>::infinity()
-                                                            : std::numeric_limits<T>::lowest();
-    constexpr T kHigh = std::numeric_limits<T>::has_infinity ? std::numeric_limits<T>::infinity()
-                                                             : std::numeric_limits<T>::max();
+    constexpr T kLow =
+        std::numeric_limits<T>::has_infinity ? -std::numeric_limits<T>::infinity() : std::numeric_limits<T>::lowest();
+    constexpr T kHigh =
+        std::numeric_limits<T>::has_infinity ? std::numeric_limits<T>::infinity() : std::numeric_limits<T>::max();
     const T lo = has_lo ? out.attrs.scalar.as<T>() : kLow;
     const T hi = has_hi ? out.attrs.scalar2.as<T>() : kHigh;
     if (lo != lo || hi != hi) {  // a NaN bound makes every element NaN, as in PyTorch

@@ -11,10 +11,10 @@ namespace dagrad {
 
 /// @brief What the last run did (for tests and the profiler).
 struct RunStats {
-  int64_t nodes = 0;        // nodes computed
-  int threads_used = 0;     // threads that computed at least one node
-  bool parallel = false;    // whether the run used the worker pool
-  int64_t fused = 0;        // nodes computed inside a fused group (Note [Elementwise fusion])
+  int64_t nodes = 0;      // nodes computed
+  int threads_used = 0;   // threads that computed at least one node
+  bool parallel = false;  // whether the run used the worker pool
+  int64_t fused = 0;      // nodes computed inside a fused group (Note [Elementwise fusion])
 };
 
 // Note [Run observers]

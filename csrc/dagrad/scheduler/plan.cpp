@@ -119,21 +119,21 @@ std::vector<std::unique_ptr<Run>> g_run_pool;
 }  // namespace
 
 PooledRun::PooledRun() {
-    if (g_run_pool.empty()) {
-      run = std::make_unique<Run>();
-    } else {
-      run = std::move(g_run_pool.back());
-      g_run_pool.pop_back();
-    }
+  if (g_run_pool.empty()) {
+    run = std::make_unique<Run>();
+  } else {
+    run = std::move(g_run_pool.back());
+    g_run_pool.pop_back();
+  }
 }
 PooledRun::~PooledRun() {
-    // Keep the capacity of ordinary runs; give back what a giant graph grew.
-    constexpr size_t kKeep = size_t{1} << 20;
-    if (run->order.capacity() > kKeep || run->stack.capacity() > kKeep ||
-        run->edge_child.capacity() > kKeep || g_run_pool.size() >= 4)
-      return;
-    run->clear();
-    g_run_pool.push_back(std::move(run));
+  // Keep the capacity of ordinary runs; give back what a giant graph grew.
+  constexpr size_t kKeep = size_t{1} << 20;
+  if (run->order.capacity() > kKeep || run->stack.capacity() > kKeep || run->edge_child.capacity() > kKeep ||
+      g_run_pool.size() >= 4)
+    return;
+  run->clear();
+  g_run_pool.push_back(std::move(run));
 }
 
 }  // namespace dagrad::scheduler

@@ -20,10 +20,10 @@ struct Run {
   std::vector<Node*> order;
   struct Frame {
     Node* node;
-    uint32_t next;     // next input to visit
-    int32_t parents;   // pending parents seen so far
+    uint32_t next;    // next input to visit
+    int32_t parents;  // pending parents seen so far
   };
-  std::vector<Frame> stack;  // collect()'s DFS
+  std::vector<Frame> stack;     // collect()'s DFS
   bool release_inputs = false;  // see Note [Inputs are released as soon as a node has run]
   uint64_t mark = 0;
   fusion::Plan fusion;  // Note [Elementwise fusion]

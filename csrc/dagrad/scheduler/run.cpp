@@ -40,7 +40,7 @@ namespace dagrad {
 // mutex. Parallelism lives inside a run, across its independent nodes, not across runs.
 
 namespace {
-uint64_t g_mark = 0;  // guarded by graph_mutex()
+uint64_t g_mark = 0;    // guarded by graph_mutex()
 RunStats g_last_stats;  // guarded by graph_mutex()
 
 // ---- observers (Note [Run observers]) ----------------------------------------------------------
@@ -89,8 +89,7 @@ void remove_observer(RunObserver* o) {
 }
 
 int64_t now_ns() {
-  return std::chrono::duration_cast<std::chrono::nanoseconds>(
-             std::chrono::steady_clock::now().time_since_epoch())
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now().time_since_epoch())
       .count();
 }
 
@@ -173,8 +172,7 @@ inline void release_inputs(Node& n) {
 }
 
 // The pool half of Note [Scheduler: wait, execute, propagate].
-void run_parallel(Run& run, std::vector<std::atomic<int32_t>>& pending, int threads,
-                  RunStats& stats) {
+void run_parallel(Run& run, std::vector<std::atomic<int32_t>>& pending, int threads, RunStats& stats) {
   ReadyLists lists(threads);
   std::atomic<int64_t> remaining{static_cast<int64_t>(run.order.size())};
   std::atomic<bool> cancelled{false};
@@ -282,8 +280,7 @@ void execute_run(Run& run, RunStats& stats) {
   // touched otherwise. Either way the results are the same bits.
   constexpr double kMinParallelWork = 2e4, kMinParallelism = 1.3;
   const bool parallel = threads > 1 && run.edges_built && (run.roots.size() > 1 || run.has_fanout) &&
-                        run.total_cost >= kMinParallelWork &&
-                        run.total_cost >= kMinParallelism * run.critical_cost;
+                        run.total_cost >= kMinParallelWork && run.total_cost >= kMinParallelism * run.critical_cost;
   stats.parallel = parallel;
   if (parallel) {
     std::vector<std::atomic<int32_t>> pending(n);
@@ -298,10 +295,10 @@ void execute_run(Run& run, RunStats& stats) {
 }  // namespace
 }  // namespace scheduler
 
-using scheduler::PooledRun;
-using scheduler::Run;
 using scheduler::collect;
 using scheduler::execute_run;
+using scheduler::PooledRun;
+using scheduler::Run;
 
 void realize(const std::vector<Tensor>& targets) {
   GraphLock lock;
@@ -342,8 +339,7 @@ const Tensor& Tensor::realize() const {
 
 double Tensor::item() const {
   if (numel() != 1)
-    throw RuntimeError("a Tensor with " + std::to_string(numel()) +
-                       " elements cannot be converted to a scalar");
+    throw RuntimeError("a Tensor with " + std::to_string(numel()) + " elements cannot be converted to a scalar");
   realize();
   switch (dtype()) {
     case DType::Float32: return node_->data<float>()[0];

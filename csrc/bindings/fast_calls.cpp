@@ -41,8 +41,15 @@ PyObject* fail() {
 }
 
 namespace {
-// Method definitions must outlive the functions and descriptors made from them.
+// Method definitions (and their docs) must outlive the functions and descriptors made from them.
 std::deque<PyMethodDef> g_defs;
+std::deque<std::string> g_docs;
+
+// A signature line as pybind11 writes it (dagrad/_core.pyi is generated from these).
+const char* doc(const char* name, const char* first) {
+  return g_docs.emplace_back(std::string(name) + "(" + first + ": dagrad._core.Tensor) -> dagrad._core.Tensor\n")
+      .c_str();
+}
 }  // namespace
 
 const char* name_of(PyCFunction f) {
@@ -114,7 +121,7 @@ void install_fast_calls(py::module_& m, py::handle tensor_type, const std::vecto
   nb->nb_negative = &fast::unary_slot<&dagrad::neg>;
   for (const FastRow& row : rows) {
     if (row.variants & kMethod) {
-      PyMethodDef& def = fast::g_defs.emplace_back(PyMethodDef{row.name, row.method, METH_NOARGS, nullptr});
+      PyMethodDef& def = fast::g_defs.emplace_back(PyMethodDef{row.name, row.method, METH_NOARGS, fast::doc(row.name, "self")});
       PyObject* d = PyDescr_NewMethod(g_type, &def);
       if (!d || PyObject_SetAttrString(tensor_type.ptr(), def.ml_name, d) != 0) {
         Py_XDECREF(d);
@@ -123,7 +130,7 @@ void install_fast_calls(py::module_& m, py::handle tensor_type, const std::vecto
       Py_DECREF(d);
     }
     if (row.variants & kFunction) {
-      PyMethodDef& def = fast::g_defs.emplace_back(PyMethodDef{row.name, row.function, METH_O, nullptr});
+      PyMethodDef& def = fast::g_defs.emplace_back(PyMethodDef{row.name, row.function, METH_O, fast::doc(row.name, "input")});
       PyObject* f = PyCFunction_NewEx(&def, nullptr, m.attr("__name__").ptr());
       if (!f) throw py::error_already_set();
       m.attr(def.ml_name) = py::reinterpret_steal<py::object>(f);

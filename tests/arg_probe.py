@@ -4,7 +4,7 @@ Each entry of CALLS is a valid call, described parameter by parameter: its name,
 it accepts), a valid value and how it is passed. BAD lists, per kind, the wrong values to
 substitute and the exception PyTorch raises for each (TypeError for a wrong type, IndexError
 for a dim out of range, ValueError for a bad value or an int that does not fit int64).
-tests/test_messages.py turns every (call, parameter, wrong value) into a test case; run this
+tests/api/test_messages.py turns every (call, parameter, wrong value) into a test case; run this
 file to print a report of the cases whose error is not the expected one:
 
     python tests/arg_probe.py

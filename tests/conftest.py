@@ -220,11 +220,11 @@ def library_still_works():
     np.testing.assert_array_equal(to_np(x.grad), [2.0, 4.0, 6.0])
 
 
-# Hypothesis profiles for tests/test_properties.py. "ci" (the default) is small and derandomized,
+# Hypothesis profiles for tests/ops/test_properties.py. "ci" (the default) is small and derandomized,
 # so every CI run draws the same examples (about 20 s for the file when it passes) -- with the same
 # Hypothesis: .ci/run and the README pin its version, since another version draws other
 # examples; "long" searches for real:
-#     python -m pytest tests/test_properties.py --hypothesis-profile=long
+#     python -m pytest tests/ops/test_properties.py --hypothesis-profile=long
 try:
     from hypothesis import HealthCheck, settings as _hyp_settings
 except ImportError:  # the property tests skip themselves

@@ -24,7 +24,7 @@ runs the same call through dagrad and through PyTorch 2.13 (numpy for indexing),
 The number of examples comes from the Hypothesis profile (tests/conftest.py): "ci" (the
 default: few examples, derandomized, so CI is deterministic) or, for a longer local search,
 
-    python -m pytest tests/test_properties.py --hypothesis-profile=long
+    python -m pytest tests/ops/test_properties.py --hypothesis-profile=long
 
 A failure prints the drawn example and a note with the arrays; ``nan`` and ``inf`` in those
 notes are ``numpy.nan`` and ``numpy.inf``.

@@ -15,7 +15,7 @@ import pytest
 import dagrad
 import dagrad.nn.functional as F
 from arg_probe import LEAKS, cases, check, valid_calls_work
-from conftest import library_still_works
+from torch_helpers import library_still_works
 
 torch = pytest.importorskip("torch")
 

@@ -157,9 +157,9 @@ def tensor_like(v, fn, name="input", dtype=None):
             isinstance(v, (list, tuple, np.ndarray, np.generic, int, float, builtins.bool))):
         raise TypeError(f"{fn}(): argument '{name}' must be a Tensor, a number or an array of numbers, "
                         f"not {type_name(v)}")
-    from . import _tensor
+    from . import _creation
     try:
-        return _tensor.tensor(v, dtype=dtype)
+        return _creation.tensor(v, dtype=dtype)
     except (TypeError, ValueError) as e:
         raise TypeError(f"{fn}(): argument '{name}' must be a Tensor, a number or an array of numbers: {e}") from None
 
@@ -201,9 +201,9 @@ def int_pair(v, fn, name):
 
 def dtype(v, fn, name="dtype"):
     """A dagrad dtype, a numpy dtype or float/int/bool; None stays None."""
-    from . import _tensor
+    from . import _dtype
     try:
-        return _tensor._dtype_arg(v)
+        return _dtype._dtype_arg(v)
     except TypeError:
         raise TypeError(f"{fn}(): argument '{name}' must be a dagrad dtype (dagrad.float32, float64, int64 "
                         f"or bool), not {v!r:.40}") from None

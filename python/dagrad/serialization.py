@@ -13,7 +13,7 @@ import zipfile
 
 import numpy as np
 
-from . import _core, _tensor
+from . import _core, _creation, _dtype
 from ._core import Tensor
 
 _FORMAT = "dagrad-checkpoint-1"
@@ -269,7 +269,7 @@ def load(path, *, max_bytes=None):
                     nbytes[key] = arr.nbytes
                     # A tensor is made as soon as its data is read, so that the peak is the data
                     # once plus one array, not every array and every tensor at the same time.
-                    arrays[key] = arr if dt is None else _tensor.tensor(arr, dtype=_tensor._dtype_arg(dt))
+                    arrays[key] = arr if dt is None else _creation.tensor(arr, dtype=_dtype._dtype_arg(dt))
                     del arr
         return _unpack(meta["root"], arrays)
     except FileNotFoundError:

@@ -18,18 +18,18 @@ import warnings
 
 import numpy as np
 
-from .. import _tensor
+from .. import _creation, _dtype, autograd
 
 
 def _rng():
-    # Read at call time: manual_seed rebinds _tensor._rng.
-    return _tensor._rng
+    # Read at call time: manual_seed rebinds _creation._rng.
+    return _creation._rng
 
 
 def _fill(tensor, values):
     """Copies ``values`` (a numpy array of tensor's shape) into ``tensor`` in place."""
-    arr = np.asarray(values, dtype=_tensor._NUMPY_OF[tensor.dtype], order="C")
-    with _tensor.no_grad():
+    arr = np.asarray(values, dtype=_dtype._NUMPY_OF[tensor.dtype], order="C")
+    with autograd.no_grad():
         tensor.copy_(arr)
     return tensor
 
@@ -122,7 +122,7 @@ def trunc_normal_(tensor, mean=0.0, std=1.0, a=-2.0, b=2.0, generator=None):
 
 def constant_(tensor, val):
     """Fills ``tensor`` with ``val``."""
-    with _tensor.no_grad():
+    with autograd.no_grad():
         tensor.fill_(float(val))
     return tensor
 

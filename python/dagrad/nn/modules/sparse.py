@@ -1,5 +1,5 @@
 """``Embedding``."""
-from ... import _args, _tensor
+from ... import _args, autograd
 from .. import functional as F
 from .. import init
 from ..parameter import Parameter
@@ -56,7 +56,7 @@ class Embedding(Module):
 
     def _fill_padding_idx_with_zero(self):
         if self.padding_idx is not None:
-            with _tensor.no_grad():
+            with autograd.no_grad():
                 w = self.weight.numpy().copy()
                 w[self.padding_idx] = 0
                 self.weight.copy_(w)

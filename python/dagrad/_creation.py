@@ -74,7 +74,12 @@ def tensor(data, dtype=None, requires_grad=False):
 
 
 def as_tensor(data, dtype=None):
-    """Returns ``data`` if it is already a Tensor of ``dtype``, else ``tensor(data, dtype)``."""
+    """Returns ``data`` if it is already a Tensor of ``dtype``, else ``tensor(data, dtype)``.
+
+    >>> x = dagrad.ones(2)
+    >>> dagrad.as_tensor(x) is x
+    True
+    """
     if isinstance(data, Tensor) and (dtype is None or data.dtype == _args.dtype(dtype, "as_tensor")):
         return data
     try:
@@ -109,7 +114,9 @@ def full(size, fill_value, dtype=None, requires_grad=False, *, _fn="full"):
 
 
 def zeros(*size, dtype=None, requires_grad=False):
-    """A tensor of zeros. >>> dagrad.zeros(2, 3).shape
+    """A tensor of zeros.
+
+    >>> dagrad.zeros(2, 3).shape
     (2, 3)
     """
     return _core.full(_size(size, "zeros"), 0.0, _args.dtype(dtype, "zeros") or _DEFAULT_FLOAT,
@@ -117,7 +124,9 @@ def zeros(*size, dtype=None, requires_grad=False):
 
 
 def ones(*size, dtype=None, requires_grad=False):
-    """A tensor of ones. >>> dagrad.ones(3).sum().item()
+    """A tensor of ones.
+
+    >>> dagrad.ones(3).sum().item()
     3.0
     """
     return _core.full(_size(size, "ones"), 1.0, _args.dtype(dtype, "ones") or _DEFAULT_FLOAT,
@@ -125,24 +134,43 @@ def ones(*size, dtype=None, requires_grad=False):
 
 
 def empty(*size, dtype=None, requires_grad=False):
-    """An uninitialised tensor (zero-filled here, for reproducibility)."""
+    """An uninitialised tensor (zero-filled here, for reproducibility).
+
+    >>> dagrad.empty(2).tolist()
+    [0.0, 0.0]
+    """
     return _core.full(_size(size, "empty"), 0.0, _args.dtype(dtype, "empty") or _DEFAULT_FLOAT,
                       _args.boolean(requires_grad, "empty", "requires_grad"))
 
 
 def zeros_like(t, dtype=None, requires_grad=False):
+    """Zeros of ``t``'s shape and (by default) dtype.
+
+    >>> dagrad.zeros_like(dagrad.ones(2, dtype=dagrad.int64)).tolist()
+    [0, 0]
+    """
     _args.tensor(t, "zeros_like")
     return full(t.shape, 0, dtype=_args.dtype(dtype, "zeros_like") or t.dtype, requires_grad=requires_grad,
                 _fn="zeros_like")
 
 
 def ones_like(t, dtype=None, requires_grad=False):
+    """Ones of ``t``'s shape and (by default) dtype.
+
+    >>> dagrad.ones_like(dagrad.zeros(2)).tolist()
+    [1.0, 1.0]
+    """
     _args.tensor(t, "ones_like")
     return full(t.shape, 1, dtype=_args.dtype(dtype, "ones_like") or t.dtype, requires_grad=requires_grad,
                 _fn="ones_like")
 
 
 def full_like(t, fill_value, dtype=None, requires_grad=False):
+    """``fill_value`` in ``t``'s shape and (by default) dtype.
+
+    >>> dagrad.full_like(dagrad.zeros(2), 0.5).tolist()
+    [0.5, 0.5]
+    """
     _args.tensor(t, "full_like")
     return full(t.shape, fill_value, dtype=_args.dtype(dtype, "full_like") or t.dtype, requires_grad=requires_grad,
                 _fn="full_like")
@@ -153,7 +181,14 @@ _rng = np.random.default_rng(0)
 
 
 def manual_seed(seed):
-    """Seeds dagrad's random number generator. >>> _ = dagrad.manual_seed(0)"""
+    """Seeds dagrad's random number generator, so that runs repeat.
+
+    >>> _ = dagrad.manual_seed(0)
+    >>> a = dagrad.randn(3).tolist()
+    >>> _ = dagrad.manual_seed(0)
+    >>> dagrad.randn(3).tolist() == a
+    True
+    """
     global _rng
     if isinstance(seed, (builtins.bool, np.bool_)) or not _args._is_int(seed):
         raise TypeError(f"manual_seed(): argument 'seed' must be int, not {_args.type_name(seed)}")
@@ -175,33 +210,49 @@ def _random(fn, size, dtype, requires_grad, name):
 
 
 def randn(*size, dtype=None, requires_grad=False):
-    """Standard normal samples. >>> dagrad.randn(2, 3).shape
+    """Standard normal samples.
+
+    >>> dagrad.randn(2, 3).shape
     (2, 3)
     """
     return _random(lambda g, s, d: g.standard_normal(s, dtype=d), size, dtype, requires_grad, "randn")
 
 
 def rand(*size, dtype=None, requires_grad=False):
-    """Uniform samples on [0, 1). >>> dagrad.rand(4).shape
+    """Uniform samples on [0, 1).
+
+    >>> dagrad.rand(4).shape
     (4,)
     """
     return _random(lambda g, s, d: g.random(s, dtype=d), size, dtype, requires_grad, "rand")
 
 
 def randn_like(t, dtype=None, requires_grad=False):
+    """Standard normal samples in ``t``'s shape and (by default) dtype.
+
+    >>> dagrad.randn_like(dagrad.zeros(2, 3, dtype=dagrad.float64)).dtype
+    dagrad.float64
+    """
     _args.tensor(t, "randn_like")
     return _random(lambda g, s, d: g.standard_normal(s, dtype=d), t.shape,
                    _args.dtype(dtype, "randn_like") or t.dtype, requires_grad, "randn_like")
 
 
 def rand_like(t, dtype=None, requires_grad=False):
+    """Uniform samples on [0, 1) in ``t``'s shape and (by default) dtype.
+
+    >>> dagrad.rand_like(dagrad.zeros(4)).shape
+    (4,)
+    """
     _args.tensor(t, "rand_like")
     return _random(lambda g, s, d: g.random(s, dtype=d), t.shape,
                    _args.dtype(dtype, "rand_like") or t.dtype, requires_grad, "rand_like")
 
 
 def arange(start, end=None, step=1, dtype=None, requires_grad=False):
-    """Evenly spaced values in [start, end). >>> dagrad.arange(3).tolist()
+    """Evenly spaced values in [start, end).
+
+    >>> dagrad.arange(3).tolist()
     [0, 1, 2]
     """
     start = _exact_number(start, "arange", "start")
@@ -228,7 +279,9 @@ def _exact_number(v, fn, name):
 
 
 def linspace(start, end, steps, dtype=None, requires_grad=False):
-    """``steps`` values from start to end inclusive. >>> dagrad.linspace(0, 1, 3).tolist()
+    """``steps`` values from start to end inclusive.
+
+    >>> dagrad.linspace(0, 1, 3).tolist()
     [0.0, 0.5, 1.0]
     """
     dtype = _args.dtype(dtype, "linspace")

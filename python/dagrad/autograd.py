@@ -124,7 +124,13 @@ def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph=Fal
 
 
 def backward(tensors, grad_tensors=None, retain_graph=None, create_graph=False):
-    """Like ``Tensor.backward`` for several roots at once, in one scheduler run."""
+    """Like ``Tensor.backward`` for several roots at once, in one scheduler run.
+
+    >>> x = dagrad.tensor(2.0, requires_grad=True)
+    >>> dagrad.autograd.backward([x * 3.0, x * x])
+    >>> x.grad.item()
+    7.0
+    """
     ts = _as_list(tensors, "backward", "tensors")
     gs = _as_list(grad_tensors, "backward", "grad_tensors", optional=True) or [None] * len(ts)
     create_graph = _args.boolean(create_graph, "backward", "create_graph")

@@ -331,7 +331,8 @@ def _check_one(a, v):
             if p is not None and p[0] is ValueError:
                 return ValueError, p[1]
             if p is not None:
-                return p[0], f"a sequence of {_readable(m.group(1))}s", f"{type_name(v)} with element {i} of type {type_name(e)}"
+                return (p[0], f"a sequence of {_readable(m.group(1))}s",
+                        f"{type_name(v)} with element {i} of type {type_name(e)}")
         return None
     if a.startswith("dagrad._core."):
         cls = getattr(_core, a[len("dagrad._core."):], None)
@@ -374,7 +375,7 @@ def explain_call(name, doc, args, kwargs, original):
         if missing:
             best = best or (TypeError, f"{label}() missing required argument '{missing[0]}'")
             continue
-        for pos, (p, v) in enumerate(bound):
+        for p, v in bound:
             problem = _check_value(p[1], v)
             if problem is None:
                 continue

@@ -53,7 +53,8 @@ def tensor(data, dtype=None, requires_grad=False):
         except ValueError as e:
             raise ValueError(f"tensor(): argument 'data' is ragged or not array-like: {e}") from None
         except TypeError as e:
-            raise TypeError(f"tensor(): argument 'data' of type {type(data).__name__} cannot be converted: {e}") from None
+            raise TypeError(f"tensor(): argument 'data' of type {type(data).__name__} cannot be converted: "
+                            f"{e}") from None
     if arr.dtype.kind not in "biuf":
         if arr.dtype.kind == "O" and not from_numpy:
             raise TypeError(

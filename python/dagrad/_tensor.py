@@ -41,6 +41,7 @@ def get_num_threads():
 def show_config():
     """Prints the version, thread budget, OpenMP and BLAS in use."""
     import os
+
     from . import __version__
     cfg = _core._config()
     lines = [
@@ -566,7 +567,6 @@ def _deepcopy(self, memo):
     (so a deep-copied Module keeps its Parameters)."""
     if id(self) in memo:
         return memo[id(self)]
-    import copy as _copy
     out = _core._clone_leaf(self.detach())
     if self.requires_grad and self.is_leaf:
         out.requires_grad_(True)

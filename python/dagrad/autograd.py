@@ -173,20 +173,20 @@ def gradcheck(fn, inputs, eps=1e-6, atol=1e-5, rtol=1e-3, raise_exception=True):
     base = [o.numpy().astype(np.float64).ravel() for o in outs]
     values = [inputs[i].numpy().astype(np.float64) for i in diff]
 
+    def shifted(i, value, e, delta):
+        """fn's outputs with element e of input i (whose value is ``value``) moved by delta."""
+        arr = value.ravel().copy()
+        arr[e] += delta
+        args = list(inputs)
+        # Grad mode stays on: fn may itself differentiate (grad with create_graph).
+        args[i] = tensor(arr.reshape(value.shape), dtype=float64, requires_grad=True)
+        return [o.detach().numpy().astype(np.float64).ravel() for o in run(args)]
+
     # Numerical Jacobians: d(out k)/d(input j), one column per input element.
     numerical = [[np.zeros((b.size, v.size)) for v in values] for b in base]
     for j, i in enumerate(diff):
-        flat = values[j].ravel()
-        for e in range(flat.size):
-            def shifted(delta):
-                arr = flat.copy()
-                arr[e] += delta
-                args = list(inputs)
-                # Grad mode stays on: fn may itself differentiate (grad with create_graph).
-                args[i] = tensor(arr.reshape(values[j].shape), dtype=float64,
-                                         requires_grad=True)
-                return [o.detach().numpy().astype(np.float64).ravel() for o in run(args)]
-            plus, minus = shifted(eps), shifted(-eps)
+        for e in range(values[j].size):
+            plus, minus = shifted(i, values[j], e, eps), shifted(i, values[j], e, -eps)
             for k in range(len(base)):
                 numerical[k][j][:, e] = (plus[k] - minus[k]) / (2 * eps)
 

@@ -3,8 +3,9 @@
 The structure (dicts, lists, tuples, numbers, strings, None) is stored as JSON in one array,
 each tensor as one array. Loading never unpickles, so a checkpoint can never run code, and it
 sizes every array from its header before inflating it, so a small hostile file cannot take
-gigabytes (Note [Loading untrusted checkpoints]). Saving writes a temporary file in the same folder, fsyncs it and renames it over the
-target, so an interrupted save never destroys the previous checkpoint.
+gigabytes (Note [Loading untrusted checkpoints]). Saving writes a temporary file in the same
+folder, fsyncs it and renames it over the target, so an interrupted save never destroys the
+previous checkpoint.
 """
 import json
 import os

@@ -11,8 +11,18 @@ import pytest
 torch = pytest.importorskip("torch")
 
 import dagrad  # noqa: E402
-from torch_helpers import (DT, GC, TOL32, TOL64, assert_same, dg, gradcheck_of_projection, make_input,  # noqa: E402
-                           rng, th)
+from torch_helpers import (  # noqa: E402
+    DT,
+    GC,
+    TOL32,
+    TOL64,
+    assert_same,
+    dg,
+    gradcheck_of_projection,
+    make_input,
+    rng,
+    th,
+)
 
 CASES = {  # name: (input shapes, fn on both frameworks)
     "tanh": ([(3, 4)], lambda x: x.tanh()),

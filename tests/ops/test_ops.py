@@ -7,8 +7,16 @@ import numpy as np
 import pytest
 
 import dagrad
-from torch_helpers import (TOL64, assert_same, check_double_backward, helper_test_op, make_input,
-                           nonzero_input, positive_input, to_np)
+from torch_helpers import (
+    TOL64,
+    assert_same,
+    check_double_backward,
+    helper_test_op,
+    make_input,
+    nonzero_input,
+    positive_input,
+    to_np,
+)
 
 # ----------------------------------------------------------------------------- binary ops
 
@@ -240,7 +248,8 @@ def test_reduce_function_form(op):
 def test_reduce_of_scalar_and_vector(op):
     ref = getattr(np, op)
     helper_test_op(vals=[np.array(1.5)], dagrad_fn=lambda t: getattr(t, op)(), np_fn=ref)
-    helper_test_op(vals=[make_input((7,), seed=23)], dagrad_fn=lambda t: getattr(t, op)(dim=0), np_fn=lambda a: ref(a, axis=0))
+    helper_test_op(vals=[make_input((7,), seed=23)], dagrad_fn=lambda t: getattr(t, op)(dim=0),
+                   np_fn=lambda a: ref(a, axis=0))
 
 
 @pytest.mark.parametrize("op", ["sum", "mean"])

@@ -11,7 +11,6 @@ rules.
 import numpy as np
 
 from .. import _args, _core, _creation, _dtype, autograd
-from .._core import Tensor
 
 # Every function checks its arguments with dagrad._args, so that a wrong one is reported
 # under this function's name (Note [Argument errors]), not under a C++ op's.

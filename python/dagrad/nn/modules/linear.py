@@ -2,8 +2,7 @@
 import math
 
 from ... import _args, _creation, _dtype
-from .. import functional as F
-from .. import init
+from .. import functional as F, init
 from ..parameter import Parameter
 from .module import Module
 

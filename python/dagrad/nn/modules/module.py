@@ -504,7 +504,7 @@ class Module:
             if missing:
                 errors.insert(0, "Missing key(s) in state_dict: {}. ".format(
                     ", ".join(f'"{k}"' for k in missing)))
-        for _, _, key, t, is_param in targets:
+        for _, _, key, t, _ in targets:
             if key not in state_dict:
                 continue
             shape = _value_shape(state_dict[key])

@@ -1,8 +1,7 @@
 """``LayerNorm``, ``BatchNorm1d`` and ``BatchNorm2d``."""
 
 from ... import _args, _creation, _dtype, autograd
-from .. import functional as F
-from .. import init
+from .. import functional as F, init
 from .linear import _empty_parameter, _factory_dtype
 from .module import Module
 

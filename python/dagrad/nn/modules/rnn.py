@@ -15,8 +15,7 @@ U(-1/sqrt(hidden_size), 1/sqrt(hidden_size)) are PyTorch's, so state_dicts are i
 import math
 
 from ... import _args, _creation, _tensor
-from .. import functional as F
-from .. import init
+from .. import functional as F, init
 from .linear import _empty_parameter, _factory_dtype
 from .module import Module
 

@@ -1,7 +1,6 @@
 """``Embedding``."""
 from ... import _args, autograd
-from .. import functional as F
-from .. import init
+from .. import functional as F, init
 from ..parameter import Parameter
 from .linear import _empty_parameter, _factory_dtype
 from .module import Module

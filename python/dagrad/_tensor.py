@@ -494,7 +494,9 @@ def _cat(tensors, dim, fn, new_dim):
 
 
 def cat(tensors, dim=0):
-    """Concatenates tensors along an existing dim. >>> dagrad.cat([dagrad.ones(2), dagrad.zeros(1)]).tolist()
+    """Concatenates tensors along an existing dim.
+
+    >>> dagrad.cat([dagrad.ones(2), dagrad.zeros(1)]).tolist()
     [1.0, 1.0, 0.0]
     """
     return _core.cat(*_cat(tensors, dim, "cat", 0))

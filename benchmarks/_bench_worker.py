@@ -7,8 +7,9 @@ environment before this process starts, so they are in place before the framewor
 Protocol: one JSON command per line on stdin; one line per answer on the original stdout,
 ``@@OK {json}`` or ``@@ERR message``. Anything the libraries print goes to stderr.
 Commands: {"op": "setup", "key": K, "case": {...}, "warm_s": S} builds the case, repeats it for
-S seconds (warm-up) and answers the fastest time of one repetition; {"op": "run", "key": K, "reps": R} answers the mean time of R
-repetitions (seconds); {"op": "drop", "key": K}; {"op": "quit"}.
+S seconds (warm-up) and answers the fastest time of one repetition; {"op": "run", "key": K,
+"reps": R} answers the mean time of R repetitions (seconds); {"op": "drop", "key": K};
+{"op": "quit"}.
 """
 import gc
 import json

@@ -79,7 +79,8 @@ def main(argv=None):
     res = {fw: run(fw, args.sizes, args.batch, args.steps) for fw in ("dagrad", "torch")}
     print(f"MLP {args.sizes}, batch {args.batch}, {args.steps} steps, peak RSS above the footprint after setup:")
     for fw, r in res.items():
-        print(f"  {fw:7s} footprint {r['base_kb'] / 1024:8.1f} MiB   training peak growth {r['peak_growth_kb'] / 1024:8.1f} MiB")
+        print(f"  {fw:7s} footprint {r['base_kb'] / 1024:8.1f} MiB   "
+              f"training peak growth {r['peak_growth_kb'] / 1024:8.1f} MiB")
     d, t = res["dagrad"]["peak_growth_kb"], res["torch"]["peak_growth_kb"]
     print(f"  ratio dagrad/torch: {d / max(t, 1):.2f} (goal: <= 1.00)")
     return 0

@@ -253,7 +253,7 @@ def measure(pool, case, variants, rounds, target_s, max_reps=5000, fixed_reps=No
                 pool[wkey].call(op="drop", key=key + label)
             except WorkerError:
                 pass
-    quiet = [i for i, l in enumerate(loads) if l is None or l < QUIET]
+    quiet = [i for i, load in enumerate(loads) if load is None or load < QUIET]
     use = quiet if quiet and len(quiet) * 3 >= len(loads) else list(range(len(loads)))
     for v in out.values():
         xs = [v["samples_s"][i] for i in use] or [float("nan")]
@@ -392,9 +392,9 @@ def section_b(pool, args, report):
                      "goal": m["goal"],
                      **row_record(res, info, None if None in checks else all(checks))})
     load = meter.other_cores()
-    print(f"\n(b) MLP training step (zero_grad, forward, loss, backward, SGD lr=0.01 momentum=0.9), "
-          f"float32, 1 thread; ms per step; torch = eager (torch.compile not used); loss@1 = first-step "
-          f"losses of the three agree")
+    print("\n(b) MLP training step (zero_grad, forward, loss, backward, SGD lr=0.01 momentum=0.9), "
+          "float32, 1 thread; ms per step; torch = eager (torch.compile not used); loss@1 = first-step "
+          "losses of the three agree")
     print(f"    {'MLP':20s} {'batch':>5s} {'act/loss':>9s} {'dagrad eager':>13s} {'dagrad compiled':>16s} "
           f"{'torch eager':>12s} {'speedup eager':>14s} {'speedup compiled':>17s} {'quiet':>6s}  loss@1")
     for r in rows:
@@ -443,9 +443,9 @@ def section_c(pool, args, report):
                          "torch_over_dagrad_2t": ratio(res, "torch 2t", "dagrad 2t"),
                          **row_record(res, info, None if None in checks else all(checks))})
     load = meter.other_cores()
-    print(f"\n(c) 8 independent branches x 10 matmuls (x = tanh(x @ W)), n x n float32; ms per run "
-          f"(fwd: under no_grad, dagrad realizes the 8 outputs at once; fwd+bwd: backward of the sum of "
-          f"the 8 outputs); 2t/1t = each framework's 2-thread speedup")
+    print("\n(c) 8 independent branches x 10 matmuls (x = tanh(x @ W)), n x n float32; ms per run "
+          "(fwd: under no_grad, dagrad realizes the 8 outputs at once; fwd+bwd: backward of the sum of "
+          "the 8 outputs); 2t/1t = each framework's 2-thread speedup")
     print(f"    {'n':>4s} {'pass':8s} {'dagrad 1t':>10s} {'dagrad 2t':>10s} {'2t/1t':>6s} {'torch 1t':>10s} "
           f"{'torch 2t':>10s} {'2t/1t':>6s} {'torch/dagrad 1t':>16s} {'2t':>6s} {'quiet':>6s}  values")
     for r in rows:
@@ -491,8 +491,8 @@ def section_d(pool, args, report):
                      **row_record(res, info, compare_checks(d["check"], p["check"], rtol=1e-3, atol=1e-3))})
     load = meter.other_cores()
     np_env = pool[("numpy", 1)].info.get("env", {})
-    print(f"\n(d) GEMM C = A @ B, float32, 1 thread: dagrad (realize of a @ b) vs numpy (a @ b), "
-          f"each with a fresh output")
+    print("\n(d) GEMM C = A @ B, float32, 1 thread: dagrad (realize of a @ b) vs numpy (a @ b), "
+          "each with a fresh output")
     print(f"    {'shape':24s} {'dagrad GFLOP/s':>15s} {'numpy GFLOP/s':>14s} {'dagrad/numpy':>13s} "
           f"{'dagrad ms':>10s} {'numpy ms':>9s} {'quiet':>6s}  values")
     for r in rows:
@@ -501,8 +501,8 @@ def section_d(pool, args, report):
     if skipped:
         print(f"    (skipped in --quick: {', '.join(skipped)})")
     was = {v: os.environ.get(v) for v in NUMPY_UNSET}
-    print(f"    numpy worker: OPENBLAS_NUM_THREADS=1; OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE unset in its "
-          f"environment (here they were: " + ", ".join(f"{k}={v!r}" for k, v in was.items()) + ")")
+    print("    numpy worker: OPENBLAS_NUM_THREADS=1; OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE unset in its "
+          "environment (here they were: " + ", ".join(f"{k}={v!r}" for k, v in was.items()) + ")")
     if any(was.values()):
         print("    dagrad worker: keeps them as set (as a user would run it)")
     pools = pool[("numpy", 1)].info.get("blas_pools")

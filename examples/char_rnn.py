@@ -11,9 +11,8 @@ import sys
 import numpy as np
 
 import dagrad
-from dagrad import nn
 import dagrad.nn.functional as F
-
+from dagrad import nn
 from digits_mlp import progress
 
 TEXT = (

@@ -8,9 +8,8 @@ import argparse
 import sys
 
 import dagrad
-from dagrad import nn
 import dagrad.nn.functional as F
-
+from dagrad import nn
 from digits_mlp import fit
 
 

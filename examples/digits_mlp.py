@@ -9,8 +9,8 @@ import sys
 import numpy as np
 
 import dagrad
-from dagrad import nn
 import dagrad.nn.functional as F
+from dagrad import nn
 
 
 def progress(iterable, desc, total=None):

@@ -4,14 +4,12 @@ Each entry of CALLS is a valid call, described parameter by parameter: its name,
 it accepts), a valid value and how it is passed. BAD lists, per kind, the wrong values to
 substitute and the exception PyTorch raises for each (TypeError for a wrong type, IndexError
 for a dim out of range, ValueError for a bad value or an int that does not fit int64).
-tests/test_messages.py turns every (call, parameter, wrong value) into a test case; run this
+tests/api/test_messages.py turns every (call, parameter, wrong value) into a test case; run this
 file to print a report of the cases whose error is not the expected one:
 
     python tests/arg_probe.py
 """
 import re
-
-import numpy as np
 
 import dagrad
 import dagrad.nn.functional as F
@@ -119,9 +117,11 @@ CALLS = [
     ("dagrad.tensor", "tensor", dagrad.tensor,
      [P("data", "tensorlike", [1.0]), P("dtype", "dtype", dagrad.float32, "kw"),
       P("requires_grad", "bool", False, "kw")]),
-    ("dagrad.as_tensor", "as_tensor", dagrad.as_tensor, [P("data", "tensorlike", [1.0]), P("dtype", "dtype", None, "kw")]),
+    ("dagrad.as_tensor", "as_tensor", dagrad.as_tensor,
+     [P("data", "tensorlike", [1.0]), P("dtype", "dtype", None, "kw")]),
     *[(f"dagrad.{n}", n, getattr(dagrad, n),
-       [P("size", "size_star", (2, 3), "star"), P("dtype", "dtype", None, "kw"), P("requires_grad", "bool", False, "kw")])
+       [P("size", "size_star", (2, 3), "star"), P("dtype", "dtype", None, "kw"),
+        P("requires_grad", "bool", False, "kw")])
       for n in ("zeros", "ones", "empty", "randn", "rand")],
     ("dagrad.full", "full", dagrad.full,
      [P("size", "shape", (2,)), P("fill_value", "float", 1.5), P("dtype", "dtype", None, "kw"),
@@ -172,11 +172,13 @@ CALLS = [
     ("dagrad.split", "split", dagrad.split,
      [P("tensor", "tensor", "X"), P("split_size_or_sections", "count", 1), P("dim", "dim", 1)]),
     ("dagrad.chunk", "chunk", dagrad.chunk, [P("input", "tensor", "X"), P("chunks", "count", 2), P("dim", "dim", 1)]),
-    ("dagrad.gather", "gather", dagrad.gather, [P("input", "tensor", "X"), P("dim", "dim", 1), P("index", "tensor", "I")]),
+    ("dagrad.gather", "gather", dagrad.gather,
+     [P("input", "tensor", "X"), P("dim", "dim", 1), P("index", "tensor", "I")]),
     ("dagrad.squeeze", "squeeze", dagrad.squeeze, [P("input", "tensor", "X"), P("dim", "optdim", 0)]),
     ("dagrad.flatten", "flatten", dagrad.flatten,
      [P("input", "tensor", "X"), P("start_dim", "dim", 0), P("end_dim", "dim", 1)]),
-    ("dagrad.broadcast_to", "broadcast_to", dagrad.broadcast_to, [P("input", "tensor", "X"), P("size", "shape", (4, 2, 3))]),
+    ("dagrad.broadcast_to", "broadcast_to", dagrad.broadcast_to,
+     [P("input", "tensor", "X"), P("size", "shape", (4, 2, 3))]),
     ("dagrad.set_num_threads", "set_num_threads", dagrad.set_num_threads, [P("n", "int", 2)]),
     ("dagrad.set_compile_cache_size_limit", "set_compile_cache_size_limit",
      dagrad.set_compile_cache_size_limit, [P("n", "int", 8)]),
@@ -185,7 +187,8 @@ CALLS = [
       for n in ("sum", "mean", "amax", "amin", "prod", "logsumexp")],
     *[(f"Tensor.{n}", n, M(n), [P("dim", "optdim", 1), P("keepdim", "bool", False, "kw")])
       for n in ("max", "min", "argmax", "argmin")],
-    *[(f"Tensor.{n}", n, M(n), [P("dim", "dims", 1), P("keepdim", "bool", False, "kw"), P("correction", "optfloat", 1, "kw")])
+    *[(f"Tensor.{n}", n, M(n),
+       [P("dim", "dims", 1), P("keepdim", "bool", False, "kw"), P("correction", "optfloat", 1, "kw")])
       for n in ("var", "std")],
     *[(f"Tensor.{n}", n, M(n), [P("shape", "shape_star", (3, 2), "star")]) for n in ("reshape", "view")],
     ("Tensor.expand", "expand", M("expand"), [P("size", "shape_star", (4, 2, 3), "star")]),
@@ -218,10 +221,12 @@ CALLS = [
                                             P("max_val", "float", 1.0)]),
     ("F.elu", "elu", F.elu, [P("input", "tensor", "X"), P("alpha", "float", 1.0)]),
     ("F.gelu", "gelu", F.gelu, [P("input", "tensor", "X"), P("approximate", "choice", "none", "kw")]),
-    ("F.softplus", "softplus", F.softplus, [P("input", "tensor", "X"), P("beta", "float", 1.0), P("threshold", "float", 20.0)]),
+    ("F.softplus", "softplus", F.softplus,
+     [P("input", "tensor", "X"), P("beta", "float", 1.0), P("threshold", "float", 20.0)]),
     *[(f"F.{n}", n, getattr(F, n), [P("input", "tensor", "X"), P("dim", "dim", 1), P("dtype", "dtype", None, "kw")])
       for n in ("softmax", "log_softmax")],
-    ("F.linear", "linear", F.linear, [P("input", "tensor", "X"), P("weight", "tensor", "W43"), P("bias", "opttensor", None)]),
+    ("F.linear", "linear", F.linear,
+     [P("input", "tensor", "X"), P("weight", "tensor", "W43"), P("bias", "opttensor", None)]),
     ("F.conv2d", "conv2d", F.conv2d,
      [P("input", "tensor", "IMG"), P("weight", "tensor", "K"), P("bias", "opttensor", None), P("stride", "pair", 1),
       P("padding", "convpad", 0), P("dilation", "pair", 1), P("groups", "count", 1)]),
@@ -242,7 +247,8 @@ CALLS = [
       P("padding", "pair", 0), P("stride", "pair", 1)]),
     ("F.embedding", "embedding", F.embedding,
      [P("input", "tensorlike", "T"), P("weight", "tensor", "W43"), P("padding_idx", "int", None, "kw")]),
-    ("F.dropout", "dropout", F.dropout, [P("input", "tensor", "X"), P("p", "prob", 0.5), P("training", "bool", False, "kw")]),
+    ("F.dropout", "dropout", F.dropout,
+     [P("input", "tensor", "X"), P("p", "prob", 0.5), P("training", "bool", False, "kw")]),
     ("F.layer_norm", "layer_norm", F.layer_norm,
      [P("input", "tensor", "X"), P("normalized_shape", "shape", (3,)), P("weight", "opttensor", None),
       P("bias", "opttensor", None), P("eps", "float", 1e-5)]),
@@ -250,7 +256,8 @@ CALLS = [
      [P("input", "tensor", "X"), P("running_mean", "opttensor", "Z3"), P("running_var", "opttensor", "O3"),
       P("weight", "opttensor", None, "kw"), P("bias", "opttensor", None, "kw"), P("training", "bool", False, "kw"),
       P("momentum", "optfloat", 0.1, "kw"), P("eps", "float", 1e-5, "kw")]),
-    ("F.pad", "pad", F.pad, [P("input", "tensor", "X"), P("pad", "intlist", (1, 1)), P("value", "optfloat", 0.0, "kw")]),
+    ("F.pad", "pad", F.pad,
+     [P("input", "tensor", "X"), P("pad", "intlist", (1, 1)), P("value", "optfloat", 0.0, "kw")]),
     ("F.one_hot", "one_hot", F.one_hot, [P("tensor", "tensor", "T"), P("num_classes", "int", 3)]),
     *[(f"F.{n}", n, getattr(F, n), [P("input", "tensor", "X"), P("target", "tensorlike", "X"),
                                     P("reduction", "choice", "mean", "kw")])

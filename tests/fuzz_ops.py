@@ -534,7 +534,7 @@ def run_sequence(seed, verbose=False, emit=_emit):
                 emit("X", traceback.format_exc())
                 if verbose:
                     traceback.print_exc()
-                raise SystemExit(EXIT_UNEXPECTED)
+                raise SystemExit(EXIT_UNEXPECTED) from None
             fz.record(target)
     finally:
         dagrad.set_grad_enabled(True)

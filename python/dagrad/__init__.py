@@ -50,12 +50,14 @@ from . import _core  # noqa: E402
 from ._core import Tensor  # noqa: E402
 
 _core.get_num_threads()  # a bad DAGRAD_NUM_THREADS raises ValueError here, not in the first run
-from ._tensor import (  # noqa: E402
-    float32, float64, int64, bool, dtype,
+from ._dtype import float32, float64, int64, bool, dtype  # noqa: E402
+from ._creation import (  # noqa: E402
     tensor, as_tensor, zeros, ones, full, empty, zeros_like, ones_like, full_like,
     randn, rand, randn_like, rand_like, arange, linspace, manual_seed,
-    realize, no_grad, enable_grad, set_grad_enabled, is_grad_enabled,
-    set_num_threads, get_num_threads, show_config,
+)
+from .autograd import no_grad, enable_grad, set_grad_enabled, is_grad_enabled  # noqa: E402
+from ._tensor import (  # noqa: E402
+    realize, set_num_threads, get_num_threads, show_config,
     add, sub, mul, div, neg, pow, exp, log, sqrt, tanh, sigmoid, relu, matmul,
     sum, mean, reshape, transpose, permute,
     abs, sign, sin, cos, log1p, expm1, erf, square, rsqrt, clamp, clip, where, maximum, minimum,

@@ -157,9 +157,9 @@ def tensor_like(v, fn, name="input", dtype=None):
             isinstance(v, (list, tuple, np.ndarray, np.generic, int, float, builtins.bool))):
         raise TypeError(f"{fn}(): argument '{name}' must be a Tensor, a number or an array of numbers, "
                         f"not {type_name(v)}")
-    from . import _tensor
+    from . import _creation
     try:
-        return _tensor.tensor(v, dtype=dtype)
+        return _creation.tensor(v, dtype=dtype)
     except (TypeError, ValueError) as e:
         raise TypeError(f"{fn}(): argument '{name}' must be a Tensor, a number or an array of numbers: {e}") from None
 
@@ -201,9 +201,9 @@ def int_pair(v, fn, name):
 
 def dtype(v, fn, name="dtype"):
     """A dagrad dtype, a numpy dtype or float/int/bool; None stays None."""
-    from . import _tensor
+    from . import _dtype
     try:
-        return _tensor._dtype_arg(v)
+        return _dtype._dtype_arg(v)
     except TypeError:
         raise TypeError(f"{fn}(): argument '{name}' must be a dagrad dtype (dagrad.float32, float64, int64 "
                         f"or bool), not {v!r:.40}") from None
@@ -331,7 +331,8 @@ def _check_one(a, v):
             if p is not None and p[0] is ValueError:
                 return ValueError, p[1]
             if p is not None:
-                return p[0], f"a sequence of {_readable(m.group(1))}s", f"{type_name(v)} with element {i} of type {type_name(e)}"
+                return (p[0], f"a sequence of {_readable(m.group(1))}s",
+                        f"{type_name(v)} with element {i} of type {type_name(e)}")
         return None
     if a.startswith("dagrad._core."):
         cls = getattr(_core, a[len("dagrad._core."):], None)
@@ -374,7 +375,7 @@ def explain_call(name, doc, args, kwargs, original):
         if missing:
             best = best or (TypeError, f"{label}() missing required argument '{missing[0]}'")
             continue
-        for pos, (p, v) in enumerate(bound):
+        for p, v in bound:
             problem = _check_value(p[1], v)
             if problem is None:
                 continue

@@ -1,7 +1,87 @@
-"""Functional autodiff: ``dagrad.autograd.grad``, PyTorch's names and semantics."""
+"""Autodiff with PyTorch's names and semantics: grad mode (``no_grad``, ``enable_grad``,
+``set_grad_enabled``), ``grad``, ``backward`` and ``gradcheck``."""
+import contextlib
+
 from . import _args, _core
 from ._core import Tensor
+from ._creation import tensor
+from ._dtype import float64
 
+# ----------------------------------------------------------------------------- grad mode
+
+class _GradMode(contextlib.ContextDecorator):
+    """Sets grad mode to ``_mode`` on entry and restores the previous mode on exit: a context
+    manager and, through ContextDecorator, a decorator. Grad mode is per thread (the core
+    keeps it thread-local), so one thread's ``no_grad`` leaves the others recording."""
+
+    _mode = True
+
+    def __enter__(self):
+        self._prev = _core.is_grad_enabled()
+        _core.set_grad_enabled(self._mode)
+        return self
+
+    def __exit__(self, *exc):
+        _core.set_grad_enabled(self._prev)
+        return False
+
+
+class no_grad(_GradMode):
+    """Context manager and decorator that stops ops from recording what backward needs.
+
+    >>> with dagrad.no_grad():
+    ...     y = dagrad.ones(2, requires_grad=True) * 2
+    >>> y.requires_grad
+    False
+    """
+
+    _mode = False
+
+
+class enable_grad(_GradMode):
+    """Re-enables grad recording inside a no_grad block.
+
+    >>> with dagrad.no_grad(), dagrad.enable_grad():
+    ...     y = dagrad.ones(2, requires_grad=True) * 2
+    >>> y.requires_grad
+    True
+    """
+
+    _mode = True
+
+
+class set_grad_enabled(_GradMode):
+    """Sets grad mode; usable as a function call or a context manager.
+
+    The mode is set when the object is made, so a plain call switches grad mode; leaving a
+    ``with`` block restores the mode from before the call.
+
+    >>> with dagrad.set_grad_enabled(False):
+    ...     dagrad.is_grad_enabled()
+    False
+    >>> dagrad.is_grad_enabled()
+    True
+    """
+
+    def __init__(self, mode):
+        self._mode = _args.boolean(mode, "set_grad_enabled", "mode")
+        self._prev = _core.is_grad_enabled()
+        _core.set_grad_enabled(self._mode)
+
+    def __enter__(self):
+        return self
+
+
+def is_grad_enabled():
+    """Whether ops record what backward needs, in this thread.
+
+    >>> dagrad.is_grad_enabled()
+    True
+    """
+    return _core.is_grad_enabled()
+
+
+# ----------------------------------------------------------------------------- grad, backward, gradcheck
 
 def _as_list(x, fn="grad", name="outputs", optional=False):
     """A tensor or a sequence of tensors (None entries too where `optional`), as a list."""
@@ -44,7 +124,13 @@ def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph=Fal
 
 
 def backward(tensors, grad_tensors=None, retain_graph=None, create_graph=False):
-    """Like ``Tensor.backward`` for several roots at once, in one scheduler run."""
+    """Like ``Tensor.backward`` for several roots at once, in one scheduler run.
+
+    >>> x = dagrad.tensor(2.0, requires_grad=True)
+    >>> dagrad.autograd.backward([x * 3.0, x * x])
+    >>> x.grad.item()
+    7.0
+    """
     ts = _as_list(tensors, "backward", "tensors")
     gs = _as_list(grad_tensors, "backward", "grad_tensors", optional=True) or [None] * len(ts)
     create_graph = _args.boolean(create_graph, "backward", "create_graph")
@@ -69,14 +155,13 @@ def gradcheck(fn, inputs, eps=1e-6, atol=1e-5, rtol=1e-3, raise_exception=True):
     True
     """
     import numpy as np
-    from . import _tensor
 
     if isinstance(inputs, Tensor):
         inputs = (inputs,)
     inputs = tuple(inputs)
     diff = [i for i, t in enumerate(inputs) if isinstance(t, Tensor) and t.requires_grad]
     for i in diff:
-        if inputs[i].dtype != _tensor.float64:
+        if inputs[i].dtype != float64:
             raise ValueError(f"gradcheck: input {i} must be float64 for finite differences, got {inputs[i].dtype}")
 
     def run(args):
@@ -88,20 +173,20 @@ def gradcheck(fn, inputs, eps=1e-6, atol=1e-5, rtol=1e-3, raise_exception=True):
     base = [o.numpy().astype(np.float64).ravel() for o in outs]
     values = [inputs[i].numpy().astype(np.float64) for i in diff]
 
+    def shifted(i, value, e, delta):
+        """fn's outputs with element e of input i (whose value is ``value``) moved by delta."""
+        arr = value.ravel().copy()
+        arr[e] += delta
+        args = list(inputs)
+        # Grad mode stays on: fn may itself differentiate (grad with create_graph).
+        args[i] = tensor(arr.reshape(value.shape), dtype=float64, requires_grad=True)
+        return [o.detach().numpy().astype(np.float64).ravel() for o in run(args)]
+
     # Numerical Jacobians: d(out k)/d(input j), one column per input element.
     numerical = [[np.zeros((b.size, v.size)) for v in values] for b in base]
     for j, i in enumerate(diff):
-        flat = values[j].ravel()
-        for e in range(flat.size):
-            def shifted(delta):
-                arr = flat.copy()
-                arr[e] += delta
-                args = list(inputs)
-                # Grad mode stays on: fn may itself differentiate (grad with create_graph).
-                args[i] = _tensor.tensor(arr.reshape(values[j].shape), dtype=_tensor.float64,
-                                         requires_grad=True)
-                return [o.detach().numpy().astype(np.float64).ravel() for o in run(args)]
-            plus, minus = shifted(eps), shifted(-eps)
+        for e in range(values[j].size):
+            plus, minus = shifted(i, values[j], e, eps), shifted(i, values[j], e, -eps)
             for k in range(len(base)):
                 numerical[k][j][:, e] = (plus[k] - minus[k]) / (2 * eps)
 
@@ -114,7 +199,7 @@ def gradcheck(fn, inputs, eps=1e-6, atol=1e-5, rtol=1e-3, raise_exception=True):
         for r in range(base[k].size):
             seed = np.zeros(base[k].size)
             seed[r] = 1.0
-            g_out = _tensor.tensor(seed.reshape(o.shape), dtype=o.dtype)
+            g_out = tensor(seed.reshape(o.shape), dtype=o.dtype)
             fresh = run(inputs)[k]
             grads = grad(fresh, [inputs[i] for i in diff], g_out, allow_unused=True)
             for j, g in enumerate(grads):

@@ -7,7 +7,7 @@
 """
 import numpy as np
 
-from . import _args, _tensor
+from . import _args, _creation
 from ._core import Tensor
 
 
@@ -39,7 +39,7 @@ class TensorDataset(Dataset):
                              + ", ".join(str(len(a)) for a in self.arrays))
 
     def __getitem__(self, index):
-        return tuple(_tensor.tensor(a[index], dtype=d) for a, d in zip(self.arrays, self.dtypes))
+        return tuple(_creation.tensor(a[index], dtype=d) for a, d in zip(self.arrays, self.dtypes))
 
     def __len__(self):
         return len(self.arrays[0])
@@ -69,7 +69,7 @@ def random_split(dataset, lengths, seed=None, generator=None):
     if sum(lengths) != n:
         raise ValueError("Sum of input lengths does not equal the length of the input dataset!")
     rng = generator if generator is not None else (
-        np.random.default_rng(seed) if seed is not None else _tensor._rng)
+        np.random.default_rng(seed) if seed is not None else _creation._rng)
     perm = rng.permutation(n)
     out, at = [], 0
     for k in lengths:
@@ -86,8 +86,8 @@ def default_collate(samples):
     if isinstance(first, (tuple, list)):
         return tuple(default_collate([s[i] for s in samples]) for i in range(len(first)))
     if isinstance(first, Tensor):
-        return _tensor.tensor(np.stack([s.numpy() for s in samples]), dtype=first.dtype)
-    return _tensor.tensor(np.stack([np.asarray(s) for s in samples]))
+        return _creation.tensor(np.stack([s.numpy() for s in samples]), dtype=first.dtype)
+    return _creation.tensor(np.stack([np.asarray(s) for s in samples]))
 
 
 class DataLoader:
@@ -121,7 +121,7 @@ class DataLoader:
     def __iter__(self):
         n = len(self.dataset)
         if self.shuffle:
-            order = (self._rng or _tensor._rng).permutation(n)
+            order = (self._rng or _creation._rng).permutation(n)
         else:
             order = np.arange(n)
         for at in range(0, n, self.batch_size):
@@ -131,6 +131,6 @@ class DataLoader:
             ds = self.dataset
             if isinstance(ds, TensorDataset) and self.collate_fn is default_collate:
                 # Fast path: one fancy-indexing copy per tensor instead of one per sample.
-                yield tuple(_tensor.tensor(a[idx], dtype=d) for a, d in zip(ds.arrays, ds.dtypes))
+                yield tuple(_creation.tensor(a[idx], dtype=d) for a, d in zip(ds.arrays, ds.dtypes))
             else:
                 yield self.collate_fn([ds[int(i)] for i in idx])

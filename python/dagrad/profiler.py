@@ -30,6 +30,19 @@ def _drain_locked():
             p.events.extend(events if i == 0 else [dict(e) for e in events])
 
 
+def last_run_stats():
+    """What the last scheduler run did: the nodes it computed, the threads it used, whether
+    nodes ran in parallel, and how many nodes ran inside a fused group.
+
+    >>> import dagrad
+    >>> dagrad.realize(dagrad.ones(4) * 2)
+    >>> stats = dagrad.profiler.last_run_stats()
+    >>> sorted(stats), stats["nodes"]
+    (['fused', 'nodes', 'parallel', 'threads_used'], 1)
+    """
+    return _core.last_run_stats()
+
+
 class profile:
     """Context manager that records every node the scheduler runs inside it.
 

@@ -3,8 +3,9 @@
 The structure (dicts, lists, tuples, numbers, strings, None) is stored as JSON in one array,
 each tensor as one array. Loading never unpickles, so a checkpoint can never run code, and it
 sizes every array from its header before inflating it, so a small hostile file cannot take
-gigabytes (Note [Loading untrusted checkpoints]). Saving writes a temporary file in the same folder, fsyncs it and renames it over the
-target, so an interrupted save never destroys the previous checkpoint.
+gigabytes (Note [Loading untrusted checkpoints]). Saving writes a temporary file in the same
+folder, fsyncs it and renames it over the target, so an interrupted save never destroys the
+previous checkpoint.
 """
 import json
 import os
@@ -13,7 +14,7 @@ import zipfile
 
 import numpy as np
 
-from . import _core, _tensor
+from . import _core, _creation, _dtype
 from ._core import Tensor
 
 _FORMAT = "dagrad-checkpoint-1"
@@ -269,7 +270,7 @@ def load(path, *, max_bytes=None):
                     nbytes[key] = arr.nbytes
                     # A tensor is made as soon as its data is read, so that the peak is the data
                     # once plus one array, not every array and every tensor at the same time.
-                    arrays[key] = arr if dt is None else _tensor.tensor(arr, dtype=_tensor._dtype_arg(dt))
+                    arrays[key] = arr if dt is None else _creation.tensor(arr, dtype=_dtype._dtype_arg(dt))
                     del arr
         return _unpack(meta["root"], arrays)
     except FileNotFoundError:

@@ -10,9 +10,7 @@ rules.
 """
 import numpy as np
 
-from .. import _args, _core
-from .._core import Tensor
-from .. import _tensor
+from .. import _args, _core, _creation, _dtype, autograd
 
 # Every function checks its arguments with dagrad._args, so that a wrong one is reported
 # under this function's name (Note [Argument errors]), not under a C++ op's.
@@ -195,8 +193,8 @@ def dropout(input, p=0.5, training=True, inplace=False):
         raise RuntimeError("dropout in training mode inside dagrad.compile: its mask is drawn in Python, "
                            "so a replayed step would reuse the mask of the traced one. Run this step "
                            "eagerly, or put the model in eval() mode")
-    keep = _tensor._rng.random(tuple(input.shape)) >= p
-    np_dtype = _tensor._NUMPY_OF[input.dtype]
+    keep = _creation._rng.random(tuple(input.shape)) >= p
+    np_dtype = _dtype._NUMPY_OF[input.dtype]
     mask = _core._from_numpy(np.asarray(keep / (1.0 - p), dtype=np_dtype, order="C"), input.dtype, False)
     return input * mask
 
@@ -230,7 +228,7 @@ def batch_norm(input, running_mean, running_var, weight=None, bias=None, trainin
         mean = input.mean(dim=dims)
         var = ((input - mean.reshape([1, -1] + [1] * (input.ndim - 2))) ** 2).mean(dim=dims)
         if running_mean is not None and running_var is not None:
-            with _tensor.no_grad():
+            with autograd.no_grad():
                 m = 0.1 if momentum is None else float(momentum)
                 running_mean.copy_(running_mean * (1.0 - m) + mean.detach() * m)
                 running_var.copy_(running_var * (1.0 - m) + var.detach() * (m * n / (n - 1)))
@@ -259,7 +257,7 @@ def one_hot(tensor, num_classes=-1):
         raise IndexError(f"one_hot: class values must be in [0, {num_classes})")
     out = np.zeros(idx.shape + (num_classes,), dtype=np.int64)
     np.put_along_axis(out, idx[..., None], 1, axis=-1)
-    return _tensor.tensor(out)
+    return _creation.tensor(out)
 
 
 # --------------------------------------------------------------------------- losses

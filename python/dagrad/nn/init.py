@@ -18,18 +18,18 @@ import warnings
 
 import numpy as np
 
-from .. import _tensor
+from .. import _creation, _dtype, autograd
 
 
 def _rng():
-    # Read at call time: manual_seed rebinds _tensor._rng.
-    return _tensor._rng
+    # Read at call time: manual_seed rebinds _creation._rng.
+    return _creation._rng
 
 
 def _fill(tensor, values):
     """Copies ``values`` (a numpy array of tensor's shape) into ``tensor`` in place."""
-    arr = np.asarray(values, dtype=_tensor._NUMPY_OF[tensor.dtype], order="C")
-    with _tensor.no_grad():
+    arr = np.asarray(values, dtype=_dtype._NUMPY_OF[tensor.dtype], order="C")
+    with autograd.no_grad():
         tensor.copy_(arr)
     return tensor
 
@@ -122,7 +122,7 @@ def trunc_normal_(tensor, mean=0.0, std=1.0, a=-2.0, b=2.0, generator=None):
 
 def constant_(tensor, val):
     """Fills ``tensor`` with ``val``."""
-    with _tensor.no_grad():
+    with autograd.no_grad():
         tensor.fill_(float(val))
     return tensor
 
@@ -172,7 +172,7 @@ def kaiming_uniform_(tensor, a=0, mode="fan_in", nonlinearity="leaky_relu", gene
     layers use ``a=sqrt(5)``, which makes bound = 1 / sqrt(fan_in).
     """
     if 0 in tuple(tensor.shape):
-        warnings.warn("Initializing zero-element tensors is a no-op")
+        warnings.warn("Initializing zero-element tensors is a no-op", stacklevel=1)  # as PyTorch's
         return tensor
     bound = math.sqrt(3.0) * _kaiming_std(tensor, a, mode, nonlinearity)
     return uniform_(tensor, -bound, bound, generator)
@@ -181,7 +181,7 @@ def kaiming_uniform_(tensor, a=0, mode="fan_in", nonlinearity="leaky_relu", gene
 def kaiming_normal_(tensor, a=0, mode="fan_in", nonlinearity="leaky_relu", generator=None):
     """He normal: N(0, std**2) with std = gain / sqrt(fan)."""
     if 0 in tuple(tensor.shape):
-        warnings.warn("Initializing zero-element tensors is a no-op")
+        warnings.warn("Initializing zero-element tensors is a no-op", stacklevel=1)  # as PyTorch's
         return tensor
     return normal_(tensor, 0.0, _kaiming_std(tensor, a, mode, nonlinearity), generator)
 

@@ -9,8 +9,8 @@ and not a parameter, as in PyTorch. Unlike PyTorch's,
 ``Parameter(t)`` copies the value of ``t`` instead of sharing its storage: a parameter is
 always a fresh leaf, whatever graph ``t`` came from.
 """
+from .. import _creation
 from .._core import Tensor
-from .. import _tensor
 
 
 class _ParameterMeta(type):
@@ -39,10 +39,10 @@ class Parameter(metaclass=_ParameterMeta):
 
     def __new__(cls, data=None, requires_grad=True):
         if data is None:
-            t = _tensor.empty(0, requires_grad=requires_grad)
+            t = _creation.empty(0, requires_grad=requires_grad)
         elif isinstance(data, Tensor):
-            t = _tensor.tensor(data.detach(), dtype=data.dtype, requires_grad=requires_grad)
+            t = _creation.tensor(data.detach(), dtype=data.dtype, requires_grad=requires_grad)
         else:
-            t = _tensor.tensor(data, requires_grad=requires_grad)
+            t = _creation.tensor(data, requires_grad=requires_grad)
         t._is_param = True
         return t

@@ -1,4 +1,4 @@
-from .. import _core, _tensor
+from .. import _core, _creation
 from .optimizer import Optimizer, _check, _hypers
 
 
@@ -23,4 +23,4 @@ class Adagrad(Optimizer):
                                       maximize=maximize))
 
     def _init_buffer(self, name, p, group):
-        return _tensor.full(p.shape, group["initial_accumulator_value"], dtype=p.dtype)
+        return _creation.full(p.shape, group["initial_accumulator_value"], dtype=p.dtype)

@@ -4,7 +4,7 @@ import weakref
 
 import numpy as np
 
-from .. import _args, _core, _tensor
+from .. import _args, _core, _creation, _dtype, autograd
 from .._core import Tensor
 
 _BOOL_HYPERS = ("nesterov", "amsgrad", "centered", "maximize")
@@ -91,14 +91,14 @@ class Optimizer:
     def _state_for(self, p, group):
         st = self.state.get(p)
         if st is None:
-            st = {"step": _tensor.zeros((), dtype=_tensor.float64)}
+            st = {"step": _creation.zeros((), dtype=_dtype.float64)}
             for name in self._buffers:
                 st[name] = self._init_buffer(name, p, group)
             self.state[p] = st
         return st
 
     def _init_buffer(self, name, p, group):
-        return _tensor.zeros(p.shape, dtype=p.dtype)
+        return _creation.zeros(p.shape, dtype=p.dtype)
 
     def zero_grad(self, set_to_none=True):
         """Clears the gradients of every parameter (to None, or to zeros in place)."""
@@ -115,7 +115,7 @@ class Optimizer:
         """Applies one update to every parameter that has a gradient."""
         loss = None
         if closure is not None:
-            with _tensor.enable_grad():
+            with autograd.enable_grad():
                 loss = closure()
         self._sync_hyper()
         for g in self.param_groups:
@@ -166,19 +166,19 @@ class Optimizer:
             old = old_state.get(p, {})
             for k, v in st.items():
                 arr = v.numpy() if isinstance(v, Tensor) else np.asarray(v)
-                dt = _tensor.float64 if k == "step" else p.dtype
+                dt = _dtype.float64 if k == "step" else p.dtype
                 if k != "step" and tuple(arr.shape) != tuple(p.shape):
                     raise ValueError(f"optimizer state '{k}' of shape {arr.shape} does not match the "
                                      f"parameter of shape {p.shape}")
-                value = np.array(arr, dtype=_tensor._NUMPY_OF[dt])
+                value = np.array(arr, dtype=_dtype._NUMPY_OF[dt])
                 mine = old.get(k)
                 if mine is not None and tuple(mine.shape) == value.shape and mine.dtype == dt:
                     # In place: a compiled step holds these very buffers (see dagrad.compile).
-                    with _tensor.no_grad():
-                        mine.copy_(_tensor.tensor(value, dtype=dt))
+                    with autograd.no_grad():
+                        mine.copy_(_creation.tensor(value, dtype=dt))
                     new[k] = mine
                 else:
-                    new[k] = _tensor.tensor(value, dtype=dt)
+                    new[k] = _creation.tensor(value, dtype=dt)
             self.state[p] = new
         for mine, theirs in zip(self.param_groups, groups):
             for k, v in theirs.items():

@@ -2,8 +2,7 @@
 import math
 
 from ... import _args
-from .. import functional as F
-from .. import init
+from .. import functional as F, init
 from .linear import _empty_parameter, _factory_dtype
 from .module import Module
 

@@ -1,9 +1,8 @@
 """``Identity`` and ``Linear``."""
 import math
 
-from ... import _args, _tensor
-from .. import functional as F
-from .. import init
+from ... import _args, _creation, _dtype
+from .. import functional as F, init
 from ..parameter import Parameter
 from .module import Module
 
@@ -12,11 +11,11 @@ def _factory_dtype(dtype, device=None):
     """The parameter dtype of a layer built with ``dtype=`` (float32 by default)."""
     if device is not None and str(device) != "cpu":
         raise ValueError(f"dagrad runs on the CPU only, got device {device!r}")
-    return _tensor._dtype_arg(dtype) or _tensor._DEFAULT_FLOAT
+    return _dtype._dtype_arg(dtype) or _dtype._DEFAULT_FLOAT
 
 
 def _empty_parameter(*shape, dtype):
-    return Parameter(_tensor.empty(*shape, dtype=dtype))
+    return Parameter(_creation.empty(*shape, dtype=dtype))
 
 
 class Identity(Module):

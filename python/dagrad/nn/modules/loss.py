@@ -3,8 +3,8 @@
 A class weight (and BCEWithLogitsLoss's pos_weight) is a buffer, so it is in the state_dict
 and follows ``Module.to``, as in PyTorch.
 """
+from ... import _creation
 from ..._core import Tensor
-from ... import _tensor
 from .. import functional as F
 from .module import Module
 
@@ -20,7 +20,7 @@ def _reduction(size_average, reduce, reduction):
 def _as_tensor_or_none(t):
     if t is None or isinstance(t, Tensor):
         return t
-    return _tensor.tensor(t)
+    return _creation.tensor(t)
 
 
 class _Loss(Module):

@@ -9,8 +9,8 @@ from collections import OrderedDict, namedtuple
 
 import numpy as np
 
+from ... import _creation, _dtype, autograd
 from ..._core import Tensor
-from ... import _tensor
 from ..parameter import Parameter
 
 
@@ -76,7 +76,7 @@ def _parse_to(args, kwargs):
     if device is not None and str(device) != "cpu":
         raise ValueError(f"to(): dagrad runs on the CPU only, got device {device!r}")
     if dtype is not None:
-        dtype = _tensor._dtype_arg(dtype)
+        dtype = _dtype._dtype_arg(dtype)
         if not dtype.is_floating_point:
             raise TypeError(f"nn.Module.to only accepts floating point dtypes, but got desired dtype={dtype}")
     return dtype
@@ -374,7 +374,7 @@ class Module:
             g = p.grad
             if g is None:
                 continue
-            p.grad = None if set_to_none else _tensor.zeros(g.shape, dtype=g.dtype)
+            p.grad = None if set_to_none else _creation.zeros(g.shape, dtype=g.dtype)
 
     # ------------------------------------------------------------------------- dtype
 
@@ -398,14 +398,14 @@ class Module:
                     else:
                         q = Parameter(new, requires_grad=p.requires_grad)
                         if p.grad is not None:
-                            q.grad = _tensor.tensor(fn(p.grad.detach()), dtype=new.dtype)
+                            q.grad = _creation.tensor(fn(p.grad.detach()), dtype=new.dtype)
                         converted[id(p)] = q
                 m._parameters[k] = converted[id(p)]
             for k, b in m._buffers.items():
                 if b is not None:
                     new = fn(b)
                     if new.dtype != b.dtype:
-                        m._buffers[k] = _tensor.tensor(new, dtype=new.dtype)
+                        m._buffers[k] = _creation.tensor(new, dtype=new.dtype)
         return self
 
     def to(self, *args, **kwargs):
@@ -420,10 +420,10 @@ class Module:
         return self._apply(lambda t: t.to(dtype) if t.dtype.is_floating_point else t)
 
     def float(self):
-        return self.to(_tensor.float32)
+        return self.to(_dtype.float32)
 
     def double(self):
-        return self.to(_tensor.float64)
+        return self.to(_dtype.float64)
 
     def cpu(self):
         return self
@@ -504,7 +504,7 @@ class Module:
             if missing:
                 errors.insert(0, "Missing key(s) in state_dict: {}. ".format(
                     ", ".join(f'"{k}"' for k in missing)))
-        for _, _, key, t, is_param in targets:
+        for _, _, key, t, _ in targets:
             if key not in state_dict:
                 continue
             shape = _value_shape(state_dict[key])
@@ -514,7 +514,7 @@ class Module:
         if errors:
             raise RuntimeError("Error(s) in loading state_dict for {}:\n\t{}".format(
                 type(self).__name__, "\n\t".join(errors)))
-        with _tensor.no_grad():
+        with autograd.no_grad():
             for module, name, key, t, is_param in targets:
                 if key not in state_dict:
                     continue
@@ -522,7 +522,7 @@ class Module:
                 if not isinstance(v, Tensor):
                     v = np.asarray(v)
                 if assign:
-                    new = _tensor.tensor(v, dtype=t.dtype)
+                    new = _creation.tensor(v, dtype=t.dtype)
                     if is_param:
                         module._parameters[name] = Parameter(new, requires_grad=t.requires_grad)
                     else:

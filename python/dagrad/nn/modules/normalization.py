@@ -1,8 +1,7 @@
 """``LayerNorm``, ``BatchNorm1d`` and ``BatchNorm2d``."""
 
-from ... import _args, _tensor
-from .. import functional as F
-from .. import init
+from ... import _args, _creation, _dtype, autograd
+from .. import functional as F, init
 from .linear import _empty_parameter, _factory_dtype
 from .module import Module
 
@@ -70,9 +69,9 @@ class _BatchNorm(Module):
             self.register_parameter("weight", None)
             self.register_parameter("bias", None)
         if track_running_stats:
-            self.register_buffer("running_mean", _tensor.zeros(self.num_features, dtype=dt))
-            self.register_buffer("running_var", _tensor.ones(self.num_features, dtype=dt))
-            self.register_buffer("num_batches_tracked", _tensor.tensor(0, dtype=_tensor.int64))
+            self.register_buffer("running_mean", _creation.zeros(self.num_features, dtype=dt))
+            self.register_buffer("running_var", _creation.ones(self.num_features, dtype=dt))
+            self.register_buffer("num_batches_tracked", _creation.tensor(0, dtype=_dtype.int64))
         else:
             self.register_buffer("running_mean", None)
             self.register_buffer("running_var", None)
@@ -81,7 +80,7 @@ class _BatchNorm(Module):
 
     def reset_running_stats(self):
         if self.track_running_stats:
-            with _tensor.no_grad():
+            with autograd.no_grad():
                 self.running_mean.zero_()
                 self.running_var.fill_(1.0)
                 self.num_batches_tracked.zero_()
@@ -103,7 +102,7 @@ class _BatchNorm(Module):
                              f"got input of shape {input.shape}")
         factor = 0.0 if self.momentum is None else self.momentum
         if self.training and self.track_running_stats and self.num_batches_tracked is not None:
-            with _tensor.no_grad():
+            with autograd.no_grad():
                 self.num_batches_tracked.add_(1)
             if self.momentum is None:  # cumulative moving average
                 factor = 1.0 / float(self.num_batches_tracked.item())

@@ -14,9 +14,8 @@ U(-1/sqrt(hidden_size), 1/sqrt(hidden_size)) are PyTorch's, so state_dicts are i
 """
 import math
 
-from ... import _args, _tensor
-from .. import functional as F
-from .. import init
+from ... import _args, _creation, _tensor
+from .. import functional as F, init
 from .linear import _empty_parameter, _factory_dtype
 from .module import Module
 
@@ -162,8 +161,8 @@ class RNNBase(Module):
         h_shape = (self.num_layers * D, batch, real_hidden)
         c_shape = (self.num_layers * D, batch, self.hidden_size)
         if hx is None:
-            h0 = _tensor.zeros(h_shape, dtype=input.dtype)
-            c0 = _tensor.zeros(c_shape, dtype=input.dtype) if is_lstm else None
+            h0 = _creation.zeros(h_shape, dtype=input.dtype)
+            c0 = _creation.zeros(c_shape, dtype=input.dtype) if is_lstm else None
         else:
             h0, c0 = hx if is_lstm else (hx, None)
             if not batched:
@@ -334,7 +333,7 @@ class RNNCellBase(Module):
         if not batched:
             input = input.unsqueeze(0)
         if hx is None:
-            z = _tensor.zeros(input.shape[0], self.hidden_size, dtype=input.dtype)
+            z = _creation.zeros(input.shape[0], self.hidden_size, dtype=input.dtype)
             states = [z] * n_states
         else:
             states = list(hx) if n_states > 1 else [hx]

@@ -1,7 +1,6 @@
 """``Embedding``."""
-from ... import _args, _tensor
-from .. import functional as F
-from .. import init
+from ... import _args, autograd
+from .. import functional as F, init
 from ..parameter import Parameter
 from .linear import _empty_parameter, _factory_dtype
 from .module import Module
@@ -56,7 +55,7 @@ class Embedding(Module):
 
     def _fill_padding_idx_with_zero(self):
         if self.padding_idx is not None:
-            with _tensor.no_grad():
+            with autograd.no_grad():
                 w = self.weight.numpy().copy()
                 w[self.padding_idx] = 0
                 self.weight.copy_(w)

@@ -24,7 +24,7 @@ runs the same call through dagrad and through PyTorch 2.13 (numpy for indexing),
 The number of examples comes from the Hypothesis profile (tests/conftest.py): "ci" (the
 default: few examples, derandomized, so CI is deterministic) or, for a longer local search,
 
-    python -m pytest tests/test_properties.py --hypothesis-profile=long
+    python -m pytest tests/ops/test_properties.py --hypothesis-profile=long
 
 A failure prints the drawn example and a note with the arrays; ``nan`` and ``inf`` in those
 notes are ``numpy.nan`` and ``numpy.inf``.
@@ -44,6 +44,7 @@ from hypothesis import assume, given, note, strategies as st  # noqa: E402
 from hypothesis.extra import numpy as hnp  # noqa: E402
 
 import dagrad  # noqa: E402
+from torch_helpers import dg, th  # noqa: E402
 
 DTYPES = ("float32", "float64", "int64", "bool")
 NP_DT = {"float32": np.float32, "float64": np.float64, "int64": np.int64, "bool": np.bool_}
@@ -163,14 +164,6 @@ def check(d, t, what, **tol):
         assert isinstance(d.exc, DG_ERRORS), f"{what}: dagrad raised {d!r}, torch returns {t!r}"
         raise AssertionError(f"{what}: dagrad raises {d!r}, torch returns {t!r}")
     assert_snap_close(d, t, what, **tol)
-
-
-def dg(a):
-    return dagrad.tensor(np.array(a, copy=True))
-
-
-def th(a):
-    return torch.from_numpy(np.array(a, copy=True))
 
 
 def src(a):

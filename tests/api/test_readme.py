@@ -1,8 +1,8 @@
-"""The README's Python examples run as written."""
+"""The README's Python examples run as written, and it points only at public API."""
 import pathlib
 import re
 
-README = pathlib.Path(__file__).resolve().parent.parent / "README.md"
+README = pathlib.Path(__file__).resolve().parents[2] / "README.md"
 
 
 def python_blocks():
@@ -18,3 +18,9 @@ def test_readme_examples_run(capsys):
         exec(compile(block, str(README), "exec"), {})
     out = capsys.readouterr().out
     assert "7.0 3.0 2.0 1.0" in out  # the first look prints z and the three gradients
+
+
+def test_readme_names_no_private_module():
+    # dagrad._core, dagrad._tensor, python/dagrad/_args.py, ...: what users may rely on is public.
+    private = re.findall(r"dagrad[./]_\w+", README.read_text())
+    assert private == [], f"the README names private modules: {private}"

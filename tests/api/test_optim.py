@@ -167,8 +167,8 @@ CONFIGS = [
 
 
 @pytest.mark.parametrize("name,kwargs,act,loss", CONFIGS,
-                         ids=[f"{n}-{'-'.join(f'{k}={v}' for k, v in kw.items())}-{a}-{l}"
-                              for n, kw, a, l in CONFIGS])
+                         ids=[f"{n}-{'-'.join(f'{k}={v}' for k, v in kw.items())}-{a}-{lo}"
+                              for n, kw, a, lo in CONFIGS])
 def test_mlp_matches_torch_every_step(name, kwargs, act, loss):
     train_both(getattr(dagrad.optim, name), getattr(torch.optim, name), kwargs, act, loss)
 

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 import dagrad
-from conftest import to_np
+from torch_helpers import to_np
 
 UNARY = {
     "neg": (lambda t: -t, np.negative),

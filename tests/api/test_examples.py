@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "linear_fit.py"
+EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "linear_fit.py"
 
 
 @pytest.fixture(scope="module")

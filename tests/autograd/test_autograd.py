@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 import dagrad
-from conftest import check_backward, positive_array, rand_array, to_np
+from torch_helpers import check_backward, make_input, positive_input, to_np
 
 
 def leaf(a, requires_grad=True):
@@ -15,7 +15,7 @@ def leaf(a, requires_grad=True):
 # ----------------------------------------------------------------------------- accumulation
 
 def test_grad_accumulates_across_backward_calls():
-    a = rand_array((2, 3), seed=1)
+    a = make_input((2, 3), seed=1)
     x = leaf(a)
     (x * x).sum().backward()
     np.testing.assert_allclose(to_np(x.grad), 2 * a, rtol=1e-12)
@@ -24,7 +24,7 @@ def test_grad_accumulates_across_backward_calls():
 
 
 def test_grad_reset_to_none_starts_fresh():
-    a = rand_array((3,), seed=2)
+    a = make_input((3,), seed=2)
     x = leaf(a)
     (x * x).sum().backward()
     x.grad = None
@@ -58,7 +58,7 @@ def test_grad_does_not_alias_the_gradient_argument():
 
 
 def test_fan_in_sums_every_use():
-    a = positive_array((2, 3), seed=3)
+    a = positive_input((2, 3), seed=3)
     x = leaf(a)
     y = x * x + x * 3.0 + x.exp() + x
     y.sum().backward()
@@ -67,11 +67,11 @@ def test_fan_in_sums_every_use():
 
 def test_fan_in_matches_finite_differences():
     check_backward(lambda x: (x * x.tanh() + x.sum(dim=1, keepdim=True) * x) @ x.T,
-                   [rand_array((3, 4), seed=4)])
+                   [make_input((3, 4), seed=4)])
 
 
 def test_diamond_graph():
-    a = rand_array((4,), seed=5)
+    a = make_input((4,), seed=5)
     x = leaf(a)
     h = x.tanh()
     y = h * 2.0 + h.exp()  # two paths from h to y
@@ -83,8 +83,8 @@ def test_diamond_graph():
 # ----------------------------------------------------------------------------- backward arguments
 
 def test_backward_with_explicit_gradient():
-    a = rand_array((2, 3), seed=6)
-    g = rand_array((2, 3), seed=7)
+    a = make_input((2, 3), seed=6)
+    g = make_input((2, 3), seed=7)
     x = leaf(a)
     (x * x).backward(dagrad.tensor(g))
     np.testing.assert_allclose(to_np(x.grad), 2 * a * g, rtol=1e-12)
@@ -103,7 +103,7 @@ def test_backward_of_one_element_non_scalar():
 
 
 def test_several_roots_in_one_backward():
-    a = rand_array((3,), seed=8)
+    a = make_input((3,), seed=8)
     x = leaf(a)
     y1, y2 = (x * x).sum(), (x * 2.0).sum()
     dagrad.autograd.backward([y1, y2])
@@ -113,7 +113,7 @@ def test_several_roots_in_one_backward():
 # ----------------------------------------------------------------------------- retain_graph
 
 def test_retain_graph_allows_second_backward():
-    a = rand_array((3,), seed=9)
+    a = make_input((3,), seed=9)
     x = leaf(a)
     y = (x.exp() * x).sum()
     y.backward(retain_graph=True)
@@ -199,7 +199,7 @@ def test_enable_grad_inside_no_grad_and_set_grad_enabled():
 # ----------------------------------------------------------------------------- graph structure
 
 def test_detach():
-    a = rand_array((3,), seed=10)
+    a = make_input((3,), seed=10)
     x = leaf(a)
     y = x * x
     d = y.detach()
@@ -253,7 +253,7 @@ def test_changing_requires_grad_of_non_leaf_raises():
 
 
 def test_leaf_not_requiring_grad_gets_no_grad():
-    x, c = leaf(rand_array((2, 3), seed=11)), leaf(rand_array((3, 2), seed=12), requires_grad=False)
+    x, c = leaf(make_input((2, 3), seed=11)), leaf(make_input((3, 2), seed=12), requires_grad=False)
     (x @ c).sum().backward()
     assert c.grad is None
     np.testing.assert_allclose(to_np(x.grad), np.ones((2, 2)) @ to_np(c).T, rtol=1e-12)
@@ -261,7 +261,7 @@ def test_leaf_not_requiring_grad_gets_no_grad():
 
 def test_gradient_only_built_for_needed_inputs():
     # Same graph; the run with fewer leaves requiring grad must run fewer nodes.
-    a, b = rand_array((8, 8), seed=13), rand_array((8, 8), seed=14)
+    a, b = make_input((8, 8), seed=13), make_input((8, 8), seed=14)
 
     def nodes_run(b_requires_grad):
         x, w = leaf(a), leaf(b, requires_grad=b_requires_grad)
@@ -277,7 +277,7 @@ def test_gradient_only_built_for_needed_inputs():
 # ----------------------------------------------------------------------------- autograd.grad
 
 def test_autograd_grad_does_not_touch_dot_grad():
-    a, b = rand_array((3,), seed=15), rand_array((3,), seed=16)
+    a, b = make_input((3,), seed=15), make_input((3,), seed=16)
     x, w = leaf(a), leaf(b)
     z = (x * w).sum()
     gx, gw = dagrad.autograd.grad(z, [x, w])
@@ -287,7 +287,7 @@ def test_autograd_grad_does_not_touch_dot_grad():
 
 
 def test_autograd_grad_with_grad_outputs():
-    a, g = rand_array((2, 3), seed=17), rand_array((2, 3), seed=18)
+    a, g = make_input((2, 3), seed=17), make_input((2, 3), seed=18)
     x = leaf(a)
     (gx,) = dagrad.autograd.grad(x.tanh(), x, grad_outputs=dagrad.tensor(g))
     np.testing.assert_allclose(to_np(gx), g * (1 - np.tanh(a) ** 2), rtol=1e-12)
@@ -304,7 +304,7 @@ def test_autograd_grad_unused_input():
 
 
 def test_autograd_grad_second_derivative():
-    a = rand_array((4,), seed=19)
+    a = make_input((4,), seed=19)
     x = leaf(a)
     (g,) = dagrad.autograd.grad((x ** 3).sum(), x, create_graph=True)
     np.testing.assert_allclose(to_np(g), 3 * a ** 2, rtol=1e-12)
@@ -323,7 +323,7 @@ def test_autograd_grad_without_retain_frees_graph():
 # ----------------------------------------------------------------------------- in-place
 
 def test_in_place_sgd_step_under_no_grad():
-    a = rand_array((3,), seed=20)
+    a = make_input((3,), seed=20)
     w = leaf(a)
     (w * w).sum().backward()
     lr = 0.1
@@ -444,7 +444,7 @@ def test_tensor_copies_numpy_input_and_numpy_output_is_read_only():
 
 
 def test_backward_create_graph_gives_differentiable_grad():
-    a = rand_array((3,), seed=21)
+    a = make_input((3,), seed=21)
     x = leaf(a)
     (x ** 3).sum().backward(create_graph=True)
     g = x.grad

@@ -15,7 +15,7 @@ import pytest
 import dagrad
 import dagrad.nn.functional as F
 from arg_probe import LEAKS, cases, check, valid_calls_work
-from conftest import library_still_works
+from torch_helpers import library_still_works
 
 torch = pytest.importorskip("torch")
 
@@ -85,8 +85,8 @@ REPRODUCERS = {  # name: (dagrad call, the same call in torch, words the message
     "dropout_p": (lambda: F.dropout(dagrad.ones(2), 2.0), lambda: torch.nn.functional.dropout(torch.ones(2), 2.0),
                   ["dropout", "p"]),
     "permute_dim": (lambda: dagrad.ones(2, 3).permute(0, 5), lambda: torch.ones(2, 3).permute(0, 5), ["permute", "5"]),
-    "one_hot_str": (lambda: F.one_hot(dagrad.tensor([0]), "a"), lambda: torch.nn.functional.one_hot(torch.tensor([0]), "a"),
-                    ["one_hot", "num_classes"]),
+    "one_hot_str": (lambda: F.one_hot(dagrad.tensor([0]), "a"),
+                    lambda: torch.nn.functional.one_hot(torch.tensor([0]), "a"), ["one_hot", "num_classes"]),
 }
 
 

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 import dagrad
-from conftest import rand_array, to_np
+from torch_helpers import make_input, to_np
 
 THREAD_COUNTS = [1, 2, 8]
 
@@ -166,7 +166,7 @@ def test_exception_in_parallel_run_is_raised_and_next_run_works(threads, restore
     with pytest.raises(MemoryError):
         dagrad.realize(*outs[:8], bad, *outs[8:])
     # The library is usable: a fresh graph runs.
-    a = rand_array((50, 40), seed=4)
+    a = make_input((50, 40), seed=4)
     x = dagrad.tensor(a, requires_grad=True)
     y = (x.tanh() @ x.T).sum()
     y.backward()

@@ -13,17 +13,12 @@ import pytest
 
 import dagrad
 from dagrad import nn
+from torch_helpers import TOL64 as TOL, assert_same, to_np
 
 torch = pytest.importorskip("torch")
 
-TOL = dict(rtol=1e-10, atol=1e-12)
-
 
 # ----------------------------------------------------------------------------- helpers
-
-def to_np(t):
-    return np.array(t.numpy(), copy=True)
-
 
 def torch_state_as_numpy(tmod):
     return OrderedDict((k, v.detach().numpy().copy()) for k, v in tmod.state_dict().items())
@@ -39,11 +34,6 @@ def _flat(out):
     if isinstance(out, (tuple, list)):
         return [o for x in out for o in _flat(x)]
     return [out]
-
-
-def _assert_close(got, expected, what):
-    assert tuple(got.shape) == tuple(expected.shape), f"{what}: shape {got.shape} != {expected.shape}"
-    np.testing.assert_allclose(to_np(got), expected.detach().numpy(), err_msg=what, **TOL)
 
 
 def check_against_torch(dmod, tmod, *arrays, seed=0, copy=True):
@@ -74,7 +64,7 @@ def check_against_torch(dmod, tmod, *arrays, seed=0, copy=True):
     g = np.random.default_rng(seed + 100)
     t_loss, d_loss = 0.0, None
     for i, (to, do) in enumerate(zip(t_outs, d_outs)):
-        _assert_close(do, to, f"output {i}")
+        assert_same(do, to, TOL, f"output {i}")
         R = g.standard_normal(tuple(to.shape))
         t_loss = t_loss + (to * torch.tensor(R)).sum()
         term = (do * dagrad.tensor(R)).sum()
@@ -83,7 +73,7 @@ def check_against_torch(dmod, tmod, *arrays, seed=0, copy=True):
     d_loss.backward()
     for i, (ti, di) in enumerate(zip(t_in, d_in)):
         if ti is not None and ti.requires_grad:
-            _assert_close(di.grad, ti.grad, f"gradient of input {i}")
+            assert_same(di.grad, ti.grad, TOL, f"gradient of input {i}")
     t_params = dict(tmod.named_parameters())
     d_params = dict(dmod.named_parameters())
     assert list(t_params) == list(d_params)
@@ -92,7 +82,7 @@ def check_against_torch(dmod, tmod, *arrays, seed=0, copy=True):
         if tp.grad is None:
             assert dp.grad is None or np.all(to_np(dp.grad) == 0), name
         else:
-            _assert_close(dp.grad, tp.grad, f"gradient of {name}")
+            assert_same(dp.grad, tp.grad, TOL, f"gradient of {name}")
     return d_outs, t_outs
 
 
@@ -508,7 +498,7 @@ def _bn_steps(dmod, tmod, shapes):
             if name == "num_batches_tracked":
                 assert db.item() == tb.item() == step + 1
             else:
-                _assert_close(db, tb, f"step {step}: buffer {name}")
+                assert_same(db, tb, TOL, f"step {step}: buffer {name}")
     dmod.eval()
     tmod.eval()
     x = rand(*shapes[0], seed=99)
@@ -595,7 +585,7 @@ def test_sequential_mlp_matches_torch_and_trains_identically():
                 p -= p.grad * 0.5
     for (name, tp), (dname, dp) in zip(t.named_parameters(), d.named_parameters()):
         assert name == dname
-        _assert_close(dp, tp, name)
+        assert_same(dp, tp, TOL, name)
 
 
 # ----------------------------------------------------------------------------- recurrent
@@ -635,9 +625,9 @@ def test_lstm_with_initial_state_matches_torch():
     x, h0, c0 = rand(5, 3, 4), rand(2, 3, 6, seed=1) * 0.5, rand(2, 3, 6, seed=2) * 0.5
     tout, (th, tc) = t(torch.tensor(x), (torch.tensor(h0), torch.tensor(c0)))
     dout, (dh, dc) = d(dagrad.tensor(x), (dagrad.tensor(h0), dagrad.tensor(c0)))
-    _assert_close(dout, tout, "output")
-    _assert_close(dh, th, "h_n")
-    _assert_close(dc, tc, "c_n")
+    assert_same(dout, tout, TOL, "output")
+    assert_same(dh, th, TOL, "h_n")
+    assert_same(dc, tc, TOL, "c_n")
     with pytest.raises(RuntimeError, match="input_size"):
         d(dagrad.tensor(rand(5, 3, 2)))
 
@@ -751,11 +741,11 @@ def test_loss_modules_match_torch():
         di = dagrad.tensor(inp, requires_grad=True)
         tout = t(ti, torch.tensor(tgt))
         dout = d(di, dagrad.tensor(tgt))
-        _assert_close(dout, tout, repr(t))
+        assert_same(dout, tout, TOL, repr(t))
         R = np.random.default_rng(0).standard_normal(tuple(tout.shape))
         (tout * torch.tensor(R)).sum().backward()
         (dout * dagrad.tensor(R)).sum().backward()
-        _assert_close(di.grad, ti.grad, f"input gradient of {t!r}")
+        assert_same(di.grad, ti.grad, TOL, f"input gradient of {t!r}")
 
 
 def m_tensor(m, a):

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import dagrad
-from conftest import library_still_works
+from torch_helpers import library_still_works
 
 
 def raises(exc, fn, match=None):

@@ -11,8 +11,7 @@ torch = pytest.importorskip("torch")
 
 import dagrad  # noqa: E402
 import dagrad.nn.functional as DF  # noqa: E402
-from torch_helpers import (TOL32, TOL64, assert_same, dg, helper_test_op,  # noqa: E402
-                           make_input, rng, th, to_np)
+from torch_helpers import TOL32, TOL64, assert_same, dg, helper_test_op, make_input, rng, th, to_np  # noqa: E402
 
 TF = torch.nn.functional
 

@@ -431,7 +431,7 @@ def test_scalar_promotion_matches_torch(op, s, tdtype):
 
     try:
         ref = run(torch)
-    except (RuntimeError, TypeError) as e:
+    except (RuntimeError, TypeError):
         with pytest.raises((RuntimeError, TypeError, ValueError)):
             run(dagrad)
         return

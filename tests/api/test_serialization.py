@@ -12,7 +12,6 @@ import pytest
 import dagrad
 import dagrad.nn.functional as DF
 
-
 # ----------------------------------------------------------------------------- exact comparison
 
 def float_bits(v):

@@ -10,7 +10,6 @@ Only what C++ defines is written: the Python package adds its own methods to Ten
 checks that every binding is declared.
 """
 import argparse
-import enum
 import inspect
 import pathlib
 import re
@@ -83,7 +82,6 @@ def _def(lines, indent, name, sigs):
 
 
 def _property_type(p):
-    sigs = _signatures(p.fget, "") if p.fget else []
     doc = (getattr(p.fget, "__doc__", None) or "").strip().splitlines()
     m = re.search(r"->\s*(.+)$", doc[0]) if doc else None
     return _clean(m.group(1)) if m else "typing.Any"

@@ -89,8 +89,8 @@ void init_ops(OpTable& t) {
   const auto clamp_fn = [](const Tensor& x, std::optional<Scalar> lo, std::optional<Scalar> hi) {
     return clamp(x, lo, hi);
   };
-  t.def("clamp", kMethod, clamp_fn, py::arg("min") = py::none(), py::arg("max") = py::none());
-  t.def("clip", kMethod, clamp_fn, py::arg("min") = py::none(), py::arg("max") = py::none());
+  t.def("clamp", kBoth, clamp_fn, py::arg("min") = py::none(), py::arg("max") = py::none());
+  t.def("clip", kBoth, clamp_fn, py::arg("min") = py::none(), py::arg("max") = py::none());
 
   // ---- linear algebra --------------------------------------------------------------------------
   t.internal("matmul", [](const Tensor& a, const Tensor& b) { return matmul(a, b); });
@@ -111,19 +111,19 @@ void init_ops(OpTable& t) {
       "mean", kMethod, [](const Tensor& x, py::object dim, bool kd) { return reduce_all_dims(x, dim, kd, true); },
       dim_none, keepdim);
   t.def(
-      "prod", kMethod, [](const Tensor& x, py::object dim, bool kd) { return prod(x, dims_of(dim, x), kd); }, dim_none,
+      "prod", kBoth, [](const Tensor& x, py::object dim, bool kd) { return prod(x, dims_of(dim, x), kd); }, dim_none,
       keepdim);
   t.def(
-      "amax", kMethod, [](const Tensor& x, py::object dim, bool kd) { return amax(x, dims_of(dim, x), kd); }, dim_none,
+      "amax", kBoth, [](const Tensor& x, py::object dim, bool kd) { return amax(x, dims_of(dim, x), kd); }, dim_none,
       keepdim);
   t.def(
-      "amin", kMethod, [](const Tensor& x, py::object dim, bool kd) { return amin(x, dims_of(dim, x), kd); }, dim_none,
+      "amin", kBoth, [](const Tensor& x, py::object dim, bool kd) { return amin(x, dims_of(dim, x), kd); }, dim_none,
       keepdim);
   t.def(
-      "argmax", kMethod, [](const Tensor& x, std::optional<int64_t> dim, bool kd) { return argmax(x, dim, kd); },
+      "argmax", kBoth, [](const Tensor& x, std::optional<int64_t> dim, bool kd) { return argmax(x, dim, kd); },
       dim_none, keepdim);
   t.def(
-      "argmin", kMethod, [](const Tensor& x, std::optional<int64_t> dim, bool kd) { return argmin(x, dim, kd); },
+      "argmin", kBoth, [](const Tensor& x, std::optional<int64_t> dim, bool kd) { return argmin(x, dim, kd); },
       dim_none, keepdim);
   t.internal("max_dim", [](const Tensor& x, int64_t dim, bool kd) { return max_dim(x, dim, kd); });
   t.internal("min_dim", [](const Tensor& x, int64_t dim, bool kd) { return min_dim(x, dim, kd); });
@@ -133,9 +133,8 @@ void init_ops(OpTable& t) {
   t.internal("std", [](const Tensor& x, py::object dim, double correction, bool kd) {
     return stddev(x, dims_of(dim, x), correction, kd);
   });
-  t.internal("logsumexp", [](const Tensor& x, py::object dim, bool kd) { return logsumexp(x, dims_of(dim, x), kd); });
   t.def(
-      "logsumexp", kMethod, [](const Tensor& x, py::object dim, bool kd) { return logsumexp(x, dims_of(dim, x), kd); },
+      "logsumexp", kBoth, [](const Tensor& x, py::object dim, bool kd) { return logsumexp(x, dims_of(dim, x), kd); },
       py::arg("dim"), keepdim);
   t.internal("softmax", &softmax);
   t.internal("log_softmax", &log_softmax);
@@ -162,10 +161,10 @@ void init_ops(OpTable& t) {
         return transpose(x, dim_arg(d0, x.ndim(), "dim0"), dim_arg(d1, x.ndim(), "dim1"));
       },
       py::arg("dim0"), py::arg("dim1"));
-  t.def("squeeze", kMethod, [](const Tensor& x, std::optional<int64_t> dim) { return squeeze(x, dim); }, dim_none);
-  t.def("unsqueeze", kMethod, [](const Tensor& x, int64_t dim) { return unsqueeze(x, dim); }, py::arg("dim"));
+  t.def("squeeze", kBoth, [](const Tensor& x, std::optional<int64_t> dim) { return squeeze(x, dim); }, dim_none);
+  t.def("unsqueeze", kBoth, [](const Tensor& x, int64_t dim) { return unsqueeze(x, dim); }, py::arg("dim"));
   t.def(
-      "flatten", kMethod,
+      "flatten", kBoth,
       [](const Tensor& x, int64_t s, int64_t e) {
         return flatten(x, dim_arg(s, x.ndim(), "start_dim"), dim_arg(e, x.ndim(), "end_dim"));
       },

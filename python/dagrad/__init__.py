@@ -50,22 +50,13 @@ from . import _core  # noqa: E402
 from ._core import Tensor  # noqa: E402
 
 _core.get_num_threads()  # a bad DAGRAD_NUM_THREADS raises ValueError here, not in the first run
-from ._dtype import float32, float64, int64, bool, dtype  # noqa: E402
-from ._creation import (  # noqa: E402
-    tensor, as_tensor, zeros, ones, full, empty, zeros_like, ones_like, full_like,
-    randn, rand, randn_like, rand_like, arange, linspace, manual_seed,
-)
-from .autograd import no_grad, enable_grad, set_grad_enabled, is_grad_enabled  # noqa: E402
-from ._tensor import (  # noqa: E402
-    realize, set_num_threads, get_num_threads, show_config,
-    add, sub, mul, div, neg, pow, exp, log, sqrt, tanh, sigmoid, relu, matmul,
-    sum, mean, reshape, transpose, permute,
-    abs, sign, sin, cos, log1p, expm1, erf, square, rsqrt, clamp, clip, where, maximum, minimum,
-    max, min, amax, amin, argmax, argmin, prod, var, std, logsumexp, softmax, log_softmax,
-    cat, concat, stack, split, chunk, gather, squeeze, unsqueeze, flatten, broadcast_to,
-    eq, ne, lt, le, gt, ge,
-)
-from . import autograd, profiler, nn, optim, data  # noqa: E402
+from . import _creation, _dtype, _tensor  # noqa: E402
+from ._dtype import *  # noqa: E402, F403
+from ._creation import *  # noqa: E402, F403
+from ._tensor import *  # noqa: E402, F403
+from . import autograd  # noqa: E402
+globals().update({_n: getattr(autograd, _n) for _n in autograd.GRAD_MODE})  # dagrad.no_grad, ...
+from . import profiler, nn, optim, data  # noqa: E402
 from .serialization import save, load  # noqa: E402
 from .compile import (  # noqa: E402
     compile, set_compile_cache_size_limit, get_compile_cache_size_limit, RecompileWarning,
@@ -73,19 +64,9 @@ from .compile import (  # noqa: E402
 
 __version__ = "0.1.0"
 
+# Written once: each module's own list, and the core's binding table for the ops it binds.
 __all__ = [
-    "Tensor", "float32", "float64", "int64", "bool", "dtype",
-    "tensor", "as_tensor", "zeros", "ones", "full", "empty", "zeros_like", "ones_like",
-    "full_like", "randn", "rand", "randn_like", "rand_like", "arange", "linspace",
-    "manual_seed", "realize", "no_grad", "enable_grad", "set_grad_enabled",
-    "is_grad_enabled", "set_num_threads", "get_num_threads", "show_config",
-    "add", "sub", "mul", "div", "neg", "pow", "exp", "log", "sqrt", "tanh", "sigmoid",
-    "relu", "matmul", "sum", "mean", "reshape", "transpose", "permute",
-    "abs", "sign", "sin", "cos", "log1p", "expm1", "erf", "square", "rsqrt", "clamp", "clip",
-    "where", "maximum", "minimum", "max", "min", "amax", "amin", "argmax", "argmin", "prod",
-    "var", "std", "logsumexp", "softmax", "log_softmax", "cat", "concat", "stack", "split",
-    "chunk", "gather", "squeeze", "unsqueeze", "flatten", "broadcast_to",
-    "eq", "ne", "lt", "le", "gt", "ge",
+    "Tensor", *_dtype.__all__, *_creation.__all__, *autograd.GRAD_MODE, *_tensor.__all__,
     "autograd", "profiler", "nn", "optim", "data", "save", "load", "compile",
     "set_compile_cache_size_limit", "get_compile_cache_size_limit", "RecompileWarning",
 ]

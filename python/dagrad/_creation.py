@@ -8,6 +8,11 @@ from . import _args, _core
 from ._core import Tensor
 from ._dtype import _DEFAULT_FLOAT, _NUMPY_OF, bool, float32, float64, int64  # noqa: A004  (PyTorch's name)
 
+__all__ = (
+    "tensor", "as_tensor", "zeros", "ones", "full", "empty", "zeros_like", "ones_like", "full_like",
+    "randn", "rand", "randn_like", "rand_like", "arange", "linspace", "manual_seed",
+)
+
 
 def _infer_dtype(arr, from_numpy):
     kind = arr.dtype.kind

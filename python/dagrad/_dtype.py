@@ -6,6 +6,8 @@ import numpy as np
 
 from . import _core
 
+__all__ = ("float32", "float64", "int64", "bool", "dtype")
+
 dtype = _core.dtype
 float32 = dtype.float32
 float64 = dtype.float64

@@ -10,6 +10,15 @@ from ._core import Tensor
 from ._creation import full, tensor
 from ._dtype import bool, float32, int64  # noqa: A004  (PyTorch's name)
 
+# The op functions of the package: those defined below, and those the core binds as they are
+# (its binding table's function rows, _core._FUNCTIONS; Note [The binding table]).
+__all__ = (
+    "realize", "set_num_threads", "get_num_threads", "show_config",
+    "add", "sub", "mul", "div", "pow", "matmul", "sum", "mean", "reshape", "transpose", "permute",
+    "where", "maximum", "minimum", "max", "min", "var", "std", "softmax", "log_softmax",
+    "cat", "concat", "stack", "split", "chunk", "gather", "broadcast_to", "eq", "ne", "lt", "le", "gt", "ge",
+) + tuple(_core._FUNCTIONS)
+
 
 def realize(*tensors):
     """Computes every pending value the tensors need, in one parallel run.
@@ -364,14 +373,6 @@ def _is_device(a):
 Tensor.to = _to
 
 
-def clamp(input, min=None, max=None):  # noqa: A002
-    return _args.tensor(input, "clamp").clamp(min, max)
-
-
-def clip(input, min=None, max=None):  # noqa: A002
-    return _args.tensor(input, "clip").clip(min, max)
-
-
 def where(condition, input, other):
     """Elementwise ``input if condition else other``; numbers broadcast as 0-d tensors."""
     cond = _args.tensor_like(condition, "where", "condition")
@@ -405,36 +406,12 @@ def min(input, dim=None, keepdim=False):  # noqa: A001
     return _args.tensor(input, "min").min(dim, keepdim)
 
 
-def amax(input, dim=None, keepdim=False):
-    return _args.tensor(input, "amax").amax(dim, keepdim)
-
-
-def amin(input, dim=None, keepdim=False):
-    return _args.tensor(input, "amin").amin(dim, keepdim)
-
-
-def argmax(input, dim=None, keepdim=False):
-    return _args.tensor(input, "argmax").argmax(dim, keepdim)
-
-
-def argmin(input, dim=None, keepdim=False):
-    return _args.tensor(input, "argmin").argmin(dim, keepdim)
-
-
-def prod(input, dim=None, keepdim=False):
-    return _args.tensor(input, "prod").prod(dim, keepdim)
-
-
 def var(input, dim=None, unbiased=None, keepdim=False, *, correction=None):
     return _var(_args.tensor(input, "var"), dim, unbiased, keepdim, correction=correction)
 
 
 def std(input, dim=None, unbiased=None, keepdim=False, *, correction=None):
     return _std(_args.tensor(input, "std"), dim, unbiased, keepdim, correction=correction)
-
-
-def logsumexp(input, dim, keepdim=False):
-    return _args.tensor(input, "logsumexp").logsumexp(dim, keepdim)
 
 
 def softmax(input, dim):
@@ -482,18 +459,6 @@ def chunk(input, chunks, dim=0):
 def gather(input, dim, index):
     _args.tensor(input, "gather")
     return input.gather(_args.dim(dim, "gather", input.ndim), _args.tensor(index, "gather", "index"))
-
-
-def squeeze(input, dim=None):
-    return _args.tensor(input, "squeeze").squeeze(dim)
-
-
-def unsqueeze(input, dim):
-    return _args.tensor(input, "unsqueeze").unsqueeze(dim)
-
-
-def flatten(input, start_dim=0, end_dim=-1):
-    return _args.tensor(input, "flatten").flatten(start_dim, end_dim)
 
 
 def broadcast_to(input, size):

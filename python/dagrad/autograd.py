@@ -7,6 +7,9 @@ from ._core import Tensor
 from ._creation import tensor
 from ._dtype import float64
 
+# The grad-mode names dagrad also exports at the top level, as torch does.
+GRAD_MODE = ("no_grad", "enable_grad", "set_grad_enabled", "is_grad_enabled")
+
 # ----------------------------------------------------------------------------- grad mode
 
 class _GradMode(contextlib.ContextDecorator):

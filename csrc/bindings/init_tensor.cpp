@@ -101,8 +101,8 @@ Tensor from_numpy(const py::array& arr, DType dt, bool requires_grad) {
   return from_data(arr.data(), shape, dt, requires_grad);
 }
 
-// An in-place op computes its value out of place, then writes it back: refused, as in PyTorch,
-// when the value's dtype cannot be cast to the tensor's (int_t += 0.5 would silently truncate).
+// An in-place op computes its value out of place, without recording, then writes it back
+// (runtime.h's write_inplace checks the dtypes), with the GIL released (Note [GIL policy]).
 template <class F>
 Tensor inplace(const char* op, const Tensor& self, F make_value, bool is_copy = false) {
   Tensor v;
@@ -110,11 +110,8 @@ Tensor inplace(const char* op, const Tensor& self, F make_value, bool is_copy = 
     NoGradGuard ng;
     v = make_value();
   }
-  if (!is_copy && !can_cast(v.dtype(), self.dtype()))
-    throw RuntimeError(std::string(op) + ": result type " + dtype_name(v.dtype()) +
-                       " can't be cast to the desired output type " + dtype_name(self.dtype()));
   py::gil_scoped_release release;
-  assign_(self, v);
+  write_inplace(op, self, v, is_copy);
   return self;
 }
 

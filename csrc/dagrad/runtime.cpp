@@ -65,6 +65,13 @@ void set_grad(const Tensor& t, const Tensor& g) {
   t->grad = g.node();
 }
 
+void write_inplace(const char* op, const Tensor& t, const Tensor& value, bool is_copy) {
+  if (!is_copy && !can_cast(value.dtype(), t.dtype()))
+    throw RuntimeError(std::string(op) + ": result type " + dtype_name(value.dtype()) +
+                       " can't be cast to the desired output type " + dtype_name(t.dtype()));
+  assign_(t, value);
+}
+
 void copy_into(const Tensor& dst, const Tensor& src, const char* what) {
   if (dst.shape() != src.shape() || dst.dtype() != src.dtype())
     throw ValueError(std::string(what) + ": an input of shape " + shape_str(src.shape()) + " " +

@@ -15,6 +15,11 @@ namespace dagrad {
 /// Only allowed where no recorded op needs t's old value for backward.
 void assign_(const Tensor& t, const Tensor& value);
 
+/// @brief `op`'s in-place update of t (x += v, x.fill_(v), ...): assign_(t, value), refused as
+/// in PyTorch when value's dtype cannot be cast to t's (int_t += 0.5 would silently truncate),
+/// except for copy_ (`is_copy`), which casts whatever it is given.
+void write_inplace(const char* op, const Tensor& t, const Tensor& value, bool is_copy = false);
+
 /// @brief Makes `g` the .grad of the leaf `t` (null clears it). RuntimeError for a gradient of
 /// another shape or dtype, and for one sharing t's storage (t itself, a detach or reshape of
 /// it): backward accumulates into .grad in place, which would overwrite t.

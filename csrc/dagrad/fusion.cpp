@@ -73,36 +73,6 @@ std::atomic<bool> g_enabled{true};
 void set_enabled(bool on) { g_enabled.store(on, std::memory_order_relaxed); }
 bool enabled() { return g_enabled.load(std::memory_order_relaxed); }
 
-void Plan::consider(Node* n, uint64_t mark) {
-  const size_t i = static_cast<size_t>(n->run_index);
-  const bool cand = candidate(*n);
-  if (flags.empty()) {
-    if (!cand) return;  // nothing to track until the first candidate
-    flags.assign(i, 0);
-    size.assign(i, 1);
-  }
-  uint8_t f = 0, sz = 1;
-  if (cand) {
-    f = kCandidate;
-    for (const Edge& e : n->inputs) {
-      Node* p = e.node.get();
-      if (p->mark != mark) continue;
-      const size_t pi = static_cast<size_t>(p->run_index);
-      const uint8_t pf = flags[pi];
-      if (!(pf & kCandidate) || (pf & kAbsorbed)) continue;
-      if (e.node.use_count() != 1 || !absorbable(*p, *n)) continue;
-      if (sz + size[pi] > kMaxGroup) continue;
-      flags[pi] = pf | kAbsorbed;
-      sz = static_cast<uint8_t>(sz + size[pi]);
-      f |= kHasMembers;
-      any = true;
-      ++fused;
-    }
-  }
-  flags.push_back(f);
-  size.push_back(sz);
-}
-
 namespace {
 
 constexpr int64_t kBlock = 256;

@@ -40,7 +40,7 @@ struct Plan {
   /// Called for each node as the run collects it, parents first (n's run_index is set, and
   /// n's inputs of this run carry `mark`): decides which of its inputs are computed inside
   /// its group.
-  void consider(Node* n, uint64_t mark);
+  inline void consider(Node* n, uint64_t mark);
   uint8_t flags_of(int32_t i) const { return any ? flags[static_cast<size_t>(i)] : 0; }
   void clear() {
     flags.clear();
@@ -49,6 +49,37 @@ struct Plan {
     fused = 0;
   }
 };
+
+// Inline: the run calls it for every node it collects.
+inline void Plan::consider(Node* n, uint64_t mark) {
+  const size_t i = static_cast<size_t>(n->run_index);
+  const bool cand = candidate(*n);
+  if (flags.empty()) {
+    if (!cand) return;  // nothing to track until the first candidate
+    flags.assign(i, 0);
+    size.assign(i, 1);
+  }
+  uint8_t f = 0, sz = 1;
+  if (cand) {
+    f = kCandidate;
+    for (const Edge& e : n->inputs) {
+      Node* p = e.node.get();
+      if (p->mark != mark) continue;
+      const size_t pi = static_cast<size_t>(p->run_index);
+      const uint8_t pf = flags[pi];
+      if (!(pf & kCandidate) || (pf & kAbsorbed)) continue;
+      if (e.node.use_count() != 1 || !absorbable(*p, *n)) continue;
+      if (sz + size[pi] > kMaxGroup) continue;
+      flags[pi] = pf | kAbsorbed;
+      sz = static_cast<uint8_t>(sz + size[pi]);
+      f |= kHasMembers;
+      any = true;
+      ++fused;
+    }
+  }
+  flags.push_back(f);
+  size.push_back(sz);
+}
 
 /// @brief Computes `root` (flagged kHasMembers) and, in registers and a small scratch, every
 /// node of its group: the inputs of the run (flags indexed by run_index, nodes of the run

@@ -27,9 +27,6 @@ struct Run {
   bool release_inputs = false;  // see Note [Inputs are released as soon as a node has run]
   uint64_t mark = 0;
   fusion::Plan fusion;  // Note [Elementwise fusion]
-  // The observers of this run that want per-node events (Note [Run observers]); read once
-  // when the run starts.
-  std::vector<RunObserver*> node_observers;
   // What a parallel run needs, filled by link() (only when the run may go parallel):
   bool edges_built = false;
   std::vector<int32_t> indegree;    // in-run parents of each node
@@ -41,6 +38,9 @@ struct Run {
   bool has_fanout = false;
   double total_cost = 0;     // sum of node costs
   double critical_cost = 0;  // costliest path
+  // The observers of this run that want per-node events (Note [Run observers]); read once
+  // when the run starts.
+  std::vector<RunObserver*> node_observers;
 
   void clear() {
     order.clear();

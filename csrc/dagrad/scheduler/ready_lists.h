@@ -18,6 +18,8 @@
 #endif
 
 namespace dagrad::scheduler {
+// Internal linkage: the one user is run.cpp, and the compiler inlines these into its loop.
+namespace {
 
 // Note [Per-worker ready lists]
 // ~~~~~~~~~~~~~~~~~~~~~~~~~~~~~
@@ -139,4 +141,5 @@ class ReadyLists {
   std::atomic<bool> done_{false};
 };
 
+}  // namespace
 }  // namespace dagrad::scheduler

@@ -120,10 +120,22 @@ void notify_node(const Run& run, const Node& n, int thread, int64_t t0) {
   for (RunObserver* o : run.node_observers) o->node_done(n, thread, t0, t1);
 }
 
-inline void execute(Node& n, const Run& run, int thread) {
+// What executing a node needs from its run, read once per worker into its own stack frame
+// (nodes' bodies are opaque calls, so fields read through the shared Run would be reloaded
+// from it for every node).
+struct Exec {
+  const Run& run;
+  uint64_t mark;
   // A replayed program rewrites inputs and parameters in place by design; its edges were
   // checked when it was recorded.
-  if (!replaying()) check_versions(n, run.mark);
+  bool check_versions;
+  bool observed;  // some observer wants node events (Note [Run observers])
+  explicit Exec(const Run& r)
+      : run(r), mark(r.mark), check_versions(!replaying()), observed(!r.node_observers.empty()) {}
+};
+
+inline void execute(Node& n, const Exec& x, int thread) {
+  if (x.check_versions) check_versions(n, x.mark);
   if (n.numel() == 0) {
     // Nothing to compute. Kernels are not asked to handle empty outputs, whose other dims may
     // multiply past int64 (only the element count is bounded) and whose inputs need no reading.
@@ -131,8 +143,7 @@ inline void execute(Node& n, const Run& run, int thread) {
     n.base_version = n.storage->version.load(std::memory_order_relaxed);
     return;
   }
-  const bool observed = !run.node_observers.empty();
-  const int64_t t0 = observed ? now_ns() : 0;
+  const int64_t t0 = x.observed ? now_ns() : 0;
   try {
     op_info(n.op).forward(n);
   } catch (...) {
@@ -141,16 +152,15 @@ inline void execute(Node& n, const Run& run, int thread) {
     n.storage.reset();
     throw;
   }
-  if (observed) notify_node(run, n, thread, t0);
+  if (x.observed) notify_node(x.run, n, thread, t0);
   n.base_version = n.storage->version.load(std::memory_order_relaxed);
 }
 
 // The root of a fused group computes the whole group (Note [Elementwise fusion]).
-inline void execute_group(Node& n, const Run& run, int thread) {
-  const bool observed = !run.node_observers.empty();
-  const int64_t t0 = observed ? now_ns() : 0;
-  fusion::run_group(n, run.fusion.flags.data(), run.mark);
-  if (observed) notify_node(run, n, thread, t0);
+inline void execute_group(Node& n, const Exec& x, int thread) {
+  const int64_t t0 = x.observed ? now_ns() : 0;
+  fusion::run_group(n, x.run.fusion.flags.data(), x.mark);
+  if (x.observed) notify_node(x.run, n, thread, t0);
   n.base_version = n.storage->version.load(std::memory_order_relaxed);
 }
 
@@ -174,15 +184,20 @@ inline void release_inputs(Node& n) {
 // The pool half of Note [Scheduler: wait, execute, propagate].
 void run_parallel(Run& run, std::vector<std::atomic<int32_t>>& pending, int threads, RunStats& stats) {
   ReadyLists lists(threads);
-  std::atomic<int64_t> remaining{static_cast<int64_t>(run.order.size())};
-  std::atomic<bool> cancelled{false};
-  std::mutex err_mutex;
+  // Every worker reads `cancelled` once per node and writes `remaining` when it runs out of
+  // continuation work: each on a cache line of its own, so that neither the other one nor the
+  // frame's other locals move a line between cores for every node.
+  alignas(64) std::atomic<int64_t> remaining{static_cast<int64_t>(run.order.size())};
+  alignas(64) std::atomic<bool> cancelled{false};
+  alignas(64) std::mutex err_mutex;
   std::exception_ptr first_error;
   std::atomic<int> threads_used{0};
 
 #pragma omp parallel num_threads(threads)
   {
     const int tid = omp_get_thread_num(), nt = omp_get_num_threads();
+    const Exec x(run);
+    const uint8_t* const fuse_flags = run.fusion.any ? run.fusion.flags.data() : nullptr;
     const size_t nr = run.roots.size();
     lists.seed(tid, run.roots.data() + nr * tid / nt, run.roots.data() + nr * (tid + 1) / nt);
 #pragma omp barrier
@@ -191,14 +206,14 @@ void run_parallel(Run& run, std::vector<std::atomic<int32_t>>& pending, int thre
     for (;;) {
       if (cur < 0 && !lists.pop(tid, cur)) break;
       if (cancelled.load(std::memory_order_relaxed)) break;
-      const uint8_t fflags = run.fusion.flags_of(cur);
+      const uint8_t fflags = fuse_flags ? fuse_flags[cur] : 0;
       try {
         if (fflags & fusion::kAbsorbed) {
           // computed by its group's root; its inputs stay for the root to read
         } else if (fflags & fusion::kHasMembers) {
-          execute_group(*run.order[cur], run, tid);
+          execute_group(*run.order[cur], x, tid);
         } else {
-          execute(*run.order[cur], run, tid);
+          execute(*run.order[cur], x, tid);
         }
       } catch (...) {
         {
@@ -240,6 +255,7 @@ void run_parallel(Run& run, std::vector<std::atomic<int32_t>>& pending, int thre
 }
 
 void run_serial(const Run& run) {
+  const Exec x(run);
   if (run.fusion.any) {
     const size_t n = run.order.size();
     for (size_t i = 0; i < n; ++i) {
@@ -247,18 +263,18 @@ void run_serial(const Run& run) {
       if (f & fusion::kAbsorbed) continue;  // computed by its group's root
       Node* node = run.order[i];
       if (f & fusion::kHasMembers)
-        execute_group(*node, run, 0);
+        execute_group(*node, x, 0);
       else
-        execute(*node, run, 0);
+        execute(*node, x, 0);
       if (run.release_inputs) release_inputs(*node);
     }
   } else if (run.release_inputs) {
     for (Node* node : run.order) {
-      execute(*node, run, 0);
+      execute(*node, x, 0);
       release_inputs(*node);
     }
   } else {
-    for (Node* node : run.order) execute(*node, run, 0);
+    for (Node* node : run.order) execute(*node, x, 0);
   }
 }
 

@@ -121,7 +121,8 @@ void install_fast_calls(py::module_& m, py::handle tensor_type, const std::vecto
   nb->nb_negative = &fast::unary_slot<&dagrad::neg>;
   for (const FastRow& row : rows) {
     if (row.variants & kMethod) {
-      PyMethodDef& def = fast::g_defs.emplace_back(PyMethodDef{row.name, row.method, METH_NOARGS, fast::doc(row.name, "self")});
+      PyMethodDef& def =
+          fast::g_defs.emplace_back(PyMethodDef{row.name, row.method, METH_NOARGS, fast::doc(row.name, "self")});
       PyObject* d = PyDescr_NewMethod(g_type, &def);
       if (!d || PyObject_SetAttrString(tensor_type.ptr(), def.ml_name, d) != 0) {
         Py_XDECREF(d);
@@ -130,7 +131,8 @@ void install_fast_calls(py::module_& m, py::handle tensor_type, const std::vecto
       Py_DECREF(d);
     }
     if (row.variants & kFunction) {
-      PyMethodDef& def = fast::g_defs.emplace_back(PyMethodDef{row.name, row.function, METH_O, fast::doc(row.name, "input")});
+      PyMethodDef& def =
+          fast::g_defs.emplace_back(PyMethodDef{row.name, row.function, METH_O, fast::doc(row.name, "input")});
       PyObject* f = PyCFunction_NewEx(&def, nullptr, m.attr("__name__").ptr());
       if (!f) throw py::error_already_set();
       m.attr(def.ml_name) = py::reinterpret_steal<py::object>(f);

@@ -80,6 +80,22 @@ void init_runtime(py::module_& m) {
     return gradient_graph(roots);
   });
   m.def("_remove_hook", &remove_grad_hook);
+  m.def("_memory_stats", [] {
+    MemoryStats st = memory_stats();
+    py::dict d;
+    d["live_bytes"] = st.live_bytes;
+    d["cached_bytes"] = st.cached_bytes;
+    d["peak_bytes"] = st.peak_bytes;
+    d["allocations"] = st.allocations;
+    d["frees"] = st.frees;
+    d["pool_hits"] = st.pool_hits;
+    return d;
+  });
+  m.def("_reset_peak_memory_stats", &reset_peak_memory_stats);
+  m.def("_empty_cache", [] {
+    py::gil_scoped_release release;
+    release_pooled_buffers();
+  });
   m.def("_set_fusion_enabled", &set_fusion_enabled);
   m.def("_fusion_enabled", &fusion_enabled);
 

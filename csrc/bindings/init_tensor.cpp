@@ -128,7 +128,12 @@ py::class_<Tensor> init_tensor(py::module_& m) {
 
   // No per-object __dict__: tensors are not tracked by Python's cyclic GC, which matters when a
   // loop creates millions of them. State lives on the node (see _is_param).
-  py::class_<Tensor> cls(m, "Tensor");
+  // Weak references work (weakref.ref(t), WeakValueDictionary), as for torch.Tensor: the slot
+  // pybind11 keeps for them in every instance is switched on; there is still no per-object
+  // __dict__, so tensors stay out of the cyclic GC.
+  py::class_<Tensor> cls(m, "Tensor", py::custom_type_setup([](PyHeapTypeObject* heap_type) {
+                           heap_type->ht_type.tp_weaklistoffset = offsetof(py::detail::instance, weakrefs);
+                         }));
   cls.def_property_readonly("shape", [](const Tensor& t) { return py::tuple(py::cast(t.shape())); })
       .def_property_readonly("ndim", &Tensor::ndim)
       .def_property_readonly("dtype", &Tensor::dtype)

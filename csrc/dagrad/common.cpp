@@ -1,6 +1,10 @@
 #include "dagrad/common.h"
 
 #include <sys/mman.h>
+
+#if defined(__unix__) || defined(__APPLE__)
+#include <pthread.h>
+#endif
 #include <cstdlib>
 #include <cstring>
 #include <limits>
@@ -174,9 +178,25 @@ int64_t wrap_dim_or_scalar(int64_t dim, int64_t ndim, const char* op) {
 // Every node's output is a fresh buffer, and a training step frees them all at its end, so the
 // next step would get them back from the system page by page (page faults, zeroing) if they
 // were returned. Freed buffers instead go to a pool keyed by size class (powers of two up to
-// 1 MiB, then whole MiB), up to kPoolLimit bytes, and the next allocation of that class reuses
-// one. Buffers of 4 MiB and more are 2 MiB-aligned and advised to use huge pages. The pool is
-// shared by all threads under one mutex (allocations are per node, not per element).
+// 1 MiB, then whole MiB), and the next allocation of that class reuses one. Buffers of 4 MiB
+// and more are 2 MiB-aligned and advised to use huge pages. The pool is shared by all threads
+// under one mutex (allocations are per node, not per element).
+//
+// Note [The pool keeps no more than the program uses]
+// ~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~
+// What the pool may cache is capped by what the program uses:
+//     limit = max(kPoolFloor, min(last run's peak, kLiveFactor x bytes live now)), <= kPoolLimit.
+//  * A training step's temporaries die while its parameters, gradients and optimizer state stay
+//    alive, and the next step needs them again: the last run's peak keeps them cached, as long
+//    as they stay within kLiveFactor times what is still alive (a step's temporaries are
+//    typically a small multiple of the state that outlives it).
+//  * When the program lets go of its tensors (del, the end of a phase), the live bytes fall and
+//    the limit with them; every free then trims the pool, largest buffers first, down to it, so
+//    RSS comes back without an empty_cache() call.
+//  * After a run whose peak is far below what is cached (a smaller phase: evaluation after
+//    training), the end of the run trims the pool to the new limit (trim_pool_after_run).
+// kPoolFloor keeps a small working set cached even when few bytes are alive (a scalar graph's
+// or a small model's steps). dagrad.empty_cache() returns everything cached at once.
 namespace {
 // Off under AddressSanitizer: reused buffers would hide a use after free.
 #if defined(__SANITIZE_ADDRESS__)
@@ -184,6 +204,8 @@ constexpr size_t kPoolLimit = 0;
 #else
 constexpr size_t kPoolLimit = size_t(1) << 30;
 #endif
+constexpr size_t kPoolFloor = size_t(32) << 20;
+constexpr int64_t kLiveFactor = 4;
 constexpr size_t kHuge = size_t(4) << 20;
 
 struct Pool {
@@ -199,6 +221,11 @@ Pool& pool() {
   static Pool* p = new Pool();  // never destroyed: storages may outlive static destruction
   return *p;
 }
+// Note [Fork]: the child's pool lock, fresh (the cached buffers stay valid).
+void pool_after_fork_in_child() { new (&pool().m) std::mutex(); }
+#if defined(__unix__) || defined(__APPLE__)
+const int g_pool_atfork = pthread_atfork(nullptr, nullptr, &pool_after_fork_in_child);
+#endif
 size_t size_class(size_t n) {
   if (n <= 64) return 64;
   if (n <= (size_t(1) << 20)) {
@@ -210,6 +237,52 @@ size_t size_class(size_t n) {
   return (n + mib - 1) / mib * mib;
 }
 }  // namespace
+
+namespace {
+// Bytes of the buffers alive now and the most alive at once since reset_peak_buffer_bytes
+// (pooled buffers count while in use, not while cached; inline values are not counted).
+std::atomic<int64_t> g_live_bytes{0};
+std::atomic<int64_t> g_peak_bytes{0};       // since reset_peak_buffer_bytes (each run resets it)
+std::atomic<int64_t> g_user_peak_bytes{0};  // since reset_peak_memory_stats (the user's)
+std::atomic<int64_t> g_allocs{0}, g_frees{0}, g_pool_hits{0};
+std::atomic<int64_t> g_last_run_peak{0};  // Note [The pool keeps no more than the program uses]
+
+size_t pool_limit(int64_t live) {
+  const int64_t use =
+      std::min(g_last_run_peak.load(std::memory_order_relaxed), kLiveFactor * std::max<int64_t>(live, 0));
+  return std::min(kPoolLimit, std::max(kPoolFloor, static_cast<size_t>(std::max<int64_t>(use, 0))));
+}
+
+void raise_to(std::atomic<int64_t>& peak, int64_t now) {
+  int64_t p = peak.load(std::memory_order_relaxed);
+  while (now > p && !peak.compare_exchange_weak(p, now, std::memory_order_relaxed)) {
+  }
+}
+
+void note_alloc(size_t cap) {
+  const int64_t now =
+      g_live_bytes.fetch_add(static_cast<int64_t>(cap), std::memory_order_relaxed) + static_cast<int64_t>(cap);
+  g_allocs.fetch_add(1, std::memory_order_relaxed);
+  raise_to(g_peak_bytes, now);
+  raise_to(g_user_peak_bytes, now);
+}
+}  // namespace
+
+int64_t live_buffer_bytes() { return g_live_bytes.load(std::memory_order_relaxed); }
+int64_t peak_buffer_bytes() { return g_peak_bytes.load(std::memory_order_relaxed); }
+void reset_peak_buffer_bytes() { g_peak_bytes.store(live_buffer_bytes(), std::memory_order_relaxed); }
+
+MemoryStats memory_stats() {
+  MemoryStats m;
+  m.live_bytes = live_buffer_bytes();
+  m.cached_bytes = static_cast<int64_t>(pooled_bytes());
+  m.peak_bytes = g_user_peak_bytes.load(std::memory_order_relaxed);
+  m.allocations = g_allocs.load(std::memory_order_relaxed);
+  m.frees = g_frees.load(std::memory_order_relaxed);
+  m.pool_hits = g_pool_hits.load(std::memory_order_relaxed);
+  return m;
+}
+void reset_peak_memory_stats() { g_user_peak_bytes.store(live_buffer_bytes(), std::memory_order_relaxed); }
 
 size_t pooled_bytes() {
   std::lock_guard<std::mutex> lock(pool().m);
@@ -224,25 +297,6 @@ void release_pooled_buffers() {
   p.free.clear();
   p.cached = 0;
 }
-
-namespace {
-// Bytes of the buffers alive now and the most alive at once since reset_peak_buffer_bytes
-// (pooled buffers count while in use, not while cached; inline values are not counted).
-std::atomic<int64_t> g_live_bytes{0};
-std::atomic<int64_t> g_peak_bytes{0};
-
-void note_alloc(size_t cap) {
-  const int64_t now =
-      g_live_bytes.fetch_add(static_cast<int64_t>(cap), std::memory_order_relaxed) + static_cast<int64_t>(cap);
-  int64_t peak = g_peak_bytes.load(std::memory_order_relaxed);
-  while (now > peak && !g_peak_bytes.compare_exchange_weak(peak, now, std::memory_order_relaxed)) {
-  }
-}
-}  // namespace
-
-int64_t live_buffer_bytes() { return g_live_bytes.load(std::memory_order_relaxed); }
-int64_t peak_buffer_bytes() { return g_peak_bytes.load(std::memory_order_relaxed); }
-void reset_peak_buffer_bytes() { g_peak_bytes.store(live_buffer_bytes(), std::memory_order_relaxed); }
 
 Storage::Storage(size_t nbytes) : nbytes_(nbytes) {
   if (nbytes <= sizeof(inline_)) {
@@ -261,6 +315,7 @@ Storage::Storage(size_t nbytes) : nbytes_(nbytes) {
       p.cached -= cap;
       capacity_ = cap;
       note_alloc(cap);
+      g_pool_hits.fetch_add(1, std::memory_order_relaxed);
       return;
     }
   }
@@ -274,19 +329,54 @@ Storage::Storage(size_t nbytes) : nbytes_(nbytes) {
   note_alloc(cap);
 }
 
+namespace {
+// Frees cached buffers, largest first, until at most `limit` bytes are cached. Returns them for
+// the caller to free outside the pool's lock. Called with p.m held.
+void evict_locked(Pool& p, size_t limit, std::vector<void*>& out) {
+  while (p.cached > limit) {
+    auto largest = p.free.end();
+    for (auto it = p.free.begin(); it != p.free.end(); ++it)
+      if (!it->second.empty() && (largest == p.free.end() || it->first > largest->first)) largest = it;
+    if (largest == p.free.end()) break;
+    out.push_back(largest->second.back());
+    largest->second.pop_back();
+    p.cached -= largest->first;
+  }
+}
+}  // namespace
+
+void trim_pool_after_run(int64_t run_peak_bytes) {
+  g_last_run_peak.store(run_peak_bytes, std::memory_order_relaxed);
+  const size_t limit = pool_limit(live_buffer_bytes());
+  std::vector<void*> evicted;
+  {
+    Pool& p = pool();
+    std::lock_guard<std::mutex> lock(p.m);
+    if (p.cached <= limit) return;
+    evict_locked(p, limit, evicted);
+  }
+  for (void* q : evicted) std::free(q);
+}
+
 Storage::~Storage() {
   if (ptr_ == inline_ || !ptr_) return;
-  g_live_bytes.fetch_sub(static_cast<int64_t>(capacity_), std::memory_order_relaxed);
+  const int64_t live = g_live_bytes.fetch_sub(static_cast<int64_t>(capacity_), std::memory_order_relaxed) -
+                       static_cast<int64_t>(capacity_);
+  g_frees.fetch_add(1, std::memory_order_relaxed);
+  const size_t limit = pool_limit(live);  // Note [The pool keeps no more than the program uses]
+  std::vector<void*> evicted;
   Pool& p = pool();
   {
     std::lock_guard<std::mutex> lock(p.m);
-    if (p.cached + capacity_ <= kPoolLimit) {
+    if (p.cached + capacity_ <= limit) {
       p.free[capacity_].push_back(ptr_);
       p.cached += capacity_;
       return;
     }
+    evict_locked(p, limit, evicted);  // over the limit: this buffer goes back, and cached ones
   }
   std::free(ptr_);
+  for (void* q : evicted) std::free(q);  // outside the lock
 }
 
 }  // namespace dagrad

@@ -197,6 +197,20 @@ int64_t live_buffer_bytes();
 int64_t peak_buffer_bytes();
 void reset_peak_buffer_bytes();
 
+/// @brief dagrad.memory_stats(): bytes in live buffers, bytes cached in the pool, the peak of
+/// live bytes since reset_peak_memory_stats, and counts of allocations, frees and allocations
+/// the pool served.
+struct MemoryStats {
+  int64_t live_bytes = 0, cached_bytes = 0, peak_bytes = 0;
+  int64_t allocations = 0, frees = 0, pool_hits = 0;
+};
+MemoryStats memory_stats();
+void reset_peak_memory_stats();
+
+/// @brief After a run: records its peak of live buffer bytes and trims the pool to the limit
+/// that follows (Note [The pool keeps no more than the program uses]).
+void trim_pool_after_run(int64_t run_peak_bytes);
+
 /// @brief Bytes held by the buffer pool for reuse (see Note [Buffer pool]).
 size_t pooled_bytes();
 /// @brief Returns every pooled buffer to the system.

@@ -1,7 +1,12 @@
 #include "dagrad/graph.h"
 
+#if defined(__unix__) || defined(__APPLE__)
+#include <pthread.h>
+#endif
+
 #include <cstring>
 #include <mutex>
+#include <new>
 #include <unordered_map>
 
 #include "dagrad/kernels/dispatch.h"
@@ -265,6 +270,17 @@ std::recursive_mutex& graph_mutex() {
   static std::recursive_mutex m;
   return m;
 }
+
+namespace {
+// Note [Fork]: the child's copies of the graph's locks, fresh.
+void graph_after_fork_in_child() {
+  new (&graph_mutex()) std::recursive_mutex();
+  new (&g_hooks_mutex) std::mutex();
+}
+#if defined(__unix__) || defined(__APPLE__)
+const int g_graph_atfork = pthread_atfork(nullptr, nullptr, &graph_after_fork_in_child);
+#endif
+}  // namespace
 
 namespace {
 std::atomic<void* (*)()> g_before_wait{nullptr};

@@ -3,6 +3,11 @@
 #include <algorithm>
 #include <iterator>
 #include <mutex>
+#include <new>
+
+#if defined(__unix__) || defined(__APPLE__)
+#include <pthread.h>
+#endif
 
 namespace dagrad::profiler {
 
@@ -45,6 +50,14 @@ class ProfilerObserver final : public RunObserver {
 };
 ProfilerObserver g_observer;
 std::mutex g_enable_mutex;
+// Note [Fork]: the child's profiler locks, fresh.
+void profiler_after_fork_in_child() {
+  new (&g_registry_mutex) std::mutex();
+  new (&g_enable_mutex) std::mutex();
+}
+#if defined(__unix__) || defined(__APPLE__)
+const int g_profiler_atfork = pthread_atfork(nullptr, nullptr, &profiler_after_fork_in_child);
+#endif
 
 }  // namespace
 

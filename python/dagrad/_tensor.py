@@ -14,7 +14,7 @@ from ._dtype import bool, float32, int64  # noqa: A004  (PyTorch's name)
 # (its binding table's function rows, _core._FUNCTIONS; Note [The binding table]).
 __all__ = (
     "realize", "set_num_threads", "get_num_threads", "show_config", "last_run_stats",
-    "set_schedule", "get_schedule", "schedule",
+    "set_schedule", "get_schedule", "schedule", "memory_stats", "reset_peak_memory_stats", "empty_cache",
     "add", "sub", "mul", "div", "pow", "matmul", "sum", "mean", "reshape", "transpose", "permute",
     "where", "maximum", "minimum", "max", "min", "var", "std", "softmax", "log_softmax",
     "cat", "concat", "stack", "split", "chunk", "gather", "broadcast_to", "eq", "ne", "lt", "le", "gt", "ge",
@@ -53,6 +53,30 @@ def last_run_stats():
     1
     """
     return _core.last_run_stats()
+
+
+def memory_stats():
+    """dagrad's tensor memory: ``live_bytes`` (buffers of live tensors), ``cached_bytes`` (freed
+    buffers the pool keeps for reuse), ``peak_bytes`` (the most live at once since
+    ``reset_peak_memory_stats``), and the counts ``allocations``, ``frees`` and ``pool_hits``
+    (allocations served from the pool). Values of 32 bytes or less live inside their node and
+    are not counted. The pool never keeps more than max(32 MiB, the live bytes).
+
+    >>> x = dagrad.ones(1 << 20)
+    >>> dagrad.memory_stats()["live_bytes"] >= 4 << 20
+    True
+    """
+    return _core._memory_stats()
+
+
+def reset_peak_memory_stats():
+    """Starts ``memory_stats()["peak_bytes"]`` again from the bytes live now."""
+    _core._reset_peak_memory_stats()
+
+
+def empty_cache():
+    """Returns every buffer the pool keeps for reuse to the system (tensors are untouched)."""
+    _core._empty_cache()
 
 
 def set_schedule(mode):

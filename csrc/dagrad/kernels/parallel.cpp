@@ -9,6 +9,10 @@
 #include <cstdlib>
 #include <string>
 
+#if defined(__unix__) || defined(__APPLE__)
+#include <pthread.h>
+#endif
+
 namespace dagrad {
 
 namespace {
@@ -42,13 +46,36 @@ int default_threads() {
 }
 
 std::atomic<int> g_num_threads{0};  // 0: not read yet (the environment is read on first use)
+std::atomic<bool> g_forked_child{false};
+
+// Note [Fork]
+// ~~~~~~~~~~~
+// fork() copies only the calling thread. GNU libgomp's thread pool does not survive it: a
+// child that opens an OpenMP region after its parent ran one waits forever for workers that
+// do not exist (a DataLoader worker running backward hung this way). Each layer that holds
+// process-wide state registers a pthread_atfork child handler:
+//  * here, the thread budget becomes 1 for good: the child runs every graph serially and no
+//    kernel opens a region (Note [Thread budget]); set_num_threads keeps it at 1 there;
+//  * graph.cpp, common.cpp, scheduler/run.cpp and profiler.cpp construct their mutexes anew,
+//    since a thread of the parent may have held one at the fork and will never release it in
+//    the child (only the forking thread exists there, and it held none: dagrad takes no lock
+//    across a return to Python).
+void after_fork_in_child() {
+  g_forked_child.store(true, std::memory_order_relaxed);
+  g_num_threads.store(1, std::memory_order_relaxed);
+}
+#if defined(__unix__) || defined(__APPLE__)
+const int g_atfork = pthread_atfork(nullptr, nullptr, &after_fork_in_child);
+#endif
 
 }  // namespace
 
 int max_threads() { return std::max(64, omp_get_num_procs()); }
 
 void set_num_threads(long long n) {
-  g_num_threads.store(check_threads(n, "set_num_threads"), std::memory_order_relaxed);
+  const int v = check_threads(n, "set_num_threads");
+  // Note [Fork]: a forked child has no OpenMP pool to run on; it stays serial.
+  g_num_threads.store(g_forked_child.load(std::memory_order_relaxed) ? 1 : v, std::memory_order_relaxed);
 }
 
 int get_num_threads() {

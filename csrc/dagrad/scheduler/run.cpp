@@ -19,6 +19,10 @@
 
 #include <omp.h>
 
+#if defined(__unix__) || defined(__APPLE__)
+#include <pthread.h>
+#endif
+
 #include <algorithm>
 #include <atomic>
 #include <chrono>
@@ -49,6 +53,11 @@ RunStats g_last_stats;  // guarded by graph_mutex()
 std::mutex g_observers_mutex;
 std::vector<RunObserver*> g_observers;  // guarded by g_observers_mutex
 std::atomic<int> g_observer_count{0};
+// Note [Fork]: the child's observer lock, fresh.
+void observers_after_fork_in_child() { new (&g_observers_mutex) std::mutex(); }
+#if defined(__unix__) || defined(__APPLE__)
+const int g_observers_atfork = pthread_atfork(nullptr, nullptr, &observers_after_fork_in_child);
+#endif
 
 // The observers registered when a run starts.
 class ObserverSnapshot {
@@ -363,6 +372,7 @@ void realize(const std::vector<Tensor>& targets) {
   }
   stats.peak_bytes = peak_buffer_bytes();
   g_last_stats = stats;
+  trim_pool_after_run(stats.peak_bytes);
   if (error) std::rethrow_exception(error);
   observers.run_done(run.order, stats);  // compile's trace records the run here
 }

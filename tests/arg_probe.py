@@ -57,6 +57,7 @@ BAD = {
                 ("mixed", ["X", "a"], TypeError), ("none", None, TypeError)],
     "dtype": [("str", "a", TypeError), ("int", 3, TypeError), ("obj", object(), TypeError)],
     "choice": [("bad", "foo", ValueError), ("int", 3, ValueError)],
+    "device": [("cuda", "cuda", RuntimeError), ("cuda0", "cuda:0", RuntimeError), ("int", 3, TypeError)],
     "pair": [("str", "a", TypeError), ("float", 1.5, TypeError), ("triple", [1, 2, 3], ValueError),
              ("huge", HUGE, ValueError), ("none", None, TypeError)],
     "intlist": [("str", "a", TypeError), ("strlist", [1, "a"], TypeError), ("float", 1.5, TypeError),
@@ -116,18 +117,19 @@ CALLS = [
     # ------------------------------------------------------------------ creation
     ("dagrad.tensor", "tensor", dagrad.tensor,
      [P("data", "tensorlike", [1.0]), P("dtype", "dtype", dagrad.float32, "kw"),
-      P("requires_grad", "bool", False, "kw")]),
+      P("requires_grad", "bool", False, "kw"), P("device", "device", "cpu", "kw")]),
     ("dagrad.as_tensor", "as_tensor", dagrad.as_tensor,
      [P("data", "tensorlike", [1.0]), P("dtype", "dtype", None, "kw")]),
     *[(f"dagrad.{n}", n, getattr(dagrad, n),
        [P("size", "size_star", (2, 3), "star"), P("dtype", "dtype", None, "kw"),
-        P("requires_grad", "bool", False, "kw")])
+        P("requires_grad", "bool", False, "kw"), P("device", "device", None, "kw")])
       for n in ("zeros", "ones", "empty", "randn", "rand")],
     ("dagrad.full", "full", dagrad.full,
      [P("size", "shape", (2,)), P("fill_value", "float", 1.5), P("dtype", "dtype", None, "kw"),
-      P("requires_grad", "bool", False, "kw")]),
+      P("requires_grad", "bool", False, "kw"), P("device", "device", "cpu", "kw")]),
     *[(f"dagrad.{n}", n, getattr(dagrad, n),
-       [P("input", "tensor", "X"), P("dtype", "dtype", None, "kw"), P("requires_grad", "bool", False, "kw")])
+       [P("input", "tensor", "X"), P("dtype", "dtype", None, "kw"), P("requires_grad", "bool", False, "kw"),
+        P("device", "device", None, "kw")])
       for n in ("zeros_like", "ones_like", "randn_like", "rand_like")],
     ("dagrad.full_like", "full_like", dagrad.full_like,
      [P("input", "tensor", "X"), P("fill_value", "float", 2.0), P("dtype", "dtype", None, "kw")]),
@@ -181,6 +183,7 @@ CALLS = [
      [P("input", "tensor", "X"), P("size", "shape", (4, 2, 3))]),
     ("dagrad.set_num_threads", "set_num_threads", dagrad.set_num_threads, [P("n", "int", 2)]),
     ("dagrad.set_schedule", "set_schedule", dagrad.set_schedule, [P("mode", "choice", "auto")]),
+    ("dagrad.device", "device", dagrad.device, [P("type", "device", "cpu")]),
     ("dagrad.schedule", "schedule", dagrad.schedule, [P("mode", "choice", "auto")]),
     ("dagrad.set_compile_cache_size_limit", "set_compile_cache_size_limit",
      dagrad.set_compile_cache_size_limit, [P("n", "int", 8)]),

@@ -394,3 +394,17 @@ def explain_call(name, doc, args, kwargs, original):
         given = ", ".join([type_name(v) for v in shown] + [f"{k}={type_name(v)}" for k, v in kwargs.items()])
         best = (TypeError, f"{label}(): invalid arguments ({given})")
     raise best[0](best[1])
+
+
+def device(v, fn, name="device"):
+    """A device argument: None, "cpu" (or a dagrad/torch device of type cpu). Anything else is
+    the RuntimeError PyTorch raises for a device it was not built for, saying why."""
+    if v is None:
+        return None
+    kind = getattr(v, "type", v)
+    if not isinstance(kind, str):
+        raise TypeError(f"{fn}(): argument '{name}' must be a device or a string, not {type_name(v)}")
+    if kind.split(":")[0] != "cpu":
+        raise RuntimeError(f"{fn}(): argument '{name}' is {str(v)!r}, which is not available: dagrad runs on CPUs "
+                           "only (device='cpu')")
+    return v

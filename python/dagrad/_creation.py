@@ -28,7 +28,7 @@ def _infer_dtype(arr, from_numpy):
         f"tensor(): argument 'data' must hold numbers or booleans, not numpy dtype {arr.dtype}")
 
 
-def tensor(data, dtype=None, requires_grad=False):
+def tensor(data, dtype=None, requires_grad=False, device=None):
     """Creates a leaf tensor holding a copy of ``data``.
 
     Parameters
@@ -46,6 +46,7 @@ def tensor(data, dtype=None, requires_grad=False):
     >>> dagrad.tensor([[1.0, 2.0]], requires_grad=True).shape
     (1, 2)
     """
+    _args.device(device, "tensor")
     dt = _args.dtype(dtype, "tensor")
     requires_grad = _args.boolean(requires_grad, "tensor", "requires_grad")
     if isinstance(data, Tensor):
@@ -79,13 +80,14 @@ def tensor(data, dtype=None, requires_grad=False):
     return _core._from_numpy(arr, dt, requires_grad)
 
 
-def as_tensor(data, dtype=None):
+def as_tensor(data, dtype=None, device=None):
     """Returns ``data`` if it is already a Tensor of ``dtype``, else ``tensor(data, dtype)``.
 
     >>> x = dagrad.ones(2)
     >>> dagrad.as_tensor(x) is x
     True
     """
+    _args.device(device, "as_tensor")
     if isinstance(data, Tensor) and (dtype is None or data.dtype == _args.dtype(dtype, "as_tensor")):
         return data
     try:
@@ -99,12 +101,13 @@ def _size(size, fn="size"):
     return _args.size(size, fn)
 
 
-def full(size, fill_value, dtype=None, requires_grad=False, *, _fn="full"):
+def full(size, fill_value, dtype=None, requires_grad=False, device=None, *, _fn="full"):
     """A tensor of shape ``size`` filled with ``fill_value``.
 
     >>> dagrad.full((2, 2), 7.0).sum().item()
     28.0
     """
+    _args.device(device, _fn)
     dt = _args.dtype(dtype, _fn)
     _args.number(fill_value, _fn, "fill_value")
     requires_grad = _args.boolean(requires_grad, _fn, "requires_grad")
@@ -119,64 +122,70 @@ def full(size, fill_value, dtype=None, requires_grad=False, *, _fn="full"):
     return _core.full(size, fill_value, dt, requires_grad)  # exact for int64 (a Scalar)
 
 
-def zeros(*size, dtype=None, requires_grad=False):
+def zeros(*size, dtype=None, requires_grad=False, device=None):
     """A tensor of zeros.
 
     >>> dagrad.zeros(2, 3).shape
     (2, 3)
     """
+    _args.device(device, "zeros")
     return _core.full(_size(size, "zeros"), 0.0, _args.dtype(dtype, "zeros") or _DEFAULT_FLOAT,
                       _args.boolean(requires_grad, "zeros", "requires_grad"))
 
 
-def ones(*size, dtype=None, requires_grad=False):
+def ones(*size, dtype=None, requires_grad=False, device=None):
     """A tensor of ones.
 
     >>> dagrad.ones(3).sum().item()
     3.0
     """
+    _args.device(device, "ones")
     return _core.full(_size(size, "ones"), 1.0, _args.dtype(dtype, "ones") or _DEFAULT_FLOAT,
                       _args.boolean(requires_grad, "ones", "requires_grad"))
 
 
-def empty(*size, dtype=None, requires_grad=False):
+def empty(*size, dtype=None, requires_grad=False, device=None):
     """An uninitialised tensor (zero-filled here, for reproducibility).
 
     >>> dagrad.empty(2).tolist()
     [0.0, 0.0]
     """
+    _args.device(device, "empty")
     return _core.full(_size(size, "empty"), 0.0, _args.dtype(dtype, "empty") or _DEFAULT_FLOAT,
                       _args.boolean(requires_grad, "empty", "requires_grad"))
 
 
-def zeros_like(t, dtype=None, requires_grad=False):
+def zeros_like(t, dtype=None, requires_grad=False, device=None):
     """Zeros of ``t``'s shape and (by default) dtype.
 
     >>> dagrad.zeros_like(dagrad.ones(2, dtype=dagrad.int64)).tolist()
     [0, 0]
     """
+    _args.device(device, "zeros_like")
     _args.tensor(t, "zeros_like")
     return full(t.shape, 0, dtype=_args.dtype(dtype, "zeros_like") or t.dtype, requires_grad=requires_grad,
                 _fn="zeros_like")
 
 
-def ones_like(t, dtype=None, requires_grad=False):
+def ones_like(t, dtype=None, requires_grad=False, device=None):
     """Ones of ``t``'s shape and (by default) dtype.
 
     >>> dagrad.ones_like(dagrad.zeros(2)).tolist()
     [1.0, 1.0]
     """
+    _args.device(device, "ones_like")
     _args.tensor(t, "ones_like")
     return full(t.shape, 1, dtype=_args.dtype(dtype, "ones_like") or t.dtype, requires_grad=requires_grad,
                 _fn="ones_like")
 
 
-def full_like(t, fill_value, dtype=None, requires_grad=False):
+def full_like(t, fill_value, dtype=None, requires_grad=False, device=None):
     """``fill_value`` in ``t``'s shape and (by default) dtype.
 
     >>> dagrad.full_like(dagrad.zeros(2), 0.5).tolist()
     [0.5, 0.5]
     """
+    _args.device(device, "full_like")
     _args.tensor(t, "full_like")
     return full(t.shape, fill_value, dtype=_args.dtype(dtype, "full_like") or t.dtype, requires_grad=requires_grad,
                 _fn="full_like")
@@ -215,52 +224,57 @@ def _random(fn, size, dtype, requires_grad, name):
     return _core._from_numpy(np.asarray(arr, order="C"), dt, requires_grad)
 
 
-def randn(*size, dtype=None, requires_grad=False):
+def randn(*size, dtype=None, requires_grad=False, device=None):
     """Standard normal samples.
 
     >>> dagrad.randn(2, 3).shape
     (2, 3)
     """
+    _args.device(device, "randn")
     return _random(lambda g, s, d: g.standard_normal(s, dtype=d), size, dtype, requires_grad, "randn")
 
 
-def rand(*size, dtype=None, requires_grad=False):
+def rand(*size, dtype=None, requires_grad=False, device=None):
     """Uniform samples on [0, 1).
 
     >>> dagrad.rand(4).shape
     (4,)
     """
+    _args.device(device, "rand")
     return _random(lambda g, s, d: g.random(s, dtype=d), size, dtype, requires_grad, "rand")
 
 
-def randn_like(t, dtype=None, requires_grad=False):
+def randn_like(t, dtype=None, requires_grad=False, device=None):
     """Standard normal samples in ``t``'s shape and (by default) dtype.
 
     >>> dagrad.randn_like(dagrad.zeros(2, 3, dtype=dagrad.float64)).dtype
     dagrad.float64
     """
+    _args.device(device, "randn_like")
     _args.tensor(t, "randn_like")
     return _random(lambda g, s, d: g.standard_normal(s, dtype=d), t.shape,
                    _args.dtype(dtype, "randn_like") or t.dtype, requires_grad, "randn_like")
 
 
-def rand_like(t, dtype=None, requires_grad=False):
+def rand_like(t, dtype=None, requires_grad=False, device=None):
     """Uniform samples on [0, 1) in ``t``'s shape and (by default) dtype.
 
     >>> dagrad.rand_like(dagrad.zeros(4)).shape
     (4,)
     """
+    _args.device(device, "rand_like")
     _args.tensor(t, "rand_like")
     return _random(lambda g, s, d: g.random(s, dtype=d), t.shape,
                    _args.dtype(dtype, "rand_like") or t.dtype, requires_grad, "rand_like")
 
 
-def arange(start, end=None, step=1, dtype=None, requires_grad=False):
+def arange(start, end=None, step=1, dtype=None, requires_grad=False, device=None):
     """Evenly spaced values in [start, end).
 
     >>> dagrad.arange(3).tolist()
     [0, 1, 2]
     """
+    _args.device(device, "arange")
     start = _exact_number(start, "arange", "start")
     end = None if end is None else _exact_number(end, "arange", "end")
     step = _exact_number(step, "arange", "step")
@@ -284,12 +298,13 @@ def _exact_number(v, fn, name):
     return v
 
 
-def linspace(start, end, steps, dtype=None, requires_grad=False):
+def linspace(start, end, steps, dtype=None, requires_grad=False, device=None):
     """``steps`` values from start to end inclusive.
 
     >>> dagrad.linspace(0, 1, 3).tolist()
     [0.0, 0.5, 1.0]
     """
+    _args.device(device, "linspace")
     dtype = _args.dtype(dtype, "linspace")
     start = _args.number(start, "linspace", "start")
     end = _args.number(end, "linspace", "end")

@@ -13,7 +13,7 @@ from ._dtype import bool, float32, int64  # noqa: A004  (PyTorch's name)
 # The op functions of the package: those defined below, and those the core binds as they are
 # (its binding table's function rows, _core._FUNCTIONS; Note [The binding table]).
 __all__ = (
-    "realize", "set_num_threads", "get_num_threads", "show_config", "last_run_stats",
+    "device", "realize", "set_num_threads", "get_num_threads", "show_config", "last_run_stats",
     "set_schedule", "get_schedule", "schedule", "memory_stats", "reset_peak_memory_stats", "empty_cache",
     "add", "sub", "mul", "div", "pow", "matmul", "sum", "mean", "reshape", "transpose", "permute",
     "where", "maximum", "minimum", "max", "min", "var", "std", "softmax", "log_softmax",
@@ -525,6 +525,71 @@ def _is_device(a):
 
 
 Tensor.to = _to
+
+
+class device:
+    """Where a tensor lives: dagrad runs on CPUs, so this is always ``device(type='cpu')``.
+    Compares equal to ``"cpu"`` and to another cpu device, as torch.device does.
+
+    >>> dagrad.ones(2).device
+    device(type='cpu')
+    """
+
+    __slots__ = ("type",)
+
+    def __init__(self, type="cpu"):  # noqa: A002  (PyTorch's name)
+        _args.device(type, "device", "type")
+        self.type = "cpu"
+
+    def __eq__(self, other):
+        return str(other) == "cpu" or getattr(other, "type", None) == "cpu"
+
+    def __hash__(self):
+        return hash("cpu")
+
+    def __str__(self):
+        return "cpu"
+
+    def __repr__(self):
+        return "device(type='cpu')"
+
+
+_CPU = device()
+
+
+def _cpu(self, memory_format=None):
+    """This tensor: it is on the CPU already (dagrad runs on CPUs only)."""
+    return self
+
+
+def _contiguous(self, memory_format=None):
+    """This tensor: dagrad's values are always contiguous and row-major."""
+    return self
+
+
+def _clone(self, memory_format=None):
+    """A copy with its own buffer that stays in the graph (its gradient flows to this tensor),
+    as PyTorch's clone.
+
+    >>> x = dagrad.tensor([1.0, 2.0], requires_grad=True)
+    >>> x.clone().sum().backward(); x.grad.tolist()
+    [1.0, 1.0]
+    """
+    return _to(self, copy=True)
+
+
+def _t(self):
+    """The transpose of a matrix; a 0-d or 1-d tensor as it is (PyTorch's Tensor.t)."""
+    if self.ndim > 2:
+        raise RuntimeError(f"t() expects a tensor with <= 2 dimensions, but self is {self.ndim}D")
+    return self if self.ndim < 2 else self.transpose(0, 1)
+
+
+Tensor.device = property(lambda self: _CPU)
+Tensor.cpu = _cpu
+Tensor.contiguous = _contiguous
+Tensor.clone = _clone
+Tensor.t = _t
 
 
 def where(condition, input, other):

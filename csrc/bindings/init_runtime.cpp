@@ -8,6 +8,7 @@
 #include "bindings.h"
 #include "dagrad/autodiff.h"
 #include "dagrad/kernels/gemm.h"
+#include "dagrad/ops.h"
 #include "dagrad/optim.h"
 #include "dagrad/profiler.h"
 #include "dagrad/runtime.h"
@@ -80,6 +81,45 @@ void init_runtime(py::module_& m) {
     return gradient_graph(roots);
   });
   m.def("_remove_hook", &remove_grad_hook);
+  // dagrad.autograd.Function: a node whose value the Python forward computed (at apply, as in
+  // PyTorch) and whose backward rule calls the Python backward. Note [Python ops hold the GIL
+  // only around their call]: autodiff runs with the GIL released (Note [GIL policy]) and takes it
+  // around the call; the callable is released under the GIL wherever the node dies.
+  m.def("_function_node",
+        [](const std::string& name, const std::vector<Tensor>& inputs, const Tensor& value, py::function backward) {
+          {
+            py::gil_scoped_release release;
+            realize({value});
+          }
+          std::shared_ptr<py::function> holder(new py::function(std::move(backward)), [](py::function* f) {
+            if (!Py_IsInitialized()) return;
+            py::gil_scoped_acquire gil;
+            delete f;
+          });
+          auto op = std::make_shared<CustomOp>();
+          op->name = name;
+          op->cost = 1.0;
+          StoragePtr storage = value->storage;
+          op->forward = [storage](Node& out) { out.storage = storage; };
+          const size_t n_inputs = inputs.size();
+          op->backward = [holder, name, n_inputs](const Tensor&, const Tensor& grad,
+                                                  const std::vector<bool>& needs) -> std::vector<Tensor> {
+            py::gil_scoped_acquire gil;
+            py::list need;
+            for (bool b : needs) need.append(b);
+            py::object r = (*holder)(grad, need);
+            std::vector<Tensor> out;
+            for (py::handle h : r) out.push_back(h.is_none() ? Tensor() : h.cast<Tensor>());
+            if (out.size() != n_inputs)
+              throw RuntimeError("function " + name + ": internal: backward gave " + std::to_string(out.size()) +
+                                 " gradients for " + std::to_string(n_inputs) + " inputs");
+            return out;
+          };
+          Tensor t = custom(op, inputs, value.shape(), value.dtype());
+          t->storage = storage;  // computed already: a leaf-like value with a backward
+          t->base_version = storage->version.load(std::memory_order_relaxed);
+          return t;
+        });
   m.def("_memory_stats", [] {
     MemoryStats st = memory_stats();
     py::dict d;

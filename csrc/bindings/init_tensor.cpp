@@ -160,7 +160,12 @@ py::class_<Tensor> init_tensor(py::module_& m) {
             set_grad(t, g.is_none() ? Tensor() : g.cast<Tensor>());
           })
       .def_property_readonly("is_leaf", [](const Tensor& t) { return t->is_leaf(); })
-      .def_property_readonly("_op", [](const Tensor& t) { return std::string(op_name(t->op)); })
+      .def_property_readonly("_op",
+                             [](const Tensor& t) {
+                               // A user-defined op (autograd.Function, a C++ custom op) by its own name.
+                               if (t->op == OpKind::Custom && t->attrs.custom) return t->attrs.custom->name;
+                               return std::string(op_name(t->op));
+                             })
       .def_property_readonly("_id", [](const Tensor& t) { return t->id; })
       .def_property_readonly("_realized", [](const Tensor& t) { return t->realized(); })
       .def_property_readonly("_graph_freed", [](const Tensor& t) { return t->graph_freed; })

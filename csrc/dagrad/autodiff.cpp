@@ -79,6 +79,28 @@ Tensor sum_contributions(const Contribs& c) {
   return add_n(rest);
 }
 
+// Note [Backward rules are checked]: every backward rule's output, built-in or user-defined
+// (autograd.Function, custom ops), must be a floating gradient whose shape is the input's or
+// broadcasts to it (rules may return the output's broadcast shape; sum_to reduces it). Anything
+// else is a RuntimeError naming the op, raised while the backward graph is built, before any
+// of it runs.
+void check_rule_output(const Node& node, size_t k, const Tensor& g, const Node& input) {
+  const char* op = node.op == OpKind::Custom ? node.attrs.custom->name.c_str() : op_name(node.op);
+  if (!is_floating(g.dtype()))
+    throw RuntimeError(std::string("backward of '") + op + "' returned a gradient of dtype " + dtype_name(g.dtype()) +
+                       " for input " + std::to_string(k) + "; gradients are floating point");
+  const Shape& gs = g.shape();
+  const Shape& in = input.shape;
+  bool ok = gs.size() >= in.size();
+  for (size_t i = 0; ok && i < in.size(); ++i) {
+    const int64_t a = gs[gs.size() - in.size() + i], b = in[i];
+    ok = a == b || b == 1;
+  }
+  if (!ok)
+    throw RuntimeError(std::string("backward of '") + op + "' returned a gradient of shape " + shape_str(gs) +
+                       " for input " + std::to_string(k) + " of shape " + shape_str(in));
+}
+
 // Note [Accumulation order]
 // ~~~~~~~~~~~~~~~~~~~~~~~~~
 // A node reached by several paths (fan-in of gradients) gets one contribution per edge.
@@ -160,6 +182,7 @@ std::unordered_map<Node*, Tensor> compute_gradients(const std::vector<Tensor>& r
     for (size_t k = 0; k < node->inputs.size(); ++k) {
       if (!needs[k] || k >= gin.size() || !gin[k].defined()) continue;
       const Node& p = *node->inputs[k].node;
+      check_rule_output(*node, k, gin[k], p);
       Tensor g = sum_to(gin[k], p.shape);
       if (g.dtype() != p.dtype) g = cast(g, p.dtype);
       contrib[p.run_index].push_back(std::move(g));
@@ -310,6 +333,7 @@ void Tensor::backward(const Tensor& gradient, bool retain_graph, bool create_gra
 
 std::vector<std::pair<Tensor, Tensor>> gradient_graph(const std::vector<Tensor>& roots) {
   GraphLock lock;
+  GradModeGuard mode(false);  // the graph backward() would run (fused rules: no create_graph)
   std::vector<Tensor> seeds = seed_gradients(roots, std::vector<Tensor>(roots.size()));
   Walk w;
   std::unordered_map<Node*, Tensor> g = compute_gradients(roots, seeds, nullptr, w, /*run_hooks=*/false);

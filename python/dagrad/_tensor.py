@@ -231,7 +231,10 @@ class _GradFn:
         self._tensor = tensor
 
     def name(self):
-        return "".join(p.capitalize() for p in self._tensor._op.split("_")) + "Backward"
+        op = self._tensor._op
+        if not op.islower():  # a user-defined op (autograd.Function) keeps its class's name
+            return op + "Backward"
+        return "".join(p.capitalize() for p in op.split("_")) + "Backward"
 
     @property
     def next_functions(self):

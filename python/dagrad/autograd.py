@@ -84,6 +84,116 @@ def is_grad_enabled():
     return _core.is_grad_enabled()
 
 
+# ----------------------------------------------------------------------------- user-defined ops
+
+class FunctionCtx:
+    """What ``forward`` hands to ``backward``: tensors saved with ``save_for_backward``
+    (``saved_tensors``), ``needs_input_grad`` (one bool per argument of ``apply``), and any
+    attribute set on it."""
+
+    def __init__(self, needs_input_grad):
+        self.needs_input_grad = needs_input_grad
+        self._saved = ()
+        self._non_differentiable = set()
+
+    def save_for_backward(self, *tensors):
+        for t in tensors:
+            if t is not None and not isinstance(t, Tensor):
+                raise TypeError(f"save_for_backward(): expected Tensors or None, got {_args.type_name(t)}")
+        self._saved = tensors
+
+    @property
+    def saved_tensors(self):
+        return self._saved
+
+    def mark_non_differentiable(self, *outputs):
+        """These outputs of forward get no gradient (their requires_grad is False)."""
+        self._non_differentiable.update(id(t) for t in outputs)
+
+
+class Function:
+    """A user-defined op with its own backward, as PyTorch's ``torch.autograd.Function``:
+    subclass it with static ``forward(ctx, *args)`` and ``backward(ctx, *grad_outputs)`` and
+    call ``YourFunction.apply(*args)``.
+
+    ``forward`` runs when ``apply`` is called (inputs computed first, grad recording off), on
+    Tensors or anything else; it may use numpy (``t.numpy()``, ``dagrad.tensor(array)``).
+    ``backward`` gets one gradient per output and returns one per argument of ``forward``
+    (None where there is none); it runs when a backward pass reaches the op, holding the GIL
+    only around its own call, and may use dagrad ops (recorded into the backward graph) or
+    numpy. Gradients are checked: a wrong shape or dtype is a RuntimeError naming the op.
+    Not available inside ``dagrad.compile`` (forward runs once, when traced).
+
+    >>> class Cube(dagrad.autograd.Function):
+    ...     @staticmethod
+    ...     def forward(ctx, x):
+    ...         ctx.save_for_backward(x)
+    ...         return x * x * x
+    ...     @staticmethod
+    ...     def backward(ctx, g):
+    ...         (x,) = ctx.saved_tensors
+    ...         return g * 3.0 * x * x
+    >>> x = dagrad.tensor(2.0, requires_grad=True)
+    >>> Cube.apply(x).backward(); x.grad.item()
+    12.0
+    """
+
+    @staticmethod
+    def forward(ctx, *args, **kwargs):
+        raise NotImplementedError("a Function subclass must define forward(ctx, *args)")
+
+    @staticmethod
+    def backward(ctx, *grad_outputs):
+        raise NotImplementedError("a Function subclass must define backward(ctx, *grad_outputs)")
+
+    @classmethod
+    def apply(cls, *args):
+        name = cls.__name__
+        if _core.is_tracing():
+            raise RuntimeError(f"{name}.apply(): an autograd.Function is not supported inside dagrad.compile: its "
+                               "forward runs in Python when the step is traced and would not run again on replay; "
+                               "call it outside the compiled function, or write it with dagrad ops")
+        needs = tuple(isinstance(a, Tensor) and a.requires_grad and _core.is_grad_enabled() for a in args)
+        ctx = FunctionCtx(needs)
+        tensors = [a for a in args if isinstance(a, Tensor)]
+        if tensors:
+            _core.realize(tensors)
+        with no_grad():
+            out = cls.forward(ctx, *args)
+        single = isinstance(out, Tensor)
+        outs = (out,) if single else out
+        if not isinstance(outs, tuple) or not all(isinstance(o, Tensor) for o in outs):
+            raise TypeError(f"{name}.forward() must return a Tensor or a tuple of Tensors, not {_args.type_name(out)}")
+        if not any(needs):
+            return out
+        positions = [i for i, a in enumerate(args) if isinstance(a, Tensor)]
+        results = []
+        for k, o in enumerate(outs):
+            if id(o) in ctx._non_differentiable:
+                results.append(o.detach())
+                continue
+
+            def rule(grad, need, k=k):
+                grads = [None] * len(outs)
+                grads[k] = grad
+                got = cls.backward(ctx, *grads)
+                got = got if isinstance(got, tuple) else (got,)
+                if len(got) != len(args):
+                    raise RuntimeError(f"{name}.backward() returned {len(got)} gradients, expected {len(args)} "
+                                       "(one per argument of forward; None where there is none)")
+                picked = []
+                for i, n in zip(positions, need):
+                    g = got[i]
+                    if g is not None and not isinstance(g, Tensor):
+                        raise TypeError(f"{name}.backward() must return Tensors or None, got {_args.type_name(g)} "
+                                        f"for argument {i}")
+                    picked.append(g if n else None)
+                return picked
+
+            results.append(_core._function_node(name, tensors, o, rule))
+        return results[0] if single else tuple(results)
+
+
 # ----------------------------------------------------------------------------- grad, backward, gradcheck
 
 def _as_list(x, fn="grad", name="outputs", optional=False):

@@ -142,7 +142,11 @@ def _longest_path(order, preds, cost):
         via[n] = arg
     if not finish:
         return 0.0, []
-    end = max(order, key=lambda n: finish[n])
+    end = order[0]
+    for n in order:  # the last of the longest: the path ends at a sink, not a zero-cost node before it
+        if finish[n] >= finish[end]:
+            end = n
+    span = finish[end]
     path = []
     while end is not None:
         path.append(end)
@@ -151,7 +155,7 @@ def _longest_path(order, preds, cost):
     # Leaves cost nothing: the path starts at the first node that runs.
     while len(path) > 1 and cost[path[0]] == 0:
         path.pop(0)
-    return finish[max(order, key=lambda n: finish[n])], path
+    return span, path
 
 
 def _from_description(desc):

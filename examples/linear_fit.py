@@ -107,7 +107,8 @@ def training_view(path, history, n=64, seed=0):
     w = dagrad.tensor([[history[-1]["w"]]], requires_grad=True)
     b = dagrad.tensor([history[-1]["b"]], requires_grad=True)
     loss = ((x @ w + b - y) ** 2).mean()
-    dagrad.viz.html(loss, path, history=history)
+    dagrad.viz.html(loss, path, names={"x": x, "y": y, "w": w, "b": b},
+                    history={"steps": history, "xs": xs.ravel().tolist(), "ys": ys.ravel().tolist()})
     return path
 
 

@@ -180,6 +180,8 @@ CALLS = [
     ("dagrad.broadcast_to", "broadcast_to", dagrad.broadcast_to,
      [P("input", "tensor", "X"), P("size", "shape", (4, 2, 3))]),
     ("dagrad.set_num_threads", "set_num_threads", dagrad.set_num_threads, [P("n", "int", 2)]),
+    ("dagrad.set_schedule", "set_schedule", dagrad.set_schedule, [P("mode", "choice", "auto")]),
+    ("dagrad.schedule", "schedule", dagrad.schedule, [P("mode", "choice", "auto")]),
     ("dagrad.set_compile_cache_size_limit", "set_compile_cache_size_limit",
      dagrad.set_compile_cache_size_limit, [P("n", "int", 8)]),
     # ------------------------------------------------------------------ Tensor methods

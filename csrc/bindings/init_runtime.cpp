@@ -54,8 +54,32 @@ void init_runtime(py::module_& m) {
     d["threads_used"] = s.threads_used;
     d["parallel"] = s.parallel;
     d["fused"] = s.fused;
+    d["peak_bytes"] = s.peak_bytes;
     return d;
   });
+  m.def("_set_schedule", [](const std::string& mode) {
+    if (mode == "auto")
+      set_schedule(Schedule::Auto);
+    else if (mode == "parallel")
+      set_schedule(Schedule::Parallel);
+    else if (mode == "serial")
+      set_schedule(Schedule::Serial);
+    else
+      throw ValueError("set_schedule(): argument 'mode' must be 'auto', 'parallel' or 'serial', got '" + mode + "'");
+  });
+  m.def("_get_schedule", [] {
+    switch (get_schedule()) {
+      case Schedule::Parallel: return "parallel";
+      case Schedule::Serial: return "serial";
+      case Schedule::Auto: break;
+    }
+    return "auto";
+  });
+  m.def("_gradient_graph", [](const std::vector<Tensor>& roots) {
+    py::gil_scoped_release release;
+    return gradient_graph(roots);
+  });
+  m.def("_remove_hook", &remove_grad_hook);
   m.def("_set_fusion_enabled", &set_fusion_enabled);
   m.def("_fusion_enabled", &fusion_enabled);
 
@@ -98,6 +122,19 @@ void init_runtime(py::module_& m) {
              py::gil_scoped_release release;
              p.replay();
            })
+      .def("_schedule",
+           [](const Program& p) {
+             py::list out;
+             for (const Program::Step& st : p.schedule()) {
+               py::dict d;
+               d["kind"] = st.kind;
+               py::list nodes;
+               for (const NodePtr& n : st.nodes) nodes.append(py::cast(Tensor(n)));
+               d["nodes"] = nodes;
+               out.append(d);
+             }
+             return out;
+           })
       .def_property_readonly("num_events", &Program::num_events)
       .def_property_readonly("num_nodes", &Program::num_nodes);
   // No lock is held across the traced function: Note [Tracing belongs to the tracing thread].
@@ -116,14 +153,33 @@ void init_runtime(py::module_& m) {
   // profiler
   m.def("_profiler_set_enabled", &profiler::set_enabled);
   m.def("_profiler_take_events", [] {
+    std::vector<TraceEvent> events;
+    {
+      py::gil_scoped_release release;
+      events = profiler::take_events();
+    }
     py::list out;
-    for (const TraceEvent& e : profiler::take_events()) {
+    for (const TraceEvent& e : events) {
       py::dict d;
       d["node"] = e.node_id;
       d["op"] = op_name(e.op);
       d["thread"] = e.thread;
       d["start_ns"] = e.start_ns;
       d["end_ns"] = e.end_ns;
+      d["pass"] = e.backward ? "backward" : "forward";
+      d["shape"] = py::tuple(py::cast(e.shape));
+      d["dtype"] = dtype_name(e.dtype);
+      d["inputs"] = py::cast(e.inputs);
+      py::list fused;
+      for (const auto& [id, op] : e.fused) {
+        py::dict m;
+        m["node"] = id;
+        m["op"] = op_name(op);
+        fused.append(m);
+      }
+      d["fused"] = fused;
+      d["ready"] = e.ready;
+      d["run"] = e.run;
       out.append(d);
     }
     return out;

@@ -159,6 +159,42 @@ py::class_<Tensor> init_tensor(py::module_& m) {
       .def_property_readonly("_id", [](const Tensor& t) { return t->id; })
       .def_property_readonly("_realized", [](const Tensor& t) { return t->realized(); })
       .def_property_readonly("_graph_freed", [](const Tensor& t) { return t->graph_freed; })
+      // Introspection for the graph views (dagrad.viz) and grad_fn.next_functions.
+      .def_property_readonly("_inputs",
+                             [](const Tensor& t) {
+                               std::vector<Tensor> out;
+                               GraphLock lock;  // a run on another thread may be releasing edges
+                               for (const Edge& e : t->inputs) out.emplace_back(e.node);
+                               return out;
+                             })
+      .def_property_readonly("_is_backward", [](const Tensor& t) { return t->is_backward; })
+      .def_property_readonly("_storage_id",
+                             [](const Tensor& t) -> py::object {
+                               if (!t->storage) return py::none();
+                               return py::int_(reinterpret_cast<uintptr_t>(t->storage.get()));
+                             })
+      .def("retain_grad", [](const Tensor& t) { retain_grad(t); })
+      .def_property_readonly("retains_grad", [](const Tensor& t) { return (t->grad_flags & Node::kRetainsGrad) != 0; })
+      .def("_register_hook",
+           [](const Tensor& t, py::function fn) {
+             // Note [Gradient hooks from Python]: the hook lives in the core's table, which may
+             // drop it on any thread (the node dies wherever its last edge goes), so the
+             // Python callable is released under the GIL; it is called with the GIL, which
+             // backward (running with the GIL released, Note [GIL policy]) takes around it.
+             std::shared_ptr<py::function> holder(new py::function(std::move(fn)), [](py::function* f) {
+               if (!Py_IsInitialized()) return;  // at exit: leaked, not touched without a GIL
+               py::gil_scoped_acquire gil;
+               delete f;
+             });
+             return add_grad_hook(t, [holder](const Tensor& g) -> Tensor {
+               py::gil_scoped_acquire gil;
+               py::object r = (*holder)(g);
+               if (r.is_none()) return Tensor();
+               if (!py::isinstance<Tensor>(r))
+                 throw TypeError("hook: a gradient hook must return a Tensor or None, not " + type_name(r));
+               return r.cast<Tensor>();
+             });
+           })
       .def_property(
           "_is_param", [](const Tensor& t) { return t->is_param; }, [](const Tensor& t, bool v) { t->is_param = v; })
       .def("numpy", &to_numpy)

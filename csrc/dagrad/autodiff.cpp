@@ -91,7 +91,9 @@ Tensor sum_contributions(const Contribs& c) {
 // dtype, and the fan-in sum. An op's backward rule only states its local chain rule.
 std::unordered_map<Node*, Tensor> compute_gradients(const std::vector<Tensor>& roots,
                                                     const std::vector<Tensor>& root_grads,
-                                                    const std::vector<Tensor>* targets, Walk& w) {
+                                                    const std::vector<Tensor>* targets, Walk& w,
+                                                    bool run_hooks = true) {
+  BackwardPassScope backward_pass;  // the nodes made below are the backward pass
   walk_graph(roots, w);
   const size_t n = w.order.size();
   std::vector<char> is_target(n, 0), needed(n, 0);
@@ -99,7 +101,9 @@ std::unordered_map<Node*, Tensor> compute_gradients(const std::vector<Tensor>& r
     for (const Tensor& t : *targets)
       if (w.contains(t.node().get())) is_target[t->run_index] = 1;
   } else {
-    for (size_t i = 0; i < n; ++i) is_target[i] = w.order[i]->is_leaf();
+    // The leaves, and the non-leaves whose gradient is retained (Tensor.retain_grad).
+    for (size_t i = 0; i < n; ++i)
+      is_target[i] = w.order[i]->is_leaf() || (w.order[i]->grad_flags & Node::kRetainsGrad);
   }
   for (size_t i = 0; i < n; ++i) {
     const Node* node = w.order[i].get();
@@ -120,6 +124,20 @@ std::unordered_map<Node*, Tensor> compute_gradients(const std::vector<Tensor>& r
     if (!needed[i] || contrib[i].empty()) continue;
     Tensor total = sum_contributions(contrib[i]);
     contrib[i] = SmallVector<Tensor, 1>();  // free the contributions now
+    // Note [Gradient hooks]: a tensor's hooks see its summed gradient, in the order they were
+    // added, before it goes into .grad or on to its inputs; each may replace it (PyTorch's
+    // register_hook). The gradient is a pending node: a hook that reads its value runs the
+    // part of the backward graph it needs, under this thread's graph lock (a recursive lock).
+    if (run_hooks && (node->grad_flags & Node::kHasHooks)) {
+      for (const GradHook& hook : grad_hooks(*node)) {
+        Tensor r = hook(total);
+        if (!r.defined()) continue;
+        if (r.shape() != total.shape())
+          throw RuntimeError("hook: a gradient hook returned a gradient of shape " + shape_str(r.shape()) +
+                             " for a tensor whose gradient has shape " + shape_str(total.shape()));
+        total = r.dtype() == total.dtype() ? r : cast(r, total.dtype());
+      }
+    }
     if (is_target[i]) result[node.get()] = total;
     if (node->is_leaf()) continue;
 
@@ -213,7 +231,8 @@ void backward(const std::vector<Tensor>& roots, const std::vector<Tensor>& grads
   std::vector<Tensor> to_run(roots.begin(), roots.end());
   for (const NodePtr& node : w.order) {
     auto it = g.find(node.get());
-    if (it == g.end() || !node->is_leaf() || !node->requires_grad) continue;
+    if (it == g.end() || !node->requires_grad) continue;
+    if (!node->is_leaf() && !(node->grad_flags & Node::kRetainsGrad)) continue;
     Tensor gi = it->second;
     // Under create_graph .grad is a graph node; it must be this leaf's own, not a gradient
     // node it shares with another leaf (add passes one g to both inputs) nor the caller's seed,
@@ -287,6 +306,20 @@ std::vector<Tensor> grad(const std::vector<Tensor>& outputs, const std::vector<T
 
 void Tensor::backward(const Tensor& gradient, bool retain_graph, bool create_graph) const {
   dagrad::backward({*this}, {gradient}, retain_graph, create_graph);
+}
+
+std::vector<std::pair<Tensor, Tensor>> gradient_graph(const std::vector<Tensor>& roots) {
+  GraphLock lock;
+  std::vector<Tensor> seeds = seed_gradients(roots, std::vector<Tensor>(roots.size()));
+  Walk w;
+  std::unordered_map<Node*, Tensor> g = compute_gradients(roots, seeds, nullptr, w, /*run_hooks=*/false);
+  w.release_indices();
+  std::vector<std::pair<Tensor, Tensor>> out;
+  for (const NodePtr& node : w.order) {
+    auto it = g.find(node.get());
+    if (it != g.end() && node->is_leaf() && node->requires_grad) out.emplace_back(Tensor(node), it->second);
+  }
+  return out;
 }
 
 }  // namespace dagrad

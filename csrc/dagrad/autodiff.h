@@ -24,4 +24,9 @@ std::vector<Tensor> grad(const std::vector<Tensor>& outputs, const std::vector<T
                          const std::vector<Tensor>& grad_outputs, bool retain_graph = false, bool create_graph = false,
                          bool allow_unused = false);
 
+/// @brief The backward graph of `roots` (each with one element, seeded with 1) with respect to
+/// every leaf that requires grad, built but not run, with no effect on .grad and no hook called:
+/// (leaf, pending gradient) pairs. What the graph views draw as the backward pass.
+std::vector<std::pair<Tensor, Tensor>> gradient_graph(const std::vector<Tensor>& roots);
+
 }  // namespace dagrad

@@ -225,6 +225,25 @@ void release_pooled_buffers() {
   p.cached = 0;
 }
 
+namespace {
+// Bytes of the buffers alive now and the most alive at once since reset_peak_buffer_bytes
+// (pooled buffers count while in use, not while cached; inline values are not counted).
+std::atomic<int64_t> g_live_bytes{0};
+std::atomic<int64_t> g_peak_bytes{0};
+
+void note_alloc(size_t cap) {
+  const int64_t now =
+      g_live_bytes.fetch_add(static_cast<int64_t>(cap), std::memory_order_relaxed) + static_cast<int64_t>(cap);
+  int64_t peak = g_peak_bytes.load(std::memory_order_relaxed);
+  while (now > peak && !g_peak_bytes.compare_exchange_weak(peak, now, std::memory_order_relaxed)) {
+  }
+}
+}  // namespace
+
+int64_t live_buffer_bytes() { return g_live_bytes.load(std::memory_order_relaxed); }
+int64_t peak_buffer_bytes() { return g_peak_bytes.load(std::memory_order_relaxed); }
+void reset_peak_buffer_bytes() { g_peak_bytes.store(live_buffer_bytes(), std::memory_order_relaxed); }
+
 Storage::Storage(size_t nbytes) : nbytes_(nbytes) {
   if (nbytes <= sizeof(inline_)) {
     ptr_ = inline_;
@@ -241,6 +260,7 @@ Storage::Storage(size_t nbytes) : nbytes_(nbytes) {
       it->second.pop_back();
       p.cached -= cap;
       capacity_ = cap;
+      note_alloc(cap);
       return;
     }
   }
@@ -251,10 +271,12 @@ Storage::Storage(size_t nbytes) : nbytes_(nbytes) {
   if (cap >= kHuge) madvise(ptr_, cap, MADV_HUGEPAGE);
 #endif
   capacity_ = cap;
+  note_alloc(cap);
 }
 
 Storage::~Storage() {
   if (ptr_ == inline_ || !ptr_) return;
+  g_live_bytes.fetch_sub(static_cast<int64_t>(capacity_), std::memory_order_relaxed);
   Pool& p = pool();
   {
     std::lock_guard<std::mutex> lock(p.m);

@@ -190,6 +190,13 @@ struct Storage {
 
 using StoragePtr = std::shared_ptr<Storage>;
 
+/// @brief Bytes of tensor buffers alive now, and the most alive at once since the last
+/// reset_peak_buffer_bytes (values of 32 bytes or less live inside their node and are not
+/// counted; pooled buffers count while in use).
+int64_t live_buffer_bytes();
+int64_t peak_buffer_bytes();
+void reset_peak_buffer_bytes();
+
 /// @brief Bytes held by the buffer pool for reuse (see Note [Buffer pool]).
 size_t pooled_bytes();
 /// @brief Returns every pooled buffer to the system.

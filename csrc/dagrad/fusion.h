@@ -36,15 +36,22 @@ struct Plan {
   int64_t fused = 0;    // how many
   std::vector<uint8_t> flags;
   std::vector<uint8_t> size;
+  // Absorptions into a node that takes members from both its inputs, i.e. joins two branches
+  // in one group (run indices of the member and of the join): undone when the run goes
+  // parallel (split_joins).
+  std::vector<std::pair<int32_t, int32_t>> joins;
 
   /// Called for each node as the run collects it, parents first (n's run_index is set, and
   /// n's inputs of this run carry `mark`): decides which of its inputs are computed inside
   /// its group.
   inline void consider(Node* n, uint64_t mark);
   uint8_t flags_of(int32_t i) const { return any ? flags[static_cast<size_t>(i)] : 0; }
+  /// Note [Fusion keeps parallel branches]: called when the run goes to the pool.
+  void split_joins(const std::vector<Node*>& order, uint64_t mark);
   void clear() {
     flags.clear();
     size.clear();
+    joins.clear();
     active = any = false;
     fused = 0;
   }
@@ -62,6 +69,8 @@ inline void Plan::consider(Node* n, uint64_t mark) {
   uint8_t f = 0, sz = 1;
   if (cand) {
     f = kCandidate;
+    int32_t absorbed[2];  // elementwise ops have at most two inputs
+    int num_absorbed = 0;
     for (const Edge& e : n->inputs) {
       Node* p = e.node.get();
       if (p->mark != mark) continue;
@@ -75,11 +84,19 @@ inline void Plan::consider(Node* n, uint64_t mark) {
       f |= kHasMembers;
       any = true;
       ++fused;
+      if (num_absorbed < 2) absorbed[num_absorbed++] = static_cast<int32_t>(pi);
     }
+    // Members from two inputs: two branches joined in one group (Note [Fusion keeps parallel
+    // branches]).
+    if (num_absorbed == 2)
+      for (int k = 0; k < 2; ++k) joins.emplace_back(absorbed[k], static_cast<int32_t>(i));
   }
   flags.push_back(f);
   size.push_back(sz);
 }
+
+/// @brief The members of root's group other than root, parents first (for the profiler).
+void group_members(const Node& root, const uint8_t* flags, uint64_t mark, std::vector<const Node*>& out);
 
 /// @brief Computes `root` (flagged kHasMembers) and, in registers and a small scratch, every
 /// node of its group: the inputs of the run (flags indexed by run_index, nodes of the run

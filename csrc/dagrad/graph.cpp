@@ -1,11 +1,17 @@
 #include "dagrad/graph.h"
 
 #include <cstring>
+#include <mutex>
+#include <unordered_map>
 
 #include "dagrad/kernels/dispatch.h"
 #include "dagrad/kernels/parallel.h"
 
 namespace dagrad {
+
+namespace {
+void drop_grad_hooks(const Node* n);
+}  // namespace
 
 // Note [Iterative teardown]
 // ~~~~~~~~~~~~~~~~~~~~~~~~~
@@ -16,6 +22,7 @@ namespace dagrad {
 // the graph holds no weak pointers) hands over its own parents before it dies, so
 // every destructor returns after one level.
 Node::~Node() {
+  if (grad_flags & kHasHooks) drop_grad_hooks(this);
   if (inputs.empty() && !grad) return;
   SmallVector<NodePtr, 16> stack;  // a chain's teardown needs one or two slots: no allocation
   auto take = [&stack](Node& n) {
@@ -34,6 +41,28 @@ Node::~Node() {
 
 namespace {
 thread_local bool t_grad_enabled = true;
+thread_local bool t_backward_pass = false;
+
+// Hooks live beside the graph, keyed by node (a node has no room for them, Note [Node layout]);
+// a node with hooks carries kHasHooks and drops them when it dies, on whatever thread.
+std::mutex g_hooks_mutex;
+struct HookEntry {
+  uint64_t handle;
+  GradHook hook;
+};
+std::unordered_map<const Node*, std::vector<HookEntry>> g_hooks;  // guarded by g_hooks_mutex
+uint64_t g_next_hook = 1;                                         // guarded by g_hooks_mutex
+
+void drop_grad_hooks(const Node* n) {
+  std::vector<HookEntry> dead;  // destroyed outside the lock (a hook's captures may be heavy)
+  {
+    std::lock_guard<std::mutex> lock(g_hooks_mutex);
+    auto it = g_hooks.find(n);
+    if (it == g_hooks.end()) return;
+    dead = std::move(it->second);
+    g_hooks.erase(it);
+  }
+}
 std::atomic<uint64_t> g_next_id{1};
 
 // Note [Node pool]
@@ -140,6 +169,48 @@ NodePtr new_node(OpKind op, Shape shape, DType dtype) {
 }
 }  // namespace
 
+BackwardPassScope::BackwardPassScope() : prev_(t_backward_pass) { t_backward_pass = true; }
+BackwardPassScope::~BackwardPassScope() { t_backward_pass = prev_; }
+
+uint64_t add_grad_hook(const Tensor& t, GradHook hook) {
+  if (!t->requires_grad)
+    throw RuntimeError("register_hook: cannot register a hook on a tensor that doesn't require gradient");
+  std::lock_guard<std::mutex> lock(g_hooks_mutex);
+  const uint64_t h = g_next_hook++;
+  g_hooks[t.node().get()].push_back(HookEntry{h, std::move(hook)});
+  t->grad_flags |= Node::kHasHooks;
+  return h;
+}
+
+void remove_grad_hook(uint64_t handle) {
+  GradHook dead;
+  std::lock_guard<std::mutex> lock(g_hooks_mutex);
+  for (auto it = g_hooks.begin(); it != g_hooks.end(); ++it) {
+    auto& v = it->second;
+    for (auto e = v.begin(); e != v.end(); ++e)
+      if (e->handle == handle) {
+        dead = std::move(e->hook);
+        v.erase(e);
+        return;  // the node keeps kHasHooks; an empty entry costs nothing
+      }
+  }
+}
+
+std::vector<GradHook> grad_hooks(const Node& n) {
+  std::vector<GradHook> out;
+  if (!(n.grad_flags & Node::kHasHooks)) return out;
+  std::lock_guard<std::mutex> lock(g_hooks_mutex);
+  auto it = g_hooks.find(&n);
+  if (it != g_hooks.end())
+    for (const HookEntry& e : it->second) out.push_back(e.hook);
+  return out;
+}
+
+void retain_grad(const Tensor& t) {
+  if (!t->requires_grad) throw RuntimeError("retain_grad: can't retain_grad on a tensor that has requires_grad=False");
+  if (!t->is_leaf()) t->grad_flags |= Node::kRetainsGrad;
+}
+
 bool GradMode::is_enabled() { return t_grad_enabled; }
 void GradMode::set_enabled(bool enabled) { t_grad_enabled = enabled; }
 
@@ -167,6 +238,7 @@ Tensor make_op(OpKind op, const Tensor* inputs, size_t count, Shape shape, DType
     n->inputs.push_back(Edge{t.node(), v});
   }
   n->requires_grad = rg && GradMode::is_enabled() && is_floating(dtype);
+  n->is_backward = t_backward_pass;
   return Tensor(std::move(n));
 }
 

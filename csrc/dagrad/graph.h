@@ -60,11 +60,16 @@ struct Edge {
 /// scheduler visit touches one or two cache lines and no separately allocated edge array.
 /// Nodes come from a per-thread free list (Note [Node pool] in graph.cpp), not from malloc.
 struct Node : std::enable_shared_from_this<Node> {
+  static constexpr uint8_t kRetainsGrad = 1;  // a non-leaf whose gradient backward keeps in .grad
+  static constexpr uint8_t kHasHooks = 2;     // has gradient hooks (add_grad_hook)
+
   OpKind op = OpKind::Leaf;
   DType dtype = DType::Float32;
   bool requires_grad = false;
   bool graph_freed = false;  // backward ran without retain_graph through this node
   bool is_param = false;     // marked as a Module parameter (dagrad.nn.Parameter)
+  bool is_backward = false;  // made by autodiff: a gradient node (BackwardPassScope)
+  uint8_t grad_flags = 0;    // kRetainsGrad, kHasHooks
   // Version of the storage right after this node computed it (aliases such as reshape share a
   // storage whose version may already be above 0). See Edge.
   uint32_t base_version = 0;
@@ -76,7 +81,7 @@ struct Node : std::enable_shared_from_this<Node> {
   SmallVector<Edge, 2> inputs;
   Shape shape;
   OpAttrs attrs;
-  NodePtr grad;  // accumulated gradient of a leaf that requires grad
+  NodePtr grad;  // accumulated gradient of a leaf that requires grad, or of a retained non-leaf
   uint64_t id = 0;
 
   Node() = default;
@@ -161,6 +166,34 @@ struct GradModeGuard {
  private:
   bool prev_;
 };
+
+/// @brief RAII: nodes made in this scope on this thread are gradient nodes (Node::is_backward),
+/// which the profiler and the graph views show as the backward pass. Autodiff opens it.
+struct BackwardPassScope {
+  BackwardPassScope();
+  ~BackwardPassScope();
+  BackwardPassScope(const BackwardPassScope&) = delete;
+  BackwardPassScope& operator=(const BackwardPassScope&) = delete;
+
+ private:
+  bool prev_;
+};
+
+// ---------------------------------------------------------------------------
+// Gradient hooks (PyTorch's Tensor.register_hook), kept beside the graph.
+// ---------------------------------------------------------------------------
+
+/// @brief Called with the gradient of a tensor when backward has summed it; returns a
+/// replacement, or an undefined Tensor to keep it.
+using GradHook = std::function<Tensor(const Tensor& grad)>;
+/// @brief Adds a hook to t's node (RuntimeError if t does not require grad); returns its handle.
+uint64_t add_grad_hook(const Tensor& t, GradHook hook);
+/// @brief Removes the hook with this handle, if it is still there.
+void remove_grad_hook(uint64_t handle);
+/// @brief The hooks of a node, in the order they were added.
+std::vector<GradHook> grad_hooks(const Node& n);
+/// @brief Makes backward keep the gradient of the non-leaf t in t.grad (no-op for a leaf).
+void retain_grad(const Tensor& t);
 
 // ---------------------------------------------------------------------------
 // Building nodes.

@@ -1,6 +1,7 @@
 #include "dagrad/profiler.h"
 
 #include <algorithm>
+#include <iterator>
 #include <mutex>
 
 namespace dagrad::profiler {
@@ -28,12 +29,18 @@ Buffer& local_buffer() {
   return *buf;
 }
 
-// Appends each computed node to the worker's own buffer (no lock on the hot path).
+// Appends each computed node to the worker's own buffer (no lock on the hot path). The event's
+// vectors allocate; the profiler's cost when on is measured in benchmarks/bench_profiler.py.
 class ProfilerObserver final : public RunObserver {
  public:
   bool wants_nodes() const override { return true; }
-  void node_done(const Node& n, int thread, int64_t start_ns, int64_t end_ns) override {
-    local_buffer().events.push_back(TraceEvent{n.id, n.op, thread, start_ns, end_ns});
+  void node_done(const NodeEvent& e) override {
+    const Node& n = e.node;
+    TraceEvent t{n.id, n.op, n.dtype, n.is_backward, e.thread, e.ready, e.run, e.start_ns, e.end_ns, n.shape, {}, {}};
+    t.inputs.reserve(n.inputs.size());
+    for (const Edge& in : n.inputs) t.inputs.push_back(in.node->id);
+    for (size_t i = 0; i < e.num_members; ++i) t.fused.emplace_back(e.members[i]->id, e.members[i]->op);
+    local_buffer().events.push_back(std::move(t));
   }
 };
 ProfilerObserver g_observer;
@@ -56,7 +63,7 @@ std::vector<TraceEvent> take_events() {
   std::vector<TraceEvent> out;
   std::lock_guard<std::mutex> lock(g_registry_mutex);
   for (auto& b : registry()) {
-    out.insert(out.end(), b->events.begin(), b->events.end());
+    std::move(b->events.begin(), b->events.end(), std::back_inserter(out));
     b->events.clear();
   }
   std::sort(out.begin(), out.end(), [](const TraceEvent& a, const TraceEvent& b) { return a.start_ns < b.start_ns; });

@@ -4,6 +4,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <utility>
 #include <vector>
 
 #include "dagrad/graph.h"
@@ -11,13 +12,21 @@
 
 namespace dagrad {
 
-/// @brief One node's execution: which op, on which worker, when (ns, steady clock).
+/// @brief One node's execution: which op, on which worker, when (ns, steady clock), in which
+/// pass and run, what it read and which fused members it computed.
 struct TraceEvent {
   uint64_t node_id;
   OpKind op;
+  DType dtype;
+  bool backward;  // a gradient node (Node::is_backward)
   int32_t thread;
+  int32_t ready;  // ready-list length when it started on the pool; -1 in a serial run
+  uint64_t run;
   int64_t start_ns;
   int64_t end_ns;
+  Shape shape;
+  std::vector<uint64_t> inputs;                    // input node ids
+  std::vector<std::pair<uint64_t, OpKind>> fused;  // members computed inside it
 };
 
 namespace profiler {

@@ -36,6 +36,8 @@ class CachedRun {
  public:
   explicit CachedRun(const std::vector<Node*>& order);
   void execute() const;
+  /// The run's nodes in schedule order.
+  const std::vector<NodePtr>& nodes() const;
 
  private:
   struct Impl;

@@ -82,6 +82,21 @@ void Program::add_call(std::function<void()> call) {
 }
 size_t Program::num_nodes() const { return nodes_; }
 
+std::vector<Program::Step> Program::schedule() const {
+  std::vector<Step> out;
+  for (const Event& e : events_) {
+    switch (e.kind) {
+      case Event::Kind::Run: out.push_back({"run", e.run->nodes()}); break;
+      case Event::Kind::Assign: out.push_back({"assign", {e.a, e.b}}); break;
+      case Event::Kind::GradSet: out.push_back({"grad_set", {e.a, e.b}}); break;
+      case Event::Kind::GradAccumulate: out.push_back({"grad_accumulate", {e.a, e.b}}); break;
+      case Event::Kind::GradClear: out.push_back({"grad_clear", {e.a}}); break;
+      case Event::Kind::Call: out.push_back({"call", {}}); break;
+    }
+  }
+  return out;
+}
+
 bool Program::preconditions_hold() const {
   for (const auto& [raw, state] : initial_grad_)
     if (state.pinned && state.leaf->grad != state.grad) return false;

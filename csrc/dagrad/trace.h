@@ -22,6 +22,14 @@ class Program {
   /// Re-executes every effect in order, reusing every buffer (the static memory plan).
   void replay();
   size_t num_events() const { return events_.size(); }
+  /// @brief The recorded effects in order, for printing and drawing a compiled step: the kind
+  /// ("run", "assign", "grad_set", "grad_accumulate", "grad_clear", "call") and its nodes (a
+  /// run's in schedule order; the target and source of a write).
+  struct Step {
+    const char* kind;
+    std::vector<NodePtr> nodes;
+  };
+  std::vector<Step> schedule() const;
   size_t num_nodes() const;
 
   // Recording (called by the scheduler, autodiff, assign_ and fused kernels).

@@ -13,7 +13,8 @@ from ._dtype import bool, float32, int64  # noqa: A004  (PyTorch's name)
 # The op functions of the package: those defined below, and those the core binds as they are
 # (its binding table's function rows, _core._FUNCTIONS; Note [The binding table]).
 __all__ = (
-    "realize", "set_num_threads", "get_num_threads", "show_config",
+    "realize", "set_num_threads", "get_num_threads", "show_config", "last_run_stats",
+    "set_schedule", "get_schedule", "schedule",
     "add", "sub", "mul", "div", "pow", "matmul", "sum", "mean", "reshape", "transpose", "permute",
     "where", "maximum", "minimum", "max", "min", "var", "std", "softmax", "log_softmax",
     "cat", "concat", "stack", "split", "chunk", "gather", "broadcast_to", "eq", "ne", "lt", "le", "gt", "ge",
@@ -40,6 +41,55 @@ def set_num_threads(n):
     ValueError, as does the same value in ``DAGRAD_NUM_THREADS``.
     """
     _core.set_num_threads(_args.integer(n, "set_num_threads", "n", allow_bool=False))
+
+
+def last_run_stats():
+    """What the last scheduler run did: ``nodes`` computed, ``threads_used``, whether it ran
+    on the worker pool (``parallel``), how many nodes ran inside a fused group (``fused``), and
+    ``peak_bytes``, the most bytes of tensor buffers alive at once during it.
+
+    >>> dagrad.realize(dagrad.ones(4) * 2)
+    >>> dagrad.last_run_stats()["nodes"]
+    1
+    """
+    return _core.last_run_stats()
+
+
+def set_schedule(mode):
+    """How runs use the worker pool: ``"auto"`` (the default) decides by cost; ``"parallel"``
+    sends every run with independent nodes to the pool (to see branches run side by side);
+    ``"serial"`` keeps every run on the calling thread. Results are the same bits in each.
+    """
+    _core._set_schedule(_args.choice(mode, "set_schedule", "mode", ("auto", "parallel", "serial")))
+
+
+def get_schedule():
+    """The current schedule: ``"auto"``, ``"parallel"`` or ``"serial"``."""
+    return _core._get_schedule()
+
+
+class schedule:
+    """``with dagrad.schedule("parallel"):`` sets the schedule inside the block and restores
+    the previous one after it (see ``set_schedule``).
+
+    >>> with dagrad.schedule("serial"):
+    ...     dagrad.get_schedule()
+    'serial'
+    >>> dagrad.get_schedule()
+    'auto'
+    """
+
+    def __init__(self, mode):
+        self._mode = _args.choice(mode, "schedule", "mode", ("auto", "parallel", "serial"))
+        self._prev = None
+
+    def __enter__(self):
+        self._prev = _core._get_schedule()
+        _core._set_schedule(self._mode)
+        return self
+
+    def __exit__(self, *exc):
+        _core._set_schedule(self._prev)
 
 
 def get_num_threads():
@@ -138,24 +188,103 @@ def _repr(self):
 
 
 class _GradFn:
-    """What made a non-leaf tensor (PyTorch's grad_fn), by op name."""
+    """What made a non-leaf tensor (PyTorch's grad_fn): its op's backward, and through
+    ``next_functions`` the grad_fns of its inputs, so the graph can be followed back.
 
-    __slots__ = ("_op",)
+    >>> x = dagrad.tensor(2.0, requires_grad=True)
+    >>> z = x * 3.0 + 1.0
+    >>> z.grad_fn
+    <AddBackward>
+    >>> z.grad_fn.next_functions
+    ((<MulBackward>, 0), (None, 0))
+    >>> z.grad_fn.next_functions[0][0].next_functions
+    ((<AccumulateGrad>, 0), (None, 0))
+    """
 
-    def __init__(self, op):
-        self._op = op
+    __slots__ = ("_tensor",)
+
+    def __init__(self, tensor):
+        self._tensor = tensor
 
     def name(self):
-        return "".join(p.capitalize() for p in self._op.split("_")) + "Backward"
+        return "".join(p.capitalize() for p in self._tensor._op.split("_")) + "Backward"
+
+    @property
+    def next_functions(self):
+        """One ``(fn, 0)`` per input: its grad_fn, an ``AccumulateGrad`` for a leaf that
+        requires grad, or ``None`` for one that does not (PyTorch's convention)."""
+        out = []
+        for t in self._tensor._inputs:
+            if t.requires_grad and t.is_leaf:
+                out.append((_AccumulateGrad(t), 0))
+            elif t.requires_grad:
+                out.append((_GradFn(t), 0))
+            else:
+                out.append((None, 0))
+        return tuple(out)
 
     def __repr__(self):
         return f"<{self.name()}>"
 
 
+class _AccumulateGrad:
+    """The end of a backward path: accumulates into ``variable.grad`` (PyTorch's node)."""
+
+    __slots__ = ("variable",)
+    next_functions = ()
+
+    def __init__(self, variable):
+        self.variable = variable
+
+    def name(self):
+        return "AccumulateGrad"
+
+    def __repr__(self):
+        return "<AccumulateGrad>"
+
+
 def _grad_fn(self):
     if self.is_leaf:
         return None
-    return _GradFn(self._op)
+    return _GradFn(self)
+
+
+class RemovableHandle:
+    """What ``register_hook`` returns: ``remove()`` takes the hook off again (idempotent).
+    Also a context manager that removes the hook on exit."""
+
+    __slots__ = ("_id",)
+
+    def __init__(self, hook_id):
+        self._id = hook_id
+
+    def remove(self):
+        if self._id is not None:
+            _core._remove_hook(self._id)
+            self._id = None
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.remove()
+
+
+def _register_hook(self, hook):
+    """Calls ``hook(grad)`` when the gradient of this tensor has been computed in a backward
+    pass; a tensor it returns replaces the gradient (PyTorch's Tensor.register_hook). Returns a
+    handle whose ``remove()`` unregisters it.
+
+    >>> x = dagrad.tensor(2.0, requires_grad=True)
+    >>> y = x * 3.0
+    >>> h = y.register_hook(lambda g: g * 10)
+    >>> (y + 1.0).backward()
+    >>> x.grad.item()
+    30.0
+    """
+    if not callable(hook):
+        raise TypeError(f"register_hook(): argument 'hook' must be callable, not {_args.type_name(hook)}")
+    return RemovableHandle(self._register_hook(hook))
 
 
 def _backward(self, gradient=None, retain_graph=None, create_graph=False):
@@ -222,6 +351,7 @@ def _scalar_conv(kind):
 Tensor.__repr__ = _repr
 Tensor.__str__ = _repr
 Tensor.grad_fn = property(_grad_fn)
+Tensor.register_hook = _register_hook
 Tensor.backward = _backward
 Tensor.tolist = _tolist
 Tensor.__array__ = _array

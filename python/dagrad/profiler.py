@@ -44,7 +44,7 @@ def last_run_stats():
     >>> dagrad.realize(dagrad.ones(4) * 2)
     >>> stats = dagrad.profiler.last_run_stats()
     >>> sorted(stats), stats["nodes"]
-    (['fused', 'nodes', 'parallel', 'threads_used'], 1)
+    (['fused', 'nodes', 'parallel', 'peak_bytes', 'threads_used'], 1)
     """
     return _core.last_run_stats()
 

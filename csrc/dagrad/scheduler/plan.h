@@ -26,6 +26,7 @@ struct Run {
   std::vector<Frame> stack;     // collect()'s DFS
   bool release_inputs = false;  // see Note [Inputs are released as soon as a node has run]
   uint64_t mark = 0;
+  uint64_t seq = 0;     // the run's sequence number (RunStats::run)
   fusion::Plan fusion;  // Note [Elementwise fusion]
   // What a parallel run needs, filled by link() (only when the run may go parallel):
   bool edges_built = false;
@@ -54,7 +55,7 @@ struct Run {
     fusion.clear();
     node_observers.clear();
     release_inputs = edges_built = has_fanout = false;
-    mark = 0;
+    mark = seq = 0;
     total_cost = critical_cost = 0;
   }
 };

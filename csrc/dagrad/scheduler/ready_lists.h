@@ -42,7 +42,19 @@ namespace {
 // that mutex.
 class ReadyLists {
  public:
-  explicit ReadyLists(int workers) : lists_(static_cast<size_t>(workers)) {}
+  // Note [A parallel schedule waits for its workers]
+  // ~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~
+  // A worker released from the team's barrier may need tens of microseconds to be scheduled
+  // by the OS, long enough for the first worker to steal and run every node of a small graph.
+  // Under dagrad.set_schedule("parallel"), which exists to show independent nodes running side
+  // by side, a worker steals only from lists whose owner has arrived at the loop: the roots
+  // dealt to each worker run on it whenever the machine gives it a core (the owner arrives
+  // once the OS runs it, so nothing waits forever). The default schedule steals at once.
+  ReadyLists(int workers, bool wait_for_owners)
+      : lists_(static_cast<size_t>(workers)), wait_for_owners_(wait_for_owners) {}
+
+  /// The owner of list w is in the loop (Note [A parallel schedule waits for its workers]).
+  void arrive(int w) { lists_[static_cast<size_t>(w)].arrived.store(true, std::memory_order_release); }
 
   // Before the workers start: the owner takes them from the back, so reverse them.
   void seed(int w, const int32_t* first, const int32_t* last) {
@@ -78,6 +90,10 @@ class ReadyLists {
         if (done_.load(std::memory_order_acquire)) return false;
         lock.unlock();
         if (try_take(w, out)) return true;
+        // Work is listed but not takeable yet (its owner has not arrived: Note [A parallel
+        // schedule waits for its workers]), or another worker took it first: give the core
+        // away, the owner may need it.
+        std::this_thread::yield();
         lock.lock();
         continue;
       }
@@ -90,6 +106,13 @@ class ReadyLists {
     }
   }
 
+  /// Entries waiting in all the lists now (relaxed reads; for the profiler's counter).
+  int32_t size() const {
+    int64_t n = 0;
+    for (const List& l : lists_) n += std::max<int64_t>(0, l.size.load(std::memory_order_relaxed));
+    return static_cast<int32_t>(n);
+  }
+
   void finish() {
     done_.store(true, std::memory_order_seq_cst);
     std::lock_guard<std::mutex> lock(sleep_m_);
@@ -98,6 +121,7 @@ class ReadyLists {
 
  private:
   struct alignas(64) List {
+    std::atomic<bool> arrived{false};
     std::mutex m;
     std::vector<int32_t> items;  // live entries are items[head, size)
     size_t head = 0;
@@ -116,6 +140,7 @@ class ReadyLists {
     for (size_t k = 0; k < nl; ++k) {
       List& l = lists_[(static_cast<size_t>(w) + k) % nl];
       if (l.size.load(std::memory_order_acquire) <= 0) continue;
+      if (k != 0 && wait_for_owners_ && !l.arrived.load(std::memory_order_acquire)) continue;
       std::lock_guard<std::mutex> lock(l.m);
       if (l.head == l.items.size()) continue;
       if (k == 0) {
@@ -139,6 +164,7 @@ class ReadyLists {
   std::condition_variable sleep_cv_;
   std::atomic<int> sleepers_{0};
   std::atomic<bool> done_{false};
+  const bool wait_for_owners_;
 };
 
 }  // namespace

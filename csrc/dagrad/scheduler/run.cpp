@@ -40,7 +40,9 @@ namespace dagrad {
 // mutex. Parallelism lives inside a run, across its independent nodes, not across runs.
 
 namespace {
-uint64_t g_mark = 0;    // guarded by graph_mutex()
+uint64_t g_mark = 0;  // guarded by graph_mutex()
+uint64_t g_runs = 0;  // runs started, guarded by graph_mutex()
+std::atomic<Schedule> g_schedule{Schedule::Auto};
 RunStats g_last_stats;  // guarded by graph_mutex()
 
 // ---- observers (Note [Run observers]) ----------------------------------------------------------
@@ -95,6 +97,9 @@ int64_t now_ns() {
 
 uint64_t next_mark() { return ++g_mark; }
 
+void set_schedule(Schedule s) { g_schedule.store(s, std::memory_order_relaxed); }
+Schedule get_schedule() { return g_schedule.load(std::memory_order_relaxed); }
+
 RunStats last_run_stats() {
   GraphLock lock;
   return g_last_stats;
@@ -115,9 +120,13 @@ void check_versions(const Node& n, uint64_t mark) {
     if (n.inputs[i].node->mark != mark) check_input_version(n, i);
 }
 
-void notify_node(const Run& run, const Node& n, int thread, int64_t t0) {
+void notify_node(const Run& run, const Node& n, int thread, int64_t t0, int32_t ready, bool group) {
   const int64_t t1 = now_ns();
-  for (RunObserver* o : run.node_observers) o->node_done(n, thread, t0, t1);
+  thread_local std::vector<const Node*> members;  // a worker's, reused: no allocation per event
+  members.clear();
+  if (group) fusion::group_members(n, run.fusion.flags.data(), run.mark, members);
+  const NodeEvent e{n, thread, t0, t1, ready, run.seq, members.data(), members.size()};
+  for (RunObserver* o : run.node_observers) o->node_done(e);
 }
 
 // What executing a node needs from its run, read once per worker into its own stack frame
@@ -134,7 +143,7 @@ struct Exec {
       : run(r), mark(r.mark), check_versions(!replaying()), observed(!r.node_observers.empty()) {}
 };
 
-inline void execute(Node& n, const Exec& x, int thread) {
+inline void execute(Node& n, const Exec& x, int thread, int32_t ready = -1) {
   if (x.check_versions) check_versions(n, x.mark);
   if (n.numel() == 0) {
     // Nothing to compute. Kernels are not asked to handle empty outputs, whose other dims may
@@ -152,15 +161,15 @@ inline void execute(Node& n, const Exec& x, int thread) {
     n.storage.reset();
     throw;
   }
-  if (x.observed) notify_node(x.run, n, thread, t0);
+  if (x.observed) notify_node(x.run, n, thread, t0, ready, false);
   n.base_version = n.storage->version.load(std::memory_order_relaxed);
 }
 
 // The root of a fused group computes the whole group (Note [Elementwise fusion]).
-inline void execute_group(Node& n, const Exec& x, int thread) {
+inline void execute_group(Node& n, const Exec& x, int thread, int32_t ready = -1) {
   const int64_t t0 = x.observed ? now_ns() : 0;
   fusion::run_group(n, x.run.fusion.flags.data(), x.mark);
-  if (x.observed) notify_node(x.run, n, thread, t0);
+  if (x.observed) notify_node(x.run, n, thread, t0, ready, true);
   n.base_version = n.storage->version.load(std::memory_order_relaxed);
 }
 
@@ -183,7 +192,7 @@ inline void release_inputs(Node& n) {
 
 // The pool half of Note [Scheduler: wait, execute, propagate].
 void run_parallel(Run& run, std::vector<std::atomic<int32_t>>& pending, int threads, RunStats& stats) {
-  ReadyLists lists(threads);
+  ReadyLists lists(threads, get_schedule() == Schedule::Parallel);
   // Every worker reads `cancelled` once per node and writes `remaining` when it runs out of
   // continuation work: each on a cache line of its own, so that neither the other one nor the
   // frame's other locals move a line between cores for every node.
@@ -201,19 +210,21 @@ void run_parallel(Run& run, std::vector<std::atomic<int32_t>>& pending, int thre
     const size_t nr = run.roots.size();
     lists.seed(tid, run.roots.data() + nr * tid / nt, run.roots.data() + nr * (tid + 1) / nt);
 #pragma omp barrier
+    lists.arrive(tid);
     int64_t done_here = 0, unflushed = 0;
     int32_t cur = -1;
     for (;;) {
       if (cur < 0 && !lists.pop(tid, cur)) break;
       if (cancelled.load(std::memory_order_relaxed)) break;
       const uint8_t fflags = fuse_flags ? fuse_flags[cur] : 0;
+      const int32_t ready = x.observed ? lists.size() : -1;
       try {
         if (fflags & fusion::kAbsorbed) {
           // computed by its group's root; its inputs stay for the root to read
         } else if (fflags & fusion::kHasMembers) {
-          execute_group(*run.order[cur], x, tid);
+          execute_group(*run.order[cur], x, tid, ready);
         } else {
-          execute(*run.order[cur], x, tid);
+          execute(*run.order[cur], x, tid, ready);
         }
       } catch (...) {
         {
@@ -283,7 +294,7 @@ void run_serial(const Run& run) {
 void execute_run(Run& run, RunStats& stats) {
   const size_t n = run.order.size();
   stats.nodes = static_cast<int64_t>(n);
-  stats.fused = run.fusion.fused;
+  stats.run = run.seq;
   const int threads = get_num_threads();
   // Note [Serial or parallel run]
   // ~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~
@@ -294,9 +305,14 @@ void execute_run(Run& run, RunStats& stats) {
   // its GEMMs) it runs on the calling thread, where each large kernel may use the whole
   // thread budget (Note [Thread budget]). Costs are rough: flops for products, elements
   // touched otherwise. Either way the results are the same bits.
+  // dagrad.set_schedule overrides the decision (Schedule in scheduler/observer.h).
   constexpr double kMinParallelWork = 2e4, kMinParallelism = 1.3;
-  const bool parallel = threads > 1 && run.edges_built && (run.roots.size() > 1 || run.has_fanout) &&
-                        run.total_cost >= kMinParallelWork && run.total_cost >= kMinParallelism * run.critical_cost;
+  const Schedule mode = get_schedule();
+  const bool can = threads > 1 && run.edges_built && (run.roots.size() > 1 || run.has_fanout);
+  const bool worth = run.total_cost >= kMinParallelWork && run.total_cost >= kMinParallelism * run.critical_cost;
+  const bool parallel = can && mode != Schedule::Serial && (mode == Schedule::Parallel || worth);
+  if (parallel) run.fusion.split_joins(run.order, run.mark);  // Note [Fusion keeps parallel branches]
+  stats.fused = run.fusion.fused;
   stats.parallel = parallel;
   if (parallel) {
     std::vector<std::atomic<int32_t>> pending(n);
@@ -338,11 +354,14 @@ void realize(const std::vector<Tensor>& targets) {
 
   RunStats stats;
   std::exception_ptr error;
+  reset_peak_buffer_bytes();
+  run.seq = ++g_runs;
   try {
     execute_run(run, stats);
   } catch (...) {
     error = std::current_exception();
   }
+  stats.peak_bytes = peak_buffer_bytes();
   g_last_stats = stats;
   if (error) std::rethrow_exception(error);
   observers.run_done(run.order, stats);  // compile's trace records the run here
@@ -393,9 +412,12 @@ CachedRun::CachedRun(const std::vector<Node*>& order) : impl_(std::make_shared<I
   for (Node* node : order) node->run_index = -1;
 }
 
+const std::vector<NodePtr>& CachedRun::nodes() const { return impl_->keep; }
+
 void CachedRun::execute() const {
   RunStats stats;
   scheduler::Run& run = impl_->run;
+  run.seq = ++g_runs;  // replay runs under the graph lock (Program::replay)
   ObserverSnapshot observers;
   observers.node_observers(run.node_observers);
   scheduler::execute_run(run, stats);

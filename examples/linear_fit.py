@@ -104,8 +104,8 @@ def training_view(path, history, n=64, seed=0):
     and the fitted line against the data over the steps."""
     xs, ys = data(n, seed)
     x, y = dagrad.tensor(xs), dagrad.tensor(ys)
-    w = dagrad.tensor([[history[-1]["w"]]], requires_grad=True)
-    b = dagrad.tensor([history[-1]["b"]], requires_grad=True)
+    w = dagrad.tensor([[history[-1]["w"]]], dtype=dagrad.float64, requires_grad=True)
+    b = dagrad.tensor([history[-1]["b"]], dtype=dagrad.float64, requires_grad=True)
     loss = ((x @ w + b - y) ** 2).mean()
     dagrad.viz.html(loss, path, names={"x": x, "y": y, "w": w, "b": b},
                     history={"steps": history, "xs": xs.ravel().tolist(), "ys": ys.ravel().tolist()})

@@ -94,7 +94,9 @@ def test_graph_with_backward_has_the_backward_multiplies():
     for leaf in (x, w, b):
         g = nodes[leaf._id]["grad_node"]
         assert nodes[g]["grad_of"] == leaf._id
-        assert nodes[g]["shape"] == [] and nodes[g]["value"] is None
+        assert nodes[g]["shape"] == [] and nodes[g]["pass"] == "backward"
+        # a computed gradient has no value yet; b's is the seed itself, dz/dz = 1
+        assert nodes[g]["value"] is None if leaf is not b else nodes[g]["value"]["text"] == "1"
     # dz/dx = w and dz/dw = x: each backward multiply reads the other input of the forward one
     reads = {e["dst"]: set() for e in d["edges"]}
     for e in d["edges"]:
@@ -284,10 +286,12 @@ def test_dot_with_backward_has_its_own_colour_and_parses():
     desc = viz.graph(z, backward=True)
     n_backward = sum(1 for n in desc["nodes"] if n["pass"] == "backward")
     assert text.count(f'fillcolor="{ORANGE}"') == n_backward >= 2
-    out, nodes, edges = _parse_dot(text)
+    out, nodes, edges = _parse_dot(viz.to_dot(z, show_backward=True, names={"x": x, "w": w, "b": b}))
     assert sum(1 for o in nodes.values() if o["class"].endswith("backward")) == n_backward
     assert {o["fillcolor"] for o in nodes.values() if o["class"].endswith("backward")} == {ORANGE}
-    assert sum(1 for _, _, e in edges if e.get("label") == "grad") == 3  # each gradient to its leaf
+    # each pending gradient names the leaf it is for
+    grads = sorted(o["label"].split("\\n")[-1] for o in nodes.values() if "grad of" in o["label"])
+    assert grads == ["grad of b", "grad of w", "grad of x"]
 
 
 def test_dot_edges_carry_shapes():
@@ -361,7 +365,8 @@ def test_stats_of_a_chain_span_equals_work():
     assert s.critical_path == [t._id for t in chain]
     assert s.unit == "cost" and not s.measured
     sp = s.predicted_speedup(4)
-    assert sp == (4, 1.0, 1.0, 1.0)
+    assert (sp.threads, sp.estimate, sp.high) == (4, 1.0, 1.0)  # a chain cannot go faster
+    assert sp.low == pytest.approx(1 / (1 / 4 + 1))  # Brent: T_4 <= work/4 + span
 
 
 def _wide(branches=8, depth=10, n=64):

@@ -26,7 +26,8 @@ ready for ``json.dumps``; the views rely on exactly these fields:
 - ``shape`` (list of int), ``dtype`` (str, ``"float32"``, ...);
 - ``pass`` (str): ``"forward"``, or ``"backward"`` for a node made by autodiff;
 - ``label`` (str): the name given in ``names=``, else the op for an op, the value for a
-  one-element constant, else ``"variable"`` / ``"parameter"``;
+  one-element constant, else ``"variable"`` / ``"parameter"`` (``"constant"`` for a leaf made
+  by autodiff);
 - ``value``: a summary of the value if it is already computed, else None. Nothing is ever
   computed to describe a graph. A summary is a dict: ``text`` (str, short: ``"7"``,
   ``"[1, 2, 3]"`` or ``"mean 0.1, min -2, max 3"``), ``numel`` (int), ``values`` (the

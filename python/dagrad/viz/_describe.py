@@ -117,14 +117,14 @@ def _program_of(obj):
     return obj, []
 
 
-def _label(t, is_leaf, value):
+def _label(t, is_leaf, value, backward):
     if not is_leaf:
         return t._op
     if t._is_param:
         return "parameter"
     if not t.requires_grad and value is not None and value["numel"] == 1:
         return value["text"]  # a constant, such as the 3 of x * 3
-    return "variable"
+    return "constant" if backward else "variable"
 
 
 def _is_program(obj):
@@ -177,12 +177,16 @@ def graph(*tensors, backward=False, names=None):
         edges = _walk(roots, lambda t: list(t._inputs), nodes, order)
         output_ids = {t._id for t in roots}
     grad_of = {}
+    made_by_backward = set()
     if backward:
         pairs = _core._gradient_graph(list(roots))
         grads = [g for _, g in pairs]
         # The walk reaches the backward nodes and the forward ones they read; those already
-        # described keep their place in the order, so the order stays topological.
+        # described keep their place in the order, so the order stays topological. A leaf met
+        # only here was made by autodiff (the seed, a constant of a backward rule).
+        forward = set(nodes)
         edges.update(_walk(grads, lambda t: list(t._inputs), nodes, order))
+        made_by_backward = {i for i in nodes if i not in forward and nodes[i]._op == "leaf"}
         grad_of = {g._id: leaf._id for leaf, g in pairs}
         for leaf, _ in pairs:  # a leaf the forward walk missed (it cannot: it is an input)
             if leaf._id not in nodes:
@@ -199,7 +203,7 @@ def graph(*tensors, backward=False, names=None):
     for i in order:
         t = nodes[i]
         is_leaf = t._op == "leaf"
-        bw = bool(getattr(t, "_is_backward", False))
+        bw = t._is_backward or i in made_by_backward
         if i in output_ids:
             kind = "output"
         elif is_leaf:
@@ -214,7 +218,7 @@ def graph(*tensors, backward=False, names=None):
             "shape": list(t.shape),
             "dtype": t.dtype.name,
             "pass": "backward" if bw else "forward",
-            "label": labels.get(i) or _label(t, is_leaf, value),
+            "label": labels.get(i) or _label(t, is_leaf, value, bw),
             "value": value,
             "grad": summarize(t.grad) if t.requires_grad and not bw else None,
             "requires_grad": bool(t.requires_grad),

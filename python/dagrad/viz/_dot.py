@@ -55,11 +55,14 @@ def to_dot(tensor, show_backward=False, show_values=False, names=None):
         'color="#37474f", penwidth=0.8];',
         '  edge [fontname="Helvetica", fontsize=9, color="#607d8b", fontcolor="#455a64"];',
     ]
+    labels = {n["id"]: n["label"] for n in desc["nodes"]}
     for n in desc["nodes"]:
         label = [n["label"]]
         if n["op"] != n["label"] and n["kind"] in ("op", "output"):
             label[0] += f" ({n['op']})"
         label.append(_shape_text(n["shape"]) + ("" if n["dtype"] == "float32" else " " + n["dtype"]))
+        if "grad_of" in n:  # the gradient a leaf will receive
+            label.append("grad of " + labels[n["grad_of"]])
         if show_values:
             if n.get("value") is not None:
                 label.append("value " + n["value"]["text"])
@@ -87,11 +90,6 @@ def to_dot(tensor, show_backward=False, show_values=False, names=None):
             attrs["style"] = "dashed"
         lines.append(f"  n{e['src']} -> n{e['dst']} [" + ", ".join(f"{k}={_quote(v)}" for k, v in attrs.items())
                      + "];")
-    # A gradient points back at the leaf it is for: gradients flow right to left.
-    for n in desc["nodes"]:
-        if "grad_of" in n:
-            lines.append(f"  n{n['id']} -> n{n['grad_of']} [label=\"grad\", style=dotted, constraint=false, "
-                         f"color={_quote(COLORS['backward'])}, fontcolor={_quote(COLORS['backward'])}];")
     lines.append("}")
     return "\n".join(lines) + "\n"
 

@@ -191,6 +191,28 @@ def test_graph_of_a_compiled_step_in_schedule_order():
     assert any(n["pass"] == "backward" for n in d["nodes"])
     assert [nodes[i]["kind"] for i in d["outputs"]] == ["output"] and nodes[d["outputs"][0]]["shape"] == []
     assert "digraph" in viz.to_dot(step)
+    # the seed of the backward pass is read by backward nodes only: it is drawn with them
+    seeds = [n for n in d["nodes"] if n["op"] == "leaf" and n["pass"] == "backward"]
+    assert seeds and all(not n["requires_grad"] for n in seeds)
+    text = viz.to_text(step, names={"w": w})
+    lines = text.splitlines()
+    assert lines[0].startswith("program: ") and "run" in lines[0]
+    listed = [int(line.split()[0][1:]) for line in lines if line.startswith("  #")]
+    assert [i for i in listed if i in place] == ran  # schedule order
+    assert any(line.split(".")[1].startswith(" grad_set #" + str(w._id)) for line in lines if line[0].isdigit())
+
+
+def test_to_text_shows_shapes_inputs_and_shared_buffers():
+    x = dagrad.ones(2, 3, requires_grad=True)
+    y = (x * 2.0).reshape(6)
+    assert "buffer of" not in viz.to_text(y)  # no buffers before the run
+    dagrad.realize(y)
+    text = viz.to_text(y, names={"x": x})
+    mul = next(line for line in text.splitlines() if " mul " in line)
+    assert "(2, 3)" in mul and f"<- #{x._id} x" in mul
+    reshape = next(line for line in text.splitlines() if "reshape" in line)
+    assert "(6,)" in reshape and "output" in reshape
+    assert reshape.rstrip().endswith(f"[buffer of #{int(mul.split()[0][1:])}]")  # a view shares its buffer
 
 
 # ----------------------------------------------------------------------------- layout()

@@ -1,7 +1,8 @@
 """See the graph: one plain description of a graph, and the views built from it.
 
 ``graph(*tensors, backward=False)`` describes the graph; ``layout`` places it left to right;
-``to_dot`` / ``render`` draw it with Graphviz; ``stats`` measures its work, span and
+``to_dot`` / ``render`` draw it with Graphviz; ``to_text`` lists it (a compiled program in
+schedule order, with its shapes and shared buffers); ``stats`` measures its work, span and
 parallelism; ``html`` writes a self-contained explorer. Every view reads the description,
 never the C++ graph (DESIGN.md, "One graph description feeds every view").
 
@@ -36,8 +37,8 @@ ready for ``json.dumps``; the views rely on exactly these fields:
 - ``grad``: a summary of ``.grad`` (leaves, and tensors that called ``retain_grad``) if there is
   one and it is computed, else None;
 - ``requires_grad`` (bool), ``realized`` (bool: its value is computed);
-- ``storage`` (int, when known): the identity of its buffer, shared by views (reshape,
-  detach) and, in a compiled program, by nodes that reuse one buffer;
+- ``storage`` (int, only once the node has a buffer, i.e. has run): the identity of its
+  buffer, shared by views (reshape, detach) and by nodes that reuse one buffer;
 - ``grad_of`` (int, only with ``backward=True``, on a gradient result): the id of the leaf
   whose gradient it is; ``grad_node`` (int, on that leaf): the id of its gradient.
 
@@ -65,8 +66,9 @@ from ._dot import render, to_dot
 from ._layout import layout
 from ._stats import GraphStats, Speedup, node_cost, stats
 from ._style import COLORS, THREAD_COLORS, node_color
+from ._text import to_text
 
-__all__ = ["graph", "layout", "to_dot", "render", "stats", "GraphStats", "Speedup", "node_cost",
+__all__ = ["graph", "layout", "to_dot", "to_text", "render", "stats", "GraphStats", "Speedup", "node_cost",
            "summarize", "COLORS", "THREAD_COLORS", "node_color"]
 
 try:  # the explorer: a module of its own (html.py, the JS and CSS beside it)

@@ -158,6 +158,7 @@ def graph(*tensors, backward=False, names=None):
     where = "dagrad.viz.graph"
     labels = _names(names, where)
     schedule = None
+    made_by_backward = set()
     if len(tensors) == 1 and _is_program(tensors[0]):
         if backward:
             raise ValueError(f"{where}: a compiled program already holds its backward nodes; "
@@ -169,6 +170,13 @@ def graph(*tensors, backward=False, names=None):
             read = {p._id for ins in edges.values() for p in ins}
             output_ids = {i for i in order if i not in read and nodes[i]._op != "leaf"}
         roots = []
+        # A constant leaf that only backward nodes read was made by autodiff (the seed).
+        readers = {}
+        for i, ins in edges.items():
+            for p in ins:
+                readers.setdefault(p._id, []).append(i)
+        made_by_backward = {i for i in order if nodes[i]._op == "leaf" and not nodes[i].requires_grad
+                            and readers.get(i) and all(nodes[r]._is_backward for r in readers[i])}
     else:
         roots = _flatten(tensors, where)
         if not roots:
@@ -177,7 +185,6 @@ def graph(*tensors, backward=False, names=None):
         edges = _walk(roots, lambda t: list(t._inputs), nodes, order)
         output_ids = {t._id for t in roots}
     grad_of = {}
-    made_by_backward = set()
     if backward:
         pairs = _core._gradient_graph(list(roots))
         grads = [g for _, g in pairs]

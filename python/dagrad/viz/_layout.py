@@ -10,7 +10,10 @@ renders). It is a small Sugiyama-style layered layout:
   right to just before its earliest consumer, so that a bias added late in a model is drawn
   next to its add, not in the first column with the inputs;
 - each edge that spans several layers gets invisible dummy nodes, one per layer it crosses,
-  so that long edges take part in the ordering like short ones;
+  so that long edges take part in the ordering like short ones; but an edge longer than
+  8 layers (a weight shared by every step of an unrolled RNN, read 60 times along the
+  graph) only gets drawn: its dummies would outnumber the nodes a hundred to one, and
+  ordering by them would not make such an edge short;
 - within a layer, nodes are ordered by the barycenter heuristic (the mean position of their
   neighbours in the layer before, then after), a few sweeps down and up, keeping the order
   with the fewest edge crossings (counted exactly with a Fenwick tree).
@@ -25,6 +28,7 @@ the playground and any later view one picture. Graphviz stays the renderer of th
 """
 
 _SWEEPS = 4
+_LONGEST_ORDERED = 8  # layers an edge may span and still take part in the ordering
 
 
 def _crossings(pos, edges, width):
@@ -80,6 +84,8 @@ def layout(desc):
     dummies = []
     for e in desc["edges"]:
         a, b = e["src"], e["dst"]
+        if layer[b] - layer[a] > _LONGEST_ORDERED:
+            continue  # drawn, not ordered: see Note [Graph layout]
         prev = a
         for lay in range(layer[a] + 1, layer[b]):
             d = ("dummy", len(dummies))

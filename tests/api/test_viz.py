@@ -156,6 +156,18 @@ def test_graph_of_a_long_chain_needs_no_recursion():
     assert len(viz.layout(d)) == len(d["nodes"])
 
 
+def test_graph_backward_needs_scalar_outputs_and_a_live_graph():
+    x = dagrad.ones(3, requires_grad=True)
+    with pytest.raises(ValueError, match=r"one element; got shape \(3,\)"):
+        viz.graph(x * 2, backward=True)
+    const = dagrad.ones(3) * 2  # no gradient graph: described without one
+    assert all(n["pass"] == "forward" for n in viz.graph(const, backward=True)["nodes"])
+    z = (x * 2).sum()
+    z.backward()
+    with pytest.raises(RuntimeError, match=r"backward\(retain_graph=True\)"):
+        viz.graph(z, backward=True)
+
+
 def test_graph_rejects_what_is_not_a_graph():
     with pytest.raises(TypeError, match="expected tensors"):
         viz.graph(3.0)

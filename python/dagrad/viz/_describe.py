@@ -105,6 +105,23 @@ def _walk(roots, inputs_of, nodes, order):
     return edges
 
 
+def _gradient_graph(roots, where):
+    """The (leaf, pending gradient) pairs of the outputs that require grad, built and not run."""
+    for t in roots:
+        if t.requires_grad and t.numel() != 1:
+            raise ValueError(f"{where}: backward=True seeds each output's gradient with 1, so each output "
+                             f"must have one element; got shape {tuple(t.shape)} (describe its .sum(), or "
+                             "the loss)")
+    needs = [t for t in roots if t.requires_grad]
+    if not needs:
+        return []
+    try:
+        return _core._gradient_graph(needs)
+    except RuntimeError as e:
+        raise RuntimeError(f"{where}(backward=True): {e}. A plain backward() frees the graph: describe it "
+                           "before, or call backward(retain_graph=True)") from e
+
+
 def _program_of(obj):
     """(program, outputs) for a Program or a dagrad.compile function (its latest trace)."""
     from ..compile import CompiledFunction
@@ -149,6 +166,9 @@ def graph(*tensors, backward=False, names=None):
     names : dict, optional
         Labels for some tensors, ``{"x": x, "w": w}`` (or ``model.named_parameters()``).
 
+    A plain ``backward()`` frees the graph it ran (PyTorch's rule): describe a graph before
+    it, or after ``backward(retain_graph=True)``, which also shows the values and gradients.
+
     >>> x = dagrad.tensor(2.0, requires_grad=True)
     >>> z = x * 3.0 + 1.0
     >>> d = dagrad.viz.graph(z, names={"x": x})
@@ -186,7 +206,7 @@ def graph(*tensors, backward=False, names=None):
         output_ids = {t._id for t in roots}
     grad_of = {}
     if backward:
-        pairs = _core._gradient_graph(list(roots))
+        pairs = _gradient_graph(roots, where)
         grads = [g for _, g in pairs]
         # The walk reaches the backward nodes and the forward ones they read; those already
         # described keep their place in the order, so the order stays topological. A leaf met

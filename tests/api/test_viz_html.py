@@ -277,3 +277,14 @@ def test_small_graphs_are_not_grouped():
     out, names = rnn(5)
     data = viz.html(out, names=names).data
     assert data["groups"] == 0 and set(data["clusters"]) == {"root"}
+
+
+def test_an_output_of_several_elements_has_values_and_no_backprop():
+    # backward() seeds a one-element output; a vector has no gradient to step through.
+    x = dagrad.tensor([1.0, 2.0], requires_grad=True)
+    y = x * 2
+    with dagrad.profile() as prof:
+        dagrad.realize(y)
+    data = viz.html(y, profile=prof).data
+    assert data["backprop"] is None and by_name(data)["y"]["value"]["short"] == "[2, 4]"
+    assert [e["node"] for e in data["profile"]["events"]] == [str(y._id)]

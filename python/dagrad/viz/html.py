@@ -28,8 +28,9 @@ import pathlib
 
 import numpy as np
 
-from .. import _core, autograd
+from .. import autograd
 from .._core import Tensor
+from .._creation import ones_like
 from .._tensor import realize
 from ._describe import graph, summarize
 from ._layout import layout
@@ -262,7 +263,10 @@ def _with_backward(roots, names, events):
                     ran[m["node"]] = m["op"]
     if not ran:
         return None
-    desc = graph(*roots, names=names, backward=True)
+    try:
+        desc = graph(*roots, names=names, backward=True)
+    except (ValueError, RuntimeError):  # an output of several elements, a freed graph
+        return None
     built = sorted((n for n in desc["nodes"] if n["pass"] == "backward" and n["op"] != "leaf"), key=lambda n: n["id"])
     if [n["op"] for n in built] != [ran[i] for i in sorted(ran)]:
         return None
@@ -392,9 +396,9 @@ def _gradients(roots, handles):
     freed by a backward."""
     outs = [r for r in roots if r.requires_grad]
     want = [t for t in handles.values() if t.requires_grad and not t._is_backward]
-    if not outs or not want or any(t._graph_freed for t in want):
-        return {}
-    seeds = [_core._scalar_like(1.0, r).broadcast_to(*r.shape) for r in outs]
+    if not outs or not want or any(t._graph_freed for t in want) or any(r.numel() != 1 for r in outs):
+        return {}  # as backward(): an output seeded with 1 has one element
+    seeds = [ones_like(r) for r in outs]
     gs = autograd.grad(outs, want, grad_outputs=seeds, retain_graph=True, allow_unused=True)
     got = {t._id: g for t, g in zip(want, gs) if g is not None}
     pending = [t for t in handles.values() if not t._realized] + [g for g in got.values() if not g._realized]
@@ -415,7 +419,7 @@ def _backprop(nodes, edges, order, outputs, handles, grads):
     and what it passes to each input (None where that cannot be told)."""
     fwd = [i for i in order if nodes[i]["pass"] == "forward" and nodes[i]["requires_grad"]]
     fwd_set = set(fwd)
-    roots = [i for i in outputs if i in fwd_set]
+    roots = [i for i in outputs if i in fwd_set and math.prod(nodes[i]["shape"]) == 1]
     if not roots:
         return None
     t_of = {str(k): v for k, v in handles.items()}
@@ -433,7 +437,7 @@ def _backprop(nodes, edges, order, outputs, handles, grads):
             if g is not None:
                 tot[i] = g
         for i in roots:
-            tot.setdefault(i, _core._scalar_like(1.0, t_of[i]).broadcast_to(*t_of[i].shape))
+            tot.setdefault(i, ones_like(t_of[i]))
     pos = {i: k for k, i in enumerate(order)}
     small = len(nodes) <= _EDGE_GRADS_UP_TO
     passes = {}

@@ -3,7 +3,11 @@ Playwright from PyPI (``pip install playwright``; its own browser download is no
 
 Skipped, with the reason, where Playwright or chromium is missing (``apt-get install chromium``
 and ``pip install playwright``, as .ci/run does). Screenshots go to pytest's tmp_path, or to
-$DAGRAD_SCREENSHOTS when it is set (the README's picture: ``docs/explorer.png``).
+$DAGRAD_SCREENSHOTS when it is set; the README's picture, ``docs/explorer.png``, is
+``z_backprop.png``:
+
+    DAGRAD_SCREENSHOTS=/tmp/shots python -m pytest tests/api/test_viz_browser.py
+    cp /tmp/shots/z_backprop.png docs/explorer.png
 """
 import os
 import pathlib
@@ -96,10 +100,13 @@ def test_z_graph_replay_and_backprop(browser, tmp_path, shots, restore_threads):
         before = p.states()
         ran = {e["node"] for e in view.data["profile"]["events"]}
         assert {before[i] for i in ran} <= {"waiting", "ready"}
-        seen = set()
+        seen, busiest, most = set(), 0, -1
         for k in range(last + 1):
             p.slide(k)
-            seen |= set(p.states().values())
+            states = list(p.states().values())
+            seen |= set(states)
+            if states.count("running") >= most:  # the last of the busiest moments: more is done
+                busiest, most = k, states.count("running")
         assert "running" in seen
         assert {p.states()[i] for i in ran} == {"done"}
         p.page.click("#replay-prev")  # a step back from the end: the last node to finish is running
@@ -107,6 +114,7 @@ def test_z_graph_replay_and_backprop(browser, tmp_path, shots, restore_threads):
         p.page.screenshot(path=str(shots / "z_replay.png"))
 
         # backprop, node by node: 1 at z; the add passes 1 and 1; the multiply 3 to x and 2 to w
+        p.slide(busiest)  # (the replay stays at its busiest moment for the screenshot)
         names = {n["name"]: i for i, n in view.data["nodes"].items()}
         p.page.click("#bp-step")
         assert p.page.text_content(f'#bp-panel tr[data-node-id="{names["z"]}"] .grad') == "1"
@@ -121,7 +129,8 @@ def test_z_graph_replay_and_backprop(browser, tmp_path, shots, restore_threads):
                 assert sorted(flows) == ["2", "3"]
                 text = p.page.text_content("#bp-panel .dg-step")
                 assert "passes 3 to x and 2 to w" in text
-                p.page.screenshot(path=str(shots / "z_backprop.png"))
+                p.page.mouse.move(0, 0)
+                p.page.locator("#dagrad-explorer").screenshot(path=str(shots / "z_backprop.png"))  # docs/explorer.png
         grads = {k: p.page.text_content(f'#bp-panel tr[data-node-id="{names[k]}"] .grad') for k in ("x", "w", "b")}
         assert grads == {"x": "3", "w": "2", "b": "1"}
         graph_labels = {k: p.page.text_content(f'#graph [data-node-id="{names[k]}"] .dg-grad') for k in ("x", "w", "b")}

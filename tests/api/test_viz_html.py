@@ -288,3 +288,24 @@ def test_an_output_of_several_elements_has_values_and_no_backprop():
     data = viz.html(y, profile=prof).data
     assert data["backprop"] is None and by_name(data)["y"]["value"]["short"] == "[2, 4]"
     assert [e["node"] for e in data["profile"]["events"]] == [str(y._id)]
+
+
+def test_a_compiled_step_is_drawn_with_its_schedule_and_buffers():
+    w = dagrad.tensor([1.0], requires_grad=True)
+    opt = dagrad.optim.SGD([w], lr=0.1)
+
+    @dagrad.compile
+    def step(x):
+        opt.zero_grad()
+        loss = ((w * x) ** 2).sum()
+        loss.backward()
+        opt.step()
+        return loss
+
+    step(dagrad.tensor([1.0]))
+    data = viz.html(step).data
+    ran = [n for n in data["nodes"].values() if n["op"] != "leaf"]
+    assert {n["pass"] for n in ran} == {"forward", "backward"}
+    assert sorted(n["step"] for n in ran) == list(range(len(ran)))  # the schedule's order
+    assert all(n["buffer"].startswith("b") for n in ran)
+    assert by_name(data)["w"]["value"]["short"] == "[0.8]"  # after the step

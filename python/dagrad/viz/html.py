@@ -215,6 +215,7 @@ def explorer_data(tensor_or_program=None, profile=None, history=None, names=None
         order = [str(i) for i in desc["order"]]
         outputs = [str(i) for i in desc.get("outputs", [])]
         _name_nodes(nodes, edges, order)
+        _buffers(desc, nodes)
     backprop = _backprop(nodes, edges, order, outputs, handles, grads) if roots else None
     for n in nodes.values():  # a gradient result of the backward pass holds that leaf's gradient
         leaf = nodes.get(n.get("grad_of"))
@@ -349,6 +350,27 @@ def _node(n):
         "requires_grad": bool(n.get("requires_grad", False)),
         "grad_of": str(n["grad_of"]) if n.get("grad_of") is not None else None,
     }
+
+
+def _buffers(desc, nodes):
+    """For a compiled program: each node's place in the schedule, and the buffer it writes, named
+    b0, b1, ... with the other nodes that reuse it (the static memory plan)."""
+    if "schedule" not in desc:
+        return
+    k = 0
+    for step in desc["schedule"]:
+        if step["kind"] == "run":
+            for i in step["nodes"]:
+                if str(i) in nodes and "step" not in nodes[str(i)]:
+                    nodes[str(i)]["step"] = k
+                    k += 1
+    by_storage = collections.defaultdict(list)
+    for n in desc["nodes"]:
+        if n.get("storage") is not None and n["op"] != "leaf":
+            by_storage[n["storage"]].append(str(n["id"]))
+    for b, ids in enumerate(by_storage.values()):
+        for i in ids:
+            nodes[i]["buffer"] = f"b{b}" + (f", shared with {len(ids) - 1} more" if len(ids) > 1 else "")
 
 
 def _name_nodes(nodes, edges, order):

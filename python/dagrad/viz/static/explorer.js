@@ -18,7 +18,7 @@
     const row = (k, v) => (v ? `<dt>${k}</dt><dd>${esc(v)}</dd>` : "");
     box.innerHTML = "<dl>" + row("node", n.name) + row("op", n.op) + row("kind", n.kind + (n.pass === "backward" ? " (backward pass)" : "")) +
       row("shape", "(" + (n.shape || []).join(", ") + ")") + row("dtype", n.dtype) +
-      row("value", n.value && n.value.text) + row("grad", n.grad ? n.grad.text : n.grad_note) +
+      row("schedule", n.step !== undefined ? "#" + n.step : "") + row("buffer", n.buffer) + row("value", n.value && n.value.text) + row("grad", n.grad ? n.grad.text : n.grad_note) +
       row("inputs", ins.join(", ")) + row("used by", outs.join(", ")) + row("id", String(n.id)) + "</dl>";
   }
 

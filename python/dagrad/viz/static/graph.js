@@ -303,6 +303,7 @@
         const n = this.data.nodes[id];
         h = `<b>${esc(V.nodeName(n))}</b> <span class="k">${n.kind}${n.pass === "backward" ? ", backward" : ""}</span><br>` +
           `<span class="k">shape</span> (${(n.shape || []).join(", ")}) <span class="k">${esc(n.dtype || "")}</span>`;
+        if (n.step !== undefined) h += `<br><span class="k">schedule</span> #${n.step} <span class="k">buffer</span> ${esc(n.buffer || "")}`;
         if (n.value) h += `<br><span class="k">value</span> ${esc(n.value.text)}`;
         if (n.grad) h += `<br><span class="k">grad</span> ${esc(n.grad.text)}`;
         else if (n.grad_note) h += `<br><span class="k">grad</span> ${esc(n.grad_note)}`;

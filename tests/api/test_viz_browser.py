@@ -182,6 +182,11 @@ def test_two_thousand_nodes_open_group_by_group(browser, tmp_path, shots):
     try:
         shown = len(p.node_ids())
         assert 0 < shown < 20  # collapsed: the weights, a group, the output
+        p.page.click("#bp-step")
+        p.page.click("#bp-step")  # the last step's tanh, inside the closed group: the group shows it
+        assert p.page.get_attribute('#graph [data-group-id="g0"]', "data-bp") == "current"
+        p.page.click("#bp-all")
+        p.page.click("#bp-reset")
         p.page.click('#graph [data-group-id="g0"]')
         p.page.click('#graph [data-group-id="g0.1"]')  # the second step, opened
         opened = p.node_ids()

@@ -748,7 +748,8 @@ def _add_event_node(e, i, inputs, nodes, edges, order):
         if j not in nodes:  # something the run read that the graph does not show: the seed, a constant
             nodes[j] = {"id": j, "op": "leaf", "kind": "variable", "pass": e.get("pass", "forward"), "shape": [],
                         "dtype": "", "label": "input", "value": None, "grad": None, "requires_grad": False,
-                        "name": f"input #{j}"}
+                        "name": f"input #{j}", "detail": "read by the run, made outside the graph drawn here "
+                                                         "(the seed of backward, a constant, an earlier .grad)"}
             order.append(j)
         edges.append({"src": j, "dst": i, "shape": list(nodes[j]["shape"]), "index": k})
     nodes[i] = {"id": i, "op": e["op"], "kind": "op", "pass": e.get("pass", "forward"),

@@ -95,7 +95,9 @@
         h += this.describe(cur);
       }
       h += "</div><table><thead><tr><th>node</th><th>value</th><th>grad</th></tr></thead><tbody>";
-      for (let j = 0; j < this.k; j++) {
+      const SHOWN = 40;  // the latest steps; a 2,000-node graph has as many
+      if (this.k > SHOWN) h += `<tr><td colspan="3" class="k">… ${this.k - SHOWN} earlier steps</td></tr>`;
+      for (let j = Math.max(0, this.k - SHOWN); j < this.k; j++) {
         const s = this.steps[j];
         const n = this.data.nodes[s.node];
         h += `<tr data-node-id="${esc(s.node)}"${j === this.k - 1 ? ' class="dg-current"' : ""}>` +

@@ -242,6 +242,8 @@
       if (Object.keys(this.state).length) {
         for (const id in this.nodeEls) if (this.isGroup(id)) groupState[id] = this._aggregate(id);
       }
+      const cur = Object.keys(this.bp).find((m) => this.bp[m] === "current");
+      const curRep = cur === undefined ? null : this.rep(cur);
       for (const id in this.nodeEls) {
         const g = this.nodeEls[id];
         const group = this.isGroup(id);
@@ -253,7 +255,10 @@
         shape.forEach((sh) => {
           if (s === "running" && colour) { sh.style.fill = colour; sh.style.stroke = colour; } else { sh.style.fill = ""; sh.style.stroke = ""; }
         });
-        if (group) continue;
+        if (group) {  // a closed group holding backprop's current node shows it
+          if (curRep === id) g.setAttribute("data-bp", "current"); else g.removeAttribute("data-bp");
+          continue;
+        }
         const bp = this.bp[id];
         if (bp) g.setAttribute("data-bp", bp); else g.removeAttribute("data-bp");
         g._grad.textContent = this.gradText[id] ? "grad " + this.gradText[id] : "";
@@ -303,6 +308,7 @@
         const n = this.data.nodes[id];
         h = `<b>${esc(V.nodeName(n))}</b> <span class="k">${n.kind}${n.pass === "backward" ? ", backward" : ""}</span><br>` +
           `<span class="k">shape</span> (${(n.shape || []).join(", ")}) <span class="k">${esc(n.dtype || "")}</span>`;
+        if (n.detail) h += `<br>${esc(n.detail)}`;
         if (n.step !== undefined) h += `<br><span class="k">schedule</span> #${n.step} <span class="k">buffer</span> ${esc(n.buffer || "")}`;
         if (n.value) h += `<br><span class="k">value</span> ${esc(n.value.text)}`;
         if (n.grad) h += `<br><span class="k">grad</span> ${esc(n.grad.text)}`;

@@ -228,3 +228,20 @@ def test_training_history_page(browser, tmp_path, shots):
         assert p.errors == []
     finally:
         p.close()
+
+
+def test_jupyter_inline_view_draws_the_graph(browser):
+    # What Jupyter shows for the returned view: the page in an iframe (srcdoc), scripts allowed.
+    x = dagrad.tensor(2.0, requires_grad=True)
+    view = viz.html(x * 3.0 + 1.0)
+    page = browser.new_page()
+    errors = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    try:
+        page.set_content(f"<html><body>{view._repr_html_()}</body></html>")
+        frame = page.frame_locator("iframe")
+        frame.locator("body[data-ready=true]").wait_for(timeout=10000)
+        assert frame.locator("#graph [data-node-id]").count() == len(view.data["nodes"])
+        assert errors == []
+    finally:
+        page.close()

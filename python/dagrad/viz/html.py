@@ -292,7 +292,7 @@ def _with_backward(roots, names, events):
 def _title(nodes, outputs):
     if not nodes:
         return "dagrad training history"
-    names = [nodes[i]["name"] for i in outputs[:2]]
+    names = [nodes[i]["name"] if " #" not in nodes[i]["name"] else nodes[i]["op"] for i in outputs[:2]]
     return "dagrad graph" + (": " + ", ".join(names) if names else "")
 
 

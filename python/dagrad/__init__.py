@@ -57,16 +57,18 @@ from ._tensor import *  # noqa: E402, F403
 from . import autograd  # noqa: E402
 globals().update({_n: getattr(autograd, _n) for _n in autograd.GRAD_MODE})  # dagrad.no_grad, ...
 from . import profiler, nn, optim, data  # noqa: E402
+from .profiler import profile  # noqa: E402
 from .serialization import save, load  # noqa: E402
 from .compile import (  # noqa: E402
     compile, set_compile_cache_size_limit, get_compile_cache_size_limit, RecompileWarning,
 )
+from . import viz  # noqa: E402
 
 __version__ = "0.1.0"
 
 # Written once: each module's own list, and the core's binding table for the ops it binds.
 __all__ = [
     "Tensor", *_dtype.__all__, *_creation.__all__, *autograd.GRAD_MODE, *_tensor.__all__,
-    "autograd", "profiler", "nn", "optim", "data", "save", "load", "compile",
+    "autograd", "profiler", "profile", "nn", "optim", "data", "viz", "save", "load", "compile",
     "set_compile_cache_size_limit", "get_compile_cache_size_limit", "RecompileWarning",
 ]

@@ -70,3 +70,51 @@ def test_main_output_follows_redirected_stdout(linear_fit):
     out = buf.getvalue()
     assert "dz/dx = 3" in out
     assert "step     0" in out and "Diverged" in out
+
+
+def test_too_small_learning_rate_is_reported_as_not_converged(linear_fit, capsys):
+    # lr 0.001: after 1000 steps w is still near 1.45; the loss still goes down.
+    assert linear_fit.main(["--lr", "0.001", "--steps", "1000"]) == 1
+    out = capsys.readouterr().out
+    assert "not converged after 1000 steps" in out and "0.001" in out
+    assert "learned" not in out and "oscillating" not in out
+
+
+def test_oscillating_learning_rate_is_reported(linear_fit, capsys):
+    # lr 1.0: b steps back and forth across 7 and the loss grows slowly (no divergence yet).
+    assert linear_fit.main(["--lr", "1.0", "--steps", "1000"]) == 1
+    out = capsys.readouterr().out
+    assert "oscillating / loss not decreasing" in out and "1.0" in out
+    assert "learned" not in out and "Diverged" not in out
+
+
+def test_diagnose_reads_the_history(linear_fit):
+    good, slow, swinging = [], [], []
+    linear_fit.fit(0.1, 1000, out=io.StringIO(), history=good)
+    linear_fit.fit(0.001, 1000, out=io.StringIO(), history=slow)
+    linear_fit.fit(1.0, 1000, out=io.StringIO(), history=swinging)
+    assert len(good) == 1001 and set(good[0]) == {"step", "loss", "w", "b"}
+    assert linear_fit.diagnose(good, 0.1) is None
+    assert linear_fit.diagnose(slow, 0.001).startswith("not converged after 1000 steps")
+    assert linear_fit.diagnose(swinging, 1.0).startswith("oscillating / loss not decreasing")
+
+
+def test_failure_exit_status_of_the_script():
+    import subprocess
+    import sys
+    r = subprocess.run([sys.executable, str(EXAMPLE), "--lr", "1.0", "--steps", "200"],
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 1, r.stdout + r.stderr
+    assert "oscillating / loss not decreasing" in r.stdout
+
+
+def test_html_training_view(linear_fit, tmp_path, capsys):
+    import dagrad
+    if not hasattr(dagrad.viz, "html"):
+        pytest.skip("dagrad.viz.html is not there")
+    out = tmp_path / "fit.html"
+    assert linear_fit.main(["--lr", "0.1", "--steps", "200", "--html", str(out)]) == 0
+    assert str(out) in capsys.readouterr().out
+    text = out.read_text()
+    assert text.lstrip().lower().startswith("<!doctype html")
+    assert 'src="http' not in text  # self-contained: nothing to fetch

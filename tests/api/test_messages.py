@@ -38,7 +38,8 @@ def test_the_probe_covers_every_public_callable():
     skip = {"dagrad.dtype", "dagrad.Tensor", "dagrad.no_grad", "dagrad.enable_grad", "dagrad.is_grad_enabled",
             "dagrad.get_num_threads", "dagrad.show_config", "dagrad.save", "dagrad.load",
             "dagrad.get_compile_cache_size_limit", "dagrad.RecompileWarning", "dagrad.last_run_stats",
-            "dagrad.get_schedule", "dagrad.memory_stats", "dagrad.reset_peak_memory_stats", "dagrad.empty_cache"}
+            "dagrad.get_schedule", "dagrad.memory_stats", "dagrad.reset_peak_memory_stats", "dagrad.empty_cache",
+            "dagrad.profile"}
     public = [f"dagrad.{n}" for n in dagrad.__all__ if callable(getattr(dagrad, n))]
     public += [f"F.{n}" for n in dir(F) if not n.startswith("_") and callable(getattr(F, n))
                and getattr(getattr(F, n), "__module__", "") == F.__name__]

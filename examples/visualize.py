@@ -61,10 +61,7 @@ def write_views(name, out, names, out_dir, log=print):
     with open(path("_values.dot"), "w") as f:  # after the run: values and gradients in the labels
         f.write(dagrad.viz.to_dot(out, show_values=True, names=names))
 
-    if hasattr(dagrad.viz, "html"):
-        dagrad.viz.html(out, path(".html"), profile=prof)
-    else:
-        log(f"{name}: HTML explorer skipped (this dagrad has no dagrad.viz.html)")
+    dagrad.viz.html(out, path(".html"), profile=prof, names=names)
     for p in paths.values():
         log(f"  wrote {p}")
     return list(paths.values())

@@ -71,10 +71,6 @@ from ._text import to_text
 __all__ = ["graph", "layout", "to_dot", "to_text", "render", "stats", "GraphStats", "Speedup", "node_cost",
            "summarize", "COLORS", "THREAD_COLORS", "node_color"]
 
-try:  # the explorer: a module of its own (html.py, the JS and CSS beside it)
-    from .html import html  # noqa: F401
-except ModuleNotFoundError as _e:
-    if _e.name != __name__ + ".html":
-        raise
-else:
-    __all__.append("html")
+from .html import HTMLView, html  # noqa: E402  (the explorer: html.py, the JS and CSS beside it)
+
+__all__ += ["html", "HTMLView"]

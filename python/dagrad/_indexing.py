@@ -181,3 +181,41 @@ def getitem(x, key):
         return _core.index(y, indices, covered[0])
     rest = [i for i in range(y.ndim) if i not in covered]
     return _core.index(y.permute(covered + rest), indices, 0)
+
+
+def _numpy_key(key):
+    """The key with every Tensor in it as a numpy array (numpy's indexing rules are PyTorch's
+    for the forms dagrad accepts)."""
+    if isinstance(key, tuple):
+        return tuple(_numpy_key(k) for k in key)
+    if isinstance(key, Tensor):
+        return key.numpy()
+    if isinstance(key, list):
+        return [_numpy_key(k) for k in key]
+    return key
+
+
+def setitem(x, key, value):
+    """``x[key] = value``: an in-place write of ``value`` (a number or a tensor, broadcast and
+    cast to x's dtype) at the indexed positions. Like every in-place op it bumps x's version, so a
+    graph that saved x's old value raises on backward, and it is refused on a tensor that
+    requires grad outside ``no_grad``.
+
+    >>> t = dagrad.zeros(4)
+    >>> t[1:3] = 7.0
+    >>> t.tolist()
+    [0.0, 7.0, 7.0, 0.0]
+    """
+    getitem(x, key)  # the key is checked (types, ranges) exactly as for reading
+    if x.requires_grad and _core.is_grad_enabled():
+        raise RuntimeError("a tensor that requires grad is being used in an in-place operation "
+                           "(x[...] = v); wrap the update in dagrad.no_grad()")
+    v = value.numpy() if isinstance(value, Tensor) else np.asarray(value)
+    arr = np.array(x.numpy())  # a writable copy of the current value
+    try:
+        arr[_numpy_key(key)] = v
+    except ValueError as e:
+        raise RuntimeError(f"__setitem__: cannot assign a value of shape {np.shape(v)} to the indexed part of a "
+                           f"tensor of shape {tuple(x.shape)}: {e}") from None
+    src = _core._from_numpy(np.ascontiguousarray(arr), x.dtype, False)
+    x.copy_(src)

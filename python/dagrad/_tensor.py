@@ -473,6 +473,7 @@ def _chunk(self, chunks, dim=0):
 
 
 Tensor.__getitem__ = _indexing.getitem
+Tensor.__setitem__ = _indexing.setitem
 Tensor.max = _max
 Tensor.min = _min
 Tensor.var = _var

@@ -3,6 +3,7 @@
 
 #include <omp.h>
 
+#include <cstring>
 #include <optional>
 
 #include "bindings.h"
@@ -81,6 +82,30 @@ void init_runtime(py::module_& m) {
     return gradient_graph(roots);
   });
   m.def("_remove_hook", &remove_grad_hook);
+  // Note [Anomaly mode]: where an op is recorded, from the Python frame that called it (the
+  // first frame outside the dagrad package). Called only while recording, with the GIL held.
+  set_site_fn([]() -> std::string {
+    if (!PyGILState_Check()) return "";
+    PyFrameObject* f = PyEval_GetFrame();  // borrowed
+    Py_XINCREF(f);
+    std::string site;
+    while (f) {
+      PyCodeObject* code = PyFrame_GetCode(f);  // new reference
+      const char* file = PyUnicode_AsUTF8(code->co_filename);
+      const bool inside = file && (std::strstr(file, "/dagrad/") || std::strstr(file, "\\dagrad\\"));
+      if (file && !inside) site = std::string(file) + ":" + std::to_string(PyFrame_GetLineNumber(f));
+      Py_DECREF(code);
+      if (!site.empty()) break;
+      PyFrameObject* back = PyFrame_GetBack(f);  // new reference
+      Py_DECREF(f);
+      f = back;
+    }
+    Py_XDECREF(f);
+    if (PyErr_Occurred()) PyErr_Clear();
+    return site;
+  });
+  m.def("_set_detect_anomaly", &set_detect_anomaly);
+  m.def("_is_anomaly_enabled", &anomaly_enabled);
   // dagrad.autograd.Function: a node whose value the Python forward computed (at apply, as in
   // PyTorch) and whose backward rule calls the Python backward. Note [Python ops hold the GIL
   // only around their call]: autodiff runs with the GIL released (Note [GIL policy]) and takes it

@@ -178,6 +178,7 @@ std::unordered_map<Node*, Tensor> compute_gradients(const std::vector<Tensor>& r
                            "gradient would be wrong");
     }
     if (!any) continue;
+    BackwardOfScope backward_of(node.get());  // Note [Anomaly mode]
     std::vector<Tensor> gin = op_info(node->op).backward(Tensor(node), total, needs);
     for (size_t k = 0; k < node->inputs.size(); ++k) {
       if (!needs[k] || k >= gin.size() || !gin[k].defined()) continue;

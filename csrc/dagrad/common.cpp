@@ -167,6 +167,24 @@ int64_t wrap_dim(int64_t dim, int64_t ndim, const char* op) {
   return dim < 0 ? dim + ndim : dim;
 }
 
+void rethrow_with_context(const std::string& context) {
+  try {
+    throw;
+  } catch (const ShapeError& e) {
+    throw ShapeError(e.what() + context);
+  } catch (const ValueError& e) {
+    throw ValueError(e.what() + context);
+  } catch (const TypeError& e) {
+    throw TypeError(e.what() + context);
+  } catch (const IndexError& e) {
+    throw IndexError(e.what() + context);
+  } catch (const RuntimeError& e) {
+    throw RuntimeError(e.what() + context);
+  } catch (const MemoryError& e) {
+    throw MemoryError(std::string(e.what()) + context);
+  }
+}
+
 int64_t wrap_dim_or_scalar(int64_t dim, int64_t ndim, const char* op) {
   if (ndim > 0) return wrap_dim(dim, ndim, op);
   if (dim < -1 || dim > 0) dim_out_of_range(dim, ndim, op);

@@ -38,6 +38,10 @@ struct RuntimeError : std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 /// @brief Allocation failure with the size that failed (Python MemoryError).
+/// @brief Inside a catch block: rethrows the exception being handled with `context` appended to
+/// its message, keeping its dagrad type (other exceptions are rethrown unchanged).
+[[noreturn]] void rethrow_with_context(const std::string& context);
+
 struct MemoryError : std::bad_alloc {
   explicit MemoryError(std::string msg) : msg_(std::move(msg)) {}
   const char* what() const noexcept override { return msg_.c_str(); }

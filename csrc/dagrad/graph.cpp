@@ -16,6 +16,7 @@ namespace dagrad {
 
 namespace {
 void drop_grad_hooks(const Node* n);
+void drop_site(const Node* n);
 }  // namespace
 
 // Note [Iterative teardown]
@@ -28,6 +29,7 @@ void drop_grad_hooks(const Node* n);
 // every destructor returns after one level.
 Node::~Node() {
   if (grad_flags & kHasHooks) drop_grad_hooks(this);
+  if (grad_flags & kHasSite) drop_site(this);
   if (inputs.empty() && !grad) return;
   SmallVector<NodePtr, 16> stack;  // a chain's teardown needs one or two slots: no allocation
   auto take = [&stack](Node& n) {
@@ -216,6 +218,54 @@ void retain_grad(const Tensor& t) {
   if (!t->is_leaf()) t->grad_flags |= Node::kRetainsGrad;
 }
 
+// Note [Anomaly mode]
+// ~~~~~~~~~~~~~~~~~~~
+// With dagrad.autograd.detect_anomaly on, every node made remembers where: the Python line
+// that recorded a forward op (the bindings' SiteFn reads the caller's frame; it is called only
+// while recording, which holds the GIL), or "backward of <op> recorded at <line>" for the
+// nodes a backward rule makes (autodiff opens a BackwardOfScope around each rule). Sites live
+// beside the graph, like hooks, and die with their node. The scheduler names the site of a
+// node whose kernel fails, and runtime.cpp's observer the first node whose output holds NaN
+// or Inf. Off, it costs one relaxed load per recorded node.
+namespace {
+std::atomic<bool> g_anomaly{false};
+std::atomic<SiteFn> g_site_fn{nullptr};
+thread_local const Node* t_backward_of = nullptr;
+std::mutex g_sites_mutex;
+std::unordered_map<const Node*, std::string> g_sites;  // guarded by g_sites_mutex
+
+void drop_site(const Node* n) {
+  std::lock_guard<std::mutex> lock(g_sites_mutex);
+  g_sites.erase(n);
+}
+
+void record_site(Node& n) {
+  std::string site;
+  if (t_backward_of) {
+    const std::string fwd = node_site(*t_backward_of);
+    site = std::string("backward of '") + op_name(t_backward_of->op) + "'" + (fwd.empty() ? "" : " recorded at " + fwd);
+  } else if (SiteFn fn = g_site_fn.load(std::memory_order_acquire)) {
+    site = fn();
+  }
+  if (site.empty()) return;
+  std::lock_guard<std::mutex> lock(g_sites_mutex);
+  g_sites[&n] = std::move(site);
+  n.grad_flags |= Node::kHasSite;
+}
+}  // namespace
+
+bool anomaly_enabled() { return g_anomaly.load(std::memory_order_relaxed); }
+void set_anomaly_enabled(bool on) { g_anomaly.store(on, std::memory_order_relaxed); }
+void set_site_fn(SiteFn fn) { g_site_fn.store(fn, std::memory_order_release); }
+std::string node_site(const Node& n) {
+  if (!(n.grad_flags & Node::kHasSite)) return "";
+  std::lock_guard<std::mutex> lock(g_sites_mutex);
+  auto it = g_sites.find(&n);
+  return it == g_sites.end() ? "" : it->second;
+}
+BackwardOfScope::BackwardOfScope(const Node* n) : prev_(t_backward_of) { t_backward_of = n; }
+BackwardOfScope::~BackwardOfScope() { t_backward_of = prev_; }
+
 bool GradMode::is_enabled() { return t_grad_enabled; }
 void GradMode::set_enabled(bool enabled) { t_grad_enabled = enabled; }
 
@@ -244,6 +294,7 @@ Tensor make_op(OpKind op, const Tensor* inputs, size_t count, Shape shape, DType
   }
   n->requires_grad = rg && GradMode::is_enabled() && is_floating(dtype);
   n->is_backward = t_backward_pass;
+  if (anomaly_enabled()) record_site(*n);  // Note [Anomaly mode]
   return Tensor(std::move(n));
 }
 
@@ -276,6 +327,7 @@ namespace {
 void graph_after_fork_in_child() {
   new (&graph_mutex()) std::recursive_mutex();
   new (&g_hooks_mutex) std::mutex();
+  new (&g_sites_mutex) std::mutex();
 }
 #if defined(__unix__) || defined(__APPLE__)
 const int g_graph_atfork = pthread_atfork(nullptr, nullptr, &graph_after_fork_in_child);

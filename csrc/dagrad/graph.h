@@ -62,6 +62,7 @@ struct Edge {
 struct Node : std::enable_shared_from_this<Node> {
   static constexpr uint8_t kRetainsGrad = 1;  // a non-leaf whose gradient backward keeps in .grad
   static constexpr uint8_t kHasHooks = 2;     // has gradient hooks (add_grad_hook)
+  static constexpr uint8_t kHasSite = 4;      // has a recording site (anomaly mode)
 
   OpKind op = OpKind::Leaf;
   DType dtype = DType::Float32;
@@ -194,6 +195,31 @@ void remove_grad_hook(uint64_t handle);
 std::vector<GradHook> grad_hooks(const Node& n);
 /// @brief Makes backward keep the gradient of the non-leaf t in t.grad (no-op for a leaf).
 void retain_grad(const Tensor& t);
+
+// ---------------------------------------------------------------------------
+// Anomaly mode (dagrad.autograd.detect_anomaly): where each node was recorded.
+// ---------------------------------------------------------------------------
+
+/// @brief Whether nodes record the place that made them (process-wide; runtime.h's
+/// set_detect_anomaly also checks every output for NaN and Inf).
+bool anomaly_enabled();
+void set_anomaly_enabled(bool on);
+/// @brief Returns where the current op is being recorded ("file.py:12"), or "" if unknown. The
+/// Python bindings register one that reads the caller's frame.
+using SiteFn = std::string (*)();
+void set_site_fn(SiteFn fn);
+/// @brief Where n was recorded, if anomaly mode was on then ("" otherwise).
+std::string node_site(const Node& n);
+/// @brief RAII: nodes made in this scope (a backward rule's) are sited at "backward of" `n`.
+struct BackwardOfScope {
+  explicit BackwardOfScope(const Node* n);
+  ~BackwardOfScope();
+  BackwardOfScope(const BackwardOfScope&) = delete;
+  BackwardOfScope& operator=(const BackwardOfScope&) = delete;
+
+ private:
+  const Node* prev_;
+};
 
 // ---------------------------------------------------------------------------
 // Building nodes.

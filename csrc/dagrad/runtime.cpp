@@ -1,5 +1,6 @@
 #include "dagrad/runtime.h"
 
+#include <cmath>
 #include <cstring>
 #include <string>
 
@@ -70,6 +71,42 @@ void write_inplace(const char* op, const Tensor& t, const Tensor& value, bool is
     throw RuntimeError(std::string(op) + ": result type " + dtype_name(value.dtype()) +
                        " can't be cast to the desired output type " + dtype_name(t.dtype()));
   assign_(t, value);
+}
+
+namespace {
+// Checks each computed node's output for NaN and Inf (Note [Anomaly mode]); throwing here fails
+// the run like a kernel error (the scheduler rethrows the first one after every worker stopped).
+class AnomalyObserver final : public RunObserver {
+ public:
+  bool wants_nodes() const override { return true; }
+  void node_done(const NodeEvent& e) override {
+    const Node& n = e.node;
+    if (!is_floating(n.dtype) || !n.storage) return;
+    const int64_t count = n.numel();
+    bool bad = false;
+    if (n.dtype == DType::Float32) {
+      const float* p = n.data<float>();
+      for (int64_t i = 0; i < count && !bad; ++i) bad = !std::isfinite(p[i]);
+    } else {
+      const double* p = n.data<double>();
+      for (int64_t i = 0; i < count && !bad; ++i) bad = !std::isfinite(p[i]);
+    }
+    if (!bad) return;
+    const std::string site = node_site(n);
+    throw RuntimeError(std::string("anomaly: the output of '") + op_name(n.op) + "' (" +
+                       (n.is_backward ? "backward" : "forward") + " pass, shape " + shape_str(n.shape) +
+                       ") holds NaN or Inf" + (site.empty() ? "" : "; it was recorded at " + site));
+  }
+};
+AnomalyObserver g_anomaly_observer;
+}  // namespace
+
+void set_detect_anomaly(bool on) {
+  set_anomaly_enabled(on);
+  if (on)
+    add_observer(&g_anomaly_observer);
+  else
+    remove_observer(&g_anomaly_observer);
 }
 
 void copy_into(const Tensor& dst, const Tensor& src, const char* what) {

@@ -39,4 +39,9 @@ Tensor clone_leaf(const Tensor& t);
 void optim_step_now(OptimKind kind, const Tensor& param, const Tensor& grad, const std::vector<Tensor>& state,
                     const std::shared_ptr<OptimHyper>& h);
 
+/// @brief dagrad.autograd.detect_anomaly: nodes remember the line that recorded them, and every
+/// node's output is checked: the first one holding NaN or Inf raises RuntimeError naming its op,
+/// its pass and that line (Note [Anomaly mode]).
+void set_detect_anomaly(bool on);
+
 }  // namespace dagrad

@@ -210,6 +210,13 @@ def setitem(x, key, value):
     if x.requires_grad and _core.is_grad_enabled():
         raise RuntimeError("a tensor that requires grad is being used in an in-place operation "
                            "(x[...] = v); wrap the update in dagrad.no_grad()")
+    parts = key if isinstance(key, tuple) else (key,)
+    advanced = any(isinstance(k, (list, Tensor, np.ndarray, bool, np.bool_)) for k in parts)
+    if advanced and isinstance(value, Tensor) and value.ndim > 0 and value.dtype != x.dtype:
+        # PyTorch's rule for index_put: an indexed write takes a tensor of the same dtype
+        # (a basic-indexing write casts, as copy_ does, and so does a 0-d value).
+        raise RuntimeError(f"Index put requires the source and destination dtypes match, got {x.dtype} for the "
+                           f"destination and {value.dtype} for the source")
     v = value.numpy() if isinstance(value, Tensor) else np.asarray(value)
     arr = np.array(x.numpy())  # a writable copy of the current value
     try:
@@ -217,5 +224,5 @@ def setitem(x, key, value):
     except ValueError as e:
         raise RuntimeError(f"__setitem__: cannot assign a value of shape {np.shape(v)} to the indexed part of a "
                            f"tensor of shape {tuple(x.shape)}: {e}") from None
-    src = _core._from_numpy(np.ascontiguousarray(arr), x.dtype, False)
+    src = _core._from_numpy(np.array(arr, order="C", copy=True), x.dtype, False)  # 0-d stays 0-d
     x.copy_(src)

@@ -84,6 +84,47 @@ def is_grad_enabled():
     return _core.is_grad_enabled()
 
 
+# ----------------------------------------------------------------------------- anomaly mode
+
+class detect_anomaly(contextlib.ContextDecorator):
+    """While on, every op remembers the Python line that recorded it, and every node's output is
+    checked as it is computed: the first one, forward or backward, that holds NaN or Inf raises
+    ``RuntimeError`` naming its op and that line; an error raised while running a node names the
+    line too. Slower (no fusion, a scan of each output): for debugging. Also a decorator.
+
+    >>> x = dagrad.tensor([1.0, -1.0], requires_grad=True)
+    >>> with dagrad.autograd.detect_anomaly():
+    ...     y = x.log()
+    ...     try:
+    ...         y.numpy()
+    ...     except RuntimeError as e:
+    ...         print(str(e).split(";")[0])
+    anomaly: the output of 'log' (forward pass, shape (2,)) holds NaN or Inf
+    """
+
+    def __init__(self, check_nan=True):
+        self._check = _args.boolean(check_nan, "detect_anomaly", "check_nan")
+        self._prev = None
+
+    def __enter__(self):
+        self._prev = _core._is_anomaly_enabled()
+        _core._set_detect_anomaly(self._check)
+        return self
+
+    def __exit__(self, *exc):
+        _core._set_detect_anomaly(self._prev)
+
+
+def set_detect_anomaly(mode):
+    """Turns anomaly mode on or off for the whole process (see ``detect_anomaly``)."""
+    _core._set_detect_anomaly(_args.boolean(mode, "set_detect_anomaly", "mode"))
+
+
+def is_anomaly_enabled():
+    """Whether anomaly mode is on."""
+    return _core._is_anomaly_enabled()
+
+
 # ----------------------------------------------------------------------------- user-defined ops
 
 class FunctionCtx:

@@ -168,6 +168,11 @@ inline void execute(Node& n, const Exec& x, int thread, int32_t ready = -1) {
     // A kernel may throw after allocating its output (gather checks its indices then): the
     // node must stay pending, not look computed with a buffer it never filled.
     n.storage.reset();
+    if (anomaly_enabled()) {  // Note [Anomaly mode]: the line that recorded the failing op
+      const std::string site = node_site(n);
+      if (!site.empty())
+        rethrow_with_context(" (anomaly mode: '" + std::string(op_name(n.op)) + "' was recorded at " + site + ")");
+    }
     throw;
   }
   if (x.observed) notify_node(x.run, n, thread, t0, ready, false);
@@ -353,7 +358,8 @@ void realize(const std::vector<Tensor>& targets) {
   const bool keep_graph = observers.keeps_graph();
   observers.node_observers(run.node_observers);
   run.mark = mark;
-  run.fusion.active = !keep_graph && fusion::enabled();
+  // Anomaly mode checks every node's own output, so nothing is computed inside a group there.
+  run.fusion.active = !keep_graph && fusion::enabled() && !anomaly_enabled();
   collect(targets, mark, run, get_num_threads() > 1);
   const size_t n = run.order.size();
   if (n == 0) return;

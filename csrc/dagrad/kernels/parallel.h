@@ -33,6 +33,14 @@ int max_threads();
 // elementwise op), so every output value is computed by the same instructions in the same
 // order whatever the split: results are bitwise identical at any thread count. Reductions
 // are not split, for the same reason.
+// Note [ThreadSanitizer and OpenMP]
+// ~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~
+// GNU libgomp synchronises its team with futexes and atomics that ThreadSanitizer does not see
+// (it is not built with TSan), so every `omp parallel` region of a g++ build reports false
+// races between the region's start and the workers. The TSan stage (.ci/tsan) therefore builds
+// with clang-14 and LLVM's libomp, whose runtime tells TSan about its barriers and task
+// handoffs, runs with ignore_noninstrumented_modules=1, and the bar is zero reports at 2, 4
+// and 8 threads.
 template <class F>
 void parallel_for(int64_t n, int64_t grain, const F& f) {
   const int threads = get_num_threads();

@@ -212,9 +212,13 @@ def setitem(x, key, value):
                            "(x[...] = v); wrap the update in dagrad.no_grad()")
     parts = key if isinstance(key, tuple) else (key,)
     advanced = any(isinstance(k, (list, Tensor, np.ndarray, bool, np.bool_)) for k in parts)
-    if advanced and isinstance(value, Tensor) and value.ndim > 0 and value.dtype != x.dtype:
+    # A lone boolean mask with a 0-d value is a masked fill in PyTorch, which casts.
+    core = [k for k in parts if k is not Ellipsis]
+    mask_fill = (len(core) == 1 and not isinstance(core[0], (bool, np.bool_))
+                 and np.asarray(_numpy_key(core[0])).dtype == np.bool_)
+    if advanced and isinstance(value, Tensor) and value.dtype != x.dtype and not (value.ndim == 0 and mask_fill):
         # PyTorch's rule for index_put: an indexed write takes a tensor of the same dtype
-        # (a basic-indexing write casts, as copy_ does, and so does a 0-d value).
+        # (a basic-indexing write casts, as copy_ does).
         raise RuntimeError(f"Index put requires the source and destination dtypes match, got {x.dtype} for the "
                            f"destination and {value.dtype} for the source")
     v = value.numpy() if isinstance(value, Tensor) else np.asarray(value)

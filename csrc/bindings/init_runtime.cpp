@@ -106,10 +106,13 @@ void init_runtime(py::module_& m) {
   });
   m.def("_set_detect_anomaly", &set_detect_anomaly);
   m.def("_is_anomaly_enabled", &anomaly_enabled);
+  // Note [Python ops hold the GIL only around their call]
+  // ~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~
   // dagrad.autograd.Function: a node whose value the Python forward computed (at apply, as in
-  // PyTorch) and whose backward rule calls the Python backward. Note [Python ops hold the GIL
-  // only around their call]: autodiff runs with the GIL released (Note [GIL policy]) and takes it
-  // around the call; the callable is released under the GIL wherever the node dies.
+  // PyTorch) and whose backward rule calls the Python backward. Autodiff runs with the GIL
+  // released (Note [GIL policy]) and takes it around that call only; the callable is released
+  // under the GIL wherever the node dies, as a hook's is (Note [Gradient hooks from Python]).
+  // Its gradients are checked like every rule's (Note [Backward rules are checked]).
   m.def("_function_node",
         [](const std::string& name, const std::vector<Tensor>& inputs, const Tensor& value, py::function backward) {
           {

@@ -185,7 +185,7 @@ struct BackwardPassScope {
 // ---------------------------------------------------------------------------
 
 /// @brief Called with the gradient of a tensor when backward has summed it; returns a
-/// replacement, or an undefined Tensor to keep it.
+/// replacement, or an undefined Tensor to keep it (Note [Gradient hooks] in autodiff.cpp).
 using GradHook = std::function<Tensor(const Tensor& grad)>;
 /// @brief Adds a hook to t's node (RuntimeError if t does not require grad); returns its handle.
 uint64_t add_grad_hook(const Tensor& t, GradHook hook);

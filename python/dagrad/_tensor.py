@@ -298,6 +298,7 @@ class RemovableHandle:
 
 
 def _register_hook(self, hook):
+    # Note [Gradient hooks] (autodiff.cpp) and Note [Gradient hooks from Python] (init_tensor.cpp).
     """Calls ``hook(grad)`` when the gradient of this tensor has been computed in a backward
     pass; a tensor it returns replaces the gradient (PyTorch's Tensor.register_hook). Returns a
     handle whose ``remove()`` unregisters it.

@@ -189,6 +189,8 @@ class Function:
 
     @classmethod
     def apply(cls, *args):
+        # Note [Python ops hold the GIL only around their call] (init_runtime.cpp); the
+        # gradients it returns are checked (Note [Backward rules are checked], autodiff.cpp).
         name = cls.__name__
         if _core.is_tracing():
             raise RuntimeError(f"{name}.apply(): an autograd.Function is not supported inside dagrad.compile: its "

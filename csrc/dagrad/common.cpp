@@ -223,7 +223,7 @@ constexpr size_t kPoolLimit = 0;
 constexpr size_t kPoolLimit = size_t(1) << 30;
 #endif
 constexpr size_t kPoolFloor = size_t(32) << 20;
-constexpr int64_t kLiveFactor = 4;
+constexpr int64_t kLiveFactor = 8;
 constexpr size_t kHuge = size_t(4) << 20;
 
 struct Pool {

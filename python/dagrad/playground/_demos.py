@@ -14,7 +14,7 @@ import numpy as np
 import dagrad
 from dagrad import nn
 from dagrad.viz import stats as graph_stats
-from dagrad.viz.html import explorer_data
+from dagrad.viz.html import _profile as profile_data, explorer_data
 
 
 class InputError(ValueError):
@@ -149,9 +149,16 @@ def execution(params):
         with dagrad.schedule(schedule):
             dagrad.set_num_threads(threads)
             roots, names, run = _build(graph, p, seed=0)
+            if graph == "wide":
+                # Described before it runs: a run that needs no gradient frees the branches
+                # once the sum has read them, and only the sum would be left to draw.
+                data = explorer_data(roots, names=names, title=_TITLES[graph])
             with dagrad.profile() as prof:
                 run()
-            data = explorer_data(roots, profile=prof, names=names, title=_TITLES[graph])
+            if graph == "wide":
+                data["profile"] = profile_data(prof, data["nodes"], data["edges"], data["order"])
+            else:  # the graph is kept (backward(retain_graph=True)): described with its backward pass
+                data = explorer_data(roots, profile=prof, names=names, title=_TITLES[graph])
             times = {}
             for k in sorted({1, threads}):
                 dagrad.set_num_threads(k)

@@ -24,7 +24,8 @@ import urllib.request
 import pytest
 
 for _mod in ("starlette", "uvicorn", "websockets"):
-    pytest.importorskip(_mod, reason=f"the playground extra is not installed ({_mod}): pip install 'dagrad[playground]'")
+    pytest.importorskip(_mod, reason=f"the playground extra is not installed ({_mod}): "
+                                     "pip install 'dagrad[playground]'")
 sync_api = pytest.importorskip("playwright.sync_api", reason="Playwright is not installed (pip install playwright)")
 CHROMIUM = next(filter(None, (shutil.which(n) for n in ("chromium", "chromium-browser"))), None)
 pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="no chromium on PATH (apt-get install chromium)")
@@ -115,7 +116,8 @@ def test_the_three_demos_live(server, browser, shots):
             if len(threads) == 2:
                 break
         assert threads == ["0", "1"]
-        tracks = p.page.eval_on_selector_all("#exec-replay #timeline .dg-bar rect", "es => es.map(e => e.getAttribute('fill'))")
+        tracks = p.page.eval_on_selector_all("#exec-replay #timeline .dg-bar rect",
+                                             "es => es.map(e => e.getAttribute('fill'))")
         assert len(set(tracks)) == 2  # one colour per thread
         ids = p.page.eval_on_selector_all("#exec-svg [data-node-id]", "es => es.length")
         assert ids >= 8 * 4  # 8 branches of two leaves, a product and a tanh
@@ -175,12 +177,13 @@ def test_the_three_demos_live(server, browser, shots):
         p.page.wait_for_function("() => +document.querySelector('#train-loss').dataset.points >= 10", timeout=30000)
         p.page.eval_on_selector("#train-lr", "(e, v) => { e.value = v; e.dispatchEvent(new Event('input')); }",
                                 math.log10(0.5))
-        p.page.wait_for_function("() => document.querySelector('#train-server-lr').textContent === '0.5'", timeout=20000)
+        p.page.wait_for_function("() => document.querySelector('#train-server-lr').textContent === '0.5'",
+                                 timeout=20000)
         seen = points()
         p.page.wait_for_function(f"() => +document.querySelector('#train-loss').dataset.points > {seen + 10}",
                                  timeout=30000)
-        p.page.wait_for_function("() => ['converging', 'converged'].includes(document.querySelector('#train-state').textContent)",
-                                 timeout=30000)
+        p.page.wait_for_function("() => ['converging', 'converged'].includes("
+                                 "document.querySelector('#train-state').textContent)", timeout=30000)
         p.page.select_option("#train-speed", "10")
         p.page.eval_on_selector("#train-lr", "(e, v) => { e.value = v; e.dispatchEvent(new Event('input')); }",
                                 math.log10(1.5))

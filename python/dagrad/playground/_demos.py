@@ -344,7 +344,8 @@ STATES = {
     "converged": "at the best fit the data allow: only the noise is left",
     "too slow": "the loss falls, but so slowly it would need thousands more steps: raise the learning rate",
     "oscillating": "each step overshoots the minimum about as much as it corrects: lower the learning rate",
-    "diverging": "each step overshoots by more than it corrects, so the loss grows without bound: lower the learning rate",
+    "diverging": ("each step overshoots by more than it corrects, so the loss grows without bound: "
+                  "lower the learning rate"),
 }
 
 

@@ -184,18 +184,18 @@ def test_the_three_demos_live(server, browser, shots):
                                  timeout=30000)
         p.page.wait_for_function("() => ['converging', 'converged'].includes("
                                  "document.querySelector('#train-state').textContent)", timeout=30000)
-        p.page.select_option("#train-speed", "10")
-        p.page.eval_on_selector("#train-lr", "(e, v) => { e.value = v; e.dispatchEvent(new Event('input')); }",
-                                math.log10(1.5))
-        p.page.wait_for_function("() => document.querySelector('#train-state').textContent === 'diverging'",
-                                 timeout=30000)
-        assert "lower the learning rate" in p.text("#train-why")
         p.page.click("#compare-run")
         p.page.wait_for_selector("#compare-legend [data-lr]", timeout=60000)
         states = p.page.eval_on_selector_all("#compare-legend [data-lr] .pg-state", "es => es.map(e => e.textContent)")
         assert states[0] == "too slow" and states[-1] == "diverging" and "oscillating" in states
         p.page.mouse.move(0, 0)
         p.page.screenshot(path=str(shots / "playground-training.png"), full_page=True)
+        p.page.select_option("#train-speed", "10")
+        p.page.eval_on_selector("#train-lr", "(e, v) => { e.value = v; e.dispatchEvent(new Event('input')); }",
+                                math.log10(1.5))
+        p.page.wait_for_function("() => document.querySelector('#train-state').textContent === 'diverging'",
+                                 timeout=30000)
+        assert "lower the learning rate" in p.text("#train-why")
         p.page.click("#train-pause")
 
         # Bad input: a message on the page, and the server is still up and works.

@@ -82,7 +82,7 @@
     for (const h of o.hlines || []) {
       const y = f.sy(h.y);
       V.el("line", { class: "ref", x1: L, x2: W - R, y1: y, y2: y, stroke: h.colour || "#888" }, svg);
-      if (h.label) { const t = V.svgText(svg, W - R - 2, y - 3, h.label); t.setAttribute("text-anchor", "end"); }
+      if (h.label) V.svgText(svg, L + 4, y - 3, h.label);
     }
     o.series.forEach((s, i) => {
       let d = "", pen = false;
@@ -108,6 +108,10 @@
     const line = (ww, bb, cls) => V.el("line", { class: cls, x1: f.sx(-1), x2: f.sx(1), y1: f.sy(clip(bb - ww)), y2: f.sy(clip(bb + ww)) }, svg);
     xs.forEach((x, i) => V.el("circle", { class: "pt", cx: f.sx(x), cy: f.sy(ys[i]), r: 2.6 }, svg));
     line(target.w, target.b, "target");
-    if (w !== null && b !== null && isFinite(w) && isFinite(b)) line(w, b, "fit");
+    const at = (x) => b + w * x;
+    if (w === null || b === null || !isFinite(w) || !isFinite(b)) return;
+    if ((at(-1) > y1 && at(1) > y1) || (at(-1) < y0 && at(1) < y0)) {  // nothing of it on the chart
+      V.svgText(svg, L + 8, T + 14, `the fitted line y = ${fmt(w)} x + ${fmt(b)} is off the chart`).setAttribute("class", "off");
+    } else line(w, b, "fit");
   };
 })(window.dagradPlayground = window.dagradPlayground || {});

@@ -7,6 +7,7 @@ extra or httpx (Starlette's TestClient).
 """
 import json
 import math
+import socket
 import subprocess
 import sys
 
@@ -403,6 +404,14 @@ def test_without_the_extra_it_says_what_to_install(monkeypatch, capsys):
 
 
 def test_command_line_checks_the_port():
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        r = subprocess.run([sys.executable, "-m", "dagrad.playground", "--port", str(port), "--no-browser"],
+                           capture_output=True, text=True, timeout=60)
+    if "needs" not in r.stderr:  # without the extra it says what to install instead
+        assert r.returncode == 1 and f"could not serve on 127.0.0.1:{port}" in r.stderr
     r = subprocess.run([sys.executable, "-m", "dagrad.playground", "--port", "70000", "--no-browser"],
                        capture_output=True, text=True, timeout=60)
     assert r.returncode == 2 and "--port 70000 is not a port" in r.stderr

@@ -68,8 +68,11 @@ def main(argv=None):
         raise
     except KeyboardInterrupt:
         pass
+    except SystemExit:  # Uvicorn exits when it cannot bind; it has logged why
+        pass
     if not server.started:
-        print(f"dagrad-playground: could not serve on {args.host}:{args.port} (see above)", file=sys.stderr)
+        print(f"dagrad-playground: could not serve on {args.host}:{args.port} (see above; --port 0 picks a free "
+              "port)", file=sys.stderr)
         return 1
     print("dagrad playground: stopped", flush=True)
     return 0

@@ -418,3 +418,43 @@ def test_command_line_checks_the_port():
     r = subprocess.run([sys.executable, "-m", "dagrad.playground", "--help"], capture_output=True, text=True,
                        timeout=60)
     assert r.returncode == 0 and "--no-browser" in r.stdout and "8765" in r.stdout
+
+
+# ----------------------------------------------------------------------------- 3b. digits
+
+
+def test_digits_fit_against_numpy():
+    fit = _demos.DigitsFit(hidden=16, lr=0.5)
+    w1, b1, w2, b2 = [p.numpy().astype(np.float64) for p in fit.model.parameters()]
+    x, y = fit.x.numpy().astype(np.float64), fit.y.numpy()
+    logits = np.tanh(x @ w1.T + b1) @ w2.T + b2
+    logp = logits - logits.max(1, keepdims=True)
+    logp -= np.log(np.exp(logp).sum(1, keepdims=True))
+    (rec,) = fit.step(1)
+    assert rec["loss"] == pytest.approx(-logp[np.arange(len(y)), y].mean(), rel=1e-5)
+    assert rec["train_acc"] == pytest.approx((logits.argmax(1) == y).mean())
+    xt = fit.x_test.numpy().astype(np.float64)
+    test_logits = np.tanh(xt @ w1.T + b1) @ w2.T + b2
+    assert rec["test_acc"] == pytest.approx((test_logits.argmax(1) == fit.y_test).mean())
+    fit.step(199)
+    assert fit.history[-1]["test_acc"] > 0.9 and fit.state() == "converging"
+
+
+def test_digits_states_and_the_data_without_scikit_learn(monkeypatch):
+    slow, wild = _demos.DigitsFit(lr=0.01), _demos.DigitsFit(lr=5.0)
+    slow.step(60)
+    wild.step(60)
+    assert slow.state() == "too slow" and wild.state() == "diverging"
+    monkeypatch.setitem(sys.modules, "sklearn", None)
+    monkeypatch.setitem(sys.modules, "sklearn.datasets", None)
+    xtr, ytr, xte, yte, source = _demos.digits_data()
+    assert "generated" in source and xtr.shape == (1437, 64) and xte.shape == (360, 64)
+    assert set(ytr) == set(range(10)) and 0 <= xtr.min() and xtr.max() <= 1
+    s = Session()
+    r = s.handle({"type": "train.reset", "params": {"task": "digits", "hidden": 8, "lr": 0.5}})
+    assert r["data"]["task"] == "digits" and "generated" in r["data"]["source"]
+    assert len(s.handle({"type": "train.step", "params": {"steps": 3}})["steps"]) == 3
+    with pytest.raises(InputError, match="hidden units: 500 is out of range"):
+        s.handle({"type": "train.reset", "params": {"task": "digits", "hidden": 500}})
+    with pytest.raises(InputError, match="task: 'cats' is not one of line, digits"):
+        s.handle({"type": "train.reset", "params": {"task": "cats"}})

@@ -235,6 +235,21 @@ def test_two_tabs_have_their_own_runs(server, browser):
         b.page.close()
 
 
+def test_digits_task_streams_loss_and_accuracy(server, browser):
+    p = Page(browser, server["url"] + "#training")
+    try:
+        p.page.select_option("#train-form [name=task]", "digits")
+        p.page.click("#train-play")
+        p.page.wait_for_function("() => +document.querySelector('#train-loss').dataset.points >= 20", timeout=60000)
+        p.page.click("#train-pause")
+        assert "test accuracy" in p.text("#train-numbers")
+        assert p.text("#train-fit-title") == "accuracy: train and test"
+        assert int(p.page.get_attribute("#train-fit", "data-points")) >= 40  # train and test, a point a step each
+        assert p.errors == []
+    finally:
+        p.page.close()
+
+
 def test_ctrl_c_stops_the_server(server):
     proc = server["proc"]
     assert healthy(server["url"])

@@ -36,6 +36,7 @@ CAPS = {
     "steps_per_tick": 50,    # training: steps per streamed update
     "compare_rates": 8,      # training: learning rates side by side
     "compare_steps": 2000,   # training: steps per compared run
+    "digits_hidden": 128,    # training, digits: hidden units
     "lr_min": 1e-5,
     "lr_max": 10.0,
     "value": 1e6,            # backprop: |x|, |w|, ... at most this
@@ -447,7 +448,7 @@ class LineFit:
                 "w": _finite(self.w.item()), "b": _finite(self.b.item()), "stopped": self.stopped}
 
     def data(self):
-        return {"xs": self.xs.tolist(), "ys": self.ys.tolist(), "target": {"w": 3.0, "b": 7.0},
+        return {"task": "line", "xs": self.xs.tolist(), "ys": self.ys.tolist(), "target": {"w": 3.0, "b": 7.0},
                 "best": {"w": float(self.w_star), "b": float(self.b_star), "loss": self.loss_star}}
 
 
@@ -462,6 +463,19 @@ def training_params(params):
         "noise": number(params, "noise", 0.0, CAPS["noise"], 0.5, label="noise"),
         "lr": learning_rate(params.get("lr", 0.1)),
     }
+
+
+TASKS = ("line", "digits")
+
+
+def new_run(params):
+    """A new training run for the page's inputs: a LineFit, or a DigitsFit for task "digits"."""
+    task = choice(params, "task", TASKS, "line")
+    if task == "digits":
+        hidden = number(params, "hidden", 1, CAPS["digits_hidden"], 32, integer=True, label="hidden units")
+        return DigitsFit(hidden=hidden, lr=learning_rate(params.get("lr", 0.1)))
+    p = training_params(params)
+    return LineFit(p["n"], p["noise"], p["lr"])
 
 
 def learning_rate(v, label="learning rate"):
@@ -487,3 +501,119 @@ def compare(params):
         fit.step(steps)
         runs.append({"lr": lr, "losses": [r["loss"] for r in fit.history], **fit.summary()})
     return {"steps": steps, "runs": runs, "best_loss": fit.loss_star}
+
+
+# ----------------------------------------------------------------------------- 3b. digits
+
+def digits_data(seed=0):
+    """(x_train, y_train, x_test, y_test, source): scikit-learn's 8 x 8 digits scaled to [0, 1]
+    (bundled with scikit-learn, nothing is downloaded), 80% to train; without scikit-learn,
+    generated data of the same shape: ten clusters in 64 dimensions."""
+    rng = np.random.default_rng(seed)
+    try:
+        from sklearn.datasets import load_digits
+    except ImportError:
+        centres = rng.uniform(0.0, 1.0, size=(10, 64))
+        y = np.arange(1797) % 10
+        x = np.clip(centres[y] + 0.35 * rng.standard_normal((1797, 64)), 0.0, 1.0)
+        source = "generated data (scikit-learn is not installed): 10 clusters in 64 dimensions"
+    else:
+        d = load_digits()
+        x, y = d.data / 16.0, d.target
+        source = "scikit-learn's 8x8 digits"
+    order = rng.permutation(len(y))
+    cut = int(0.8 * len(y))
+    tr, te = order[:cut], order[cut:]
+    f32 = lambda a: a.astype(np.float32)  # noqa: E731
+    return f32(x[tr]), y[tr].astype(np.int64), f32(x[te]), y[te].astype(np.int64), source
+
+
+class DigitsFit:
+    """A small MLP (64 inputs, ``hidden`` tanh units, 10 classes) trained on the digits by
+    full-batch gradient descent on the cross-entropy, with dagrad (dagrad.optim.SGD), one step
+    at a time; each step records the loss and the train and test accuracy.
+
+    >>> fit = DigitsFit(hidden=16, lr=0.5)
+    >>> _ = fit.step(100)
+    >>> fit.history[-1]["test_acc"] > 0.5
+    True
+    """
+
+    def __init__(self, hidden=32, lr=0.1, seed=0):
+        import dagrad.nn.functional as F
+        self._F = F
+        xtr, ytr, xte, yte, self.source = digits_data(seed)
+        self.x, self.y = dagrad.tensor(xtr), dagrad.tensor(ytr)
+        self.x_test, self.y_test = dagrad.tensor(xte), yte
+        dagrad.manual_seed(seed)
+        self.model = nn.Sequential(nn.Linear(64, hidden), nn.Tanh(), nn.Linear(hidden, 10))
+        self.opt = dagrad.optim.SGD(self.model.parameters(), lr=lr)
+        self.sizes = (len(ytr), len(yte))
+        self.history = []
+        self._since = 0
+        self.stopped = None
+
+    lr = LineFit.lr
+    set_lr = LineFit.set_lr
+
+    def step(self, k=1):
+        """Takes up to k steps; returns their records (as LineFit.step)."""
+        out = []
+        for _ in range(k):
+            if self.stopped:
+                break
+            if len(self.history) >= CAPS["train_steps"]:
+                self.stopped = f"stopped at the cap of {CAPS['train_steps']} steps; press Reset to start again"
+                break
+            self.opt.zero_grad()
+            logits = self.model(self.x)
+            loss = self._F.cross_entropy(logits, self.y)
+            loss.backward()
+            with dagrad.no_grad():
+                train_acc = float((logits.argmax(1).numpy() == self.y.numpy()).mean())
+                test_acc = float((self.model(self.x_test).argmax(1).numpy() == self.y_test).mean())
+            rec = {"step": len(self.history), "loss": _finite(loss.item()), "lr": self.lr,
+                   "train_acc": train_acc, "test_acc": test_acc}
+            self.history.append(rec)
+            out.append(rec)
+            if rec["loss"] is None:
+                self.stopped = "the loss overflowed: the run diverged; lower the learning rate and press Reset"
+                break
+            self.opt.step()
+        return out
+
+    def state(self):
+        """The run's state read off the loss alone (no best fit is known here): diverging if it
+        is not finite, grows by 1% a step or is over 3 times where it began, oscillating if it
+        rises in at least 40% of the last steps without falling 0.5% a step, converged below
+        1e-3, too slow if it falls by less than 0.1% a step, else converging."""
+        h = self.history
+        if h and h[-1]["loss"] is None:
+            return "diverging"
+        win = [r["loss"] for r in h[max(self._since, len(h) - WINDOW):]]
+        if len(win) < 5:
+            return "starting"
+        rate = (max(win[-1], 1e-300) / max(win[0], 1e-300)) ** (1.0 / (len(win) - 1))
+        ups = sum(1 for a, b in zip(win, win[1:]) if b > a)
+        # tanh saturates, so the loss of a rate far too large stays finite: it jumps far above
+        # where it began (ln 10 for 10 classes) and bounces there
+        if rate > 1.01 or win[-1] > 3 * h[0]["loss"]:
+            return "diverging"
+        if ups >= 0.4 * (len(win) - 1) and rate > 0.995:
+            return "oscillating"
+        if win[-1] < 1e-3:
+            return "converged"
+        if rate > 0.999:
+            return "too slow"
+        return "converging"
+
+    def summary(self):
+        st = self.state()
+        why = {"converged": "the training loss is near 0: the network fits the training set",
+               "converging": "the loss falls steadily"}.get(st, STATES[st])
+        last = self.history[-1] if self.history else {}
+        return {"state": st, "why": why, "lr": self.lr, "steps": len(self.history), "stopped": self.stopped,
+                "train_acc": last.get("train_acc"), "test_acc": last.get("test_acc"), "w": None, "b": None}
+
+    def data(self):
+        return {"task": "digits", "source": self.source, "train": self.sizes[0], "test": self.sizes[1]}

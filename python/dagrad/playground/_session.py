@@ -12,7 +12,7 @@ REQUESTS = ("hello", "execution", "backprop", "train.reset", "train.step", "trai
 
 
 class Session:
-    """What one tab has going: its training run (a ``LineFit``) and how many steps each streamed
+    """What one tab has going: its training run (a ``LineFit`` or a ``DigitsFit``) and how many steps each streamed
     update takes. The execution and backprop demos keep nothing between requests.
 
     >>> s = Session()
@@ -35,14 +35,14 @@ class Session:
             raise InputError("params: expected a JSON object")
         if kind == "hello":
             return {"caps": CAPS, "max_threads": _demos.max_threads(), "graphs": list(_demos.GRAPHS),
-                    "schedules": list(_demos.SCHEDULES), "examples": _demos.EXAMPLES, "states": _demos.STATES}
+                    "schedules": list(_demos.SCHEDULES), "examples": _demos.EXAMPLES, "states": _demos.STATES,
+                    "tasks": list(_demos.TASKS)}
         if kind == "execution":
             return _demos.execution(params)
         if kind == "backprop":
             return _demos.backprop(params)
         if kind == "train.reset":
-            p = _demos.training_params(params)
-            self.fit = _demos.LineFit(p["n"], p["noise"], p["lr"])
+            self.fit = _demos.new_run(params)
             return {"data": self.fit.data(), "summary": self.fit.summary()}
         if kind == "train.step":
             k = _demos.number(params, "steps", 1, CAPS["steps_per_tick"], 1, integer=True, label="steps")

@@ -28,6 +28,8 @@
       document.getElementById("train-speed").addEventListener("change", (ev) =>
         this._ask("train.speed", { steps_per_tick: ev.target.value }));
       document.getElementById("compare-form").addEventListener("submit", (ev) => { ev.preventDefault(); this.compare(); });
+      this.form.elements.task.addEventListener("change", () => { this._taskFields(); this.reset(); });
+      this._taskFields();
       this._showLr();
       this.draw();
     }
@@ -38,6 +40,11 @@
       document.getElementById("compare-caps").textContent =
         `at most ${c.compare_rates} rates and ${c.compare_steps} steps; lr ${c.lr_min}–${c.lr_max}; samples ≤ ${c.samples}; ` +
         `a run pauses after ${c.train_steps} steps`;
+    }
+
+    _taskFields() {
+      const task = this.form.elements.task.value;
+      for (const el of this.form.querySelectorAll("[data-task]")) el.hidden = el.getAttribute("data-task") !== task;
     }
 
     lr() { return +Math.pow(10, +this.slider.value).toPrecision(2); }
@@ -130,19 +137,35 @@
       this.state.setAttribute("data-state", s.state);
       this.why.textContent = s.why + (s.stopped ? ". " + s.stopped : "");
       const f = (v) => (v === null ? "overflow" : P.fmt(v));
+      const pct = (v) => (v === null || v === undefined ? "–" : (100 * v).toFixed(1) + "%");
       const last = this.history[this.history.length - 1];
-      this.numbers.textContent = `step ${s.steps} · loss ${last ? f(last.loss) : "–"} · w ${f(s.w)} · b ${f(s.b)} · lr ${s.lr}` +
+      const model = this.data && this.data.task === "digits" ? `train accuracy ${pct(s.train_acc)} · test accuracy ${pct(s.test_acc)}`
+        : `w ${f(s.w)} · b ${f(s.b)}`;
+      this.numbers.textContent = `step ${s.steps} · loss ${last ? f(last.loss) : "–"} · ${model} · lr ${s.lr}` +
         (this.running ? " · playing" : "");
     }
 
     draw() {
       const h = this.history;
-      const best = this.data ? this.data.best.loss : null;
+      const best = this.data && this.data.best ? this.data.best.loss : null;
       P.lineChart(document.getElementById("train-loss"), {
         series: [{ name: "loss", points: h.map((s) => [s.step, s.loss]), colour: "#5e35b1" }],
         hlines: best ? [{ y: Math.max(best, 1e-12), colour: "#9e9e9e", label: "best fit " + P.fmt(best) }] : [],
         logY: true, yLabel: "loss (log)",
       });
+      const digits = !!this.data && this.data.task === "digits";
+      document.getElementById("train-params-card").hidden = digits;
+      document.getElementById("compare-card").hidden = digits;
+      document.getElementById("train-fit-title").textContent = digits ? "accuracy: train and test" : "the fitted line over the data";
+      if (digits) {
+        P.lineChart(document.getElementById("train-fit"), {
+          series: [{ name: "train", points: h.map((s) => [s.step, s.train_acc]), colour: "#00897b" },
+                   { name: "test", points: h.map((s) => [s.step, s.test_acc]), colour: "#ef6c00" }],
+          hlines: [{ y: 0, colour: "#fff" }, { y: 1, colour: "#9e9e9e", label: "train (teal), test (orange) · " + this.data.source }],
+          yLabel: "accuracy", yLimit: [0, 1],
+        });
+        return;
+      }
       if (this.data) {
         const last = h[h.length - 1], s = this.summary || {};
         P.fitChart(document.getElementById("train-fit"), this.data.xs, this.data.ys,

@@ -331,6 +331,8 @@ def test_websocket_requests_errors_and_recovery(client, monkeypatch):
         assert "JSON object" in ws.receive_json()["error"]
         ws.send_text("x" * (70 * 1024))
         assert "at most 65536" in ws.receive_json()["error"]
+        ws.send_bytes(b"\x00\x01")
+        assert ws.receive_json()["error"] == "a request is JSON text, not a binary message"
         # a failure inside a run is shown; the next run works
         real = _demos.execution
 
@@ -458,3 +460,18 @@ def test_digits_states_and_the_data_without_scikit_learn(monkeypatch):
         s.handle({"type": "train.reset", "params": {"task": "digits", "hidden": 500}})
     with pytest.raises(InputError, match="task: 'cats' is not one of line, digits"):
         s.handle({"type": "train.reset", "params": {"task": "cats"}})
+
+
+def test_tabs_past_the_cap_are_told_and_closed(client, monkeypatch):
+    from starlette.websockets import WebSocketDisconnect
+
+    from dagrad.playground import _app
+    monkeypatch.setattr(_app, "MAX_SESSIONS", 1)
+    with client.websocket_connect("/ws") as a:
+        assert _ask(a, 1, "hello")["ok"]
+        with client.websocket_connect("/ws") as b:
+            msg = b.receive_json()
+            assert msg["type"] == "error" and "at most 1 tabs at once" in msg["error"]
+            with pytest.raises(WebSocketDisconnect):
+                b.receive_json()
+        assert _ask(a, 2, "backprop")["ok"]  # the first tab is unaffected

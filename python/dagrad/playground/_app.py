@@ -117,11 +117,16 @@ class _Tab:
     async def serve(self):
         while True:
             try:
-                text = await self.ws.receive_text()
-            except (WebSocketDisconnect, RuntimeError):  # closed, or a binary frame
+                message = await self.ws.receive()
+            except (WebSocketDisconnect, RuntimeError):  # closed under us
                 return
+            if message["type"] == "websocket.disconnect":
+                return
+            text = message.get("text")
             msg, rid, kind = None, None, None
             try:
+                if text is None:
+                    raise _Bad("a request is JSON text, not a binary message")
                 if len(text) > MAX_MESSAGE:
                     raise _Bad(f"a request of {len(text)} bytes; at most {MAX_MESSAGE}")
                 try:

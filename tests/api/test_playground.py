@@ -33,6 +33,7 @@ from dagrad.playground._session import Session
     ([2], "threads: expected a number, got list"),
     ("inf", "threads: expected a finite number, got inf"),
     ("nan", "threads: expected a finite number, got nan"),
+    (10 ** 400, "threads: 100000000000... is out of range; it takes 1 to"),
 ])
 def test_bad_numbers_are_named(value, words):
     with pytest.raises(InputError) as e:

@@ -66,7 +66,10 @@ def number(params, name, lo, hi, default=None, integer=False, label=None):
             raise InputError(f"{label}: {s[:40]!r} is not a number") from None
     if not isinstance(v, (int, float)):
         raise InputError(f"{label}: expected a number, got {type(v).__name__}")
-    v = float(v)
+    try:
+        v = float(v)
+    except OverflowError:  # an int of hundreds of digits
+        raise InputError(f"{label}: {str(v)[:12]}... is out of range; it takes {_fmt(lo)} to {_fmt(hi)}") from None
     if not math.isfinite(v):
         raise InputError(f"{label}: expected a finite number, got {v}")
     if integer:

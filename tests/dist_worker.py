@@ -46,7 +46,7 @@ def params_of(model):
 def train(args, out):
     """DDP training from a different initialisation on each rank; saves parameters, the
     initial (broadcast) parameters and the sampler's indices."""
-    r, w = dist.rank(), dist.world_size()
+    r = dist.rank()
     X, Y = make_data()
     model = make_model(seed=100 + r)  # different on every rank: broadcast_parameters unifies them
     ddp = dist.DistributedDataParallel(model, bucket_mb=args.bucket_mb)
@@ -107,7 +107,7 @@ def compiled(args, out):
 
 
 def collectives(args, out):
-    r, w = dist.rank(), dist.world_size()
+    r = dist.rank()
     v = np.arange(4.0) * (r + 1) + r / 3
     res = {}
     for op in ("sum", "mean", "max", "min"):

@@ -11,12 +11,7 @@ global batch), so parameters after training agree to 1e-12 relative; across rank
 be the same bits.
 """
 import math
-import os
-import shutil
-import signal
-import subprocess
 import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -24,48 +19,11 @@ import pytest
 import dagrad
 import dagrad.distributed as dist
 import dist_worker  # the worker's data and model, for the single-process reference (tests/ is on pythonpath)
-
-WORKER = Path(dist_worker.__file__).resolve()
-
-TIMEOUT = 90  # seconds per job: the jobs take 2-4 s; a hang is killed well before CI's limit
-
-
-def _mpiexec():
-    """mpiexec next to this Python (a venv with the PyPI mpich wheel), else on PATH."""
-    local = Path(sys.executable).parent / "mpiexec"
-    if local.exists():
-        return str(local)
-    return shutil.which("mpiexec")
-
-
-def _skip_reason():
-    try:
-        import mpi4py  # noqa: F401
-    except ImportError:
-        return "mpi4py is not installed (pip install mpi4py mpich, or pip install 'dagrad[distributed]')"
-    if _mpiexec() is None:
-        return "no mpiexec next to the Python executable or on PATH (pip install mpich, or install an MPI)"
-    return None
-
-
-needs_mpi = pytest.mark.skipif(_skip_reason() is not None, reason=str(_skip_reason()))
+from mpi_helpers import mpiexec_run, needs_mpi
 
 
 def launch(n, *args, tmp_path, expect_ok=True):
-    """Runs the worker on n ranks; returns (returncode, output). Kills the job on a timeout."""
-    cmd = [_mpiexec(), "-n", str(n), sys.executable, str(WORKER), *args, str(tmp_path)]
-    env = dict(os.environ, DAGRAD_NUM_THREADS="2", OMP_NUM_THREADS="1")
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
-                            start_new_session=True)
-    try:
-        out, _ = proc.communicate(timeout=TIMEOUT)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        out, _ = proc.communicate()
-        pytest.fail(f"mpiexec -n {n} {' '.join(args)} did not finish in {TIMEOUT} s (killed):\n{out[-3000:]}")
-    if expect_ok:
-        assert proc.returncode == 0, f"mpiexec -n {n} {' '.join(args)} failed:\n{out[-3000:]}"
-    return proc.returncode, out
+    return mpiexec_run(n, dist_worker.__file__, *args, tmp_path, expect_ok=expect_ok)
 
 
 def load(tmp_path, scenario, n):

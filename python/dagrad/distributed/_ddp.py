@@ -19,12 +19,13 @@ from . import _group
 # the scheduler starts it as soon as those are final, while the rest of backward still runs,
 # which is the overlap of communication with computation. The node packs the gradients into its
 # own flat buffer (its output, seen as a writable numpy view: the only copy), reduces that buffer
-# across ranks in place and divides by the world size; each parameter's new gradient is a slice
-# of it, which backward then puts into .grad. Each bucket's node also takes the previous bucket's
-# node as an input, so the buckets are reduced in the same order on every rank, every step
-# (Note [MPI thread level]); the reduction itself gives every rank the same bits (Note
-# [Reductions give every rank the same bits]). Because the buckets are graph nodes,
-# dagrad.compile records them with the rest of the step and a replay reduces them again.
+# across ranks in place (a reduce-scatter and an all-gather) and divides by the world size; each
+# parameter's new gradient is a slice of it, which backward then puts into .grad. Each bucket's
+# node also takes the previous bucket's node as an input, so the buckets are reduced in the same
+# order on every rank, every step (Note [MPI thread level]); the reduction itself gives every
+# rank the same bits (Note [Reductions give every rank the same bits]). Because the buckets are
+# graph nodes, dagrad.compile records them with the rest of the step and a replay reduces them
+# again.
 #
 # no_sync(): a backward whose forward ran under no_sync() adds its gradients into .grad locally.
 # The next synchronised backward then reduces .grad plus the new gradient (the bucket node adds
@@ -33,11 +34,12 @@ from . import _group
 
 
 class _Bucket:
-    __slots__ = ("params", "numel", "dtype", "index")
+    __slots__ = ("params", "numel", "padded", "dtype", "index")
 
-    def __init__(self, index, params):
+    def __init__(self, index, params, world):
         self.index, self.params = index, params
         self.numel = sum(p.numel() for p in params)
+        self.padded = -(-self.numel // world) * world  # Note [Reductions give every rank the same bits]
         self.dtype = params[0].dtype
 
 
@@ -95,12 +97,12 @@ class DistributedDataParallel(Module):
         for _, p in reversed(named):
             nbytes = p.numel() * np.dtype(_dtype._NUMPY_OF[p.dtype]).itemsize
             if cur and (p.dtype != cur[0].dtype or size + nbytes > cap):
-                buckets.append(_Bucket(len(buckets), cur))
+                buckets.append(_Bucket(len(buckets), cur, self._comm.Get_size()))
                 cur, size = [], 0
             cur.append(p)
             size += nbytes
         if cur:
-            buckets.append(_Bucket(len(buckets), cur))
+            buckets.append(_Bucket(len(buckets), cur, self._comm.Get_size()))
         self._buckets = buckets
         self._order = [p for b in buckets for p in b.params]
         self._require_sync = True        # no_sync() turns it off
@@ -183,7 +185,7 @@ class DistributedDataParallel(Module):
             inputs = list(gs) + [o for o in olds if o is not None] + ([prev] if prev is not None else [])
             has_old = tuple(o is not None for o in olds)
             sizes = tuple(p.numel() for p in b.params)
-            node = _core._py_node(f"allreduce_bucket{b.index}", inputs, [b.numel], b.dtype,
+            node = _core._py_node(f"allreduce_bucket{b.index}", inputs, [b.padded], b.dtype,
                                   _BucketReduce(self, sizes, has_old), float(max(b.numel, 1) * 8))
             off = 0
             for p, n in zip(b.params, sizes):
@@ -218,6 +220,7 @@ class _BucketReduce:
             else:
                 np.copyto(dst, a.reshape(-1))
             off += size
+        out[off:] = 0  # the padding to a multiple of the world size
         t0 = time.perf_counter()
         _group._reduce_inplace(out, "mean", self.ddp._comm)
         self.ddp.comm_seconds += time.perf_counter() - t0

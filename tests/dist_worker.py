@@ -137,6 +137,22 @@ def collectives(args, out):
     np.savez(out / f"collectives-rank{r}.npz", **res)
 
 
+def order(args, out):
+    """The order a serial run computes one DDP backward in: op names, and the number of buckets."""
+    r = dist.rank()
+    dagrad.set_schedule("serial")
+    dagrad.manual_seed(0)
+    nn = dagrad.nn
+    model = nn.Sequential(nn.Linear(20, 32), nn.Tanh(), nn.Linear(32, 32), nn.Tanh(), nn.Linear(32, 4))
+    ddp = dist.DistributedDataParallel(model, bucket_mb=1e-3)
+    loss = (ddp(dagrad.ones(8, 20)) ** 2).mean()
+    dagrad.realize(loss)
+    with dagrad.profile() as prof:
+        loss.backward()
+    ops = [e["op"] for e in sorted(prof.events, key=lambda e: e["start_ns"])]
+    np.savez(out / f"order-rank{r}.npz", ops=np.array(ops), buckets=np.array(len(ddp.buckets)))
+
+
 def fail(args, out):
     """Rank 1 raises mid-training while the others are inside a reduction."""
     r = dist.rank()
@@ -150,7 +166,7 @@ def fail(args, out):
 
 def main(argv):
     ap = argparse.ArgumentParser()
-    ap.add_argument("scenario", choices=["train", "compiled", "collectives", "fail"])
+    ap.add_argument("scenario", choices=["train", "compiled", "collectives", "order", "fail"])
     ap.add_argument("out", type=Path)
     ap.add_argument("--optim", default="sgd", choices=["sgd", "adam"])
     ap.add_argument("--epochs", type=int, default=2)

@@ -286,7 +286,10 @@ void backward(const std::vector<Tensor>& roots, const std::vector<Tensor>& grads
   Walk w;
   std::unordered_map<Node*, Tensor> g = compute_gradients(roots, seeds, nullptr, w);
   w.release_indices();
-  run_group_hooks(g);
+  {
+    BackwardPassScope backward_pass;  // what the hooks record is part of the backward pass
+    run_group_hooks(g);
+  }
 
   // (leaf, what goes into its .grad): its new gradient, or under create_graph the
   // differentiable sum with the old .grad.

@@ -150,6 +150,20 @@ def test_collectives_and_rank0_helpers(tmp_path):
 
 
 @needs_mpi
+def test_each_bucket_is_reduced_as_soon_as_its_gradients_are_final(tmp_path):
+    # In a serial run (the order is the schedule's, not a race) each bucket's node comes right
+    # after its own gradients, before the backward of the earlier layers: the first reduction
+    # precedes the last weight gradient's matmul, and the buckets interleave with backward.
+    launch(2, "order", tmp_path=tmp_path)
+    for res in load(tmp_path, "order", 2):
+        ops = res["ops"].tolist()
+        buckets = [i for i, op in enumerate(ops) if op == "custom"]
+        matmuls = [i for i, op in enumerate(ops) if op == "matmul"]
+        assert len(buckets) == int(res["buckets"]) >= 3
+        assert buckets[0] < matmuls[-1] and buckets[1] < matmuls[-1], ops
+
+
+@needs_mpi
 def test_a_rank_that_raises_ends_the_whole_job(tmp_path):
     code, out = launch(2, "fail", tmp_path=tmp_path, expect_ok=False)
     assert code != 0

@@ -182,11 +182,13 @@ class DistributedDataParallel(Module):
             gs = grads[at:at + len(b.params)]
             at += len(b.params)
             olds = [p.grad if self._unsynced else None for p in b.params]
-            inputs = list(gs) + [o for o in olds if o is not None] + ([prev] if prev is not None else [])
+            # The previous bucket's node comes first: the scheduler's walk then emits each bucket
+            # right after its own gradients, so even a serial run reduces it as soon as they are final.
+            inputs = ([prev] if prev is not None else []) + list(gs) + [o for o in olds if o is not None]
             has_old = tuple(o is not None for o in olds)
             sizes = tuple(p.numel() for p in b.params)
             node = _core._py_node(f"allreduce_bucket{b.index}", inputs, [b.padded], b.dtype,
-                                  _BucketReduce(self, sizes, has_old), float(max(b.numel, 1) * 8))
+                                  _BucketReduce(self, sizes, has_old, prev is not None), float(max(b.numel, 1) * 8))
             off = 0
             for p, n in zip(b.params, sizes):
                 out.append(node[off:off + n].reshape(tuple(p.shape)))
@@ -203,12 +205,14 @@ class DistributedDataParallel(Module):
 class _BucketReduce:
     """The body of a bucket's node: pack, reduce in place, count the time spent in MPI."""
 
-    __slots__ = ("ddp", "sizes", "has_old")
+    __slots__ = ("ddp", "sizes", "has_old", "has_prev")
 
-    def __init__(self, ddp, sizes, has_old):
-        self.ddp, self.sizes, self.has_old = weakref.proxy(ddp), sizes, has_old
+    def __init__(self, ddp, sizes, has_old, has_prev):
+        self.ddp, self.sizes, self.has_old, self.has_prev = weakref.proxy(ddp), sizes, has_old, has_prev
 
     def __call__(self, out, *ins):
+        if self.has_prev:
+            ins = ins[1:]  # the previous bucket's node: an input for the order only
         n = len(self.sizes)
         olds = iter(ins[n:])
         off = 0

@@ -111,6 +111,8 @@ class DistributedDataParallel(Module):
         self.comm_seconds = 0.0
         self.comm_calls = 0
         self._hook_handle = None
+        # The buffers broadcast at each forward, found once (as PyTorch does).
+        self._buffers_to_sync = [b for _, b in module.named_buffers() if b is not None]
         if self._order:
             ref = weakref.ref(self)
 
@@ -128,7 +130,7 @@ class DistributedDataParallel(Module):
         gradients (outside ``no_sync()``) and broadcasts rank 0's buffers first."""
         self._sync_next_backward = self._require_sync
         if self.broadcast_buffers:
-            buffers = [b for _, b in self.module.named_buffers() if b is not None]
+            buffers = self._buffers_to_sync
             if buffers:
                 if _core.is_tracing():
                     raise RuntimeError(
@@ -189,10 +191,8 @@ class DistributedDataParallel(Module):
             sizes = tuple(p.numel() for p in b.params)
             node = _core._py_node(f"allreduce_bucket{b.index}", inputs, [b.padded], b.dtype,
                                   _BucketReduce(self, sizes, has_old, prev is not None), float(max(b.numel, 1) * 8))
-            off = 0
-            for p, n in zip(b.params, sizes):
-                out.append(node[off:off + n].reshape(tuple(p.shape)))
-                off += n
+            pieces = _core.split(node, list(sizes) + [b.padded - b.numel], 0)  # one node per parameter
+            out.extend(piece.reshape(tuple(p.shape)) for piece, p in zip(pieces, b.params))
             prev = node
         if self._unsynced:
             # .grad becomes the average of (old .grad + new): clear it so backward sets it.

@@ -34,13 +34,14 @@ from . import _group
 
 
 class _Bucket:
-    __slots__ = ("params", "numel", "padded", "dtype", "index")
+    __slots__ = ("params", "numel", "padded", "dtype", "index", "scratch")
 
     def __init__(self, index, params, world):
         self.index, self.params = index, params
         self.numel = sum(p.numel() for p in params)
         self.padded = -(-self.numel // world) * world  # Note [Reductions give every rank the same bits]
         self.dtype = params[0].dtype
+        self.scratch = None  # this rank's slice while reducing, kept from step to step
 
 
 class DistributedDataParallel(Module):
@@ -190,7 +191,7 @@ class DistributedDataParallel(Module):
             has_old = tuple(o is not None for o in olds)
             sizes = tuple(p.numel() for p in b.params)
             node = _core._py_node(f"allreduce_bucket{b.index}", inputs, [b.padded], b.dtype,
-                                  _BucketReduce(self, sizes, has_old, prev is not None), float(max(b.numel, 1) * 8))
+                                  _BucketReduce(self, b, has_old, prev is not None), float(max(b.numel, 1) * 8))
             pieces = _core.split(node, list(sizes) + [b.padded - b.numel], 0)  # one node per parameter
             out.extend(piece.reshape(tuple(p.shape)) for piece, p in zip(pieces, b.params))
             prev = node
@@ -205,10 +206,11 @@ class DistributedDataParallel(Module):
 class _BucketReduce:
     """The body of a bucket's node: pack, reduce in place, count the time spent in MPI."""
 
-    __slots__ = ("ddp", "sizes", "has_old", "has_prev")
+    __slots__ = ("ddp", "sizes", "has_old", "has_prev", "bucket")
 
-    def __init__(self, ddp, sizes, has_old, has_prev):
-        self.ddp, self.sizes, self.has_old, self.has_prev = weakref.proxy(ddp), sizes, has_old, has_prev
+    def __init__(self, ddp, bucket, has_old, has_prev):
+        self.ddp, self.bucket, self.has_old, self.has_prev = weakref.proxy(ddp), bucket, has_old, has_prev
+        self.sizes = tuple(p.numel() for p in bucket.params)
 
     def __call__(self, out, *ins):
         if self.has_prev:
@@ -226,6 +228,9 @@ class _BucketReduce:
             off += size
         out[off:] = 0  # the padding to a multiple of the world size
         t0 = time.perf_counter()
-        _group._reduce_inplace(out, "mean", self.ddp._comm)
+        b = self.bucket
+        if b.scratch is None:
+            b.scratch = np.empty(b.padded // self.ddp._comm.Get_size(), dtype=out.dtype)
+        _group._reduce_inplace(out, "mean", self.ddp._comm, b.scratch)
         self.ddp.comm_seconds += time.perf_counter() - t0
         self.ddp.comm_calls += 1

@@ -153,6 +153,33 @@ def order(args, out):
     np.savez(out / f"order-rank{r}.npz", ops=np.array(ops), buckets=np.array(len(ddp.buckets)))
 
 
+def overlap(args, out):
+    """Rank 1 starts its backward late, so rank 0's first bucket waits in MPI; rank 0 (2 threads)
+    records when each node ran, to show the rest of its backward running during that wait."""
+    import time
+    r = dist.rank()
+    dagrad.set_num_threads(2)
+    dagrad.manual_seed(0)
+    nn = dagrad.nn
+    # Big enough that backward lasts tens of milliseconds, longer than a sleeping worker takes to wake.
+    layers = [nn.Linear(64, 768)]
+    for _ in range(4):
+        layers += [nn.Tanh(), nn.Linear(768, 768)]
+    model = nn.Sequential(*layers, nn.Tanh(), nn.Linear(768, 4))
+    ddp = dist.DistributedDataParallel(model, bucket_mb=0.1)  # the last layer alone in the first bucket
+    loss = (ddp(dagrad.ones(256, 64)) ** 2).mean()
+    dagrad.realize(loss)
+    dist.barrier()
+    if r == 1:
+        time.sleep(0.5)
+    with dagrad.profile() as prof:
+        loss.backward()
+    ev = prof.events
+    np.savez(out / f"overlap-rank{r}.npz", ops=np.array([e["op"] for e in ev]),
+             start=np.array([e["start_ns"] for e in ev]), end=np.array([e["end_ns"] for e in ev]),
+             thread=np.array([e["thread"] for e in ev]))
+
+
 def fail(args, out):
     """Rank 1 raises mid-training while the others are inside a reduction."""
     r = dist.rank()
@@ -166,7 +193,7 @@ def fail(args, out):
 
 def main(argv):
     ap = argparse.ArgumentParser()
-    ap.add_argument("scenario", choices=["train", "compiled", "collectives", "order", "fail"])
+    ap.add_argument("scenario", choices=["train", "compiled", "collectives", "order", "overlap", "fail"])
     ap.add_argument("out", type=Path)
     ap.add_argument("--optim", default="sgd", choices=["sgd", "adam"])
     ap.add_argument("--epochs", type=int, default=2)

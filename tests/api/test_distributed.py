@@ -164,6 +164,21 @@ def test_each_bucket_is_reduced_as_soon_as_its_gradients_are_final(tmp_path):
 
 
 @needs_mpi
+def test_backward_goes_on_while_a_bucket_waits_in_mpi(tmp_path):
+    # Rank 1 starts backward 0.5 s late, so rank 0's first bucket (the last layer) waits inside
+    # its reduction that long; with 2 threads, rank 0's other worker computes the earlier layers'
+    # gradients meanwhile (tens of ms of matmuls): nodes that start and end inside the wait, on
+    # another thread. The margin is the 0.5 s sleep, not a speed.
+    launch(2, "overlap", tmp_path=tmp_path)
+    d = load(tmp_path, "overlap", 2)[0]
+    ops, start, end, thread = d["ops"].tolist(), d["start"], d["end"], d["thread"]
+    bucket = min((i for i, op in enumerate(ops) if op == "custom"), key=lambda i: start[i])
+    during = [ops[i] for i in range(len(ops)) if ops[i] == "matmul" and thread[i] != thread[bucket]
+              and start[bucket] < start[i] and end[i] < end[bucket]]
+    assert len(during) >= 2, (ops, during)
+
+
+@needs_mpi
 def test_a_rank_that_raises_ends_the_whole_job(tmp_path):
     code, out = launch(2, "fail", tmp_path=tmp_path, expect_ok=False)
     assert code != 0

@@ -131,6 +131,13 @@ def collectives(args, out):
             fn(dagrad.zeros(r + 1))
         except ValueError as e:
             res[f"{fn.__name__}_error"] = np.array(str(e))
+    ddp = dist.DistributedDataParallel(dagrad.nn.Linear(2, 1))
+    dist.finalize()
+    try:
+        ddp(dagrad.ones(1, 2)).sum().backward()
+    except RuntimeError as e:
+        res["finalized_error"] = np.array(str(e))
+    dist.init()
     dist.save_rank0({"w": dagrad.tensor(v)}, str(out / "ckpt.dg"))
     res["ckpt"] = dagrad.load(str(out / "ckpt.dg"))["w"].numpy()  # every rank reads rank 0's file
     dist.barrier()

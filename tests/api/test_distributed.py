@@ -144,6 +144,7 @@ def test_collectives_and_rank0_helpers(tmp_path):
         assert np.array_equal(got["ckpt"], vs[0])
         for fn in ("all_gather", "broadcast"):
             assert f"{fn}(): every rank must pass a tensor of the same shape" in str(got[f"{fn}_error"])
+        assert "has been finalized" in str(got["finalized_error"])
         for op in ("sum", "mean", "max", "min"):  # the same bits on every rank
             assert np.array_equal(got[op], res[0][op])
     assert res[0]["metrics"].tolist() == [0.5 + 1.0, 1.0]  # acc mean of 0.5, 1.5, 2.5; loss mean of 0, 1, 2

@@ -171,6 +171,9 @@ class DistributedDataParallel(Module):
         if not self._sync_next_backward:
             self._unsynced = True
             return None
+        if _group._comm is not self._comm:
+            raise RuntimeError("DistributedDataParallel: the process group this model was wrapped in has been "
+                               "finalized (dagrad.distributed.finalize()); wrap the model again after init()")
         missing = [self._names[id(p)] for p, g in zip(self._order, grads) if g is None]
         if missing:
             raise RuntimeError(

@@ -263,3 +263,9 @@ def test_ddp_argument_errors():
         dist.DistributedDataParallel(dagrad.nn.Linear(2, 2), bucket_mb="a")
     with pytest.raises(ValueError, match="op"):
         dist.all_reduce(dagrad.ones(2), op="prod")
+    with pytest.raises(TypeError, match="bool"):
+        dist.all_reduce(dagrad.ones(2) > 0, op="sum")
+    with pytest.raises(TypeError, match="floating"):
+        dist.all_reduce(dagrad.tensor([1, 2]), op="mean")
+    with pytest.raises(TypeError, match="tensor"):
+        dist.all_reduce([1.0, 2.0])

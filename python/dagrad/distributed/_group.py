@@ -233,11 +233,12 @@ def all_reduce(tensor, op="sum"):
     True
     """
     op = _args.choice(op, "all_reduce", "op", _OPS)
-    comm = _require("all_reduce")
+    _args.tensor(tensor, "all_reduce", "tensor")
     if tensor.dtype == _dtype.bool and op in ("sum", "mean"):
         raise TypeError(f"all_reduce(): op '{op}' is not defined for a bool tensor")
     if op == "mean" and tensor.dtype == _dtype.int64:
         raise TypeError("all_reduce(): op 'mean' needs a floating tensor, got dagrad.int64")
+    comm = _require("all_reduce")
     buf = _array_of(tensor, "all_reduce")
     if buf.dtype == np.bool_:
         buf = buf.view(np.uint8)

@@ -18,9 +18,12 @@ from . import _group
 # Note [Python nodes run Python while the graph runs]) whose inputs are the bucket's gradients:
 # the scheduler starts it as soon as those are final, while the rest of backward still runs,
 # which is the overlap of communication with computation. The node packs the gradients into its
-# own flat buffer (its output, seen as a writable numpy view: the only copy), reduces that buffer
-# across ranks in place (a reduce-scatter and an all-gather) and divides by the world size; each
-# parameter's new gradient is a slice of it, which backward then puts into .grad. Each bucket's
+# own flat buffer (its output, seen through a writable numpy view, as its inputs are through
+# read-only ones: no copy but the pack), reduces that buffer across ranks in place (a
+# reduce-scatter and an all-gather) and divides by the world size; one split node then gives each
+# parameter its slice (dagrad's values own their buffers, so that is a copy, as is backward's
+# write into .grad: PyTorch's gradient_as_bucket_view, .grad living inside the bucket, would
+# save both and is not done). Each bucket's
 # node also takes the previous bucket's node as an input, so the buckets are reduced in the same
 # order on every rank, every step (Note [MPI thread level]); the reduction itself gives every
 # rank the same bits (Note [Reductions give every rank the same bits]). Because the buckets are

@@ -6,8 +6,10 @@ Playwright (``pip install playwright``) or chromium (``apt-get install chromium`
 installs all three. The server runs as the command a user types, on a free port (--port 0;
 the test reads the URL it prints), and is stopped with Ctrl-C (SIGINT).
 
-The screenshots of the three demos are the README's and the tutorial's pictures: they are
-written to docs/playground-{execution,backprop,training}.png (or to $DAGRAD_SCREENSHOTS).
+The screenshots of the three demos are the README's and the tutorial's pictures,
+docs/playground-{execution,backprop,training}.png. A run writes them to $DAGRAD_SCREENSHOTS, else to
+a temporary folder, so that running the tests never changes the checkout; refresh the committed
+ones with ``DAGRAD_SCREENSHOTS=docs python -m pytest tests/api/test_playground_browser.py``.
 """
 import json
 import math
@@ -30,7 +32,6 @@ sync_api = pytest.importorskip("playwright.sync_api", reason="Playwright is not 
 CHROMIUM = next(filter(None, (shutil.which(n) for n in ("chromium", "chromium-browser"))), None)
 pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="no chromium on PATH (apt-get install chromium)")
 
-DOCS = pathlib.Path(__file__).resolve().parents[2] / "docs"
 
 
 @pytest.fixture(scope="module")
@@ -60,8 +61,9 @@ def browser():
 
 
 @pytest.fixture(scope="module")
-def shots():
-    d = pathlib.Path(os.environ.get("DAGRAD_SCREENSHOTS") or DOCS)
+def shots(tmp_path_factory):
+    d = pathlib.Path(os.environ["DAGRAD_SCREENSHOTS"]) if os.environ.get("DAGRAD_SCREENSHOTS") else \
+        tmp_path_factory.mktemp("screenshots")
     d.mkdir(parents=True, exist_ok=True)
     return d
 

@@ -2,12 +2,12 @@
 
 Note [RNNs are unrolled into the graph]: a recurrent layer records one small subgraph per
 time step, so backward through time is ordinary backward through the unrolled graph. The
-input-to-hidden product of a step does not depend on the recurrence, so the scheduler runs
-those products ahead of (and beside) the chain of hidden-to-hidden steps, and runs the two
-directions of a bidirectional layer side by side. The sequence travels between layers as a
-list of per-step tensors: the gradient of each piece of a split is a full-size tensor
-(Slice's backward embeds it into zeros), so splitting an (L, N, F) tensor into its L steps
-costs O(L * L * N * F) in backward; only the caller's input is split, once.
+input-to-hidden products do not depend on the recurrence: a layer computes them for all steps
+in one GEMM, (L*N, F) @ W_ih^T, ahead of the chain of hidden-to-hidden steps (PyTorch does the
+same), and its weight gradient is one GEMM too; the result is split into its L steps, whose
+gradients autodiff gathers back with one embed_sum (O(L*N*G), not one zero-padded copy per
+step). The two directions of a bidirectional layer run side by side. A layer's per-step
+outputs are stacked into the next layer's (L, N, H) input.
 
 Parameter names, shapes, gate order (LSTM: i, f, g, o; GRU: r, z, n) and the initialisation
 U(-1/sqrt(hidden_size), 1/sqrt(hidden_size)) are PyTorch's, so state_dicts are interchangeable.
@@ -178,9 +178,9 @@ class RNNBase(Module):
         c0s = c0.split(1, 0) if is_lstm else None
         step = self._step()
 
-        # The sequence is kept as a list of (N, features) steps between layers, so only the
-        # caller's input is split: see Note [RNNs are unrolled into the graph].
-        xs = [p.squeeze(0) for p in input.split(1, 0)]
+        # The sequence enters each layer as one (L, N, features) tensor and leaves it as a list
+        # of (N, features) steps: see Note [RNNs are unrolled into the graph].
+        seq = input
         h_n, c_n = [], []
         for layer in range(self.num_layers):
             outs = []
@@ -190,9 +190,12 @@ class RNNBase(Module):
                 h = h0s[k].squeeze(0)
                 state = (h, c0s[k].squeeze(0)) if is_lstm else h
                 ys = [None] * seq_len
+                # The input projection of every step in one GEMM, off the recurrence's critical path.
+                gis = F.linear(seq.reshape(seq_len * batch, seq.shape[2]), w_ih, b_ih)
+                gis = [g.squeeze(0) for g in gis.reshape(seq_len, batch, -1).split(1, 0)]
                 order = range(seq_len - 1, -1, -1) if direction == 1 else range(seq_len)
                 for t in order:
-                    gi = F.linear(xs[t], w_ih, b_ih)  # off the recurrence's critical path
+                    gi = gis[t]
                     if is_lstm:
                         state = step(gi, state, w_hh, b_hh, w_hr)
                         ys[t] = state[0]
@@ -208,7 +211,8 @@ class RNNBase(Module):
             xs = outs[0] if D == 1 else [_tensor.cat([f, b], 1) for f, b in zip(*outs)]
             if self.dropout > 0 and self.training and layer < self.num_layers - 1:
                 xs = [F.dropout(x, self.dropout, True) for x in xs]
-        output = _tensor.stack(xs, 0)
+            seq = _tensor.stack(xs, 0)
+        output = seq
         h_n = _tensor.stack(h_n, 0)
         c_n = _tensor.stack(c_n, 0) if is_lstm else None
         if not batched:

@@ -7,7 +7,8 @@ environment before this process starts, so they are in place before the framewor
 Protocol: one JSON command per line on stdin; one line per answer on the original stdout,
 ``@@OK {json}`` or ``@@ERR message``. Anything the libraries print goes to stderr.
 Commands: {"op": "setup", "key": K, "case": {...}, "warm_s": S} builds the case, repeats it for
-S seconds (warm-up) and answers the fastest time of one repetition; {"op": "run", "key": K,
+S seconds (warm-up) and answers the fastest time of one repetition (and, for a case that has
+one, its parameter "signature": [[name, shape], ...]); {"op": "run", "key": K,
 "reps": R} answers the mean time of R repetitions (seconds); {"op": "drop", "key": K};
 {"op": "quit"}.
 """
@@ -260,7 +261,184 @@ class Gemm:
         self.c = c
 
 
-CASES = {"scalar_chain": ScalarChain, "mlp": MLPStep, "branches": Branches, "gemm": Gemm}
+EXAMPLES = os.path.join(os.path.dirname(os.path.abspath(__file__)), os.pardir, "examples")
+
+
+def _char_rnn_text():
+    """examples/char_rnn.py's TEXT, read from the source: importing the example imports dagrad,
+    which the torch worker must not do."""
+    import ast
+    with open(os.path.join(EXAMPLES, "char_rnn.py")) as f:
+        tree = ast.parse(f.read())
+    for node in tree.body:
+        if isinstance(node, ast.Assign) and any(getattr(t, "id", None) == "TEXT" for t in node.targets):
+            return ast.literal_eval(node.value)
+    raise RuntimeError("examples/char_rnn.py has no TEXT = ... assignment")
+
+
+def _example(name):
+    """A module of examples/ (dagrad worker only: the examples import dagrad)."""
+    import importlib
+    if EXAMPLES not in sys.path:
+        sys.path.insert(0, EXAMPLES)
+    return importlib.import_module(name)
+
+
+def _build_net(name, vocab=None):
+    """(e) the model of one training step, in this worker's framework.
+
+    dagrad runs the examples' own classes (char_rnn.CharRNN, digits_cnn.DigitsCNN); torch runs
+    the same layers written with torch.nn. Parameter names and shapes are PyTorch's in both
+    (the driver compares them)."""
+    nn = dagrad.nn if FW == "dagrad" else torch.nn
+    relu = DF.relu if FW == "dagrad" else TF.relu
+    if name == "lenet":
+        return nn.Sequential(nn.Conv2d(1, 16, 5), nn.ReLU(), nn.MaxPool2d(2),
+                             nn.Conv2d(16, 32, 5), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(),
+                             nn.Linear(512, 128), nn.ReLU(), nn.Linear(128, 10))
+    if name == "lstm":
+        class LSTMNet(nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.lstm = nn.LSTM(32, 128)
+                self.fc = nn.Linear(128, 10)
+
+            def forward(self, x):
+                out, _ = self.lstm(x)
+                return self.fc(out[-1])
+        return LSTMNet()
+    if name == "char_rnn":
+        if FW == "dagrad":
+            return _example("char_rnn").CharRNN(vocab, 128)
+
+        class CharRNN(nn.Module):   # examples/char_rnn.py's CharRNN, in torch
+            def __init__(self, vocab, hidden):
+                super().__init__()
+                self.embed = nn.Embedding(vocab, 32)
+                self.rnn = nn.RNN(32, hidden, batch_first=True)
+                self.head = nn.Linear(hidden, vocab)
+
+            def forward(self, idx, h=None):
+                out, h = self.rnn(self.embed(idx), h)
+                return self.head(out), h
+        return CharRNN(vocab, 128)
+    if name == "digits_cnn":
+        if FW == "dagrad":
+            return _example("digits_cnn").DigitsCNN()
+
+        class DigitsCNN(nn.Module):   # examples/digits_cnn.py's DigitsCNN, in torch
+            def __init__(self):
+                super().__init__()
+                self.conv1 = nn.Conv2d(1, 16, 3, padding=1)
+                self.conv2 = nn.Conv2d(16, 32, 3, padding=1)
+                self.pool = nn.MaxPool2d(2)
+                self.fc = nn.Linear(32 * 2 * 2, 10)
+
+            def forward(self, x):
+                x = x.reshape(-1, 1, 8, 8)
+                x = self.pool(relu(self.conv1(x)))
+                x = self.pool(relu(self.conv2(x)))
+                return self.fc(x.flatten(1))
+        return DigitsCNN()
+    raise ValueError(f"unknown net {name!r}")
+
+
+def _fill_params(model, seed):
+    """Sets every parameter, in sorted name order, from one seeded numpy RNG: U(-b, b) with
+    b = 1/sqrt(fan_in), fan_in = prod(shape[1:]) (shape[0] for 1-d). The same names and shapes in
+    both frameworks give the same values. Returns [[name, shape], ...] for the driver to compare."""
+    rng = np.random.default_rng(seed)
+    sig = []
+    with _no_grad():
+        for name, prm in sorted(model.named_parameters(), key=lambda kv: kv[0]):
+            shape = tuple(int(d) for d in prm.shape)
+            fan_in = int(np.prod(shape[1:])) if len(shape) > 1 else shape[0]
+            bound = 1.0 / np.sqrt(fan_in)
+            w = _f32(rng.uniform(-bound, bound, shape))
+            prm.copy_(dagrad.tensor(w) if FW == "dagrad" else torch.from_numpy(w))
+            sig.append([name, list(shape)])
+    return sig
+
+
+class NetStep:
+    """(e) one training step of a CNN or RNN: zero_grad, forward, cross-entropy, backward, optimizer
+    step. p["net"]: lenet (SGD 0.01 m0.9, batch 64 of 1x28x28), lstm (SGD 0.01 m0.9, 35 steps of
+    batch 32 x 32 features, seq-first), char_rnn (examples/char_rnn.py's step: Adam 3e-3, batch 16
+    of 32 characters), digits_cnn (examples/digits_cnn.py's step: Adam 2e-3, batch 64 of 8x8).
+    p["compiled"]: dagrad only, the step under dagrad.compile."""
+
+    def __init__(self, p):
+        net, compiled = p["net"], p.get("compiled", False)
+        rng = np.random.default_rng(p.get("seed", 0) + 1)
+        vocab = None
+        if net == "lenet":
+            x_np = _f32(rng.standard_normal((64, 1, 28, 28)))
+            y_np = rng.integers(0, 10, size=64).astype(np.int64)
+        elif net == "lstm":
+            x_np = _f32(rng.standard_normal((35, 32, 32)))
+            y_np = rng.integers(0, 10, size=32).astype(np.int64)
+        elif net == "char_rnn":
+            # as examples/char_rnn.py builds a batch: 16 windows of 32 characters and the next ones
+            text = _char_rnn_text()
+            chars = sorted(set(text))
+            vocab = len(chars)
+            stoi = {c: i for i, c in enumerate(chars)}
+            data = np.array([stoi[c] for c in text], dtype=np.int64)
+            starts = rng.integers(0, len(data) - 32 - 1, size=16)
+            x_np = np.stack([data[s:s + 32] for s in starts])
+            y_np = np.stack([data[s + 1:s + 33] for s in starts])
+        elif net == "digits_cnn":
+            x_np = _f32(rng.standard_normal((64, 64)))   # the example feeds flat 64-feature rows
+            y_np = rng.integers(0, 10, size=64).astype(np.int64)
+        else:
+            raise ValueError(f"unknown net {net!r}")
+        model = _build_net(net, vocab)
+        self.signature = _fill_params(model, p.get("seed", 0))
+        optim = dagrad.optim if FW == "dagrad" else torch.optim
+        lossf = DF.cross_entropy if FW == "dagrad" else TF.cross_entropy
+        if net in ("lenet", "lstm"):
+            opt = optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
+        else:
+            opt = optim.Adam(model.parameters(), lr=3e-3 if net == "char_rnn" else 2e-3)
+        self.x, self.y = _to(x_np), _to(y_np)
+
+        if net == "char_rnn":
+            def train_step(x, y):      # examples/char_rnn.py's step
+                opt.zero_grad()
+                logits, _ = model(x)
+                loss = lossf(logits.reshape(-1, vocab), y.reshape(-1))
+                loss.backward()
+                opt.step()
+                return loss
+        else:
+            def train_step(x, y):
+                opt.zero_grad()
+                loss = lossf(model(x), y)
+                loss.backward()
+                opt.step()
+                return loss
+
+        self.model, self.opt = model, opt
+        if compiled:
+            if FW != "dagrad":
+                raise ValueError("compiled: dagrad only")
+            step = dagrad.compile(train_step)
+            self.losses = [step(self.x, self.y).item()]     # the trace (runs the step once)
+        else:
+            step = train_step
+            self.losses = []
+        self.step = step
+        self.check = None
+        for _ in range(max(2, p.get("warmup", 2))):
+            self.losses.append(float(self.step(self.x, self.y).item()))
+        # step 2's loss comes after one optimizer step: it checks the gradients and the update too
+        self.check = {"loss_step1": self.losses[0], "loss_step2": self.losses[1]}
+
+    def once(self):
+        self.step(self.x, self.y)
+
+
+CASES = {"scalar_chain": ScalarChain, "mlp": MLPStep, "branches": Branches, "gemm": Gemm, "net": NetStep}
 
 
 def _time(fn, reps):
@@ -325,6 +503,8 @@ def main():
                         break
                 live[cmd["key"]] = obj
                 ans = {"t_one": t_one, "setup_s": setup_s, "warm_runs": n, "check": obj.check}
+                if getattr(obj, "signature", None) is not None:
+                    ans["signature"] = obj.signature
             elif op == "run":
                 obj = live[cmd["key"]]
                 c0 = _cpu_seconds()

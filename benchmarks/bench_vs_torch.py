@@ -1,6 +1,6 @@
 """dagrad vs PyTorch (and numpy for GEMM): interleaved worker processes, ratios measured side by side.
 
-Run:  python benchmarks/bench_vs_torch.py [--quick] [--only a,b,c,d] [--rounds N] [--json PATH]
+Run:  python benchmarks/bench_vs_torch.py [--quick] [--only a,b,c,d,e] [--rounds N] [--json PATH]
 
   (a) a 10,000-node scalar graph x = relu(x*w + b), forward and forward+backward, us per node, 1 thread
   (b) MLP training steps (zero_grad, forward, loss, backward, SGD momentum 0.9), dagrad eager and
@@ -8,6 +8,9 @@ Run:  python benchmarks/bench_vs_torch.py [--quick] [--only a,b,c,d] [--rounds N
   (c) 8 independent branches of 10 matmuls (tanh), n = 64 and 256, forward and forward+backward,
       each framework at 1 and 2 threads: the 2-thread/1-thread speedup
   (d) GEMM GFLOP/s, dagrad matmul vs numpy a @ b, 1 thread
+  (e) CNN and RNN training steps (a LeNet-style CNN, an LSTM, examples/char_rnn.py's step and
+      examples/digits_cnn.py's step), dagrad vs eager PyTorch from the same initial parameters,
+      each framework at 1 and at 2 threads
 
 Each framework runs in its own worker process (python benchmarks/_bench_worker.py), which imports
 only that framework, with its thread count set in the environment before the import
@@ -18,10 +21,10 @@ sides alike. Times are medians over the rounds; ratios (torch time / dagrad time
 faster; numpy / dagrad for GEMM) are medians of the per-round ratios, each pair measured back to
 back. The other processes' CPU use is measured from /proc/stat in every round: the medians use
 the quiet rounds (a busy second core makes 2-thread figures meaningless), and (c) waits a little
-for quiet before each round. Versions, machine, date and per-round samples go to --json.
+for quiet before each round, as does (e). Versions, machine, date and per-round samples go to --json.
 
 Thread notes: dagrad sets OMP_WAIT_POLICY=PASSIVE itself; torch keeps its default (libgomp spins
-a few ms after a parallel region), so (c) pauses 20 ms before each timed call. The numpy worker
+a few ms after a parallel region), so (c) and (e) pause 20 ms before each timed call. The numpy worker
 runs with OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE removed from its environment (they slow numpy's
 OpenBLAS where the machine sets them); the dagrad worker keeps the environment as it is.
 """
@@ -224,6 +227,8 @@ def measure(pool, case, variants, rounds, target_s, max_reps=5000, fixed_reps=No
             reps = fixed_reps or max(1, min(max_reps, int(round(target_s / t_one))))
             out[label] = {"reps": reps, "check": ans["check"], "setup_s": ans["setup_s"],
                           "samples_s": [], "t_one_s": ans["t_one"]}
+            if "signature" in ans:
+                out[label]["signature"] = ans["signature"]
         order = list(variants)
         # Time cap: a busy machine can make a round many times slower than the warm-up said
         # (libgomp threads spinning on a taken core); then fewer reps and fewer rounds (>= 3).
@@ -519,6 +524,83 @@ def section_d(pool, args, report):
                    "numpy_env": np_env, "parent_env_unset_for_numpy": was}
 
 
+NETS = [
+    {"net": "lenet", "label": "LeNet CNN 1x28x28", "batch": 64, "opt": "SGD m0.9", "goal": 1.2},
+    {"net": "lstm", "label": "LSTM 32->128, 35 steps", "batch": 32, "opt": "SGD m0.9", "goal": 1.5},
+    {"net": "char_rnn", "label": "char_rnn.py (compiled)", "batch": 16, "opt": "Adam", "goal": 1.5,
+     "eager_too": True},
+    {"net": "digits_cnn", "label": "digits_cnn.py 8x8", "batch": 64, "opt": "Adam", "goal": 1.2},
+]
+
+
+def section_e(pool, args, report):
+    pool.start([("dagrad", 1), ("dagrad", 2), ("torch", 1), ("torch", 2)])
+    meter = LoadMeter(pool)
+    budget = {"s": args.quiet_budget}
+    rows = []
+    for m in NETS:
+        eager_too = m.get("eager_too", False)
+        case = {"kind": "net", "net": m["net"], "warmup": 2, "seed": 0}
+        variants = []
+        for t in (1, 2):
+            variants.append((f"dagrad {t}t", ("dagrad", t), {"compiled": eager_too}))
+            if eager_too:
+                variants.append((f"dagrad eager {t}t", ("dagrad", t), {"compiled": False}))
+            variants.append((f"torch {t}t", ("torch", t), {}))
+        res, info = measure(pool, case, variants, args.rounds, args.target,
+                            quiet_wait_s=args.quiet_wait, budget=budget, settle_s=0.02, warm_s=args.warm)
+        ref = res["torch 1t"]
+        checks = [compare_checks(v["check"], ref["check"], rtol=1e-3) for k, v in res.items() if k != "torch 1t"]
+        # the same names and shapes in every variant: the parameters were filled alike
+        same_params = all(v.get("signature") == ref.get("signature") for v in res.values())
+        ok = None if None in checks else all(checks) and same_params
+        row = {"step": m["net"], "label": m["label"], "batch": m["batch"], "optimizer": m["opt"],
+               "goal": m["goal"], "dagrad_mode": "compiled" if eager_too else "eager",
+               "same_parameters": same_params, "n_parameters": len(ref.get("signature") or []),
+               "ms": {k: v["median_s"] * 1e3 for k, v in res.items()}}
+        for t in (1, 2):
+            row[f"speedup_{t}t"] = ratio(res, f"torch {t}t", f"dagrad {t}t")
+            if eager_too:
+                row[f"speedup_eager_{t}t"] = ratio(res, f"torch {t}t", f"dagrad eager {t}t")
+        row["dagrad_2t_over_1t"] = ratio(res, "dagrad 1t", "dagrad 2t")
+        row["torch_2t_over_1t"] = ratio(res, "torch 1t", "torch 2t")
+        if eager_too:
+            row["dagrad_eager_2t_over_1t"] = ratio(res, "dagrad eager 1t", "dagrad eager 2t")
+        rows.append({**row, **row_record(res, info, ok)})
+    load = meter.other_cores()
+    print("\n(e) CNN and RNN training steps (zero_grad, forward, cross-entropy, backward, optimizer step), "
+          "float32, each framework at 1 and 2 threads; ms per step; torch = eager; torch/dagrad = torch time / "
+          "dagrad time at the same thread count; 2t/1t = a framework's 2-thread speedup; loss@1,2 = the first "
+          "step's and the second step's (after one update) losses agree with torch 1t's to rtol 1e-3, all "
+          "variants starting from the same parameters (names and shapes compared)")
+    print(f"    {'step':24s} {'batch':>5s} {'optim':>8s} {'dagrad 1t':>10s} {'torch 1t':>9s} {'torch/dagrad':>13s} "
+          f"{'dagrad 2t':>10s} {'torch 2t':>9s} {'torch/dagrad':>13s} {'dagrad 2t/1t':>13s} {'torch 2t/1t':>12s} "
+          f"{'quiet':>6s}  loss@1,2")
+    for r in rows:
+        ms = r["ms"]
+        print(f"    {r['label']:24s} {r['batch']:5d} {r['optimizer']:>8s} {ms['dagrad 1t']:10.3f} "
+              f"{ms['torch 1t']:9.3f} {r['speedup_1t']:12.2f}x {ms['dagrad 2t']:10.3f} {ms['torch 2t']:9.3f} "
+              f"{r['speedup_2t']:12.2f}x {r['dagrad_2t_over_1t']:12.2f}x {r['torch_2t_over_1t']:11.2f}x "
+              f"{_rounds_str(r['rounds']):>6s}  {fmt_check(r['check'])}")
+        if "speedup_eager_1t" in r:
+            print(f"    {'  same, dagrad eager':24s} {'':5s} {'':>8s} {ms['dagrad eager 1t']:10.3f} {'':9s} "
+                  f"{r['speedup_eager_1t']:12.2f}x {ms['dagrad eager 2t']:10.3f} {'':9s} "
+                  f"{r['speedup_eager_2t']:12.2f}x {r['dagrad_eager_2t_over_1t']:12.2f}x")
+    bad = [r["label"] for r in rows if not r["same_parameters"]]
+    if bad:
+        print(f"    PARAMETER NAMES/SHAPES DIFFER between frameworks in: {', '.join(bad)}")
+    goals = []
+    for r in rows:
+        for t in (1, 2):
+            v = r[f"speedup_{t}t"]
+            goals.append({"goal": f"(e) {r['label']} {t}t: >= {r['goal']}x torch", "value": v,
+                          "met": v >= r["goal"]})
+    _cut_rounds_note(rows)
+    _print_goals(goals)
+    _print_load(load, two_threads=True)
+    report["e"] = {"rows": rows, "goals": goals, "other_load_cores": load}
+
+
 def _print_goals(goals):
     for g in goals:
         print(f"    goal {g['goal']:64s} {g['value']:6.2f}x  {fmt_ok(g['met'])}")
@@ -578,14 +660,14 @@ def git_commit(path):
 def main(argv=None):
     p = argparse.ArgumentParser(description="dagrad vs PyTorch / numpy, interleaved worker processes")
     p.add_argument("--quick", action="store_true", help="a smoke run of a few seconds")
-    p.add_argument("--only", default="a,b,c,d", help="sections to run, e.g. a,c")
+    p.add_argument("--only", default="a,b,c,d,e", help="sections to run, e.g. a,c")
     p.add_argument("--rounds", type=int, default=None, help="interleaved rounds per case (default 9; 1 with --quick)")
     p.add_argument("--json", default=None, metavar="PATH", help="write all results as JSON")
     p.add_argument("--quiet-wait", type=float, default=None, metavar="S",
-                   help="(c) before each round, wait up to S seconds for the other processes to leave "
+                   help="(c, e) before each round, wait up to S seconds for the other processes to leave "
                         "the second core free (default 3; 0 with --quick)")
     p.add_argument("--quiet-budget", type=float, default=None, metavar="S",
-                   help="(c) total seconds such waits may take (default 30; 0 with --quick)")
+                   help="(c, e) total seconds such waits may take in each section (default 30; 0 with --quick)")
     args = p.parse_args(argv)
     if args.rounds is None:
         args.rounds = 1 if args.quick else 9
@@ -598,9 +680,9 @@ def main(argv=None):
     if args.quiet_budget is None:
         args.quiet_budget = 0.0 if args.quick else 30.0
     only = [s.strip() for s in args.only.split(",") if s.strip()]
-    bad = [s for s in only if s not in "abcd" or len(s) != 1]
+    bad = [s for s in only if s not in "abcde" or len(s) != 1]
     if bad:
-        p.error(f"--only: unknown sections {bad} (use a, b, c, d)")
+        p.error(f"--only: unknown sections {bad} (use a, b, c, d, e)")
 
     t_start = time.perf_counter()
     mach = machine_info()
@@ -610,11 +692,11 @@ def main(argv=None):
               "rounds": args.rounds, "quick": args.quick, "sections": only}
     try:
         need = []
-        if set(only) & set("abcd"):
+        if set(only) & set("abcde"):
             need += [("dagrad", 1)]
-        if set(only) & set("abc"):
+        if set(only) & set("abce"):
             need += [("torch", 1)]
-        if "c" in only:
+        if set(only) & set("ce"):
             need += [("dagrad", 2), ("torch", 2)]
         if "d" in only:
             need += [("numpy", 1)]
@@ -644,16 +726,17 @@ def main(argv=None):
               + ("; --quick: fewer rounds, the largest sizes skipped" if args.quick else ""))
         print(f"  quiet:    rounds in which other processes used < {QUIET} cores / rounds; the medians use "
               f"the quiet rounds only (* = fewer than a third were quiet: all rounds used)")
-        for s in "abcd":
+        for s in "abcde":
             if s in only:
                 t0 = time.perf_counter()
-                {"a": section_a, "b": section_b, "c": section_c, "d": section_d}[s](pool, args, report)
+                {"a": section_a, "b": section_b, "c": section_c, "d": section_d,
+                 "e": section_e}[s](pool, args, report)
                 report[s]["elapsed_s"] = time.perf_counter() - t0
                 print(f"    section time {report[s]['elapsed_s']:.1f} s")
                 sys.stdout.flush()
     finally:
         pool.close()
-    goals = [g for s in "abcd" if s in report for g in report[s]["goals"]]
+    goals = [g for s in "abcde" if s in report for g in report[s]["goals"]]
     met = sum(g["met"] for g in goals)
     report["goals_met"] = met
     report["goals_total"] = len(goals)

@@ -117,3 +117,41 @@ def test_gradient_graph_builds_without_running_or_touching_grad():
     assert grads[x._id].item() == 3.0 and grads[w._id].item() == 2.0
     z.backward()  # the graph is intact
     assert x.grad.item() == 3.0
+
+
+def test_auto_schedule_gives_a_chain_of_wide_kernels_the_threads_and_branches_the_pool(two_threads):
+    """Note [Serial or parallel run]: a LeNet step (wide kernels, a little fan-out in backward)
+    runs on the calling thread, where its kernels split over both threads; independent matmul
+    branches go to the pool. Same bits either way."""
+    import dagrad.nn.functional as F
+    from dagrad import nn
+    rng = np.random.default_rng(0)
+    dagrad.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(1, 16, 5), nn.ReLU(), nn.MaxPool2d(2), nn.Conv2d(16, 32, 5), nn.ReLU(),
+                          nn.MaxPool2d(2), nn.Flatten(), nn.Linear(512, 128), nn.ReLU(), nn.Linear(128, 10))
+    x = dagrad.tensor(rng.standard_normal((64, 1, 28, 28)).astype(np.float32))
+    y = dagrad.tensor(rng.integers(0, 10, 64))
+
+    def step():
+        model.zero_grad()
+        F.cross_entropy(model(x), y).backward()
+        return [p.grad.numpy().copy() for p in model.parameters()], dagrad._core.last_run_stats()
+
+    grads, stats = step()
+    assert stats["parallel"] is False
+    with dagrad.schedule("parallel"):
+        forced, stats = step()
+    assert stats["parallel"] is True
+    for a, b in zip(grads, forced):
+        assert a.tobytes() == b.tobytes()
+
+    xs = [dagrad.tensor(rng.standard_normal((256, 256)).astype(np.float32)) for _ in range(8)]
+    ws = [[dagrad.tensor(rng.standard_normal((256, 256)).astype(np.float32) / 16, requires_grad=True)
+           for _ in range(10)] for _ in range(8)]
+    total = None
+    for h, wb in zip(xs, ws):
+        for w in wb:
+            h = (h @ w).tanh()
+        total = h.sum() if total is None else total + h.sum()
+    total.backward()
+    assert dagrad._core.last_run_stats()["parallel"] is True

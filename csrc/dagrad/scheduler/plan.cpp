@@ -4,6 +4,7 @@
 #include "dagrad/ops.h"
 
 #include <algorithm>
+#include <cstring>
 
 namespace dagrad::scheduler {
 
@@ -27,6 +28,29 @@ double node_cost(const Node& n) {
       for (const Edge& e : n.inputs) c = std::max(c, static_cast<double>(e.node->numel()));
       return c + 1.0;
     }
+  }
+}
+
+// Whether n's kernel splits its work over the thread budget when it runs alone (Note [Thread
+// budget]): products split by batch or by blocks of 128 rows; reductions and losses never
+// split (their sums keep one order); everything else splits by elements, rows or planes once
+// it has a few grains of work.
+bool splits(const Node& n, double cost) {
+  static const bool* no_split = [] {
+    static bool t[] = {
+#define DAGRAD_X(name, str, family) (std::strcmp(#family, "reduce") == 0 || std::strcmp(#family, "loss") == 0),
+        DAGRAD_OPS(DAGRAD_X)
+#undef DAGRAD_X
+    };
+    return t;
+  }();
+  switch (n.op) {
+    case OpKind::Matmul: {
+      const int64_t m = n.shape[n.ndim() - 2];
+      return n.numel() / std::max<int64_t>(1, m * n.shape.back()) >= 2 || m >= 256;
+    }
+    case OpKind::Linear: return n.numel() / std::max<int64_t>(1, n.shape.back()) >= 256;
+    default: return !no_split[static_cast<size_t>(n.op)] && cost >= 65536;
   }
 }
 
@@ -56,6 +80,7 @@ void link(Run& run, Node* n, uint64_t mark) {
   const double c = node_cost(*n);
   run.crit.push_back(longest + c);
   run.total_cost += c;
+  if (splits(*n, c)) run.split_cost += c;
   run.critical_cost = std::max(run.critical_cost, longest + c);
 }
 

@@ -39,6 +39,7 @@ struct Run {
   bool has_fanout = false;
   double total_cost = 0;     // sum of node costs
   double critical_cost = 0;  // costliest path
+  double split_cost = 0;     // the part of total_cost in kernels that split over threads
   // The observers of this run that want per-node events (Note [Run observers]); read once
   // when the run starts.
   std::vector<RunObserver*> node_observers;
@@ -56,7 +57,7 @@ struct Run {
     node_observers.clear();
     release_inputs = edges_built = has_fanout = false;
     mark = seq = 0;
-    total_cost = critical_cost = 0;
+    total_cost = critical_cost = split_cost = 0;
   }
 };
 

@@ -319,11 +319,23 @@ void execute_run(Run& run, RunStats& stats) {
   // its GEMMs) it runs on the calling thread, where each large kernel may use the whole
   // thread budget (Note [Thread budget]). Costs are rough: flops for products, elements
   // touched otherwise. Either way the results are the same bits.
+  //
+  // The pool also has to beat what the calling thread gets by splitting the large kernels over
+  // the budget instead (issue #16: a LeNet step, a chain of wide kernels whose backward has a
+  // little fan-out, ran 0.5-0.8x slower on 2 threads than on 1 when it went to the pool, every
+  // kernel single-threaded). With T the total cost, C the critical path and S the part of T in
+  // kernels that split (splits() in plan.cpp), p threads estimate
+  //   on the pool:            max(C, T / p)        (Brent's bound)
+  //   on the calling thread:  (T - S) + S / p
+  // and go to the pool only when its estimate is at most kPoolMargin of the other's: nodes
+  // side by side share no data and pay no split-and-join per kernel, so the pool wins ties.
   // dagrad.set_schedule overrides the decision (Schedule in scheduler/observer.h).
-  constexpr double kMinParallelWork = 2e4, kMinParallelism = 1.3;
+  constexpr double kMinParallelWork = 2e4, kMinParallelism = 1.3, kPoolMargin = 1.1;
   const Schedule mode = get_schedule();
   const bool can = threads > 1 && run.edges_built && (run.roots.size() > 1 || run.has_fanout);
-  const bool worth = run.total_cost >= kMinParallelWork && run.total_cost >= kMinParallelism * run.critical_cost;
+  const double p = threads, T = run.total_cost, C = run.critical_cost, S = run.split_cost;
+  const bool beats_split = std::max(C, T / p) <= kPoolMargin * ((T - S) + S / p);
+  const bool worth = T >= kMinParallelWork && T >= kMinParallelism * C && beats_split;
   const bool parallel = can && mode != Schedule::Serial && (mode == Schedule::Parallel || worth);
   if (parallel) run.fusion.split_joins(run.order, run.mark);  // Note [Fusion keeps parallel branches]
   stats.fused = run.fusion.fused;

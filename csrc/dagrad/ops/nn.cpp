@@ -2,6 +2,8 @@
 // adjoint), from which conv1d and conv2d are composed, and direct max / average pooling
 // (Note [Direct pooling]).
 #include <algorithm>
+#include <cstdint>
+#include <cstring>
 #include <limits>
 #include <vector>
 
@@ -287,6 +289,24 @@ PoolGeom pool_geom(const Window& w, const Shape& input) {
   return g;
 }
 // The flat index in the H x W plane of the first maximum of window (oy, ox).
+// take ? a : b on the bits, so that neither the vector loop nor its scalar tail branches on
+// the data (GCC turns a plain select back into a branch in the tail).
+inline float blend(bool take, float a, float b) {
+  uint32_t x, y;
+  std::memcpy(&x, &a, sizeof x);
+  std::memcpy(&y, &b, sizeof y);
+  y ^= (y ^ x) & -static_cast<uint32_t>(take);
+  std::memcpy(&b, &y, sizeof b);
+  return b;
+}
+inline double blend(bool take, double a, double b) {
+  uint64_t x, y;
+  std::memcpy(&x, &a, sizeof x);
+  std::memcpy(&y, &b, sizeof y);
+  y ^= (y ^ x) & -static_cast<uint64_t>(take);
+  std::memcpy(&b, &y, sizeof b);
+  return b;
+}
 // One tap of row_argmax over n consecutive windows, compiled per ISA (Note [SIMD at run time]),
 // with the stride a constant for the usual 1 and 2 (a runtime stride loads element by element).
 template <class T, int S>
@@ -299,7 +319,7 @@ DAGRAD_SIMD_CLONES void argmax_tap(const T* __restrict src, int64_t n, int64_t s
     // A bit blend, not "take ? at : bi[i]": GCC makes that a masked store (vpmaskmovq), which
     // is microcoded and ten times slower on AMD's cores.
     bi[i] ^= (bi[i] ^ (at0 + i * st)) & -static_cast<int64_t>(take);
-    bv[i] = take ? v : old;
+    bv[i] = blend(take, v, old);
   }
 }
 // The flat index in the H x W plane of the first maximum of each window of output row oy,

@@ -16,7 +16,6 @@ import math
 import os
 import pathlib
 import re
-import shutil
 import signal
 import subprocess
 import sys
@@ -25,12 +24,13 @@ import urllib.request
 
 import pytest
 
+from browser_helpers import launch_chromium, needs_chromium
+
 for _mod in ("starlette", "uvicorn", "websockets"):
     pytest.importorskip(_mod, reason=f"the playground extra is not installed ({_mod}): "
                                      "pip install 'dagrad[playground]'")
 sync_api = pytest.importorskip("playwright.sync_api", reason="Playwright is not installed (pip install playwright)")
-CHROMIUM = next(filter(None, (shutil.which(n) for n in ("chromium", "chromium-browser"))), None)
-pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="no chromium on PATH (apt-get install chromium)")
+pytestmark = needs_chromium
 
 
 
@@ -53,11 +53,7 @@ def server():
 
 @pytest.fixture(scope="module")
 def browser():
-    with sync_api.sync_playwright() as p:
-        env = {k: v for k, v in os.environ.items() if k != "LD_PRELOAD"}
-        b = p.chromium.launch(executable_path=CHROMIUM, headless=True, env=env)
-        yield b
-        b.close()
+    yield from launch_chromium(sync_api)
 
 
 @pytest.fixture(scope="module")

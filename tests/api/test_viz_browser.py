@@ -11,26 +11,20 @@ $DAGRAD_SCREENSHOTS when it is set; the README's picture, ``docs/explorer.png``,
 """
 import os
 import pathlib
-import shutil
 
 import pytest
 
 import dagrad
+from browser_helpers import launch_chromium, needs_chromium
 from dagrad import viz
 
 sync_api = pytest.importorskip("playwright.sync_api", reason="Playwright is not installed (pip install playwright)")
-CHROMIUM = next(filter(None, (shutil.which(n) for n in ("chromium", "chromium-browser"))), None)
-pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="no chromium on PATH (apt-get install chromium)")
+pytestmark = needs_chromium
 
 
 @pytest.fixture(scope="module")
 def browser():
-    with sync_api.sync_playwright() as p:
-        # The browser never runs under a sanitizer's LD_PRELOAD meant for dagrad's module.
-        env = {k: v for k, v in os.environ.items() if k != "LD_PRELOAD"}
-        b = p.chromium.launch(executable_path=CHROMIUM, headless=True, env=env)
-        yield b
-        b.close()
+    yield from launch_chromium(sync_api)
 
 
 @pytest.fixture

@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <cstring>
 #include <limits>
+#include <type_traits>
 #include <vector>
 
 #include "dagrad/kernels/dispatch.h"
@@ -291,19 +292,13 @@ PoolGeom pool_geom(const Window& w, const Shape& input) {
 // The flat index in the H x W plane of the first maximum of window (oy, ox).
 // take ? a : b on the bits, so that neither the vector loop nor its scalar tail branches on
 // the data (GCC turns a plain select back into a branch in the tail).
-inline float blend(bool take, float a, float b) {
-  uint32_t x, y;
+template <class T>
+T blend(bool take, T a, T b) {
+  using U = std::conditional_t<sizeof(T) == 4, uint32_t, uint64_t>;
+  U x, y;
   std::memcpy(&x, &a, sizeof x);
   std::memcpy(&y, &b, sizeof y);
-  y ^= (y ^ x) & -static_cast<uint32_t>(take);
-  std::memcpy(&b, &y, sizeof b);
-  return b;
-}
-inline double blend(bool take, double a, double b) {
-  uint64_t x, y;
-  std::memcpy(&x, &a, sizeof x);
-  std::memcpy(&y, &b, sizeof y);
-  y ^= (y ^ x) & -static_cast<uint64_t>(take);
+  y ^= (y ^ x) & (U(0) - static_cast<U>(take));
   std::memcpy(&b, &y, sizeof b);
   return b;
 }

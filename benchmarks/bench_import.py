@@ -44,9 +44,13 @@ def main():
     if args.rounds < 1:
         raise SystemExit("--rounds must be at least 1")
 
-    info = subprocess.run([args.python, "-c", "import dagrad, torch, numpy; "
-                           "print(dagrad.__version__, dagrad.__file__, torch.__version__, numpy.__version__)"],
-                          capture_output=True, text=True, check=True).stdout.split()
+    probe = subprocess.run([args.python, "-c", "import dagrad, torch, numpy; "
+                            "print(dagrad.__version__, dagrad.__file__, torch.__version__, numpy.__version__)"],
+                           capture_output=True, text=True)
+    if probe.returncode != 0:  # both are measured: say which one is missing
+        raise SystemExit(f"{args.python} cannot import dagrad, torch and numpy (pip install torch==2.13.0):\n"
+                         + probe.stderr.strip().splitlines()[-1])
+    info = probe.stdout.split()
     print(f"{datetime.date.today()}  {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
           f"Python {platform.python_version()}")
     print(f"dagrad {info[0]} from {info[1]}, torch {info[2]}, numpy {info[3]}")

@@ -314,6 +314,14 @@ CALLS += [
      [P("batch_size", "int", 2), P("shuffle", "bool", False, "kw")]),
     ("dagrad.compile", "compile", lambda *a, **k: dagrad.compile(lambda t: t * 2)(*a, **k),
      [P("args[0]", "tensorlike", "X")]),
+    # dagrad.distributed: what runs without an MPI job (the rest needs init(); tests/api/test_distributed.py).
+    ("distributed.DistributedSampler", "DistributedSampler",
+     lambda *a, **k: dagrad.distributed.DistributedSampler(range(5), *a, **k),
+     [P("num_replicas", "int", 2), P("rank", "int", 1), P("shuffle", "bool", True, "kw"), P("seed", "int", 0, "kw"),
+      P("drop_last", "bool", False, "kw")]),
+    ("distributed.DistributedSampler.set_epoch", "set_epoch",
+     lambda *a, **k: dagrad.distributed.DistributedSampler(range(5), 2, 0).set_epoch(*a, **k),
+     [P("epoch", "int", 3)]),
 ]
 
 _LEAF = []

@@ -2,6 +2,7 @@
 // realize, and the init_* functions the module definition (module.cpp) calls, one per subject.
 #pragma once
 
+#include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
 
 #include <optional>
@@ -30,6 +31,10 @@ std::optional<dagrad::Scalar> as_scalar(const pybind11::handle& h, bool throw_on
 
 /// @brief A Python operand next to a tensor, as a tensor (PyTorch's weak scalars).
 dagrad::Tensor operand(const pybind11::handle& other, const dagrad::Tensor& like);
+
+/// @brief A numpy view of a computed node's buffer (no copy); the array keeps the buffer alive.
+/// Read-only unless `writable` (for a node's own output while its forward runs).
+pybind11::array node_array(const dagrad::Node& n, bool writable);
 
 /// @brief realize() with the GIL released (Note [GIL policy]).
 void realize_nogil(const std::vector<dagrad::Tensor>& ts);

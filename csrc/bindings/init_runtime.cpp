@@ -148,6 +148,64 @@ void init_runtime(py::module_& m) {
           t->base_version = storage->version.load(std::memory_order_relaxed);
           return t;
         });
+  // Note [Python nodes run Python while the graph runs]
+  // ~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~
+  // _py_node records a node (no backward) whose value a Python function computes when the
+  // scheduler runs it, on whichever worker it lands: fn(out, *inputs) gets zero-copy numpy views,
+  // the inputs read-only and out writable (its own fresh buffer). The worker takes the GIL around
+  // the call only (Note [Python ops hold the GIL only around their call]); nothing else in the run
+  // waits for it except the node's children. A compiled step replays it like any node, calling fn
+  // again. A Python exception becomes a RuntimeError naming the node (the run's first error wins).
+  // dagrad.distributed reduces gradient buckets in such nodes (Note [Gradient buckets are graph nodes]).
+  m.def("_py_node", [](const std::string& name, const std::vector<Tensor>& inputs, const std::vector<int64_t>& shape,
+                       DType dtype, py::function fn, double cost) {
+    std::shared_ptr<py::function> holder(new py::function(std::move(fn)), [](py::function* f) {
+      if (!Py_IsInitialized()) return;
+      py::gil_scoped_acquire gil;
+      delete f;
+    });
+    auto op = std::make_shared<CustomOp>();
+    op->name = name;
+    op->cost = cost;
+    op->forward = [holder, name](Node& out) {
+      alloc_output(out);
+      py::gil_scoped_acquire gil;
+      try {
+        py::list args;
+        args.append(node_array(out, true));
+        for (const Edge& e : out.inputs) args.append(node_array(*e.node, false));
+        (*holder)(*py::tuple(args));
+      } catch (py::error_already_set& e) {
+        throw RuntimeError(name + ": " + e.what());
+      }
+    };
+    return custom(op, inputs, Shape(shape.begin(), shape.end()), dtype);
+  });
+  // Note [Group gradient hooks] (autodiff.cpp); the callable is released under the GIL, as a
+  // hook's is (Note [Gradient hooks from Python]), and called with it.
+  m.def("_add_group_grad_hook", [](const std::vector<Tensor>& leaves, py::function fn) {
+    std::shared_ptr<py::function> holder(new py::function(std::move(fn)), [](py::function* f) {
+      if (!Py_IsInitialized()) return;
+      py::gil_scoped_acquire gil;
+      delete f;
+    });
+    return add_group_grad_hook(leaves, [holder](const std::vector<Tensor>& grads) -> std::vector<Tensor> {
+      py::gil_scoped_acquire gil;
+      py::list in;
+      for (const Tensor& t : grads) in.append(t.defined() ? py::cast(t) : py::none());
+      py::object r = (*holder)(in);
+      std::vector<Tensor> out;
+      if (r.is_none()) return out;
+      for (py::handle h : r) {
+        if (!h.is_none() && !py::isinstance<Tensor>(h))
+          throw TypeError("group gradient hook: must return Tensors or None, not " +
+                          std::string(py::str(h.get_type())));
+        out.push_back(h.is_none() ? Tensor() : h.cast<Tensor>());
+      }
+      return out;
+    });
+  });
+  m.def("_remove_group_grad_hook", &remove_group_grad_hook);
   m.def("_memory_stats", [] {
     MemoryStats st = memory_stats();
     py::dict d;

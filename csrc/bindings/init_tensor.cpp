@@ -94,6 +94,23 @@ py::array to_numpy(const Tensor& t) {
   return arr;
 }
 
+}  // namespace
+
+py::array node_array(const Node& n, bool writable) {
+  auto* keep = new StoragePtr(n.storage);
+  py::capsule owner(keep, [](void* p) { delete static_cast<StoragePtr*>(p); });
+  std::vector<py::ssize_t> shape(n.shape.begin(), n.shape.end());
+  std::vector<py::ssize_t> strides;
+  const int64_t numel = n.numel();
+  for (int64_t s : contiguous_strides(n.shape))
+    strides.push_back(numel ? static_cast<py::ssize_t>(s * itemsize(n.dtype)) : 0);
+  py::array arr(numpy_dtype(n.dtype), shape, strides, n.storage->data(), owner);
+  if (!writable) py::detail::array_proxy(arr.ptr())->flags &= ~py::detail::npy_api::NPY_ARRAY_WRITEABLE_;
+  return arr;
+}
+
+namespace {
+
 Tensor from_numpy(const py::array& arr, DType dt, bool requires_grad) {
   if (!(arr.flags() & py::array::c_style) || !arr.dtype().is(numpy_dtype(dt)))
     throw TypeError("internal: _from_numpy needs a C-contiguous array of the target dtype");

@@ -192,6 +192,46 @@ std::unordered_map<Node*, Tensor> compute_gradients(const std::vector<Tensor>& r
   return result;
 }
 
+// Note [Group gradient hooks]
+// ~~~~~~~~~~~~~~~~~~~~~~~~~~~
+// A hook on a group of leaves (add_group_grad_hook) sees the new gradients of all of them at
+// once, after every per-tensor hook (Note [Gradient hooks]) and before any goes into .grad, and
+// may replace them: data-parallel training builds one node that reduces a whole bucket of
+// gradients across processes and hands each parameter its slice (python/dagrad/distributed,
+// Note [Gradient buckets are graph nodes]). The gradients are pending nodes, so the node a hook
+// adds runs inside backward's one run, as soon as its inputs are final, while the rest of the
+// backward graph still runs. Hooks are called in the order they were added, on the thread
+// calling backward, under its graph lock; a group that backward did not reach is skipped.
+// Only backward() calls them (as PyTorch's post-accumulate hooks), not autograd.grad.
+void run_group_hooks(std::unordered_map<Node*, Tensor>& g) {
+  for (const GroupGradHookEntry& e : group_grad_hooks()) {
+    std::vector<NodePtr> leaves;
+    std::vector<Tensor> grads;
+    bool any = false;
+    for (const auto& weak : e.leaves) {
+      NodePtr leaf = weak.lock();
+      auto it = leaf ? g.find(leaf.get()) : g.end();
+      grads.push_back(it == g.end() ? Tensor() : it->second);
+      any = any || it != g.end();
+      leaves.push_back(std::move(leaf));
+    }
+    if (!any) continue;
+    std::vector<Tensor> r = e.hook(grads);
+    if (r.empty()) continue;
+    if (r.size() != grads.size())
+      throw RuntimeError("group gradient hook: returned " + std::to_string(r.size()) + " gradients for a group of " +
+                         std::to_string(grads.size()) + " tensors");
+    for (size_t i = 0; i < r.size(); ++i) {
+      if (!r[i].defined() || !grads[i].defined()) continue;
+      if (r[i].shape() != grads[i].shape())
+        throw RuntimeError("group gradient hook: returned a gradient of shape " + shape_str(r[i].shape()) +
+                           " for tensor " + std::to_string(i) + " of the group, whose gradient has shape " +
+                           shape_str(grads[i].shape()));
+      g[leaves[i].get()] = r[i].dtype() == grads[i].dtype() ? r[i] : cast(r[i], grads[i].dtype());
+    }
+  }
+}
+
 std::vector<Tensor> seed_gradients(const std::vector<Tensor>& roots, const std::vector<Tensor>& grads) {
   if (grads.size() != roots.size())
     throw ValueError("backward: got " + std::to_string(grads.size()) + " gradients for " +
@@ -246,6 +286,10 @@ void backward(const std::vector<Tensor>& roots, const std::vector<Tensor>& grads
   Walk w;
   std::unordered_map<Node*, Tensor> g = compute_gradients(roots, seeds, nullptr, w);
   w.release_indices();
+  {
+    BackwardPassScope backward_pass;  // what the hooks record is part of the backward pass
+    run_group_hooks(g);
+  }
 
   // (leaf, what goes into its .grad): its new gradient, or under create_graph the
   // differentiable sum with the old .grad.

@@ -203,6 +203,47 @@ void remove_grad_hook(uint64_t handle) {
   }
 }
 
+namespace {
+struct GroupEntry {
+  uint64_t handle;
+  GroupGradHookEntry entry;
+};
+std::vector<GroupEntry> g_group_hooks;  // guarded by g_hooks_mutex, in the order added
+}  // namespace
+
+uint64_t add_group_grad_hook(const std::vector<Tensor>& leaves, GroupGradHook hook) {
+  GroupGradHookEntry entry{{}, std::move(hook)};
+  for (size_t i = 0; i < leaves.size(); ++i) {
+    const Tensor& t = leaves[i];
+    if (!t.defined() || !t->requires_grad || !t->is_leaf())
+      throw RuntimeError("group gradient hook: tensor " + std::to_string(i) +
+                         " is not a leaf that requires grad (hooks on a group are for leaves, such as parameters)");
+    entry.leaves.push_back(t.node());
+  }
+  std::lock_guard<std::mutex> lock(g_hooks_mutex);
+  const uint64_t h = g_next_hook++;
+  g_group_hooks.push_back(GroupEntry{h, std::move(entry)});
+  return h;
+}
+
+void remove_group_grad_hook(uint64_t handle) {
+  GroupGradHook dead;  // destroyed outside the lock
+  std::lock_guard<std::mutex> lock(g_hooks_mutex);
+  for (auto it = g_group_hooks.begin(); it != g_group_hooks.end(); ++it)
+    if (it->handle == handle) {
+      dead = std::move(it->entry.hook);
+      g_group_hooks.erase(it);
+      return;
+    }
+}
+
+std::vector<GroupGradHookEntry> group_grad_hooks() {
+  std::lock_guard<std::mutex> lock(g_hooks_mutex);
+  std::vector<GroupGradHookEntry> out;
+  for (const GroupEntry& e : g_group_hooks) out.push_back(e.entry);
+  return out;
+}
+
 std::vector<GradHook> grad_hooks(const Node& n) {
   std::vector<GradHook> out;
   if (!(n.grad_flags & Node::kHasHooks)) return out;

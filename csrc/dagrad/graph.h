@@ -193,6 +193,21 @@ uint64_t add_grad_hook(const Tensor& t, GradHook hook);
 void remove_grad_hook(uint64_t handle);
 /// @brief The hooks of a node, in the order they were added.
 std::vector<GradHook> grad_hooks(const Node& n);
+/// @brief Called once per backward() that reaches any leaf of its group, with each leaf's new
+/// gradient (undefined where backward did not reach it); returns one replacement per leaf
+/// (undefined keeps that gradient) or nothing. See Note [Group gradient hooks] in autodiff.cpp.
+using GroupGradHook = std::function<std::vector<Tensor>(const std::vector<Tensor>& grads)>;
+/// @brief Adds a hook on a group of leaves that require grad (RuntimeError otherwise); returns its
+/// handle. The group holds its leaves weakly: a hook whose leaves all died is never called.
+uint64_t add_group_grad_hook(const std::vector<Tensor>& leaves, GroupGradHook hook);
+/// @brief Removes the group hook with this handle, if it is still there.
+void remove_group_grad_hook(uint64_t handle);
+/// @brief The group hooks, in the order they were added.
+struct GroupGradHookEntry {
+  std::vector<std::weak_ptr<Node>> leaves;
+  GroupGradHook hook;
+};
+std::vector<GroupGradHookEntry> group_grad_hooks();
 /// @brief Makes backward keep the gradient of the non-leaf t in t.grad (no-op for a leaf).
 void retain_grad(const Tensor& t);
 

@@ -69,7 +69,11 @@
   X(Cat, "cat", index)                \
   X(Linear, "linear", nn)             \
   X(Unfold, "unfold", nn)             \
-  X(Fold, "fold", nn)
+  X(Fold, "fold", nn)                 \
+  X(MaxPoolSelect, "max_pool2d", nn)  \
+  X(MaxPoolRoute, "max_pool2d_backward", nn) \
+  X(AvgPool, "avg_pool2d", nn)        \
+  X(AvgPoolBackward, "avg_pool2d_backward", nn)
 
 // clang-format on
 

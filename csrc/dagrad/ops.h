@@ -109,6 +109,23 @@ Tensor fold(const Tensor& cols, const std::vector<int64_t>& output_size, const s
             const std::vector<int64_t>& stride, const std::vector<int64_t>& padding,
             const std::vector<int64_t>& dilation);
 
+/// @brief Direct 2-d pooling primitives on (N, C, H, W) (Note [Direct pooling]). select: v at
+/// the first maximum of each window of x (v has x's shape); route: its adjoint, g sent back to
+/// those positions of an x-shaped zero tensor.
+Tensor max_pool2d_select(const Tensor& v, const Tensor& x, const std::vector<int64_t>& kernel,
+                         const std::vector<int64_t>& stride, const std::vector<int64_t>& padding,
+                         const std::vector<int64_t>& dilation);
+Tensor max_pool2d_route(const Tensor& g, const Tensor& x, const std::vector<int64_t>& kernel,
+                        const std::vector<int64_t>& stride, const std::vector<int64_t>& padding,
+                        const std::vector<int64_t>& dilation);
+/// @brief Average pooling and its adjoint (g spread evenly over each window; `size` is the
+/// input's (H, W)).
+Tensor avg_pool2d_direct(const Tensor& x, const std::vector<int64_t>& kernel, const std::vector<int64_t>& stride,
+                         const std::vector<int64_t>& padding, bool count_include_pad);
+Tensor avg_pool2d_adjoint(const Tensor& g, const std::vector<int64_t>& size, const std::vector<int64_t>& kernel,
+                          const std::vector<int64_t>& stride, const std::vector<int64_t>& padding,
+                          bool count_include_pad);
+
 // User-defined ops (ops/custom.cpp).
 /// @brief An op defined outside the op list: its forward computes `out` (allocate with
 /// alloc_output, or share an input's storage) from its inputs; its backward, if any, returns

@@ -72,12 +72,13 @@ from .compile import (  # noqa: E402
     compile, set_compile_cache_size_limit, get_compile_cache_size_limit, RecompileWarning,
 )
 from . import viz  # noqa: E402
+from . import distributed  # noqa: E402  (imports mpi4py only at distributed.init())
 
 from ._version import __version__ as __version__  # noqa: E402
 
 # Written once: each module's own list, and the core's binding table for the ops it binds.
 __all__ = [
     "Tensor", *_dtype.__all__, *_creation.__all__, *autograd.GRAD_MODE, *_tensor.__all__,
-    "autograd", "profiler", "profile", "nn", "optim", "data", "viz", "save", "load", "compile",
+    "autograd", "profiler", "profile", "nn", "optim", "data", "viz", "distributed", "save", "load", "compile",
     "set_compile_cache_size_limit", "get_compile_cache_size_limit", "RecompileWarning",
 ]

@@ -102,10 +102,13 @@ class DataLoader:
         ``dagrad.manual_seed`` resets).
     drop_last : bool
         Drop the last incomplete batch.
+    sampler : iterable of int, optional
+        The indices to read, in order, at each epoch (such as
+        ``dagrad.distributed.DistributedSampler``); not together with ``shuffle``.
     """
 
     def __init__(self, dataset, batch_size=1, shuffle=False, drop_last=False, seed=None,
-                 collate_fn=None):
+                 collate_fn=None, sampler=None):
         if batch_size is None or _args.integer(batch_size, "DataLoader", "batch_size", allow_bool=False) <= 0:
             raise ValueError(f"DataLoader(): argument 'batch_size' should be a positive integer, got {batch_size}")
         self.dataset, self.batch_size = dataset, int(batch_size)
@@ -113,16 +116,26 @@ class DataLoader:
         self.drop_last = _args.boolean(drop_last, "DataLoader", "drop_last")
         self.collate_fn = collate_fn or default_collate
         self._rng = np.random.default_rng(seed) if seed is not None else None
+        if sampler is not None and self.shuffle:
+            raise ValueError("DataLoader(): sampler option is mutually exclusive with shuffle")
+        if sampler is not None and not hasattr(sampler, "__iter__"):
+            raise TypeError(f"DataLoader(): argument 'sampler' must be an iterable of indices, "
+                            f"not {_args.type_name(sampler)}")
+        self.sampler = sampler
 
     def __len__(self):
-        n = len(self.dataset)
+        n = len(self.dataset) if self.sampler is None else len(self.sampler)
         return n // self.batch_size if self.drop_last else -(-n // self.batch_size)
 
     def __iter__(self):
-        n = len(self.dataset)
-        if self.shuffle:
+        if self.sampler is not None:
+            order = np.fromiter(iter(self.sampler), dtype=np.int64)
+            n = len(order)
+        elif self.shuffle:
+            n = len(self.dataset)
             order = (self._rng or _creation._rng).permutation(n)
         else:
+            n = len(self.dataset)
             order = np.arange(n)
         for at in range(0, n, self.batch_size):
             idx = order[at:at + self.batch_size]

@@ -8,6 +8,8 @@ import sys
 
 import pytest
 
+from mpi_helpers import mpiexec_run, needs_mpi
+
 EXAMPLES = pathlib.Path(__file__).resolve().parents[2] / "examples"
 
 pytest.importorskip("sklearn")
@@ -46,3 +48,16 @@ def test_char_rnn_loss_falls_well_below_uniform():
     assert sum(losses[-50:]) / 50 < 0.5 * uniform
     assert all(math.isfinite(v) for v in losses)
     assert "sample: " in out.getvalue()
+
+
+@needs_mpi
+def test_digits_ddp_on_two_ranks_reaches_the_accuracy_of_one():
+    # Two ranks take the steps one process takes on the same global batches (up to float32
+    # rounding and the sampler's one padded sample), so the accuracy is the same.
+    accs = []
+    for n in (1, 2):
+        _, out = mpiexec_run(n, EXAMPLES / "digits_ddp.py", "--epochs", 10, "--baseline-steps", 20, threads=1)
+        accs.append(float(out.rsplit("final test accuracy:", 1)[1].split()[0]))
+        assert "time per step:" in out and "scaling efficiency" in out
+        assert ("overlapped with backward" in out) == (n > 1)
+    assert accs[0] >= 0.95 and abs(accs[0] - accs[1]) <= 0.01, accs

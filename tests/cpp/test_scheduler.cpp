@@ -4,6 +4,7 @@
 //
 // Prints one line per test and a final "N passed, M failed"; exits non-zero on any failure.
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <cstdint>
 #include <cstdio>
@@ -966,6 +967,46 @@ void test_intermediates_freed_at_last_use() {
 
 // test_scheduler [--skip SUBSTRING]...: runs every test whose name contains none of them
 // (the ThreadSanitizer stage skips the long serial chain).
+// Note [Group gradient hooks]: a hook on a group of leaves sees their gradients once per
+// backward and may replace them with nodes of its own, which run inside backward's run (the
+// building block of data-parallel gradient buckets), at every thread count.
+void test_group_gradient_hook() {
+  ThreadsGuard guard;
+  for (int threads : {1, 2, 4}) {
+    set_num_threads(threads);
+    Tensor w = full({3, 4}, 0.5, DType::Float64, true), b = full({4}, -1.0, DType::Float64, true);
+    Tensor x = full({5, 3}, 2.0, DType::Float64);
+    std::atomic<int> calls{0}, runs{0};
+    auto op = std::make_shared<CustomOp>();
+    op->name = "double_all";
+    op->forward = [&runs](Node& out) {  // out = 2 * (its inputs, flattened and concatenated)
+      alloc_output(out);
+      double* o = out.data<double>();
+      for (const Edge& e : out.inputs) {
+        const double* in = e.node->data<double>();
+        for (int64_t i = 0; i < e.node->numel(); ++i) *o++ = 2 * in[i];
+      }
+      runs.fetch_add(1);
+    };
+    const uint64_t h = add_group_grad_hook({w, b}, [&](const std::vector<Tensor>& g) {
+      calls.fetch_add(1);
+      Tensor flat = custom(op, g, {g[0].numel() + g[1].numel()}, DType::Float64);
+      std::vector<Tensor> parts = split(flat, {g[0].numel(), g[1].numel()}, 0);
+      return std::vector<Tensor>{reshape(parts[0], g[0].shape()), parts[1]};
+    });
+    sum(add(matmul(x, w), b)).backward();
+    remove_group_grad_hook(h);
+    CHECK(calls.load() == 1 && runs.load() == 1);
+    // d/dw sum(x @ w + b) = x^T @ ones = 5 * 2 = 10 per element; d/db = 5; both doubled.
+    for (int64_t i = 0; i < 12; ++i) CHECK_MSG(w.grad()->data<double>()[i] == 20.0, "w.grad " << i);
+    for (int64_t i = 0; i < 4; ++i) CHECK_MSG(b.grad()->data<double>()[i] == 10.0, "b.grad " << i);
+    sum(add(matmul(x, w), b)).backward();  // removed: plain accumulation
+    CHECK(calls.load() == 1 && w.grad()->data<double>()[0] == 30.0);
+    CHECK_THROWS_AS(add_group_grad_hook({w, x}, [](const std::vector<Tensor>&) { return std::vector<Tensor>{}; }),
+                    RuntimeError);
+  }
+}
+
 int main(int argc, char** argv) {
   std::vector<std::string> skip;
   for (int i = 1; i + 1 < argc; ++i)
@@ -984,6 +1025,7 @@ int main(int argc, char** argv) {
       {"1,000,000-node chain: forward, backward, teardown", test_million_node_chain, 300},
       {"set_num_threads rejects counts below 1", test_thread_count_validation, 10},
       {"intermediates are freed at their last use, during the run", test_intermediates_freed_at_last_use, 30},
+      {"group gradient hooks: one call, replacement nodes run inside backward", test_group_gradient_hook, 30},
   };
   for (const check::Test& t : tests) {
     bool skipped = false;

@@ -1,9 +1,12 @@
-// Neural-network primitives: linear (x @ W^T + b in one node) and unfold / fold (im2col and
-// its adjoint), from which conv1d, conv2d and the pools are composed (ops/composite.cpp).
+// Neural-network primitives: linear (x @ W^T + b in one node), unfold / fold (im2col and its
+// adjoint), from which conv1d and conv2d are composed, and direct max / average pooling
+// (Note [Direct pooling]).
 #include <algorithm>
 #include <limits>
+#include <vector>
 
 #include "dagrad/kernels/dispatch.h"
+#include "dagrad/kernels/elementwise.h"
 #include "dagrad/kernels/gemm.h"
 #include "dagrad/kernels/parallel.h"
 #include "dagrad/ops.h"
@@ -73,6 +76,19 @@ struct Window {
 };
 Window window_of(const std::vector<int64_t>& a) { return {a[0], a[1], a[2], a[3], a[4], a[5], a[6], a[7]}; }
 
+// The output columns [ox0, ox1) whose input column ix = ox * sw - pw + kj * dw falls inside
+// [0, W) for kernel column kj, and the input column ix0 under ox0: the rows of unfold and fold
+// then copy (or add) that run with no bounds test, and pad the columns outside it.
+struct ColumnRange {
+  int64_t ox0, ox1, ix0;
+};
+ColumnRange column_range(const Window& w, int64_t kj, int64_t W, int64_t ow) {
+  const int64_t off = kj * w.dw - w.pw;  // ix = ox * sw + off
+  const int64_t ox0 = std::min(ow, off >= 0 ? 0 : (-off + w.sw - 1) / w.sw);
+  const int64_t ox1 = std::max(ox0, std::min(ow, W - off <= 0 ? 0 : (W - off - 1) / w.sw + 1));
+  return {ox0, ox1, ox0 * w.sw + off};
+}
+
 Window check_window(const char* op, const std::vector<int64_t>& kernel, const std::vector<int64_t>& stride,
                     const std::vector<int64_t>& padding, const std::vector<int64_t>& dilation) {
   auto pair = [op](const std::vector<int64_t>& v, const char* what) {
@@ -141,12 +157,21 @@ void Unfold_forward(Node& out) {
         for (int64_t ki = 0; ki < w.kh; ++ki)
           for (int64_t kj = 0; kj < w.kw; ++kj) {
             T* row = po + (p * w.kh * w.kw + ki * w.kw + kj) * L;
+            const ColumnRange cr = column_range(w, kj, W, ow);
             for (int64_t oy = 0; oy < oh; ++oy) {
+              T* dst = row + oy * ow;
               const int64_t iy = oy * w.sh - w.ph + ki * w.dh;
-              for (int64_t ox = 0; ox < ow; ++ox) {
-                const int64_t ix = ox * w.sw - w.pw + kj * w.dw;
-                row[oy * ow + ox] = (iy >= 0 && iy < H && ix >= 0 && ix < W) ? plane[iy * W + ix] : pad;
+              if (iy < 0 || iy >= H) {
+                std::fill(dst, dst + ow, pad);
+                continue;
               }
+              const T* src = plane + iy * W + cr.ix0;  // the input under output column cr.ox0
+              std::fill(dst, dst + cr.ox0, pad);
+              if (w.sw == 1)
+                std::copy(src, src + (cr.ox1 - cr.ox0), dst + cr.ox0);
+              else
+                for (int64_t ox = cr.ox0; ox < cr.ox1; ++ox) dst[ox] = src[(ox - cr.ox0) * w.sw];
+              std::fill(dst + cr.ox1, dst + ow, pad);
             }
           }
       }
@@ -192,13 +217,17 @@ void Fold_forward(Node& out) {
         for (int64_t ki = 0; ki < w.kh; ++ki)
           for (int64_t kj = 0; kj < w.kw; ++kj) {
             const T* row = pc + (p * w.kh * w.kw + ki * w.kw + kj) * L;
+            const ColumnRange cr = column_range(w, kj, W, ow);
             for (int64_t oy = 0; oy < oh; ++oy) {
               const int64_t iy = oy * w.sh - w.ph + ki * w.dh;
               if (iy < 0 || iy >= H) continue;
-              for (int64_t ox = 0; ox < ow; ++ox) {
-                const int64_t ix = ox * w.sw - w.pw + kj * w.dw;
-                if (ix >= 0 && ix < W) plane[iy * W + ix] += row[oy * ow + ox];
-              }
+              const T* src = row + oy * ow;
+              T* dst = plane + iy * W + cr.ix0;
+              // Each plane element gets its terms in the same (ki, kj, oy, ox) order as before.
+              if (w.sw == 1)
+                for (int64_t ox = cr.ox0; ox < cr.ox1; ++ox) dst[ox - cr.ox0] += src[ox];
+              else
+                for (int64_t ox = cr.ox0; ox < cr.ox1; ++ox) dst[(ox - cr.ox0) * w.sw] += src[ox];
             }
           }
       }
@@ -208,6 +237,291 @@ void Fold_forward(Node& out) {
 std::vector<Tensor> Fold_backward(const Tensor& out, const Tensor& g, const std::vector<bool>&) {
   const auto& a = out->attrs.ints;
   return {unfold(g, {a[0], a[1]}, {a[2], a[3]}, {a[4], a[5]}, {a[6], a[7]}, 0.0)};
+}
+
+// ---- direct pooling (attrs.ints = {kh, kw, sh, sw, ph, pw, dh, dw[, count_include_pad, H, W]}) ----
+// Note [Direct pooling]: max and average pooling read each window straight from the input
+// plane; nothing is unfolded. Max pooling is two primitives that are each other's adjoint:
+// select(v, x) takes v at the first maximum of each window of x (x's windows in row-major
+// order, padding as -inf; a NaN is the maximum, the last NaN of a window where it has several,
+// as in PyTorch), and route(g, x) adds g
+// at those positions of an x-shaped zero tensor. max_pool2d(x) = select(x, x); its gradient
+// is route(g, x); route's gradient is select(gg, x): exact gradients of every order, and the
+// positions are found again from x where needed (a k*k scan per output) instead of being
+// kept. Average pooling and its adjoint likewise. Every (n, c) plane is done by one thread,
+// in a fixed order (route and the adjoint add overlapping windows in output order): the same
+// bits at any thread count.
+namespace {
+// The kernel taps [k0, k1) whose input row (or column) start + k * dil falls inside [0, size):
+// the window loops visit only those, so a huge kernel over a small input costs its overlap.
+struct Taps {
+  int64_t k0, k1;
+};
+Taps taps(int64_t start, int64_t dil, int64_t k, int64_t size) {
+  const int64_t k0 = start >= 0 ? 0 : (-start + dil - 1) / dil;
+  const int64_t k1 = start >= size ? 0 : std::min(k, (size - 1 - start) / dil + 1);
+  return {std::min(k0, k1), k1};
+}
+// A pooling's geometry, with the taps of every output row and column worked out once per run
+// (not per window: the divisions would cost more than the window).
+struct PoolGeom {
+  Window w;
+  int64_t planes, H, W, oh, ow;
+  std::vector<Taps> ty, tx;
+  std::vector<ColumnRange> cols;  // per kernel column kj: the output columns it reaches
+};
+PoolGeom pool_geom(const Window& w, const Shape& input) {
+  PoolGeom g{w, input[0] * input[1], input[2], input[3], w.out_h(input[2]), w.out_w(input[3]), {}, {}, {}};
+  g.ty.resize(static_cast<size_t>(g.oh));
+  g.tx.resize(static_cast<size_t>(g.ow));
+  for (int64_t oy = 0; oy < g.oh; ++oy) g.ty[oy] = taps(oy * w.sh - w.ph, w.dh, w.kh, g.H);
+  for (int64_t ox = 0; ox < g.ow; ++ox) g.tx[ox] = taps(ox * w.sw - w.pw, w.dw, w.kw, g.W);
+  // Only the kernel columns that reach an input column for some output column: kj * dw in
+  // [pw - (ow - 1) * sw, pw + W - 1] (a kernel far wider than the input reaches few).
+  const int64_t lo = w.pw - (g.ow - 1) * w.sw, hi = w.pw + g.W - 1;
+  const int64_t kj0 = lo <= 0 ? 0 : (lo + w.dw - 1) / w.dw, kj1 = std::min(w.kw - 1, hi / w.dw);
+  for (int64_t kj = kj0; kj <= kj1; ++kj) {
+    const ColumnRange cr = column_range(w, kj, g.W, g.ow);
+    if (cr.ox1 > cr.ox0) g.cols.push_back(cr);
+  }
+  return g;
+}
+// The flat index in the H x W plane of the first maximum of window (oy, ox).
+// One tap of row_argmax over n consecutive windows, compiled per ISA (Note [SIMD at run time]),
+// with the stride a constant for the usual 1 and 2 (a runtime stride loads element by element).
+template <class T, int S>
+DAGRAD_SIMD_CLONES void argmax_tap(const T* __restrict src, int64_t n, int64_t sw, int64_t at0, int64_t* __restrict bi,
+                                   T* __restrict bv) {
+  const int64_t st = S > 0 ? S : sw;
+  for (int64_t i = 0; i < n; ++i) {
+    const T v = src[i * st], old = bv[i];
+    const bool take = (v > old) | (v != v);  // PyTorch's rule: the last NaN of a window wins
+    // A bit blend, not "take ? at : bi[i]": GCC makes that a masked store (vpmaskmovq), which
+    // is microcoded and ten times slower on AMD's cores.
+    bi[i] ^= (bi[i] ^ (at0 + i * st)) & -static_cast<int64_t>(take);
+    bv[i] = take ? v : old;
+  }
+}
+// The flat index in the H x W plane of the first maximum of each window of output row oy,
+// into best[0, ow). The row is done tap by tap (kernel row ki, then column kj) over all its
+// windows at once, so each window still sees its elements in row-major order, and the inner
+// loop is a run of selects over contiguous outputs that vectorises (a data-dependent branch
+// per element mispredicts on random data and costs 4x more).
+template <class T>
+void row_argmax(const T* plane, const PoolGeom& g, int64_t oy, int64_t* __restrict best, T* __restrict bv) {
+  const Window& w = g.w;
+  const int64_t y0 = oy * w.sh - w.ph;
+  const Taps ty = g.ty[oy];
+  // Start from each window's first element (padding is at most half the kernel, so every
+  // window holds one) and -inf: a window of -inf keeps its first element, as in PyTorch.
+  for (int64_t ox = 0; ox < g.ow; ++ox) {
+    best[ox] = (y0 + ty.k0 * w.dh) * g.W + ox * w.sw - w.pw + g.tx[ox].k0 * w.dw;
+    bv[ox] = -std::numeric_limits<T>::infinity();
+  }
+  for (int64_t ki = ty.k0; ki < ty.k1; ++ki) {
+    const int64_t roff = (y0 + ki * w.dh) * g.W;
+    const T* row = plane + roff;
+    for (const ColumnRange& cr : g.cols) {
+      const auto tap = w.sw == 1 ? argmax_tap<T, 1> : w.sw == 2 ? argmax_tap<T, 2> : argmax_tap<T, 0>;
+      tap(row + cr.ix0, cr.ox1 - cr.ox0, w.sw, roff + cr.ix0, best + cr.ox0, bv + cr.ox0);
+    }
+  }
+}
+Shape pooled_shape(const Shape& x, int64_t oh, int64_t ow) { return {x[0], x[1], oh, ow}; }
+void check_pool4(const char* op, const Tensor& t) {
+  if (t.ndim() != 4)
+    throw ShapeError(std::string(op) + ": expected a 4-d input (N, C, H, W), got shape " + shape_str(t.shape()));
+}
+OpAttrs window_attrs(const Window& w) {
+  OpAttrs a;
+  a.ints = {w.kh, w.kw, w.sh, w.sw, w.ph, w.pw, w.dh, w.dw};
+  return a;
+}
+}  // namespace
+
+Tensor max_pool2d_select(const Tensor& v, const Tensor& x, const std::vector<int64_t>& kernel,
+                         const std::vector<int64_t>& stride, const std::vector<int64_t>& padding,
+                         const std::vector<int64_t>& dilation) {
+  check_pool4("max_pool2d", x);
+  if (v.shape() != x.shape() || v.dtype() != x.dtype())
+    throw ShapeError("max_pool2d: values of shape " + shape_str(v.shape()) + " do not match the input of shape " +
+                     shape_str(x.shape()));
+  const auto [oh, ow] = window_output_size("max_pool2d", x.shape(), kernel, stride, padding, dilation);
+  const Window w = check_window("max_pool2d", kernel, stride, padding, dilation);
+  return make_op(OpKind::MaxPoolSelect, {v, x}, pooled_shape(x.shape(), oh, ow), x.dtype(), window_attrs(w));
+}
+void MaxPoolSelect_forward(Node& out) {
+  alloc_output(out);
+  const Node& v = in(out, 0);
+  const Node& x = in(out, 1);
+  const PoolGeom g = pool_geom(window_of(out.attrs.ints), x.shape);
+  DAGRAD_DISPATCH_FLOAT(out.dtype, "max_pool2d", {
+    const T* pv = v.data<T>();
+    const T* px = x.data<T>();
+    T* po = out.data<T>();
+    const bool same = pv == px;
+    parallel_for(g.planes, 1, [&](int64_t p0, int64_t p1) {
+      std::vector<int64_t> best(static_cast<size_t>(g.ow));
+      std::vector<T> bv(static_cast<size_t>(g.ow));
+      for (int64_t p = p0; p < p1; ++p) {
+        const T* xp = px + p * g.H * g.W;
+        const T* vp = pv + p * g.H * g.W;
+        T* op = po + p * g.oh * g.ow;
+        for (int64_t oy = 0; oy < g.oh; ++oy) {
+          row_argmax(xp, g, oy, best.data(), bv.data());
+          T* orow = op + oy * g.ow;
+          if (same)
+            std::copy(bv.begin(), bv.end(), orow);
+          else
+            for (int64_t ox = 0; ox < g.ow; ++ox) orow[ox] = vp[best[ox]];
+        }
+      }
+    });
+  });
+}
+std::vector<Tensor> MaxPoolSelect_backward(const Tensor& out, const Tensor& g, const std::vector<bool>&) {
+  const auto& a = out->attrs.ints;
+  return {max_pool2d_route(g, input(out, 1), {a[0], a[1]}, {a[2], a[3]}, {a[4], a[5]}, {a[6], a[7]}), Tensor()};
+}
+
+Tensor max_pool2d_route(const Tensor& g, const Tensor& x, const std::vector<int64_t>& kernel,
+                        const std::vector<int64_t>& stride, const std::vector<int64_t>& padding,
+                        const std::vector<int64_t>& dilation) {
+  check_pool4("max_pool2d_backward", x);
+  const auto [oh, ow] = window_output_size("max_pool2d_backward", x.shape(), kernel, stride, padding, dilation);
+  if (g.shape() != pooled_shape(x.shape(), oh, ow) || g.dtype() != x.dtype())
+    throw ShapeError("max_pool2d_backward: gradient of shape " + shape_str(g.shape()) +
+                     " does not match the pooled shape " + shape_str(pooled_shape(x.shape(), oh, ow)));
+  const Window w = check_window("max_pool2d_backward", kernel, stride, padding, dilation);
+  return make_op(OpKind::MaxPoolRoute, {g, x}, x.shape(), x.dtype(), window_attrs(w));
+}
+void MaxPoolRoute_forward(Node& out) {
+  alloc_output(out);
+  const Node& gn = in(out, 0);
+  const Node& x = in(out, 1);
+  const PoolGeom g = pool_geom(window_of(out.attrs.ints), x.shape);
+  DAGRAD_DISPATCH_FLOAT(out.dtype, "max_pool2d_backward", {
+    const T* pg = gn.data<T>();
+    const T* px = x.data<T>();
+    T* po = out.data<T>();
+    parallel_for(g.planes, 1, [&](int64_t p0, int64_t p1) {
+      std::vector<int64_t> best(static_cast<size_t>(g.ow));
+      std::vector<T> bv(static_cast<size_t>(g.ow));
+      for (int64_t p = p0; p < p1; ++p) {
+        const T* xp = px + p * g.H * g.W;
+        const T* gp = pg + p * g.oh * g.ow;
+        T* op = po + p * g.H * g.W;
+        std::fill(op, op + g.H * g.W, T(0));
+        for (int64_t oy = 0; oy < g.oh; ++oy) {
+          row_argmax(xp, g, oy, best.data(), bv.data());
+          for (int64_t ox = 0; ox < g.ow; ++ox) op[best[ox]] += gp[oy * g.ow + ox];  // in output order
+        }
+      }
+    });
+  });
+}
+std::vector<Tensor> MaxPoolRoute_backward(const Tensor& out, const Tensor& gg, const std::vector<bool>&) {
+  const auto& a = out->attrs.ints;
+  return {max_pool2d_select(gg, input(out, 1), {a[0], a[1]}, {a[2], a[3]}, {a[4], a[5]}, {a[6], a[7]}), Tensor()};
+}
+
+namespace {
+// The divisor of window (oy, ox): the whole window with count_include_pad (padding is at most
+// half the kernel and there is no ceil mode, so no window reaches past the padding), else the
+// input elements it covers.
+int64_t avg_divisor(const PoolGeom& g, bool include_pad, int64_t oy, int64_t ox) {
+  const Window& w = g.w;
+  if (include_pad) return w.kh * w.kw;
+  return (g.ty[oy].k1 - g.ty[oy].k0) * (g.tx[ox].k1 - g.tx[ox].k0);
+}
+}  // namespace
+
+Tensor avg_pool2d_direct(const Tensor& x, const std::vector<int64_t>& kernel, const std::vector<int64_t>& stride,
+                         const std::vector<int64_t>& padding, bool count_include_pad) {
+  check_pool4("avg_pool2d", x);
+  if (!is_floating(x.dtype())) throw TypeError("avg_pool2d: input must be floating point");
+  const auto [oh, ow] = window_output_size("avg_pool2d", x.shape(), kernel, stride, padding, {1, 1});
+  const Window w = check_window("avg_pool2d", kernel, stride, padding, {1, 1});
+  checked_mul(w.kh, w.kw, "avg_pool2d");  // the divisor of a window
+  OpAttrs a = window_attrs(w);
+  a.ints.push_back(count_include_pad ? 1 : 0);
+  return make_op(OpKind::AvgPool, {x}, pooled_shape(x.shape(), oh, ow), x.dtype(), std::move(a));
+}
+void AvgPool_forward(Node& out) {
+  alloc_output(out);
+  const Node& x = in(out, 0);
+  const PoolGeom g = pool_geom(window_of(out.attrs.ints), x.shape);
+  const bool include_pad = out.attrs.ints[8] != 0;
+  DAGRAD_DISPATCH_FLOAT(out.dtype, "avg_pool2d", {
+    const T* px = x.data<T>();
+    T* po = out.data<T>();
+    parallel_for(g.planes, 1, [&](int64_t p0, int64_t p1) {
+      for (int64_t p = p0; p < p1; ++p) {
+        const T* xp = px + p * g.H * g.W;
+        T* op = po + p * g.oh * g.ow;
+        for (int64_t oy = 0; oy < g.oh; ++oy)
+          for (int64_t ox = 0; ox < g.ow; ++ox) {
+            T s = 0;  // the window in row-major order
+            const int64_t y0 = oy * g.w.sh - g.w.ph, x0 = ox * g.w.sw - g.w.pw;
+            const Taps ty = g.ty[oy], tx = g.tx[ox];
+            for (int64_t iy = y0 + ty.k0; iy < y0 + ty.k1; ++iy)
+              for (int64_t ix = x0 + tx.k0; ix < x0 + tx.k1; ++ix) s += xp[iy * g.W + ix];
+            op[oy * g.ow + ox] = s / static_cast<T>(avg_divisor(g, include_pad, oy, ox));
+          }
+      }
+    });
+  });
+}
+std::vector<Tensor> AvgPool_backward(const Tensor& out, const Tensor& g, const std::vector<bool>&) {
+  const auto& a = out->attrs.ints;
+  const Tensor x = input(out, 0);
+  return {avg_pool2d_adjoint(g, {x.shape()[2], x.shape()[3]}, {a[0], a[1]}, {a[2], a[3]}, {a[4], a[5]}, a[8] != 0)};
+}
+
+Tensor avg_pool2d_adjoint(const Tensor& g, const std::vector<int64_t>& size, const std::vector<int64_t>& kernel,
+                          const std::vector<int64_t>& stride, const std::vector<int64_t>& padding,
+                          bool count_include_pad) {
+  check_pool4("avg_pool2d_backward", g);
+  if (size.size() != 2) throw ValueError("avg_pool2d_backward: size must have 2 values");
+  const Shape in_shape = {g.shape()[0], g.shape()[1], size[0], size[1]};
+  const auto [oh, ow] = window_output_size("avg_pool2d_backward", in_shape, kernel, stride, padding, {1, 1});
+  if (g.shape()[2] != oh || g.shape()[3] != ow)
+    throw ShapeError("avg_pool2d_backward: gradient of shape " + shape_str(g.shape()) + " does not match the input " +
+                     shape_str(in_shape));
+  const Window w = check_window("avg_pool2d_backward", kernel, stride, padding, {1, 1});
+  checked_mul(w.kh, w.kw, "avg_pool2d_backward");
+  OpAttrs a = window_attrs(w);
+  a.ints.push_back(count_include_pad ? 1 : 0);
+  return make_op(OpKind::AvgPoolBackward, {g}, in_shape, g.dtype(), std::move(a));
+}
+void AvgPoolBackward_forward(Node& out) {
+  alloc_output(out);
+  const Node& gn = in(out, 0);
+  const PoolGeom g = pool_geom(window_of(out.attrs.ints), out.shape);
+  const bool include_pad = out.attrs.ints[8] != 0;
+  DAGRAD_DISPATCH_FLOAT(out.dtype, "avg_pool2d_backward", {
+    const T* pg = gn.data<T>();
+    T* po = out.data<T>();
+    parallel_for(g.planes, 1, [&](int64_t p0, int64_t p1) {
+      for (int64_t p = p0; p < p1; ++p) {
+        const T* gp = pg + p * g.oh * g.ow;
+        T* op = po + p * g.H * g.W;
+        std::fill(op, op + g.H * g.W, T(0));
+        for (int64_t oy = 0; oy < g.oh; ++oy)
+          for (int64_t ox = 0; ox < g.ow; ++ox) {
+            const T share = gp[oy * g.ow + ox] / static_cast<T>(avg_divisor(g, include_pad, oy, ox));
+            const int64_t y0 = oy * g.w.sh - g.w.ph, x0 = ox * g.w.sw - g.w.pw;
+            const Taps ty = g.ty[oy], tx = g.tx[ox];
+            for (int64_t iy = y0 + ty.k0; iy < y0 + ty.k1; ++iy)
+              for (int64_t ix = x0 + tx.k0; ix < x0 + tx.k1; ++ix) op[iy * g.W + ix] += share;
+          }
+      }
+    });
+  });
+}
+std::vector<Tensor> AvgPoolBackward_backward(const Tensor& out, const Tensor& gg, const std::vector<bool>&) {
+  const auto& a = out->attrs.ints;
+  return {avg_pool2d_direct(gg, {a[0], a[1]}, {a[2], a[3]}, {a[4], a[5]}, a[8] != 0)};
 }
 
 }  // namespace dagrad
@@ -222,7 +536,7 @@ std::vector<Tensor> Fold_backward(const Tensor& out, const Tensor& g, const std:
 namespace dagrad {
 using namespace composite;
 
-// ---- convolution and pooling (unfold + matmul, unfold + reduction) ---------------------------------
+// ---- convolution (unfold + matmul) and pooling (direct primitives) ---------------------------------
 Tensor conv2d(const Tensor& x, const Tensor& w, const Tensor& b, const std::vector<int64_t>& stride,
               const std::vector<int64_t>& padding, const std::vector<int64_t>& dilation, int64_t groups) {
   if (x.ndim() == 3) return squeeze(conv2d(unsqueeze(x, 0), w, b, stride, padding, dilation, groups), 0);
@@ -293,36 +607,20 @@ void check_pool_padding(const char* op, const std::vector<int64_t>& k, const std
 }
 }  // namespace
 
-// The gradient goes to the first maximum of each window (argmax + gather); padding is -inf.
+// Direct primitives (Note [Direct pooling]): the gradient goes to the first maximum of each
+// window; padding is -inf.
 Tensor max_pool2d(const Tensor& x, const std::vector<int64_t>& k, const std::vector<int64_t>& s,
                   const std::vector<int64_t>& p, const std::vector<int64_t>& d) {
   check_pool_padding("max_pool2d", k, p);
   Tensor v = pool_input(x, "max_pool2d");
-  const int64_t N = v.shape()[0], C = v.shape()[1];
-  const auto [oh, ow] = window_output_size("max_pool2d", x.shape(), k, s, p, d);
-  Tensor cols = unfold(v, k, s, p, d, -std::numeric_limits<double>::infinity());
-  Tensor y = max_dim(reshape(cols, {N, C, k[0] * k[1], oh * ow}), 2).first;
-  y = reshape(y, {N, C, oh, ow});
+  Tensor y = max_pool2d_select(v, v, k, s, p, d);
   return x.ndim() == 3 ? squeeze(y, 0) : y;
 }
 Tensor avg_pool2d(const Tensor& x, const std::vector<int64_t>& k, const std::vector<int64_t>& s,
                   const std::vector<int64_t>& p, bool count_include_pad) {
   check_pool_padding("avg_pool2d", k, p);
   Tensor v = pool_input(x, "avg_pool2d");
-  const int64_t N = v.shape()[0], C = v.shape()[1], H = v.shape()[2], W = v.shape()[3];
-  const auto [oh, ow] = window_output_size("avg_pool2d", x.shape(), k, s, p, {1, 1});
-  Tensor cols = unfold(v, k, s, p, {1, 1});
-  const int64_t L = oh * ow;
-  Tensor windows = reshape(cols, {N, C, k[0] * k[1], L});
-  Tensor y;
-  if (count_include_pad || (p[0] == 0 && p[1] == 0)) {
-    y = mean(windows, {2});
-  } else {
-    Tensor ones = full({1, 1, H, W}, 1.0, v.dtype());
-    Tensor count = sum(reshape(unfold(ones, k, s, p, {1, 1}), {1, 1, k[0] * k[1], L}), {2});
-    y = div(sum(windows, {2}), count);
-  }
-  y = reshape(y, {N, C, oh, ow});
+  Tensor y = avg_pool2d_direct(v, k, s, p, count_include_pad);
   return x.ndim() == 3 ? squeeze(y, 0) : y;
 }
 

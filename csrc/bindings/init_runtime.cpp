@@ -334,7 +334,12 @@ void init_runtime(py::module_& m) {
     d["openmp"] = py::none();
 #endif
     d["blas"] = kernels::gemm_backend();
+#if defined(_MSC_VER) && !defined(__clang__)
+    d["compiler"] = "MSVC " + std::to_string(_MSC_FULL_VER);
+#else
     d["compiler"] = __VERSION__;
+#endif
+    d["version"] = DAGRAD_VERSION;
     d["omp_max_threads"] = omp_get_max_threads();
     return d;
   });

@@ -1,9 +1,11 @@
 #include "dagrad/common.h"
 
-#include <sys/mman.h>
-
 #if defined(__unix__) || defined(__APPLE__)
 #include <pthread.h>
+#include <sys/mman.h>
+#endif
+#if defined(_WIN32)
+#include <malloc.h>
 #endif
 #include <cstdlib>
 #include <cstring>
@@ -116,16 +118,40 @@ int64_t checked_numel(const Shape& s, const char* op) {
   return n;
 }
 
+namespace {
+// r = a * b and r = a + b; true where the exact result does not fit int64.
+#if defined(__GNUC__) || defined(__clang__)
+bool mul_overflows(int64_t a, int64_t b, int64_t* r) { return __builtin_mul_overflow(a, b, r); }
+bool add_overflows(int64_t a, int64_t b, int64_t* r) { return __builtin_add_overflow(a, b, r); }
+#else
+bool mul_overflows(int64_t a, int64_t b, int64_t* r) {
+  constexpr int64_t hi = std::numeric_limits<int64_t>::max(), lo = std::numeric_limits<int64_t>::min();
+  bool over = false;
+  if (a > 0)
+    over = b > 0 ? a > hi / b : b < lo / a;
+  else if (a < 0)
+    over = b > 0 ? a < lo / b : (b < 0 && a < hi / b);
+  if (!over) *r = a * b;
+  return over;
+}
+bool add_overflows(int64_t a, int64_t b, int64_t* r) {
+  const bool over = b > 0 ? a > std::numeric_limits<int64_t>::max() - b : a < std::numeric_limits<int64_t>::min() - b;
+  if (!over) *r = a + b;
+  return over;
+}
+#endif
+}  // namespace
+
 int64_t checked_mul(int64_t a, int64_t b, const char* op) {
   int64_t r;
-  if (__builtin_mul_overflow(a, b, &r))
+  if (mul_overflows(a, b, &r))
     throw ValueError(std::string(op) + ": sizes " + std::to_string(a) + " * " + std::to_string(b) + " overflow int64");
   return r;
 }
 
 int64_t checked_add(int64_t a, int64_t b, const char* op) {
   int64_t r;
-  if (__builtin_add_overflow(a, b, &r))
+  if (add_overflows(a, b, &r))
     throw ValueError(std::string(op) + ": sizes " + std::to_string(a) + " + " + std::to_string(b) + " overflow int64");
   return r;
 }
@@ -191,6 +217,25 @@ int64_t wrap_dim_or_scalar(int64_t dim, int64_t ndim, const char* op) {
   return 0;
 }
 
+namespace {
+// The pool's buffers: std::aligned_alloc/std::free, except on Windows, whose C runtime has no
+// aligned_alloc and frees aligned blocks with its own function.
+void* buffer_alloc(size_t align, size_t bytes) {
+#if defined(_WIN32)
+  return _aligned_malloc(bytes, align);
+#else
+  return std::aligned_alloc(align, bytes);
+#endif
+}
+void buffer_free(void* p) {
+#if defined(_WIN32)
+  _aligned_free(p);
+#else
+  std::free(p);
+#endif
+}
+}  // namespace
+
 // Note [Buffer pool]
 // ~~~~~~~~~~~~~~~~~~
 // Every node's output is a fresh buffer, and a training step frees them all at its end, so the
@@ -232,7 +277,7 @@ struct Pool {
   size_t cached = 0;
   ~Pool() {
     for (auto& [cap, v] : free)
-      for (void* p : v) std::free(p);
+      for (void* p : v) buffer_free(p);
   }
 };
 Pool& pool() {
@@ -311,7 +356,7 @@ void release_pooled_buffers() {
   Pool& p = pool();
   std::lock_guard<std::mutex> lock(p.m);
   for (auto& [cap, v] : p.free)
-    for (void* q : v) std::free(q);
+    for (void* q : v) buffer_free(q);
   p.free.clear();
   p.cached = 0;
 }
@@ -338,7 +383,7 @@ Storage::Storage(size_t nbytes) : nbytes_(nbytes) {
     }
   }
   const size_t align = cap >= kHuge ? (size_t(2) << 20) : 64;
-  ptr_ = std::aligned_alloc(align, cap);
+  ptr_ = buffer_alloc(align, cap);
   if (!ptr_) throw MemoryError("out of memory: cannot allocate " + std::to_string(nbytes) + " bytes");
 #ifdef MADV_HUGEPAGE
   if (cap >= kHuge) madvise(ptr_, cap, MADV_HUGEPAGE);
@@ -373,7 +418,7 @@ void trim_pool_after_run(int64_t run_peak_bytes) {
     if (p.cached <= limit) return;
     evict_locked(p, limit, evicted);
   }
-  for (void* q : evicted) std::free(q);
+  for (void* q : evicted) buffer_free(q);
 }
 
 Storage::~Storage() {
@@ -393,8 +438,8 @@ Storage::~Storage() {
     }
     evict_locked(p, limit, evicted);  // over the limit: this buffer goes back, and cached ones
   }
-  std::free(ptr_);
-  for (void* q : evicted) std::free(q);  // outside the lock
+  buffer_free(ptr_);
+  for (void* q : evicted) buffer_free(q);  // outside the lock
 }
 
 }  // namespace dagrad

@@ -11,6 +11,29 @@
 #include <type_traits>
 #include <vector>
 
+// ---------------------------------------------------------------------------
+// Portability. The core builds with GCC and Clang (Linux, macOS) and MSVC (Windows); each
+// compiler-specific spelling is named once here. See Note [Platforms] in CMakeLists.txt.
+// ---------------------------------------------------------------------------
+
+// A packed class: DAGRAD_PACKED_BEGIN class DAGRAD_PACKED Name { ... }; DAGRAD_PACKED_END
+#if defined(_MSC_VER) && !defined(__clang__)
+#define DAGRAD_PACKED
+#define DAGRAD_PACKED_BEGIN __pragma(pack(push, 1))
+#define DAGRAD_PACKED_END __pragma(pack(pop))
+#else
+#define DAGRAD_PACKED __attribute__((packed))
+#define DAGRAD_PACKED_BEGIN
+#define DAGRAD_PACKED_END
+#endif
+
+// A hint to start loading the cache line at p (no effect on results).
+#if defined(__GNUC__) || defined(__clang__)
+#define DAGRAD_PREFETCH(p) __builtin_prefetch(p)
+#else
+#define DAGRAD_PREFETCH(p) ((void)(p))
+#endif
+
 namespace dagrad {
 
 // ---------------------------------------------------------------------------
@@ -70,7 +93,8 @@ enum class DType : uint8_t {
 /// goes through double). Converts implicitly to double for the arithmetic of float ops.
 /// Packed (9 bytes): two of them sit in OpAttrs, and a 16-byte Scalar would push every Node
 /// past four cache lines (Note [Node layout]; +22 ns a node on the scheduler's chain benchmark).
-class __attribute__((packed)) Scalar {
+DAGRAD_PACKED_BEGIN
+class DAGRAD_PACKED Scalar {
  public:
   enum class Kind : uint8_t { Bool, Int, Float };
   Scalar(double v = 0.0) : kind_(Kind::Float) { v_.f = v; }  // NOLINT: implicit on purpose
@@ -116,6 +140,8 @@ class __attribute__((packed)) Scalar {
     int64_t i;
   } v_;
 };
+DAGRAD_PACKED_END
+static_assert(sizeof(Scalar) == 9, "Scalar is packed (Note [Node layout])");
 
 /// @brief Checks that `s` can be written into a tensor of dtype `dt` (ValueError naming `op`
 /// otherwise: NaN, inf or out-of-range numbers into int64), and returns it.

@@ -19,8 +19,9 @@ _os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 
 def _preload_openblas():
-    # _core links libscipy_openblas.so; loading it first (by soname) lets the dynamic linker
-    # find it wherever _core lives (an editable build, a wheel).
+    # _core uses libscipy_openblas.so; loading it first, RTLD_GLOBAL, gives _core its symbols
+    # wherever _core lives (an editable build, a wheel). See Note [OpenBLAS comes from the
+    # scipy-openblas32 wheel] in CMakeLists.txt.
     #
     # Note [BLAS threads] (csrc/dagrad/kernels/gemm.cpp): dagrad calls OpenBLAS on one thread
     # and splits GEMMs itself. Loading the library with OPENBLAS_NUM_THREADS=1 keeps it from
@@ -46,7 +47,15 @@ def _preload_openblas():
 
 _preload_openblas()
 
-from . import _core  # noqa: E402
+try:
+    from . import _core  # noqa: E402
+except ImportError as _e:
+    # Note [OpenBLAS comes from the scipy-openblas32 wheel] (CMakeLists.txt): on Linux the
+    # module binds OpenBLAS's symbols from the library loaded above.
+    if "scipy_" not in str(_e):
+        raise
+    raise ImportError("dagrad's compiled core needs the OpenBLAS library of the scipy-openblas32 package, "
+                      f"which could not be loaded ({_e}): pip install scipy-openblas32") from _e
 from ._core import Tensor  # noqa: E402
 
 _core.get_num_threads()  # a bad DAGRAD_NUM_THREADS raises ValueError here, not in the first run
@@ -65,7 +74,7 @@ from .compile import (  # noqa: E402
 from . import viz  # noqa: E402
 from . import distributed  # noqa: E402  (imports mpi4py only at distributed.init())
 
-__version__ = "0.1.0"
+from ._version import __version__ as __version__  # noqa: E402
 
 # Written once: each module's own list, and the core's binding table for the ops it binds.
 __all__ = [

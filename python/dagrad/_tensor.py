@@ -127,8 +127,11 @@ def show_config():
 
     from . import __version__
     cfg = _core._config()
+    # The compiled core carries the version it was built from; a stale build says so.
+    stale = "" if cfg["version"] == __version__ else f" (compiled core: {cfg['version']})"
     lines = [
-        f"dagrad {__version__}",
+        f"dagrad {__version__}{stale}",
+        f"  location:  {os.path.dirname(os.path.abspath(_core.__file__))}",
         f"  threads:   {get_num_threads()} (DAGRAD_NUM_THREADS={os.environ.get('DAGRAD_NUM_THREADS', 'unset')})",
         f"  OpenMP:    {cfg['openmp']} (OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY', 'unset')})",
         f"  BLAS:      {cfg['blas']}",

@@ -12,8 +12,10 @@ namespace dagrad {
 // Note [SIMD at run time]: the installed build targets the baseline ISA (no -march=native).
 // The hot elementwise loops are compiled three times (AVX-512, AVX2, baseline) and the loader
 // picks the best the CPU has (GCC target_clones, resolved once through an ifunc). Each element
-// is still computed independently, so thread count never changes a result.
-#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__)
+// is still computed independently, so thread count never changes a result. ifunc is glibc's:
+// musl (the musllinux wheels) has none, and GCC refuses target_clones there, so those builds
+// run the baseline loops (Note [Platforms] in CMakeLists.txt).
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__GLIBC__)
 #define DAGRAD_SIMD_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
 #else
 #define DAGRAD_SIMD_CLONES

@@ -108,7 +108,7 @@ void collect(const std::vector<Tensor>& targets, uint64_t mark, Run& run, bool e
       // Loads of parent nodes are cache misses in a large graph; start them all at once on the
       // first visit (the walk needs each parent's flags next).
       if (f.next == 0)
-        for (const Edge& e : n->inputs) __builtin_prefetch(e.node.get());
+        for (const Edge& e : n->inputs) DAGRAD_PREFETCH(e.node.get());
       if (f.next < n->inputs.size()) {
         Node* p = n->inputs[f.next++].node.get();
         if (p->realized()) continue;

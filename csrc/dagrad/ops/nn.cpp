@@ -70,6 +70,13 @@ std::vector<Tensor> Linear_backward(const Tensor& out, const Tensor& g, const st
 
 // ---- unfold / fold (attrs.ints = {kh, kw, sh, sw, ph, pw, dh, dw[, H, W]}) ---------------------
 namespace {
+// Planes per chunk when a windowed kernel splits over threads: about 32k element visits, so a
+// small layer (8x8 digits) runs inline instead of paying a parallel region for microseconds of
+// work (Note [Thread budget]).
+int64_t plane_grain(int64_t work_per_plane) {
+  return std::max<int64_t>(1, (int64_t(1) << 15) / std::max<int64_t>(1, work_per_plane));
+}
+
 // The arithmetic of a window placement. The sizes were checked when the op was built
 // (window_output_size), so the kernels compute them again without checks.
 struct Window {
@@ -154,7 +161,7 @@ void Unfold_forward(Node& out) {
     const T* px = x.data<T>();
     T* po = out.data<T>();
     const T pad = static_cast<T>(out.attrs.scalar);
-    parallel_for(N * C, 1, [&](int64_t p0, int64_t p1) {
+    parallel_for(N * C, plane_grain(w.kh * w.kw * L), [&](int64_t p0, int64_t p1) {
       for (int64_t p = p0; p < p1; ++p) {
         const T* plane = px + p * H * W;
         for (int64_t ki = 0; ki < w.kh; ++ki)
@@ -213,7 +220,7 @@ void Fold_forward(Node& out) {
     const T* pc = cols.data<T>();
     T* po = out.data<T>();
     // Each (n, c) plane is written by one thread, in a fixed order: deterministic.
-    parallel_for(N * C, 1, [&](int64_t p0, int64_t p1) {
+    parallel_for(N * C, plane_grain(w.kh * w.kw * L), [&](int64_t p0, int64_t p1) {
       for (int64_t p = p0; p < p1; ++p) {
         T* plane = po + p * H * W;
         std::fill(plane, plane + H * W, T(0));
@@ -302,46 +309,81 @@ T blend(bool take, T a, T b) {
   std::memcpy(&b, &y, sizeof b);
   return b;
 }
-// One tap of row_argmax over n consecutive windows, compiled per ISA (Note [SIMD at run time]),
-// with the stride a constant for the usual 1 and 2 (a runtime stride loads element by element).
+// The flat index in its H x W plane of the first maximum of every window of planes [p0, p1)
+// (planes of px), into best, and that maximum into bv (both (p1 - p0) * oh * ow). A row of
+// windows is done tap by tap (kernel row ki, then column kj) over all its windows at once, so
+// each window still sees its elements in row-major order, and the inner loop is a run of
+// selects over contiguous outputs that vectorises: a data-dependent branch per element
+// mispredicts on random data and costs 4x more. The whole chunk runs inside one ISA clone
+// (Note [SIMD at run time]), the stride a constant for the usual 1 and 2.
 template <class T, int S>
-DAGRAD_SIMD_CLONES void argmax_tap(const T* __restrict src, int64_t n, int64_t sw, int64_t at0, int64_t* __restrict bi,
-                                   T* __restrict bv) {
-  const int64_t st = S > 0 ? S : sw;
-  for (int64_t i = 0; i < n; ++i) {
-    const T v = src[i * st], old = bv[i];
-    const bool take = (v > old) | (v != v);  // PyTorch's rule: the last NaN of a window wins
-    // A bit blend, not "take ? at : bi[i]": GCC makes that a masked store (vpmaskmovq), which
-    // is microcoded and ten times slower on AMD's cores.
-    bi[i] ^= (bi[i] ^ (at0 + i * st)) & -static_cast<int64_t>(take);
-    bv[i] = blend(take, v, old);
-  }
-}
-// The flat index in the H x W plane of the first maximum of each window of output row oy,
-// into best[0, ow). The row is done tap by tap (kernel row ki, then column kj) over all its
-// windows at once, so each window still sees its elements in row-major order, and the inner
-// loop is a run of selects over contiguous outputs that vectorises (a data-dependent branch
-// per element mispredicts on random data and costs 4x more).
-template <class T>
-void row_argmax(const T* plane, const PoolGeom& g, int64_t oy, int64_t* __restrict best, T* __restrict bv) {
+DAGRAD_SIMD_CLONES void argmax_planes(const T* __restrict px, int64_t p0, int64_t p1, const PoolGeom& g,
+                                      int64_t* __restrict best, T* __restrict bv) {
   const Window& w = g.w;
-  const int64_t y0 = oy * w.sh - w.ph;
-  const Taps ty = g.ty[oy];
-  // Start from each window's first element (padding is at most half the kernel, so every
-  // window holds one) and -inf: a window of -inf keeps its first element, as in PyTorch.
-  for (int64_t ox = 0; ox < g.ow; ++ox) {
-    best[ox] = (y0 + ty.k0 * w.dh) * g.W + ox * w.sw - w.pw + g.tx[ox].k0 * w.dw;
-    bv[ox] = -std::numeric_limits<T>::infinity();
-  }
-  for (int64_t ki = ty.k0; ki < ty.k1; ++ki) {
-    const int64_t roff = (y0 + ki * w.dh) * g.W;
-    const T* row = plane + roff;
-    for (const ColumnRange& cr : g.cols) {
-      const auto tap = w.sw == 1 ? argmax_tap<T, 1> : w.sw == 2 ? argmax_tap<T, 2> : argmax_tap<T, 0>;
-      tap(row + cr.ix0, cr.ox1 - cr.ox0, w.sw, roff + cr.ix0, best + cr.ox0, bv + cr.ox0);
+  const int64_t st = S > 0 ? S : w.sw;
+  // The common 2x2 pool with stride 2 and no padding, window by window: rows of a small layer
+  // (8x8 digits: 4 windows) are too short for the tap-by-tap loop to pay.
+  const bool two_by_two =
+      w.kh == 2 && w.kw == 2 && w.sh == 2 && S == 2 && w.ph == 0 && w.pw == 0 && w.dh == 1 && w.dw == 1;
+  for (int64_t p = p0; p < p1; ++p) {
+    const T* plane = px + p * g.H * g.W;
+    if (two_by_two) {
+      for (int64_t oy = 0; oy < g.oh; ++oy, best += g.ow, bv += g.ow) {
+        const int64_t r0 = 2 * oy * g.W, r1 = r0 + g.W;
+        for (int64_t ox = 0; ox < g.ow; ++ox) {
+          const int64_t at[4] = {r0 + 2 * ox, r0 + 2 * ox + 1, r1 + 2 * ox, r1 + 2 * ox + 1};
+          int64_t bi = at[0];
+          T m = -std::numeric_limits<T>::infinity();
+          for (int k = 0; k < 4; ++k) {
+            const T v = plane[at[k]];
+            const bool take = (v > m) | (v != v);  // as below
+            bi ^= (bi ^ at[k]) & -static_cast<int64_t>(take);
+            m = blend(take, v, m);
+          }
+          best[ox] = bi;
+          bv[ox] = m;
+        }
+      }
+      continue;
+    }
+    for (int64_t oy = 0; oy < g.oh; ++oy, best += g.ow, bv += g.ow) {
+      const int64_t y0 = oy * w.sh - w.ph;
+      const Taps ty = g.ty[oy];
+      // Start from each window's first element (padding is at most half the kernel, so every
+      // window holds one) and -inf: a window of -inf keeps its first element, as in PyTorch.
+      for (int64_t ox = 0; ox < g.ow; ++ox) {
+        best[ox] = (y0 + ty.k0 * w.dh) * g.W + ox * st - w.pw + g.tx[ox].k0 * w.dw;
+        bv[ox] = -std::numeric_limits<T>::infinity();
+      }
+      for (int64_t ki = ty.k0; ki < ty.k1; ++ki) {
+        const int64_t roff = (y0 + ki * w.dh) * g.W;
+        for (const ColumnRange& cr : g.cols) {
+          const T* src = plane + roff + cr.ix0;
+          const int64_t at0 = roff + cr.ix0, n = cr.ox1 - cr.ox0;
+          int64_t* bi = best + cr.ox0;
+          T* bvv = bv + cr.ox0;
+          for (int64_t i = 0; i < n; ++i) {
+            const T v = src[i * st], old = bvv[i];
+            const bool take = (v > old) | (v != v);  // PyTorch's rule: the last NaN of a window wins
+            // Bit blends, not "take ? a : b": GCC turns that into a masked store (vpmaskmovq,
+            // microcoded and ten times slower on AMD's cores) or, in the scalar tail, a branch.
+            bi[i] ^= (bi[i] ^ (at0 + i * st)) & -static_cast<int64_t>(take);
+            bvv[i] = blend(take, v, old);
+          }
+        }
+      }
     }
   }
 }
+template <class T>
+void argmax_planes(const T* px, int64_t p0, int64_t p1, const PoolGeom& g, int64_t* best, T* bv) {
+  const auto f = g.w.sw == 1 ? argmax_planes<T, 1> : g.w.sw == 2 ? argmax_planes<T, 2> : argmax_planes<T, 0>;
+  f(px, p0, p1, g, best, bv);
+}
+// Planes per pass of argmax_planes: its index scratch stays near 2k entries (16 KiB, in cache
+// and far below malloc's mmap threshold: a scratch for the whole tensor cost a fresh mapping
+// and its page faults on every call, 150 ns per plane).
+int64_t sub_planes(int64_t L) { return std::max<int64_t>(1, 2048 / std::max<int64_t>(1, L)); }
 Shape pooled_shape(const Shape& x, int64_t oh, int64_t ow) { return {x[0], x[1], oh, ow}; }
 void check_pool4(const char* op, const Tensor& t) {
   if (t.ndim() != 4)
@@ -375,21 +417,22 @@ void MaxPoolSelect_forward(Node& out) {
     const T* px = x.data<T>();
     T* po = out.data<T>();
     const bool same = pv == px;
-    parallel_for(g.planes, 1, [&](int64_t p0, int64_t p1) {
-      std::vector<int64_t> best(static_cast<size_t>(g.ow));
-      std::vector<T> bv(static_cast<size_t>(g.ow));
-      for (int64_t p = p0; p < p1; ++p) {
-        const T* xp = px + p * g.H * g.W;
-        const T* vp = pv + p * g.H * g.W;
-        T* op = po + p * g.oh * g.ow;
-        for (int64_t oy = 0; oy < g.oh; ++oy) {
-          row_argmax(xp, g, oy, best.data(), bv.data());
-          T* orow = op + oy * g.ow;
-          if (same)
-            std::copy(bv.begin(), bv.end(), orow);
-          else
-            for (int64_t ox = 0; ox < g.ow; ++ox) orow[ox] = vp[best[ox]];
-        }
+    const int64_t L = g.oh * g.ow, sub = sub_planes(L);
+    parallel_for(g.planes, plane_grain(L * g.w.kh * g.w.kw), [&](int64_t p0, int64_t p1) {
+      std::vector<int64_t> best(static_cast<size_t>(sub * L));
+      std::vector<T> scratch(same ? 0 : static_cast<size_t>(sub * L));
+      for (int64_t q0 = p0; q0 < p1; q0 += sub) {
+        const int64_t q1 = std::min(p1, q0 + sub);
+        // The maxima go straight to the output when it is x's own max pool.
+        T* bv = same ? po + q0 * L : scratch.data();
+        argmax_planes(px, q0, q1, g, best.data(), bv);
+        if (!same)
+          for (int64_t p = q0; p < q1; ++p) {
+            const T* vp = pv + p * g.H * g.W;
+            const int64_t* bp = best.data() + (p - q0) * L;
+            T* op = po + p * L;
+            for (int64_t i = 0; i < L; ++i) op[i] = vp[bp[i]];
+          }
       }
     });
   });
@@ -419,17 +462,19 @@ void MaxPoolRoute_forward(Node& out) {
     const T* pg = gn.data<T>();
     const T* px = x.data<T>();
     T* po = out.data<T>();
-    parallel_for(g.planes, 1, [&](int64_t p0, int64_t p1) {
-      std::vector<int64_t> best(static_cast<size_t>(g.ow));
-      std::vector<T> bv(static_cast<size_t>(g.ow));
-      for (int64_t p = p0; p < p1; ++p) {
-        const T* xp = px + p * g.H * g.W;
-        const T* gp = pg + p * g.oh * g.ow;
-        T* op = po + p * g.H * g.W;
-        std::fill(op, op + g.H * g.W, T(0));
-        for (int64_t oy = 0; oy < g.oh; ++oy) {
-          row_argmax(xp, g, oy, best.data(), bv.data());
-          for (int64_t ox = 0; ox < g.ow; ++ox) op[best[ox]] += gp[oy * g.ow + ox];  // in output order
+    const int64_t L = g.oh * g.ow, sub = sub_planes(L);
+    parallel_for(g.planes, plane_grain(L * g.w.kh * g.w.kw), [&](int64_t p0, int64_t p1) {
+      std::vector<int64_t> best(static_cast<size_t>(sub * L));
+      std::vector<T> bv(static_cast<size_t>(sub * L));
+      for (int64_t q0 = p0; q0 < p1; q0 += sub) {
+        const int64_t q1 = std::min(p1, q0 + sub);
+        argmax_planes(px, q0, q1, g, best.data(), bv.data());
+        for (int64_t p = q0; p < q1; ++p) {
+          const T* gp = pg + p * L;
+          const int64_t* bp = best.data() + (p - q0) * L;
+          T* op = po + p * g.H * g.W;
+          std::fill(op, op + g.H * g.W, T(0));
+          for (int64_t i = 0; i < L; ++i) op[bp[i]] += gp[i];  // in output order
         }
       }
     });
@@ -470,7 +515,7 @@ void AvgPool_forward(Node& out) {
   DAGRAD_DISPATCH_FLOAT(out.dtype, "avg_pool2d", {
     const T* px = x.data<T>();
     T* po = out.data<T>();
-    parallel_for(g.planes, 1, [&](int64_t p0, int64_t p1) {
+    parallel_for(g.planes, plane_grain(g.oh * g.ow * g.w.kh * g.w.kw), [&](int64_t p0, int64_t p1) {
       for (int64_t p = p0; p < p1; ++p) {
         const T* xp = px + p * g.H * g.W;
         T* op = po + p * g.oh * g.ow;
@@ -517,7 +562,7 @@ void AvgPoolBackward_forward(Node& out) {
   DAGRAD_DISPATCH_FLOAT(out.dtype, "avg_pool2d_backward", {
     const T* pg = gn.data<T>();
     T* po = out.data<T>();
-    parallel_for(g.planes, 1, [&](int64_t p0, int64_t p1) {
+    parallel_for(g.planes, plane_grain(g.oh * g.ow * g.w.kh * g.w.kw), [&](int64_t p0, int64_t p1) {
       for (int64_t p = p0; p < p1; ++p) {
         const T* gp = pg + p * g.oh * g.ow;
         T* op = po + p * g.H * g.W;

@@ -40,6 +40,12 @@ struct ThreadsGuard {
   int prev = get_num_threads();
   ~ThreadsGuard() { set_num_threads(prev); }
 };
+// Runs with schedule s until the end of the scope (then auto again).
+struct ScheduleGuard {
+  Schedule prev = get_schedule();
+  explicit ScheduleGuard(Schedule s) { set_schedule(s); }
+  ~ScheduleGuard() { set_schedule(prev); }
+};
 
 using Bytes = std::vector<uint8_t>;
 
@@ -554,9 +560,13 @@ void test_large_nodes_deterministic() {
       else
         compare_snapshots(ref, got, tag + "large chain at " + std::to_string(t) + " threads");
 
-      // Two copies at once: a parallel run whose kernels do not split.
+      // Two copies at once: a parallel run whose kernels do not split. (Auto would run them
+      // serially with split kernels from 4 threads on, Note [Serial or parallel run].)
       BigGraph a = big_chain(7, dt), b = big_chain(7, dt);
-      realize({a.nodes.back(), b.nodes.back()});
+      {
+        ScheduleGuard pool(Schedule::Parallel);
+        realize({a.nodes.back(), b.nodes.back()});
+      }
       CHECK_MSG(last_run_stats().parallel == (t > 1),
                 tag << "two independent chains at " << t << " threads: parallel=" << last_run_stats().parallel);
       std::vector<Bytes> ga, gb;
@@ -699,6 +709,9 @@ Tensor impossible_node(const Tensor& from) {
 
 void test_exception_in_parallel_run() {
   ThreadsGuard guard;
+  // The impossible nodes' cost would make auto split kernels instead (Note [Serial or parallel
+  // run]); this test is about the pool.
+  ScheduleGuard pool(Schedule::Parallel);
   for (int t : {4, 8, 2, 1}) {
     set_num_threads(t);
     const std::string tag = std::to_string(t) + " threads";

@@ -2,6 +2,7 @@
 // adjoint), from which conv1d and conv2d are composed, and direct max / average pooling
 // (Note [Direct pooling]).
 #include <algorithm>
+#include <cmath>
 #include <cstdint>
 #include <cstring>
 #include <limits>
@@ -73,8 +74,9 @@ namespace {
 // Planes per chunk when a windowed kernel splits over threads: about 32k element visits, so a
 // small layer (8x8 digits) runs inline instead of paying a parallel region for microseconds of
 // work (Note [Thread budget]).
-int64_t plane_grain(int64_t work_per_plane) {
-  return std::max<int64_t>(1, (int64_t(1) << 15) / std::max<int64_t>(1, work_per_plane));
+int64_t plane_grain(double work_per_plane) {
+  // In double: a pool's kernel may be as large as int64 allows while the input is tiny.
+  return static_cast<int64_t>(std::max(1.0, std::floor(32768.0 / std::max(1.0, work_per_plane))));
 }
 
 // The arithmetic of a window placement. The sizes were checked when the op was built
@@ -161,7 +163,7 @@ void Unfold_forward(Node& out) {
     const T* px = x.data<T>();
     T* po = out.data<T>();
     const T pad = static_cast<T>(out.attrs.scalar);
-    parallel_for(N * C, plane_grain(w.kh * w.kw * L), [&](int64_t p0, int64_t p1) {
+    parallel_for(N * C, plane_grain(double(w.kh) * double(w.kw) * double(L)), [&](int64_t p0, int64_t p1) {
       for (int64_t p = p0; p < p1; ++p) {
         const T* plane = px + p * H * W;
         for (int64_t ki = 0; ki < w.kh; ++ki)
@@ -220,7 +222,7 @@ void Fold_forward(Node& out) {
     const T* pc = cols.data<T>();
     T* po = out.data<T>();
     // Each (n, c) plane is written by one thread, in a fixed order: deterministic.
-    parallel_for(N * C, plane_grain(w.kh * w.kw * L), [&](int64_t p0, int64_t p1) {
+    parallel_for(N * C, plane_grain(double(w.kh) * double(w.kw) * double(L)), [&](int64_t p0, int64_t p1) {
       for (int64_t p = p0; p < p1; ++p) {
         T* plane = po + p * H * W;
         std::fill(plane, plane + H * W, T(0));
@@ -418,7 +420,7 @@ void MaxPoolSelect_forward(Node& out) {
     T* po = out.data<T>();
     const bool same = pv == px;
     const int64_t L = g.oh * g.ow, sub = sub_planes(L);
-    parallel_for(g.planes, plane_grain(L * g.w.kh * g.w.kw), [&](int64_t p0, int64_t p1) {
+    parallel_for(g.planes, plane_grain(double(L) * double(g.w.kh) * double(g.w.kw)), [&](int64_t p0, int64_t p1) {
       std::vector<int64_t> best(static_cast<size_t>(sub * L));
       std::vector<T> scratch(same ? 0 : static_cast<size_t>(sub * L));
       for (int64_t q0 = p0; q0 < p1; q0 += sub) {
@@ -463,7 +465,7 @@ void MaxPoolRoute_forward(Node& out) {
     const T* px = x.data<T>();
     T* po = out.data<T>();
     const int64_t L = g.oh * g.ow, sub = sub_planes(L);
-    parallel_for(g.planes, plane_grain(L * g.w.kh * g.w.kw), [&](int64_t p0, int64_t p1) {
+    parallel_for(g.planes, plane_grain(double(L) * double(g.w.kh) * double(g.w.kw)), [&](int64_t p0, int64_t p1) {
       std::vector<int64_t> best(static_cast<size_t>(sub * L));
       std::vector<T> bv(static_cast<size_t>(sub * L));
       for (int64_t q0 = p0; q0 < p1; q0 += sub) {
@@ -515,21 +517,22 @@ void AvgPool_forward(Node& out) {
   DAGRAD_DISPATCH_FLOAT(out.dtype, "avg_pool2d", {
     const T* px = x.data<T>();
     T* po = out.data<T>();
-    parallel_for(g.planes, plane_grain(g.oh * g.ow * g.w.kh * g.w.kw), [&](int64_t p0, int64_t p1) {
-      for (int64_t p = p0; p < p1; ++p) {
-        const T* xp = px + p * g.H * g.W;
-        T* op = po + p * g.oh * g.ow;
-        for (int64_t oy = 0; oy < g.oh; ++oy)
-          for (int64_t ox = 0; ox < g.ow; ++ox) {
-            T s = 0;  // the window in row-major order
-            const int64_t y0 = oy * g.w.sh - g.w.ph, x0 = ox * g.w.sw - g.w.pw;
-            const Taps ty = g.ty[oy], tx = g.tx[ox];
-            for (int64_t iy = y0 + ty.k0; iy < y0 + ty.k1; ++iy)
-              for (int64_t ix = x0 + tx.k0; ix < x0 + tx.k1; ++ix) s += xp[iy * g.W + ix];
-            op[oy * g.ow + ox] = s / static_cast<T>(avg_divisor(g, include_pad, oy, ox));
-          }
-      }
-    });
+    parallel_for(g.planes, plane_grain(double(g.oh) * double(g.ow) * double(g.w.kh) * double(g.w.kw)),
+                 [&](int64_t p0, int64_t p1) {
+                   for (int64_t p = p0; p < p1; ++p) {
+                     const T* xp = px + p * g.H * g.W;
+                     T* op = po + p * g.oh * g.ow;
+                     for (int64_t oy = 0; oy < g.oh; ++oy)
+                       for (int64_t ox = 0; ox < g.ow; ++ox) {
+                         T s = 0;  // the window in row-major order
+                         const int64_t y0 = oy * g.w.sh - g.w.ph, x0 = ox * g.w.sw - g.w.pw;
+                         const Taps ty = g.ty[oy], tx = g.tx[ox];
+                         for (int64_t iy = y0 + ty.k0; iy < y0 + ty.k1; ++iy)
+                           for (int64_t ix = x0 + tx.k0; ix < x0 + tx.k1; ++ix) s += xp[iy * g.W + ix];
+                         op[oy * g.ow + ox] = s / static_cast<T>(avg_divisor(g, include_pad, oy, ox));
+                       }
+                   }
+                 });
   });
 }
 std::vector<Tensor> AvgPool_backward(const Tensor& out, const Tensor& g, const std::vector<bool>&) {
@@ -562,21 +565,22 @@ void AvgPoolBackward_forward(Node& out) {
   DAGRAD_DISPATCH_FLOAT(out.dtype, "avg_pool2d_backward", {
     const T* pg = gn.data<T>();
     T* po = out.data<T>();
-    parallel_for(g.planes, plane_grain(g.oh * g.ow * g.w.kh * g.w.kw), [&](int64_t p0, int64_t p1) {
-      for (int64_t p = p0; p < p1; ++p) {
-        const T* gp = pg + p * g.oh * g.ow;
-        T* op = po + p * g.H * g.W;
-        std::fill(op, op + g.H * g.W, T(0));
-        for (int64_t oy = 0; oy < g.oh; ++oy)
-          for (int64_t ox = 0; ox < g.ow; ++ox) {
-            const T share = gp[oy * g.ow + ox] / static_cast<T>(avg_divisor(g, include_pad, oy, ox));
-            const int64_t y0 = oy * g.w.sh - g.w.ph, x0 = ox * g.w.sw - g.w.pw;
-            const Taps ty = g.ty[oy], tx = g.tx[ox];
-            for (int64_t iy = y0 + ty.k0; iy < y0 + ty.k1; ++iy)
-              for (int64_t ix = x0 + tx.k0; ix < x0 + tx.k1; ++ix) op[iy * g.W + ix] += share;
-          }
-      }
-    });
+    parallel_for(g.planes, plane_grain(double(g.oh) * double(g.ow) * double(g.w.kh) * double(g.w.kw)),
+                 [&](int64_t p0, int64_t p1) {
+                   for (int64_t p = p0; p < p1; ++p) {
+                     const T* gp = pg + p * g.oh * g.ow;
+                     T* op = po + p * g.H * g.W;
+                     std::fill(op, op + g.H * g.W, T(0));
+                     for (int64_t oy = 0; oy < g.oh; ++oy)
+                       for (int64_t ox = 0; ox < g.ow; ++ox) {
+                         const T share = gp[oy * g.ow + ox] / static_cast<T>(avg_divisor(g, include_pad, oy, ox));
+                         const int64_t y0 = oy * g.w.sh - g.w.ph, x0 = ox * g.w.sw - g.w.pw;
+                         const Taps ty = g.ty[oy], tx = g.tx[ox];
+                         for (int64_t iy = y0 + ty.k0; iy < y0 + ty.k1; ++iy)
+                           for (int64_t ix = x0 + tx.k0; ix < x0 + tx.k1; ++ix) op[iy * g.W + ix] += share;
+                       }
+                   }
+                 });
   });
 }
 std::vector<Tensor> AvgPoolBackward_backward(const Tensor& out, const Tensor& gg, const std::vector<bool>&) {

@@ -297,7 +297,12 @@ size_t size_class(size_t n) {
     return c;
   }
   const size_t mib = size_t(1) << 20;
-  return (n + mib - 1) / mib * mib;
+  // From kHuge on, buffers are 2 MiB-aligned, and aligned_alloc wants a size that is a multiple
+  // of the alignment (glibc lets it pass; AddressSanitizer's allocator, rightly, returns null:
+  // a 7 MiB im2col buffer failed under the sanitizer stage). A size that wraps stays below n,
+  // which the caller reports as too large.
+  const size_t unit = n >= kHuge ? 2 * mib : mib;
+  return (n + unit - 1) / unit * unit;
 }
 }  // namespace
 

@@ -256,8 +256,8 @@ std::vector<Tensor> Fold_backward(const Tensor& out, const Tensor& g, const std:
 // plane; nothing is unfolded. Max pooling is two primitives that are each other's adjoint:
 // select(v, x) takes v at the first maximum of each window of x (x's windows in row-major
 // order, padding as -inf; a NaN is the maximum, the last NaN of a window where it has several,
-// as in PyTorch), and route(g, x) adds g
-// at those positions of an x-shaped zero tensor. max_pool2d(x) = select(x, x); its gradient
+// as in PyTorch), and route(g, x) adds g at those positions of an x-shaped zero tensor.
+// max_pool2d(x) = select(x, x); its gradient
 // is route(g, x); route's gradient is select(gg, x): exact gradients of every order, and the
 // positions are found again from x where needed (a k*k scan per output) instead of being
 // kept. Average pooling and its adjoint likewise. Every (n, c) plane is done by one thread,
@@ -298,7 +298,6 @@ PoolGeom pool_geom(const Window& w, const Shape& input) {
   }
   return g;
 }
-// The flat index in the H x W plane of the first maximum of window (oy, ox).
 // take ? a : b on the bits, so that neither the vector loop nor its scalar tail branches on
 // the data (GCC turns a plain select back into a branch in the tail).
 template <class T>
@@ -382,9 +381,8 @@ void argmax_planes(const T* px, int64_t p0, int64_t p1, const PoolGeom& g, int64
   const auto f = g.w.sw == 1 ? argmax_planes<T, 1> : g.w.sw == 2 ? argmax_planes<T, 2> : argmax_planes<T, 0>;
   f(px, p0, p1, g, best, bv);
 }
-// Planes per pass of argmax_planes: its index scratch stays near 2k entries (16 KiB, in cache
-// and far below malloc's mmap threshold: a scratch for the whole tensor cost a fresh mapping
-// and its page faults on every call, 150 ns per plane).
+// Planes per pass of argmax_planes: its scratch stays near 2k entries (16 KiB of indices), in
+// cache and below malloc's mmap threshold, whatever the size of the tensor.
 int64_t sub_planes(int64_t L) { return std::max<int64_t>(1, 2048 / std::max<int64_t>(1, L)); }
 Shape pooled_shape(const Shape& x, int64_t oh, int64_t ow) { return {x[0], x[1], oh, ow}; }
 void check_pool4(const char* op, const Tensor& t) {

@@ -384,6 +384,10 @@ void argmax_planes(const T* px, int64_t p0, int64_t p1, const PoolGeom& g, int64
 // Planes per pass of argmax_planes: its scratch stays near 2k entries (16 KiB of indices), in
 // cache and below malloc's mmap threshold, whatever the size of the tensor.
 int64_t sub_planes(int64_t L) { return std::max<int64_t>(1, 2048 / std::max<int64_t>(1, L)); }
+// Planes per chunk when a pooling splits over threads (plane_grain of a plane's window visits).
+int64_t pool_grain(const PoolGeom& g) {
+  return plane_grain(double(g.oh) * double(g.ow) * double(g.w.kh) * double(g.w.kw));
+}
 Shape pooled_shape(const Shape& x, int64_t oh, int64_t ow) { return {x[0], x[1], oh, ow}; }
 void check_pool4(const char* op, const Tensor& t) {
   if (t.ndim() != 4)
@@ -418,7 +422,7 @@ void MaxPoolSelect_forward(Node& out) {
     T* po = out.data<T>();
     const bool same = pv == px;
     const int64_t L = g.oh * g.ow, sub = sub_planes(L);
-    parallel_for(g.planes, plane_grain(double(L) * double(g.w.kh) * double(g.w.kw)), [&](int64_t p0, int64_t p1) {
+    parallel_for(g.planes, pool_grain(g), [&](int64_t p0, int64_t p1) {
       std::vector<int64_t> best(static_cast<size_t>(sub * L));
       std::vector<T> scratch(same ? 0 : static_cast<size_t>(sub * L));
       for (int64_t q0 = p0; q0 < p1; q0 += sub) {
@@ -463,7 +467,7 @@ void MaxPoolRoute_forward(Node& out) {
     const T* px = x.data<T>();
     T* po = out.data<T>();
     const int64_t L = g.oh * g.ow, sub = sub_planes(L);
-    parallel_for(g.planes, plane_grain(double(L) * double(g.w.kh) * double(g.w.kw)), [&](int64_t p0, int64_t p1) {
+    parallel_for(g.planes, pool_grain(g), [&](int64_t p0, int64_t p1) {
       std::vector<int64_t> best(static_cast<size_t>(sub * L));
       std::vector<T> bv(static_cast<size_t>(sub * L));
       for (int64_t q0 = p0; q0 < p1; q0 += sub) {
@@ -515,22 +519,21 @@ void AvgPool_forward(Node& out) {
   DAGRAD_DISPATCH_FLOAT(out.dtype, "avg_pool2d", {
     const T* px = x.data<T>();
     T* po = out.data<T>();
-    parallel_for(g.planes, plane_grain(double(g.oh) * double(g.ow) * double(g.w.kh) * double(g.w.kw)),
-                 [&](int64_t p0, int64_t p1) {
-                   for (int64_t p = p0; p < p1; ++p) {
-                     const T* xp = px + p * g.H * g.W;
-                     T* op = po + p * g.oh * g.ow;
-                     for (int64_t oy = 0; oy < g.oh; ++oy)
-                       for (int64_t ox = 0; ox < g.ow; ++ox) {
-                         T s = 0;  // the window in row-major order
-                         const int64_t y0 = oy * g.w.sh - g.w.ph, x0 = ox * g.w.sw - g.w.pw;
-                         const Taps ty = g.ty[oy], tx = g.tx[ox];
-                         for (int64_t iy = y0 + ty.k0; iy < y0 + ty.k1; ++iy)
-                           for (int64_t ix = x0 + tx.k0; ix < x0 + tx.k1; ++ix) s += xp[iy * g.W + ix];
-                         op[oy * g.ow + ox] = s / static_cast<T>(avg_divisor(g, include_pad, oy, ox));
-                       }
-                   }
-                 });
+    parallel_for(g.planes, pool_grain(g), [&](int64_t p0, int64_t p1) {
+      for (int64_t p = p0; p < p1; ++p) {
+        const T* xp = px + p * g.H * g.W;
+        T* op = po + p * g.oh * g.ow;
+        for (int64_t oy = 0; oy < g.oh; ++oy)
+          for (int64_t ox = 0; ox < g.ow; ++ox) {
+            T s = 0;  // the window in row-major order
+            const int64_t y0 = oy * g.w.sh - g.w.ph, x0 = ox * g.w.sw - g.w.pw;
+            const Taps ty = g.ty[oy], tx = g.tx[ox];
+            for (int64_t iy = y0 + ty.k0; iy < y0 + ty.k1; ++iy)
+              for (int64_t ix = x0 + tx.k0; ix < x0 + tx.k1; ++ix) s += xp[iy * g.W + ix];
+            op[oy * g.ow + ox] = s / static_cast<T>(avg_divisor(g, include_pad, oy, ox));
+          }
+      }
+    });
   });
 }
 std::vector<Tensor> AvgPool_backward(const Tensor& out, const Tensor& g, const std::vector<bool>&) {
@@ -563,22 +566,21 @@ void AvgPoolBackward_forward(Node& out) {
   DAGRAD_DISPATCH_FLOAT(out.dtype, "avg_pool2d_backward", {
     const T* pg = gn.data<T>();
     T* po = out.data<T>();
-    parallel_for(g.planes, plane_grain(double(g.oh) * double(g.ow) * double(g.w.kh) * double(g.w.kw)),
-                 [&](int64_t p0, int64_t p1) {
-                   for (int64_t p = p0; p < p1; ++p) {
-                     const T* gp = pg + p * g.oh * g.ow;
-                     T* op = po + p * g.H * g.W;
-                     std::fill(op, op + g.H * g.W, T(0));
-                     for (int64_t oy = 0; oy < g.oh; ++oy)
-                       for (int64_t ox = 0; ox < g.ow; ++ox) {
-                         const T share = gp[oy * g.ow + ox] / static_cast<T>(avg_divisor(g, include_pad, oy, ox));
-                         const int64_t y0 = oy * g.w.sh - g.w.ph, x0 = ox * g.w.sw - g.w.pw;
-                         const Taps ty = g.ty[oy], tx = g.tx[ox];
-                         for (int64_t iy = y0 + ty.k0; iy < y0 + ty.k1; ++iy)
-                           for (int64_t ix = x0 + tx.k0; ix < x0 + tx.k1; ++ix) op[iy * g.W + ix] += share;
-                       }
-                   }
-                 });
+    parallel_for(g.planes, pool_grain(g), [&](int64_t p0, int64_t p1) {
+      for (int64_t p = p0; p < p1; ++p) {
+        const T* gp = pg + p * g.oh * g.ow;
+        T* op = po + p * g.H * g.W;
+        std::fill(op, op + g.H * g.W, T(0));
+        for (int64_t oy = 0; oy < g.oh; ++oy)
+          for (int64_t ox = 0; ox < g.ow; ++ox) {
+            const T share = gp[oy * g.ow + ox] / static_cast<T>(avg_divisor(g, include_pad, oy, ox));
+            const int64_t y0 = oy * g.w.sh - g.w.ph, x0 = ox * g.w.sw - g.w.pw;
+            const Taps ty = g.ty[oy], tx = g.tx[ox];
+            for (int64_t iy = y0 + ty.k0; iy < y0 + ty.k1; ++iy)
+              for (int64_t ix = x0 + tx.k0; ix < x0 + tx.k1; ++ix) op[iy * g.W + ix] += share;
+          }
+      }
+    });
   });
 }
 std::vector<Tensor> AvgPoolBackward_backward(const Tensor& out, const Tensor& gg, const std::vector<bool>&) {

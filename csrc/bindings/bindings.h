@@ -4,7 +4,9 @@
 
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
+#include <memory>
 
+#include <memory>
 #include <optional>
 #include <vector>
 
@@ -38,6 +40,11 @@ pybind11::array node_array(const dagrad::Node& n, bool writable);
 
 /// @brief realize() with the GIL released (Note [GIL policy]).
 void realize_nogil(const std::vector<dagrad::Tensor>& ts);
+
+/// A Python callable the core may drop on any thread (a hook, a node's function): released
+/// under the GIL wherever its last owner dies, and left alone at interpreter exit (Note
+/// [Gradient hooks from Python]). Call it with the GIL held.
+std::shared_ptr<pybind11::function> gil_safe_holder(pybind11::function fn);
 
 /// @brief RuntimeError for reading a value inside a function being traced by dagrad.compile
 /// (Note [Reading values while tracing]).

@@ -119,11 +119,7 @@ void init_runtime(py::module_& m) {
             py::gil_scoped_release release;
             realize({value});
           }
-          std::shared_ptr<py::function> holder(new py::function(std::move(backward)), [](py::function* f) {
-            if (!Py_IsInitialized()) return;
-            py::gil_scoped_acquire gil;
-            delete f;
-          });
+          std::shared_ptr<py::function> holder = gil_safe_holder(std::move(backward));
           auto op = std::make_shared<CustomOp>();
           op->name = name;
           op->cost = 1.0;
@@ -159,11 +155,7 @@ void init_runtime(py::module_& m) {
   // dagrad.distributed reduces gradient buckets in such nodes (Note [Gradient buckets are graph nodes]).
   m.def("_py_node", [](const std::string& name, const std::vector<Tensor>& inputs, const std::vector<int64_t>& shape,
                        DType dtype, py::function fn, double cost) {
-    std::shared_ptr<py::function> holder(new py::function(std::move(fn)), [](py::function* f) {
-      if (!Py_IsInitialized()) return;
-      py::gil_scoped_acquire gil;
-      delete f;
-    });
+    std::shared_ptr<py::function> holder = gil_safe_holder(std::move(fn));
     auto op = std::make_shared<CustomOp>();
     op->name = name;
     op->cost = cost;
@@ -184,11 +176,7 @@ void init_runtime(py::module_& m) {
   // Note [Group gradient hooks] (autodiff.cpp); the callable is released under the GIL, as a
   // hook's is (Note [Gradient hooks from Python]), and called with it.
   m.def("_add_group_grad_hook", [](const std::vector<Tensor>& leaves, py::function fn) {
-    std::shared_ptr<py::function> holder(new py::function(std::move(fn)), [](py::function* f) {
-      if (!Py_IsInitialized()) return;
-      py::gil_scoped_acquire gil;
-      delete f;
-    });
+    std::shared_ptr<py::function> holder = gil_safe_holder(std::move(fn));
     return add_group_grad_hook(leaves, [holder](const std::vector<Tensor>& grads) -> std::vector<Tensor> {
       py::gil_scoped_acquire gil;
       py::list in;

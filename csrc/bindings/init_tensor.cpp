@@ -19,6 +19,14 @@ using namespace dagrad;
 
 namespace dagrad_py {
 
+std::shared_ptr<py::function> gil_safe_holder(py::function fn) {
+  return std::shared_ptr<py::function>(new py::function(std::move(fn)), [](py::function* f) {
+    if (!Py_IsInitialized()) return;  // at exit: leaked, not touched without a GIL
+    py::gil_scoped_acquire gil;
+    delete f;
+  });
+}
+
 void realize_nogil(const std::vector<Tensor>& ts) {
   py::gil_scoped_release release;
   realize(ts);
@@ -208,11 +216,7 @@ py::class_<Tensor> init_tensor(py::module_& m) {
              // drop it on any thread (the node dies wherever its last edge goes), so the
              // Python callable is released under the GIL; it is called with the GIL, which
              // backward (running with the GIL released, Note [GIL policy]) takes around it.
-             std::shared_ptr<py::function> holder(new py::function(std::move(fn)), [](py::function* f) {
-               if (!Py_IsInitialized()) return;  // at exit: leaked, not touched without a GIL
-               py::gil_scoped_acquire gil;
-               delete f;
-             });
+             std::shared_ptr<py::function> holder = gil_safe_holder(std::move(fn));
              return add_grad_hook(t, [holder](const Tensor& g) -> Tensor {
                py::gil_scoped_acquire gil;
                py::object r = (*holder)(g);

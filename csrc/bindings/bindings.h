@@ -4,7 +4,6 @@
 
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
-#include <memory>
 
 #include <memory>
 #include <optional>

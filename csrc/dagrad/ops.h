@@ -126,6 +126,17 @@ Tensor avg_pool2d_adjoint(const Tensor& g, const std::vector<int64_t>& size, con
                           const std::vector<int64_t>& stride, const std::vector<int64_t>& padding,
                           bool count_include_pad);
 
+// Recurrent cells (ops/rnn.cpp, Note [Fused LSTM cell]).
+/// @brief One LSTM step: gi (N, 4H) the step's input projection with both biases, h (N, K), the
+/// cell state c at columns [c_offset, c_offset + H) of state (N, S), w_hh (4H, K). Returns
+/// (N, 7H) = [h' | c' | i | f | g | o | tanh(c')].
+Tensor lstm_cell(const Tensor& gi, const Tensor& h, const Tensor& state, const Tensor& w_hh, int64_t c_offset);
+/// @brief The gradient of lstm_cell's gates before their nonlinearities (N, 4H), from the
+/// output's gradient dout, the output and the state it read.
+Tensor lstm_cell_backward(const Tensor& dout, const Tensor& out, const Tensor& state, int64_t c_offset);
+/// @brief The gradient of lstm_cell's state input (N, state_width): zero but at c's columns.
+Tensor lstm_cell_state_backward(const Tensor& dout, const Tensor& out, int64_t state_width, int64_t c_offset);
+
 // User-defined ops (ops/custom.cpp).
 /// @brief An op defined outside the op list: its forward computes `out` (allocate with
 /// alloc_output, or share an input's storage) from its inputs; its backward, if any, returns

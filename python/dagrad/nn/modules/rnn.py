@@ -14,7 +14,7 @@ U(-1/sqrt(hidden_size), 1/sqrt(hidden_size)) are PyTorch's, so state_dicts are i
 """
 import math
 
-from ... import _args, _creation, _tensor
+from ... import _args, _core, _creation, _tensor
 from .. import functional as F, init
 from .linear import _empty_parameter, _factory_dtype
 from .module import Module
@@ -28,15 +28,14 @@ def _rnn_step(act):
     return step
 
 
-def _lstm_step(gi, state, w_hh, b_hh, w_hr=None):
-    h, c = state
-    gates = gi + F.linear(h, w_hh, b_hh)
-    i, f, g, o = gates.chunk(4, 1)
-    c = f.sigmoid() * c + i.sigmoid() * g.tanh()
-    h = o.sigmoid() * c.tanh()
+def _lstm_step(gi, h, state, c_offset, w_hh, w_hr=None):
+    """One fused step (Note [Fused LSTM cell] in csrc/dagrad/ops/rnn.cpp): gi carries both biases;
+    the cell state is read from ``state`` at column ``c_offset``. Returns (h', packed output)."""
+    out = _core.lstm_cell(gi, h, state, w_hh, c_offset)
+    h = out[:, :w_hh.shape[0] // 4]
     if w_hr is not None:
         h = F.linear(h, w_hr)
-    return h, c
+    return h, out
 
 
 def _gru_step(gi, h, w_hh, b_hh):
@@ -124,7 +123,7 @@ class RNNBase(Module):
             return _rnn_step(F.relu)
         if self.mode == "GRU":
             return _gru_step
-        return _lstm_step
+        return None  # LSTM: the fused step, _lstm_step
 
     def _check_input(self, input, batched):
         expected = 3 if batched else 2
@@ -188,25 +187,27 @@ class RNNBase(Module):
                 k = layer * D + direction
                 w_ih, w_hh, b_ih, b_hh, w_hr = self._layer_params(layer, direction)
                 h = h0s[k].squeeze(0)
-                state = (h, c0s[k].squeeze(0)) if is_lstm else h
                 ys = [None] * seq_len
                 # The input projection of every step in one GEMM, off the recurrence's critical path.
-                gis = F.linear(seq.reshape(seq_len * batch, seq.shape[2]), w_ih, b_ih)
+                # An LSTM's fused step adds no bias of its own: gi carries b_ih + b_hh.
+                b_in = b_ih + b_hh if is_lstm and b_ih is not None else b_ih
+                gis = F.linear(seq.reshape(seq_len * batch, seq.shape[2]), w_ih, b_in)
                 gis = [g.squeeze(0) for g in gis.reshape(seq_len, batch, -1).split(1, 0)]
                 order = range(seq_len - 1, -1, -1) if direction == 1 else range(seq_len)
-                for t in order:
-                    gi = gis[t]
-                    if is_lstm:
-                        state = step(gi, state, w_hh, b_hh, w_hr)
-                        ys[t] = state[0]
-                    else:
-                        state = step(gi, state, w_hh, b_hh)
-                        ys[t] = state
                 if is_lstm:
-                    h_n.append(state[0])
-                    c_n.append(state[1])
+                    # The first step reads c_0 itself, every later step c' from the previous packed output.
+                    state, c_offset = c0s[k].squeeze(0), 0
+                    for t in order:
+                        h, state = _lstm_step(gis[t], h, state, c_offset, w_hh, w_hr)
+                        c_offset = self.hidden_size
+                        ys[t] = h
+                    h_n.append(h)
+                    c_n.append(state[:, c_offset:c_offset + self.hidden_size] if c_offset else state)
                 else:
-                    h_n.append(state)
+                    for t in order:
+                        h = step(gis[t], h, w_hh, b_hh)
+                        ys[t] = h
+                    h_n.append(h)
                 outs.append(ys)
             xs = outs[0] if D == 1 else [_tensor.cat([f, b], 1) for f, b in zip(*outs)]
             if self.dropout > 0 and self.training and layer < self.num_layers - 1:
@@ -391,7 +392,9 @@ class LSTMCell(RNNCellBase):
 
     def forward(self, input, hx=None):
         input, (h, c), batched = self._prepare(input, hx, 2)
-        h, c = _lstm_step(self._gi(input), (h, c), self.weight_hh, self.bias_hh)
+        bias = self.bias_ih + self.bias_hh if self.bias else None
+        h, out = _lstm_step(F.linear(input, self.weight_ih, bias), h, c, 0, self.weight_hh)
+        c = out[:, self.hidden_size:2 * self.hidden_size]
         return (h, c) if batched else (h.squeeze(0), c.squeeze(0))
 
 

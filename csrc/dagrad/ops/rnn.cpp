@@ -1,0 +1,238 @@
+// Recurrent cells: the fused LSTM step (Note [Fused LSTM cell]) and its two gradient kernels.
+#include <algorithm>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "dagrad/kernels/dispatch.h"
+#include "dagrad/kernels/elementwise.h"
+#include "dagrad/kernels/elementwise_fns.h"
+#include "dagrad/kernels/gemm.h"
+#include "dagrad/kernels/parallel.h"
+#include "dagrad/ops.h"
+
+namespace dagrad {
+
+// Note [Fused LSTM cell]
+// ~~~~~~~~~~~~~~~~~~~~~~
+// One LSTM time step is one node: lstm_cell(gi, h, state, w_hh) computes the hidden product
+// h @ w_hh^T (one GEMM), adds the step's input projection gi (which carries both biases: the
+// layer computes every step's gi in one GEMM, Note [RNNs are unrolled into the graph]), applies
+// the four gates' nonlinearities and updates the cell, all in one pass over the rows. Its
+// output packs what the next step and backward need, side by side in one (N, 7H) row:
+//   [h' | c' | i | f | g | o | tanh(c')],  c' = f * c + i * g,  h' = o * tanh(c').
+// The next step reads c from that packed row (the `state` input with c at column c_offset; the
+// first step reads an (N, H) initial c at offset 0), and h' through a slice (it is the layer's
+// output and the next GEMM's operand). Backward reads the saved activations instead of
+// computing them again, and emits ordinary nodes: lstm_cell_backward (the gates' gradient, the
+// gradient of gi), a product for h and for w_hh, and lstm_cell_state_backward (c's gradient,
+// placed at c's columns of the state). Every column of the output is differentiable, so the op
+// is a function like any other (gradcheck tests it on all seven blocks), not only an LSTM step.
+// Every row is computed by one thread with the same instructions, so results do not depend on
+// the thread count.
+namespace {
+
+struct LstmDims {
+  int64_t n, h, k, s, off;  // batch, hidden, h's features (hidden or proj size), state width, c offset
+};
+
+LstmDims lstm_dims(const Node& out) {
+  const Node& w = in(out, 3);
+  const Node& st = in(out, 2);
+  return {out.shape[0], w.shape[0] / 4, w.shape[1], st.shape[1], out.attrs.ints[0]};
+}
+
+// Rows per chunk: about 32k elements of work, so a small batch runs inline.
+int64_t row_grain(int64_t h) { return std::max<int64_t>(1, kElementGrain / std::max<int64_t>(1, 7 * h)); }
+
+// One row: a = the hidden product's row (4H), gi = the input projection's row, c = the previous c.
+template <class T>
+DAGRAD_SIMD_CLONES void lstm_row(const T* __restrict a, const T* __restrict gi, const T* __restrict c,
+                                 T* __restrict o, int64_t H) {
+  const fn::Sigmoid sig;
+  const fn::Tanh th;
+  for (int64_t j = 0; j < H; ++j) {
+    const T i = sig(gi[j] + a[j]);
+    const T f = sig(gi[H + j] + a[H + j]);
+    const T g = th(gi[2 * H + j] + a[2 * H + j]);
+    const T og = sig(gi[3 * H + j] + a[3 * H + j]);
+    const T cn = f * c[j] + i * g;
+    const T tc = th(cn);
+    o[j] = og * tc;
+    o[H + j] = cn;
+    o[2 * H + j] = i;
+    o[3 * H + j] = f;
+    o[4 * H + j] = g;
+    o[5 * H + j] = og;
+    o[6 * H + j] = tc;
+  }
+}
+
+// The gradient of tanh(c') and of c' through every output block that depends on them:
+// dtc = d tanh(c') + dh' * o, dc = dc' + dtc * (1 - tanh(c')^2).
+template <class T>
+inline T lstm_dc(const T* d, const T* o, int64_t H, int64_t j) {
+  const T tc = o[6 * H + j];
+  const T dtc = d[6 * H + j] + d[j] * o[5 * H + j];
+  return d[H + j] + dtc * (T(1) - tc * tc);
+}
+
+// d = the output's gradient row (7H), o = the output row, c = the previous c; writes the gates'
+// pre-activation gradient (4H).
+template <class T>
+DAGRAD_SIMD_CLONES void lstm_backward_row(const T* __restrict d, const T* __restrict o, const T* __restrict c,
+                                          T* __restrict g, int64_t H) {
+  for (int64_t j = 0; j < H; ++j) {
+    const T dc = lstm_dc(d, o, H, j);
+    const T i = o[2 * H + j], f = o[3 * H + j], gg = o[4 * H + j], og = o[5 * H + j];
+    const T di = d[2 * H + j] + dc * gg;           // c' = f c + i g
+    const T df = d[3 * H + j] + dc * c[j];         //
+    const T dg = d[4 * H + j] + dc * i;            //
+    const T dog = d[5 * H + j] + d[j] * o[6 * H + j];  // h' = o tanh(c')
+    g[j] = di * (i * (T(1) - i));                  // sigmoid' = y (1 - y)
+    g[H + j] = df * (f * (T(1) - f));
+    g[2 * H + j] = dg * (T(1) - gg * gg);  // tanh' = 1 - y^2
+    g[3 * H + j] = dog * (og * (T(1) - og));
+  }
+}
+
+template <class T>
+DAGRAD_SIMD_CLONES void lstm_state_row(const T* __restrict d, const T* __restrict o, T* __restrict dc, int64_t H) {
+  for (int64_t j = 0; j < H; ++j) dc[j] = lstm_dc(d, o, H, j) * o[3 * H + j];  // dc_prev = dc * f
+}
+
+void check_lstm_grad_inputs(const char* op, const Tensor& dout, const Tensor& out) {
+  if (out.ndim() != 2 || out.shape()[1] % 7 != 0 || dout.shape() != out.shape() || dout.dtype() != out.dtype() ||
+      !is_floating(out.dtype()))
+    throw ShapeError(std::string(op) + ": expected a gradient and an lstm_cell output of one floating dtype and one "
+                     "shape (N, 7H), got shapes " + shape_str(dout.shape()) + " and " + shape_str(out.shape()));
+}
+
+}  // namespace
+
+// ---- lstm_cell (attrs.ints = {c_offset}) -----------------------------------------------------
+Tensor lstm_cell(const Tensor& gi, const Tensor& h, const Tensor& state, const Tensor& w_hh, int64_t c_offset) {
+  if (w_hh.ndim() != 2 || w_hh.shape()[0] % 4 != 0 || w_hh.shape()[0] == 0)
+    throw ShapeError("lstm_cell: w_hh must be 2-d (4 * hidden_size, features), got shape " +
+                     shape_str(w_hh.shape()));
+  const int64_t H = w_hh.shape()[0] / 4, K = w_hh.shape()[1];
+  if (h.ndim() != 2 || h.shape()[1] != K)
+    throw ShapeError("lstm_cell: h of shape " + shape_str(h.shape()) + " does not fit w_hh of shape " +
+                     shape_str(w_hh.shape()) + " (expected (N, " + std::to_string(K) + "))");
+  const int64_t N = h.shape()[0];
+  if (gi.ndim() != 2 || gi.shape()[0] != N || gi.shape()[1] != 4 * H)
+    throw ShapeError("lstm_cell: gi of shape " + shape_str(gi.shape()) + " does not fit h of shape " +
+                     shape_str(h.shape()) + " and w_hh of shape " + shape_str(w_hh.shape()) + " (expected (" +
+                     std::to_string(N) + ", " + std::to_string(4 * H) + "))");
+  if (state.ndim() != 2 || state.shape()[0] != N || c_offset < 0 || c_offset > state.shape()[1] - H)
+    throw ShapeError("lstm_cell: state of shape " + shape_str(state.shape()) + " has no cell state of " +
+                     std::to_string(H) + " columns at column " + std::to_string(c_offset) + " for a batch of " +
+                     std::to_string(N));
+  const DType dt = gi.dtype();
+  if (!is_floating(dt) || h.dtype() != dt || state.dtype() != dt || w_hh.dtype() != dt)
+    throw TypeError(std::string("lstm_cell: expected gi, h, state and w_hh of one floating dtype, got ") +
+                    dtype_name(dt) + ", " + dtype_name(h.dtype()) + ", " + dtype_name(state.dtype()) + ", " +
+                    dtype_name(w_hh.dtype()));
+  OpAttrs a;
+  a.ints = {c_offset};
+  return make_op(OpKind::LstmCell, {gi, h, state, w_hh}, {N, 7 * H}, dt, std::move(a));
+}
+void LstmCell_forward(Node& out) {
+  alloc_output(out);
+  const LstmDims d = lstm_dims(out);
+  DAGRAD_DISPATCH_FLOAT(out.dtype, "lstm_cell", {
+    std::vector<T> a(static_cast<size_t>(d.n * 4 * d.h));
+    kernels::gemm(false, true, d.n, 4 * d.h, d.k, in(out, 1).data<T>(), d.k, in(out, 3).data<T>(), d.k, a.data());
+    const T* gi = in(out, 0).data<T>();
+    const T* c = in(out, 2).data<T>() + d.off;
+    T* po = out.data<T>();
+    parallel_for(d.n, row_grain(d.h), [&](int64_t r0, int64_t r1) {
+      for (int64_t r = r0; r < r1; ++r)
+        lstm_row<T>(a.data() + r * 4 * d.h, gi + r * 4 * d.h, c + r * d.s, po + r * 7 * d.h, d.h);
+    });
+  });
+}
+// d gi = the gates' gradient G; d h = G @ w_hh; d w_hh = G^T h; d state = dc * f at c's columns.
+std::vector<Tensor> LstmCell_backward(const Tensor& out, const Tensor& g, const std::vector<bool>& needs) {
+  const Tensor h = input(out, 1), state = input(out, 2), w = input(out, 3);
+  const int64_t off = out->attrs.ints[0];
+  std::vector<Tensor> r(4);
+  if (needs[0] || needs[1] || needs[3]) {
+    const Tensor gates = lstm_cell_backward(g, out, state, off);
+    if (needs[0]) r[0] = gates;
+    if (needs[1]) r[1] = matmul(gates, w);
+    if (needs[3]) r[3] = matmul_t(gates, h, true, false);
+  }
+  if (needs[2]) r[2] = lstm_cell_state_backward(g, out, state.shape()[1], off);
+  return r;
+}
+
+// ---- lstm_cell_backward (attrs.ints = {c_offset}): the gates' pre-activation gradient ---------
+Tensor lstm_cell_backward(const Tensor& dout, const Tensor& out, const Tensor& state, int64_t c_offset) {
+  check_lstm_grad_inputs("lstm_cell_backward", dout, out);
+  const int64_t N = out.shape()[0], H = out.shape()[1] / 7;
+  if (state.ndim() != 2 || state.shape()[0] != N || c_offset < 0 || c_offset > state.shape()[1] - H ||
+      state.dtype() != out.dtype())
+    throw ShapeError("lstm_cell_backward: state of shape " + shape_str(state.shape()) + " has no cell state of " +
+                     std::to_string(H) + " columns at column " + std::to_string(c_offset));
+  OpAttrs a;
+  a.ints = {c_offset};
+  return make_op(OpKind::LstmCellBackward, {dout, out, state}, {N, 4 * H}, out.dtype(), std::move(a));
+}
+void LstmCellBackward_forward(Node& out) {
+  alloc_output(out);
+  const Node& o = in(out, 1);
+  const int64_t N = o.shape[0], H = o.shape[1] / 7, S = in(out, 2).shape[1], off = out.attrs.ints[0];
+  DAGRAD_DISPATCH_FLOAT(out.dtype, "lstm_cell_backward", {
+    const T* pd = in(out, 0).data<T>();
+    const T* po = o.data<T>();
+    const T* pc = in(out, 2).data<T>() + off;
+    T* pg = out.data<T>();
+    parallel_for(N, row_grain(H), [&](int64_t r0, int64_t r1) {
+      for (int64_t r = r0; r < r1; ++r)
+        lstm_backward_row<T>(pd + r * 7 * H, po + r * 7 * H, pc + r * S, pg + r * 4 * H, H);
+    });
+  });
+}
+std::vector<Tensor> LstmCellBackward_backward(const Tensor&, const Tensor&, const std::vector<bool>&) {
+  throw RuntimeError(
+      "lstm_cell_backward: the gradient of an LSTM step's gradient (create_graph=True through nn.LSTM or "
+      "nn.LSTMCell) is not implemented");
+}
+
+// ---- lstm_cell_state_backward (attrs.ints = {c_offset, state width}): dc_prev at c's columns --
+Tensor lstm_cell_state_backward(const Tensor& dout, const Tensor& out, int64_t state_width, int64_t c_offset) {
+  check_lstm_grad_inputs("lstm_cell_state_backward", dout, out);
+  const int64_t N = out.shape()[0], H = out.shape()[1] / 7;
+  if (c_offset < 0 || c_offset > state_width - H)
+    throw ShapeError("lstm_cell_state_backward: a state of width " + std::to_string(state_width) +
+                     " has no cell state of " + std::to_string(H) + " columns at column " + std::to_string(c_offset));
+  OpAttrs a;
+  a.ints = {c_offset, state_width};
+  return make_op(OpKind::LstmCellStateBackward, {dout, out}, {N, state_width}, out.dtype(), std::move(a));
+}
+void LstmCellStateBackward_forward(Node& out) {
+  alloc_output(out);
+  const Node& o = in(out, 1);
+  const int64_t N = o.shape[0], H = o.shape[1] / 7, S = out.shape[1], off = out.attrs.ints[0];
+  DAGRAD_DISPATCH_FLOAT(out.dtype, "lstm_cell_state_backward", {
+    const T* pd = in(out, 0).data<T>();
+    const T* po = o.data<T>();
+    T* ps = out.data<T>();
+    parallel_for(N, row_grain(H), [&](int64_t r0, int64_t r1) {
+      for (int64_t r = r0; r < r1; ++r) {
+        T* row = ps + r * S;
+        std::fill(row, row + off, T(0));
+        lstm_state_row<T>(pd + r * 7 * H, po + r * 7 * H, row + off, H);
+        std::fill(row + off + H, row + S, T(0));
+      }
+    });
+  });
+}
+std::vector<Tensor> LstmCellStateBackward_backward(const Tensor&, const Tensor&, const std::vector<bool>&) {
+  throw RuntimeError(
+      "lstm_cell_state_backward: the gradient of an LSTM step's gradient (create_graph=True through nn.LSTM or "
+      "nn.LSTMCell) is not implemented");
+}
+
+}  // namespace dagrad

@@ -45,60 +45,64 @@ LstmDims lstm_dims(const Node& out) {
 // Rows per chunk: about 32k elements of work, so a small batch runs inline.
 int64_t row_grain(int64_t h) { return std::max<int64_t>(1, kElementGrain / std::max<int64_t>(1, 7 * h)); }
 
-// One row: a = the hidden product's row (4H), gi = the input projection's row, c = the previous c.
+// The loops below are each simple enough for GCC to vectorise (Note [SIMD at run time]); one
+// loop doing the whole row is not (its selects do not if-convert). Every pointer is a block of
+// one row: the blocks of a packed row never overlap.
+
+// c' = f * c + i * g
 template <class T>
-DAGRAD_SIMD_CLONES void lstm_row(const T* __restrict a, const T* __restrict gi, const T* __restrict c,
-                                 T* __restrict o, int64_t H) {
-  const fn::Sigmoid sig;
-  const fn::Tanh th;
-  for (int64_t j = 0; j < H; ++j) {
-    const T i = sig(gi[j] + a[j]);
-    const T f = sig(gi[H + j] + a[H + j]);
-    const T g = th(gi[2 * H + j] + a[2 * H + j]);
-    const T og = sig(gi[3 * H + j] + a[3 * H + j]);
-    const T cn = f * c[j] + i * g;
-    const T tc = th(cn);
-    o[j] = og * tc;
-    o[H + j] = cn;
-    o[2 * H + j] = i;
-    o[3 * H + j] = f;
-    o[4 * H + j] = g;
-    o[5 * H + j] = og;
-    o[6 * H + j] = tc;
-  }
+DAGRAD_SIMD_CLONES void lstm_c_update(const T* __restrict f, const T* __restrict c, const T* __restrict i,
+                                      const T* __restrict g, T* __restrict cn, int64_t H) {
+  for (int64_t j = 0; j < H; ++j) cn[j] = f[j] * c[j] + i[j] * g[j];
 }
 
-// The gradient of tanh(c') and of c' through every output block that depends on them:
-// dtc = d tanh(c') + dh' * o, dc = dc' + dtc * (1 - tanh(c')^2).
+// One row: a = the hidden product's row (4H), gi = the input projection's row, c = the previous c,
+// o = the packed output row (7H).
 template <class T>
-inline T lstm_dc(const T* d, const T* o, int64_t H, int64_t j) {
-  const T tc = o[6 * H + j];
-  const T dtc = d[6 * H + j] + d[j] * o[5 * H + j];
-  return d[H + j] + dtc * (T(1) - tc * tc);
+void lstm_row(const T* a, const T* gi, const T* c, T* o, int64_t H) {
+  T* act = o + 2 * H;  // i, f, g, o: the gates' order in gi
+  const auto sig = [](T x, T y) { return fn::Sigmoid()(x + y); };
+  const auto th = [](T x, T y) { return fn::Tanh()(x + y); };
+  map2(gi, a, act, 2 * H, sig);
+  map2(gi + 2 * H, a + 2 * H, act + 2 * H, H, th);
+  map2(gi + 3 * H, a + 3 * H, act + 3 * H, H, sig);
+  lstm_c_update(act + H, c, act, act + 2 * H, o + H, H);
+  map1(o + H, o + 6 * H, H, fn::Tanh());                                      // tanh(c')
+  map2(act + 3 * H, o + 6 * H, o, H, [](T x, T y) { return x * y; });  // h' = o tanh(c')
+}
+
+// The gradient of c' through every output block that depends on it: with tc = tanh(c'),
+// dtc = d tc + dh' * o and dc = dc' + dtc * (1 - tc^2).
+template <class T>
+inline T lstm_dc(T dh, T dc, T dtc, T og, T tc) {
+  return dc + (dtc + dh * og) * (T(1) - tc * tc);
 }
 
 // d = the output's gradient row (7H), o = the output row, c = the previous c; writes the gates'
-// pre-activation gradient (4H).
+// pre-activation gradient (4H), blocks gi, gf, gg, go.
 template <class T>
 DAGRAD_SIMD_CLONES void lstm_backward_row(const T* __restrict d, const T* __restrict o, const T* __restrict c,
-                                          T* __restrict g, int64_t H) {
+                                          T* __restrict gi, T* __restrict gf, T* __restrict gg, T* __restrict go,
+                                          int64_t H) {
   for (int64_t j = 0; j < H; ++j) {
-    const T dc = lstm_dc(d, o, H, j);
-    const T i = o[2 * H + j], f = o[3 * H + j], gg = o[4 * H + j], og = o[5 * H + j];
-    const T di = d[2 * H + j] + dc * gg;           // c' = f c + i g
-    const T df = d[3 * H + j] + dc * c[j];         //
-    const T dg = d[4 * H + j] + dc * i;            //
-    const T dog = d[5 * H + j] + d[j] * o[6 * H + j];  // h' = o tanh(c')
-    g[j] = di * (i * (T(1) - i));                  // sigmoid' = y (1 - y)
-    g[H + j] = df * (f * (T(1) - f));
-    g[2 * H + j] = dg * (T(1) - gg * gg);  // tanh' = 1 - y^2
-    g[3 * H + j] = dog * (og * (T(1) - og));
+    const T dh = d[j], tc = o[6 * H + j];
+    const T i = o[2 * H + j], f = o[3 * H + j], g = o[4 * H + j], og = o[5 * H + j];
+    const T dc = lstm_dc(dh, d[H + j], d[6 * H + j], og, tc);
+    const T di = d[2 * H + j] + dc * g;  // c' = f c + i g
+    const T df = d[3 * H + j] + dc * c[j];
+    const T dg = d[4 * H + j] + dc * i;
+    const T dog = d[5 * H + j] + dh * tc;  // h' = o tanh(c')
+    gi[j] = di * (i * (T(1) - i));         // sigmoid' = y (1 - y)
+    gf[j] = df * (f * (T(1) - f));
+    gg[j] = dg * (T(1) - g * g);  // tanh' = 1 - y^2
+    go[j] = dog * (og * (T(1) - og));
   }
 }
 
+// dc_prev = dc * f
 template <class T>
 DAGRAD_SIMD_CLONES void lstm_state_row(const T* __restrict d, const T* __restrict o, T* __restrict dc, int64_t H) {
-  for (int64_t j = 0; j < H; ++j) dc[j] = lstm_dc(d, o, H, j) * o[3 * H + j];  // dc_prev = dc * f
+  for (int64_t j = 0; j < H; ++j) dc[j] = lstm_dc(d[j], d[H + j], d[6 * H + j], o[5 * H + j], o[6 * H + j]) * o[3 * H + j];
 }
 
 void check_lstm_grad_inputs(const char* op, const Tensor& dout, const Tensor& out) {
@@ -189,8 +193,10 @@ void LstmCellBackward_forward(Node& out) {
     const T* pc = in(out, 2).data<T>() + off;
     T* pg = out.data<T>();
     parallel_for(N, row_grain(H), [&](int64_t r0, int64_t r1) {
-      for (int64_t r = r0; r < r1; ++r)
-        lstm_backward_row<T>(pd + r * 7 * H, po + r * 7 * H, pc + r * S, pg + r * 4 * H, H);
+      for (int64_t r = r0; r < r1; ++r) {
+        T* g = pg + r * 4 * H;
+        lstm_backward_row<T>(pd + r * 7 * H, po + r * 7 * H, pc + r * S, g, g + H, g + 2 * H, g + 3 * H, H);
+      }
     });
   });
 }

@@ -208,7 +208,7 @@ def _lstm_train_grads(threads, dtype, fused, compiled=False):
 
 @pytest.mark.parametrize("dtype", [dagrad.float32, dagrad.float64], ids=["float32", "float64"])
 def test_lstm_step_is_bitwise_the_same_at_1_to_8_threads_fused_or_not(dtype, restore_threads):
-    prev = dagrad._core._fusion_enabled() if hasattr(dagrad._core, "_fusion_enabled") else True
+    prev = dagrad._core._fusion_enabled()
     try:
         ref = _lstm_train_grads(1, dtype, True)
         assert all(np.isfinite(r).all() for r in ref)

@@ -127,10 +127,11 @@ Tensor avg_pool2d_adjoint(const Tensor& g, const std::vector<int64_t>& size, con
                           bool count_include_pad);
 
 // Recurrent cells (ops/rnn.cpp, Note [Fused LSTM cell]).
-/// @brief One LSTM step: gi (N, 4H) the step's input projection with both biases, h (N, K), the
-/// cell state c at columns [c_offset, c_offset + H) of state (N, S), w_hh (4H, K). Returns
-/// (N, 7H) = [h' | c' | i | f | g | o | tanh(c')].
-Tensor lstm_cell(const Tensor& gi, const Tensor& h, const Tensor& state, const Tensor& w_hh, int64_t c_offset);
+/// @brief One LSTM step: rows [gi_row, gi_row + N) of gi (M, 4H) the step's input projection with
+/// both biases, h (N, K), the cell state c at columns [c_offset, c_offset + H) of state (N, S),
+/// w_hh (4H, K). Returns (N, 7H) = [h' | c' | i | f | g | o | tanh(c')].
+Tensor lstm_cell(const Tensor& gi, const Tensor& h, const Tensor& state, const Tensor& w_hh, int64_t c_offset,
+                 int64_t gi_row = 0);
 /// @brief The gradient of lstm_cell's gates before their nonlinearities (N, 4H), from the
 /// output's gradient dout, the output and the state it read.
 Tensor lstm_cell_backward(const Tensor& dout, const Tensor& out, const Tensor& state, int64_t c_offset);

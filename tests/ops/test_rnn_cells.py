@@ -37,7 +37,16 @@ CELLS = {
 def test_lstm_cell_matches_torch_and_gradcheck(case):
     n, h, k, s, off = CELLS[case]
     helper_test_op([(n, 4 * h), (n, k), (n, s), (4 * h, k)], torch_lstm_cell(off),
-                   lambda gi, hh, st, w: dagrad._core.lstm_cell(gi, hh, st, w, off), seed=len(case))
+                   lambda gi, hh, st, w: dagrad._core.lstm_cell(gi, hh, st, w, off, 0), seed=len(case))
+
+
+@pytest.mark.parametrize("row", [0, 2, 4])
+def test_lstm_cell_reads_its_rows_of_a_stacked_gi(row):
+    # gi holds 3 steps of 2 rows; the step reads rows [row, row + 2) and only they get a gradient.
+    ref = torch_lstm_cell(0)
+    helper_test_op([(6, 12), (2, 3), (2, 3), (12, 3)],
+                   lambda gi, hh, st, w: ref(gi[row:row + 2], hh, st, w),
+                   lambda gi, hh, st, w: dagrad._core.lstm_cell(gi, hh, st, w, 0, row), seed=row)
 
 
 def test_lstm_cell_saturated_gates_match_torch():
@@ -47,31 +56,33 @@ def test_lstm_cell_saturated_gates_match_torch():
     helper_test_op(vals=[gi, g.standard_normal((3, 2)) * 0.1, g.standard_normal((3, 2)),
                          g.standard_normal((8, 2)) * 0.1],
                    torch_fn=torch_lstm_cell(0),
-                   dagrad_fn=lambda a, b, c, d: dagrad._core.lstm_cell(a, b, c, d, 0), gradcheck=False)
+                   dagrad_fn=lambda a, b, c, d: dagrad._core.lstm_cell(a, b, c, d, 0, 0), gradcheck=False)
 
 
 def test_lstm_cell_errors_name_the_shapes():
     z = lambda *s: dagrad.zeros(*s)  # noqa: E731
     cell = dagrad._core.lstm_cell
     with pytest.raises(ValueError, match=r"w_hh must be 2-d \(4 \* hidden_size"):
-        cell(z(2, 8), z(2, 2), z(2, 2), z(7, 2), 0)
+        cell(z(2, 8), z(2, 2), z(2, 2), z(7, 2), 0, 0)
     with pytest.raises(ValueError, match=r"h of shape \(2, 3\) does not fit w_hh of shape \(8, 2\)"):
-        cell(z(2, 8), z(2, 3), z(2, 2), z(8, 2), 0)
-    with pytest.raises(ValueError, match=r"gi of shape \(2, 7\)"):
-        cell(z(2, 7), z(2, 2), z(2, 2), z(8, 2), 0)
+        cell(z(2, 8), z(2, 3), z(2, 2), z(8, 2), 0, 0)
+    with pytest.raises(ValueError, match=r"gi of shape \(2, 7\) has no rows \[0, 2\) of 8 columns"):
+        cell(z(2, 7), z(2, 2), z(2, 2), z(8, 2), 0, 0)
+    with pytest.raises(ValueError, match=r"gi of shape \(5, 8\) has no rows \[4, 6\)"):
+        cell(z(5, 8), z(2, 2), z(2, 2), z(8, 2), 0, 4)
     with pytest.raises(ValueError, match=r"state of shape \(2, 14\) has no cell state of 2 columns at column 13"):
-        cell(z(2, 8), z(2, 2), z(2, 14), z(8, 2), 13)
+        cell(z(2, 8), z(2, 2), z(2, 14), z(8, 2), 13, 0)
     with pytest.raises(ValueError, match="at column -1"):
-        cell(z(2, 8), z(2, 2), z(2, 2), z(8, 2), -1)
+        cell(z(2, 8), z(2, 2), z(2, 2), z(8, 2), -1, 0)
     with pytest.raises(TypeError, match="one floating dtype, got float32, float64"):
-        cell(z(2, 8), z(2, 2).double(), z(2, 2), z(8, 2), 0)
-    assert cell(z(2, 8), z(2, 2), z(2, 2), z(8, 2), 0).shape == (2, 14)  # still usable
+        cell(z(2, 8), z(2, 2).double(), z(2, 2), z(8, 2), 0, 0)
+    assert cell(z(2, 8), z(2, 2), z(2, 2), z(8, 2), 0, 0).shape == (2, 14)  # still usable
 
 
 def test_lstm_cell_second_order_raises_a_clear_error():
     g = np.random.default_rng(0)
     gi, h, c, w = (dagrad.tensor(g.standard_normal(s), requires_grad=True) for s in [(2, 8), (2, 2), (2, 2), (8, 2)])
-    out = dagrad._core.lstm_cell(gi, h, c, w, 0)
+    out = dagrad._core.lstm_cell(gi, h, c, w, 0, 0)
     (dgi,) = dagrad.autograd.grad((out * out).sum(), [gi], create_graph=True)
     with pytest.raises(RuntimeError, match="gradient of an LSTM step's gradient"):
         dgi.sum().backward()

@@ -16,8 +16,9 @@ namespace dagrad {
 // Note [Fused LSTM cell]
 // ~~~~~~~~~~~~~~~~~~~~~~
 // One LSTM time step is one node: lstm_cell(gi, h, state, w_hh) computes the hidden product
-// h @ w_hh^T (one GEMM), adds the step's input projection gi (which carries both biases: the
-// layer computes every step's gi in one GEMM, Note [RNNs are unrolled into the graph]), applies
+// h @ w_hh^T (one GEMM), adds the step's input projection (rows [gi_row, gi_row + N) of gi, which
+// carries both biases: the layer computes every step's gi in one GEMM and each step reads its
+// rows in place, Note [RNNs are unrolled into the graph]), applies
 // the four gates' nonlinearities and updates the cell, all in one pass over the rows. Its
 // output packs what the next step and backward need, side by side in one (N, 7H) row:
 //   [h' | c' | i | f | g | o | tanh(c')],  c' = f * c + i * g,  h' = o * tanh(c').
@@ -114,8 +115,9 @@ void check_lstm_grad_inputs(const char* op, const Tensor& dout, const Tensor& ou
 
 }  // namespace
 
-// ---- lstm_cell (attrs.ints = {c_offset}) -----------------------------------------------------
-Tensor lstm_cell(const Tensor& gi, const Tensor& h, const Tensor& state, const Tensor& w_hh, int64_t c_offset) {
+// ---- lstm_cell (attrs.ints = {c_offset, gi_row}) -----------------------------------------------------
+Tensor lstm_cell(const Tensor& gi, const Tensor& h, const Tensor& state, const Tensor& w_hh, int64_t c_offset,
+                 int64_t gi_row) {
   if (w_hh.ndim() != 2 || w_hh.shape()[0] % 4 != 0 || w_hh.shape()[0] == 0)
     throw ShapeError("lstm_cell: w_hh must be 2-d (4 * hidden_size, features), got shape " +
                      shape_str(w_hh.shape()));
@@ -124,10 +126,10 @@ Tensor lstm_cell(const Tensor& gi, const Tensor& h, const Tensor& state, const T
     throw ShapeError("lstm_cell: h of shape " + shape_str(h.shape()) + " does not fit w_hh of shape " +
                      shape_str(w_hh.shape()) + " (expected (N, " + std::to_string(K) + "))");
   const int64_t N = h.shape()[0];
-  if (gi.ndim() != 2 || gi.shape()[0] != N || gi.shape()[1] != 4 * H)
-    throw ShapeError("lstm_cell: gi of shape " + shape_str(gi.shape()) + " does not fit h of shape " +
-                     shape_str(h.shape()) + " and w_hh of shape " + shape_str(w_hh.shape()) + " (expected (" +
-                     std::to_string(N) + ", " + std::to_string(4 * H) + "))");
+  if (gi.ndim() != 2 || gi_row < 0 || gi.shape()[0] - N < gi_row || gi.shape()[1] != 4 * H)
+    throw ShapeError("lstm_cell: gi of shape " + shape_str(gi.shape()) + " has no rows [" + std::to_string(gi_row) +
+                     ", " + std::to_string(gi_row + N) + ") of " + std::to_string(4 * H) + " columns for h of shape " +
+                     shape_str(h.shape()) + " and w_hh of shape " + shape_str(w_hh.shape()));
   if (state.ndim() != 2 || state.shape()[0] != N || c_offset < 0 || c_offset > state.shape()[1] - H)
     throw ShapeError("lstm_cell: state of shape " + shape_str(state.shape()) + " has no cell state of " +
                      std::to_string(H) + " columns at column " + std::to_string(c_offset) + " for a batch of " +
@@ -138,7 +140,7 @@ Tensor lstm_cell(const Tensor& gi, const Tensor& h, const Tensor& state, const T
                     dtype_name(dt) + ", " + dtype_name(h.dtype()) + ", " + dtype_name(state.dtype()) + ", " +
                     dtype_name(w_hh.dtype()));
   OpAttrs a;
-  a.ints = {c_offset};
+  a.ints = {c_offset, gi_row};
   return make_op(OpKind::LstmCell, {gi, h, state, w_hh}, {N, 7 * H}, dt, std::move(a));
 }
 void LstmCell_forward(Node& out) {
@@ -147,7 +149,7 @@ void LstmCell_forward(Node& out) {
   DAGRAD_DISPATCH_FLOAT(out.dtype, "lstm_cell", {
     std::vector<T> a(static_cast<size_t>(d.n * 4 * d.h));
     kernels::gemm(false, true, d.n, 4 * d.h, d.k, in(out, 1).data<T>(), d.k, in(out, 3).data<T>(), d.k, a.data());
-    const T* gi = in(out, 0).data<T>();
+    const T* gi = in(out, 0).data<T>() + out.attrs.ints[1] * 4 * d.h;
     const T* c = in(out, 2).data<T>() + d.off;
     T* po = out.data<T>();
     parallel_for(d.n, row_grain(d.h), [&](int64_t r0, int64_t r1) {
@@ -156,14 +158,18 @@ void LstmCell_forward(Node& out) {
     });
   });
 }
-// d gi = the gates' gradient G; d h = G @ w_hh; d w_hh = G^T h; d state = dc * f at c's columns.
+// d gi = the gates' gradient G at the step's rows (as a slice's gradient, so a layer's steps
+// are gathered into one embed_sum); d h = G @ w_hh; d w_hh = G^T h; d state = dc * f at c's columns.
 std::vector<Tensor> LstmCell_backward(const Tensor& out, const Tensor& g, const std::vector<bool>& needs) {
   const Tensor h = input(out, 1), state = input(out, 2), w = input(out, 3);
   const int64_t off = out->attrs.ints[0];
   std::vector<Tensor> r(4);
   if (needs[0] || needs[1] || needs[3]) {
     const Tensor gates = lstm_cell_backward(g, out, state, off);
-    if (needs[0]) r[0] = gates;
+    const Tensor gi = input(out, 0);
+    if (needs[0])
+      r[0] = gi.shape()[0] == gates.shape()[0] ? gates
+                                               : embed(gates, gi.shape(), {out->attrs.ints[1], 0}, {1, 1}, 0.0);
     if (needs[1]) r[1] = matmul(gates, w);
     if (needs[3]) r[3] = matmul_t(gates, h, true, false);
   }

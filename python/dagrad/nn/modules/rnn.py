@@ -28,10 +28,11 @@ def _rnn_step(act):
     return step
 
 
-def _lstm_step(gi, h, state, c_offset, w_hh, w_hr=None):
-    """One fused step (Note [Fused LSTM cell] in csrc/dagrad/ops/rnn.cpp): gi carries both biases;
-    the cell state is read from ``state`` at column ``c_offset``. Returns (h', packed output)."""
-    out = _core.lstm_cell(gi, h, state, w_hh, c_offset)
+def _lstm_step(gi, gi_row, h, state, c_offset, w_hh, w_hr=None):
+    """One fused step (Note [Fused LSTM cell] in csrc/dagrad/ops/rnn.cpp): the step's input
+    projection is rows [gi_row, gi_row + batch) of gi and carries both biases; the cell state is
+    read from ``state`` at column ``c_offset``. Returns (h', packed output)."""
+    out = _core.lstm_cell(gi, h, state, w_hh, c_offset, gi_row)
     h = out[:, :w_hh.shape[0] // 4]
     if w_hr is not None:
         h = F.linear(h, w_hr)
@@ -192,18 +193,19 @@ class RNNBase(Module):
                 # An LSTM's fused step adds no bias of its own: gi carries b_ih + b_hh.
                 b_in = b_ih + b_hh if is_lstm and b_ih is not None else b_ih
                 gis = F.linear(seq.reshape(seq_len * batch, seq.shape[2]), w_ih, b_in)
-                gis = [g.squeeze(0) for g in gis.reshape(seq_len, batch, -1).split(1, 0)]
                 order = range(seq_len - 1, -1, -1) if direction == 1 else range(seq_len)
                 if is_lstm:
-                    # The first step reads c_0 itself, every later step c' from the previous packed output.
+                    # Each step reads its rows of gis in place. The first step reads c_0 itself,
+                    # every later step c' from the previous packed output.
                     state, c_offset = c0s[k].squeeze(0), 0
                     for t in order:
-                        h, state = _lstm_step(gis[t], h, state, c_offset, w_hh, w_hr)
+                        h, state = _lstm_step(gis, t * batch, h, state, c_offset, w_hh, w_hr)
                         c_offset = self.hidden_size
                         ys[t] = h
                     h_n.append(h)
                     c_n.append(state[:, c_offset:c_offset + self.hidden_size] if c_offset else state)
                 else:
+                    gis = [g.squeeze(0) for g in gis.reshape(seq_len, batch, -1).split(1, 0)]
                     for t in order:
                         h = step(gis[t], h, w_hh, b_hh)
                         ys[t] = h
@@ -393,7 +395,7 @@ class LSTMCell(RNNCellBase):
     def forward(self, input, hx=None):
         input, (h, c), batched = self._prepare(input, hx, 2)
         bias = self.bias_ih + self.bias_hh if self.bias else None
-        h, out = _lstm_step(F.linear(input, self.weight_ih, bias), h, c, 0, self.weight_hh)
+        h, out = _lstm_step(F.linear(input, self.weight_ih, bias), 0, h, c, 0, self.weight_hh)
         c = out[:, self.hidden_size:2 * self.hidden_size]
         return (h, c) if batched else (h.squeeze(0), c.squeeze(0))
 

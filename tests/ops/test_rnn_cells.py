@@ -185,7 +185,7 @@ def test_products_of_other_shapes_are_summed_as_before():
     w = g.standard_normal((4, 3))
     a, b = g.standard_normal((2, 3)), g.standard_normal((3, 3))
     wd, wt = dagrad.tensor(w, requires_grad=True), torch.tensor(w, requires_grad=True)
-    for W, lib, F, T in ((wd, dagrad, DF, dagrad.tensor), (wt, torch, torch.nn.functional, torch.tensor)):
+    for W, F, T in ((wd, DF, dagrad.tensor), (wt, torch.nn.functional, torch.tensor)):
         (F.linear(T(a), W).sin().sum() + F.linear(T(b), W).cos().sum() + (W * W).sum()).backward()
     assert_same(wd.grad, wt.grad, TOL64, "gradient of w")
 

@@ -68,7 +68,7 @@ void lstm_row(const T* a, const T* gi, const T* c, T* o, int64_t H) {
   map2(gi + 2 * H, a + 2 * H, act + 2 * H, H, th);
   map2(gi + 3 * H, a + 3 * H, act + 3 * H, H, sig);
   lstm_c_update(act + H, c, act, act + 2 * H, o + H, H);
-  map1(o + H, o + 6 * H, H, fn::Tanh());                                      // tanh(c')
+  map1(o + H, o + 6 * H, H, fn::Tanh());                               // tanh(c')
   map2(act + 3 * H, o + 6 * H, o, H, [](T x, T y) { return x * y; });  // h' = o tanh(c')
 }
 
@@ -103,14 +103,17 @@ DAGRAD_SIMD_CLONES void lstm_backward_row(const T* __restrict d, const T* __rest
 // dc_prev = dc * f
 template <class T>
 DAGRAD_SIMD_CLONES void lstm_state_row(const T* __restrict d, const T* __restrict o, T* __restrict dc, int64_t H) {
-  for (int64_t j = 0; j < H; ++j) dc[j] = lstm_dc(d[j], d[H + j], d[6 * H + j], o[5 * H + j], o[6 * H + j]) * o[3 * H + j];
+  for (int64_t j = 0; j < H; ++j)
+    dc[j] = lstm_dc(d[j], d[H + j], d[6 * H + j], o[5 * H + j], o[6 * H + j]) * o[3 * H + j];
 }
 
 void check_lstm_grad_inputs(const char* op, const Tensor& dout, const Tensor& out) {
   if (out.ndim() != 2 || out.shape()[1] % 7 != 0 || dout.shape() != out.shape() || dout.dtype() != out.dtype() ||
       !is_floating(out.dtype()))
-    throw ShapeError(std::string(op) + ": expected a gradient and an lstm_cell output of one floating dtype and one "
-                     "shape (N, 7H), got shapes " + shape_str(dout.shape()) + " and " + shape_str(out.shape()));
+    throw ShapeError(std::string(op) +
+                     ": expected a gradient and an lstm_cell output of one floating dtype and one "
+                     "shape (N, 7H), got shapes " +
+                     shape_str(dout.shape()) + " and " + shape_str(out.shape()));
 }
 
 }  // namespace
@@ -119,8 +122,7 @@ void check_lstm_grad_inputs(const char* op, const Tensor& dout, const Tensor& ou
 Tensor lstm_cell(const Tensor& gi, const Tensor& h, const Tensor& state, const Tensor& w_hh, int64_t c_offset,
                  int64_t gi_row) {
   if (w_hh.ndim() != 2 || w_hh.shape()[0] % 4 != 0 || w_hh.shape()[0] == 0)
-    throw ShapeError("lstm_cell: w_hh must be 2-d (4 * hidden_size, features), got shape " +
-                     shape_str(w_hh.shape()));
+    throw ShapeError("lstm_cell: w_hh must be 2-d (4 * hidden_size, features), got shape " + shape_str(w_hh.shape()));
   const int64_t H = w_hh.shape()[0] / 4, K = w_hh.shape()[1];
   if (h.ndim() != 2 || h.shape()[1] != K)
     throw ShapeError("lstm_cell: h of shape " + shape_str(h.shape()) + " does not fit w_hh of shape " +
@@ -168,8 +170,7 @@ std::vector<Tensor> LstmCell_backward(const Tensor& out, const Tensor& g, const 
     const Tensor gates = lstm_cell_backward(g, out, state, off);
     const Tensor gi = input(out, 0);
     if (needs[0])
-      r[0] = gi.shape()[0] == gates.shape()[0] ? gates
-                                               : embed(gates, gi.shape(), {out->attrs.ints[1], 0}, {1, 1}, 0.0);
+      r[0] = gi.shape()[0] == gates.shape()[0] ? gates : embed(gates, gi.shape(), {out->attrs.ints[1], 0}, {1, 1}, 0.0);
     if (needs[1]) r[1] = matmul(gates, w);
     if (needs[3]) r[3] = matmul_t(gates, h, true, false);
   }

@@ -77,7 +77,9 @@
   /* Recurrent cells (ops/rnn.cpp, Note [Fused LSTM cell]) */ \
   X(LstmCell, "lstm_cell", rnn)                                \
   X(LstmCellBackward, "lstm_cell_backward", rnn)               \
-  X(LstmCellStateBackward, "lstm_cell_state_backward", rnn)
+  X(LstmCellStateBackward, "lstm_cell_state_backward", rnn)   \
+  X(GruCell, "gru_cell", rnn)                                  \
+  X(GruCellBackward, "gru_cell_backward", rnn)
 
 // clang-format on
 

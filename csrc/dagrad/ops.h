@@ -138,6 +138,14 @@ Tensor lstm_cell_backward(const Tensor& dout, const Tensor& out, const Tensor& s
 /// @brief The gradient of lstm_cell's state input (N, state_width): zero but at c's columns.
 Tensor lstm_cell_state_backward(const Tensor& dout, const Tensor& out, int64_t state_width, int64_t c_offset);
 
+/// @brief One GRU step (PyTorch's formula): rows [gi_row, gi_row + N) of gi (M, 3H) the step's
+/// input projection, h (N, H), w_hh (3H, H), b_hn (H) or undefined. Returns (N, 5H) =
+/// [h' | r | z | n | h @ w_hn^T + b_hn] (Note [Fused GRU cell]).
+Tensor gru_cell(const Tensor& gi, const Tensor& h, const Tensor& w_hh, const Tensor& b_hn, int64_t gi_row = 0);
+/// @brief gru_cell's gradients from the output's gradient dout, the output and h: mode 0 that
+/// of gi's pre-activations (N, 3H), 1 that of the hidden product's (N, 3H), 2 h's direct term.
+Tensor gru_cell_backward(const Tensor& dout, const Tensor& out, const Tensor& h, int64_t mode);
+
 // User-defined ops (ops/custom.cpp).
 /// @brief An op defined outside the op list: its forward computes `out` (allocate with
 /// alloc_output, or share an input's storage) from its inputs; its backward, if any, returns

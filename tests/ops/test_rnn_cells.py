@@ -1,7 +1,8 @@
-"""The fused LSTM step (Note [Fused LSTM cell]) and the one-GEMM weight gradient over time steps
-(Note [Sums of products over time]): against PyTorch in float64 (forward, every input's gradient
-through every output block), gradcheck, nn.LSTM / nn.LSTMCell with initial states against
-torch.nn, compiled steps, and the same bits at 1 to 8 threads with fusion on and off."""
+"""The fused LSTM and GRU steps (Notes [Fused LSTM cell], [Fused GRU cell]) and the one-GEMM
+weight gradient over time steps (Note [Sums of products over time]): against PyTorch in float64
+(forward, every input's gradient through every output block), gradcheck, nn.LSTM / nn.GRU and
+their cells with initial states against torch.nn, compiled steps, and the same bits at 1 to 8
+threads with fusion on and off."""
 import numpy as np
 import pytest
 import torch
@@ -88,7 +89,54 @@ def test_lstm_cell_second_order_raises_a_clear_error():
         dgi.sum().backward()
 
 
-# ----------------------------------------------------------------------------- nn.LSTM / LSTMCell
+def torch_gru_cell(row, n):
+    """PyTorch's GRU step with torch ops (r applied to W_hn h + b_hn), packed as gru_cell packs it."""
+    def f(gi, h, w, b=None):
+        gh = h @ w.T
+        gi_r, gi_z, gi_n = gi[row:row + n].chunk(3, 1)
+        gh_r, gh_z, gh_n = gh.chunk(3, 1)
+        if b is not None:
+            gh_n = gh_n + b
+        r, z = (gi_r + gh_r).sigmoid(), (gi_z + gh_z).sigmoid()
+        nn_ = (gi_n + r * gh_n).tanh()
+        return torch.cat([nn_ + z * (h - nn_), r, z, nn_, gh_n], 1)
+    return f
+
+
+@pytest.mark.parametrize("n,h,rows,row,bias", [(3, 4, 3, 0, True), (2, 3, 6, 4, False), (1, 2, 1, 0, True),
+                                               (4, 5, 8, 2, True)])
+def test_gru_cell_matches_torch_and_gradcheck(n, h, rows, row, bias):
+    shapes = [(rows, 3 * h), (n, h), (3 * h, h)] + ([(h,)] if bias else [])
+    helper_test_op(shapes, torch_gru_cell(row, n),
+                   lambda gi, hh, w, b=None: dagrad._core.gru_cell(gi, hh, w, b, row), seed=n + row)
+
+
+def test_gru_cell_errors_name_the_shapes():
+    z = lambda *s: dagrad.zeros(*s)  # noqa: E731
+    cell = dagrad._core.gru_cell
+    with pytest.raises(ValueError, match=r"w_hh must be 2-d \(3 \* hidden_size, hidden_size\), got shape \(8, 2\)"):
+        cell(z(2, 6), z(2, 2), z(8, 2), None, 0)
+    with pytest.raises(ValueError, match=r"h of shape \(2, 3\) does not fit w_hh of shape \(6, 2\)"):
+        cell(z(2, 6), z(2, 3), z(6, 2), None, 0)
+    with pytest.raises(ValueError, match=r"gi of shape \(4, 6\) has no rows \[3, 5\)"):
+        cell(z(4, 6), z(2, 2), z(6, 2), None, 3)
+    with pytest.raises(ValueError, match=r"b_hn of shape \(6,\) is not \(2,\)"):
+        cell(z(2, 6), z(2, 2), z(6, 2), z(6), 0)
+    with pytest.raises(TypeError, match="one floating dtype, got float32, float32, float64"):
+        cell(z(2, 6), z(2, 2), z(6, 2).double(), None, 0)
+    assert cell(z(2, 6), z(2, 2), z(6, 2), z(2), 0).shape == (2, 10)
+
+
+def test_gru_cell_second_order_raises_a_clear_error():
+    g = np.random.default_rng(0)
+    gi, h, w = (dagrad.tensor(g.standard_normal(s), requires_grad=True) for s in [(2, 6), (2, 2), (6, 2)])
+    out = dagrad._core.gru_cell(gi, h, w, None, 0)
+    (dh,) = dagrad.autograd.grad((out * out).sum(), [h], create_graph=True)
+    with pytest.raises(RuntimeError, match="gradient of a GRU step's gradient"):
+        dh.sum().backward()
+
+
+# ----------------------------------------------------------------------------- nn.LSTM / GRU / cells
 
 def _load(d, t):
     d.load_state_dict({k: dagrad.tensor(v.detach().numpy()) for k, v in t.state_dict().items()})
@@ -127,6 +175,56 @@ def test_lstm_outputs_and_all_gradients_match_torch(kw, shape, states):
     dl.backward()
     for name, a, b in zip(("output", "h_n", "c_n"), (dout, dh, dc), (tout, th, tc)):
         assert_same(a, b, TOL64, name)
+    for i, (a, b) in enumerate(zip(din, tin)):
+        assert_same(a.grad, b.grad, TOL64, f"gradient of input {i}")
+    dparams = dict(d.named_parameters())
+    for name, p in t.named_parameters():
+        assert_same(dparams[name].grad, p.grad, TOL64, f"gradient of {name}")
+
+
+@pytest.mark.parametrize("kw,shape,states", [
+    (dict(), (5, 3, 4), True),
+    (dict(num_layers=2, batch_first=True), (2, 6, 4), False),
+    (dict(num_layers=2, bidirectional=True), (4, 3, 4), True),
+    (dict(bias=False, bidirectional=True, batch_first=True), (3, 5, 4), True),
+    (dict(), (7, 4), True),  # unbatched
+])
+def test_gru_outputs_and_all_gradients_match_torch(kw, shape, states):
+    t = torch.nn.GRU(4, 6, dtype=torch.float64, **kw)
+    d = nn.GRU(4, 6, dtype=dagrad.float64, **kw)
+    _load(d, t)
+    g = np.random.default_rng(len(shape) + 3 * len(kw))
+    D, L = (2 if kw.get("bidirectional") else 1), kw.get("num_layers", 1)
+    lead = (D * L,) if len(shape) == 2 else (D * L, shape[0] if kw.get("batch_first") else shape[1])
+    arrays = [g.standard_normal(shape)] + ([g.standard_normal(lead + (6,)) * 0.5] if states else [])
+    tin = [torch.tensor(a, requires_grad=True) for a in arrays]
+    din = [dagrad.tensor(a, requires_grad=True) for a in arrays]
+    touts, douts = t(*tin), d(*din)
+    Rs = [g.standard_normal(tuple(o.shape)) for o in touts]
+    sum(((o * torch.tensor(r)).sum() for o, r in zip(touts, Rs))).backward()
+    ((douts[0] * dagrad.tensor(Rs[0])).sum() + (douts[1] * dagrad.tensor(Rs[1])).sum()).backward()
+    for name, a, b in zip(("output", "h_n"), douts, touts):
+        assert_same(a, b, TOL64, name)
+    for i, (a, b) in enumerate(zip(din, tin)):
+        assert_same(a.grad, b.grad, TOL64, f"gradient of input {i}")
+    dparams = dict(d.named_parameters())
+    for name, p in t.named_parameters():
+        assert_same(dparams[name].grad, p.grad, TOL64, f"gradient of {name}")
+
+
+@pytest.mark.parametrize("bias", [True, False])
+def test_gru_cell_module_gradients_match_torch(bias):
+    t, d = torch.nn.GRUCell(3, 5, bias=bias, dtype=torch.float64), nn.GRUCell(3, 5, bias=bias, dtype=dagrad.float64)
+    _load(d, t)
+    g = np.random.default_rng(3)
+    arrays = [g.standard_normal((4, 3)), g.standard_normal((4, 5))]
+    tin = [torch.tensor(a, requires_grad=True) for a in arrays]
+    din = [dagrad.tensor(a, requires_grad=True) for a in arrays]
+    r = g.standard_normal((4, 5))
+    th, dh = t(*tin), d(*din)
+    (th * torch.tensor(r)).sum().backward()
+    (dh * dagrad.tensor(r)).sum().backward()
+    assert_same(dh, th, TOL64, "h")
     for i, (a, b) in enumerate(zip(din, tin)):
         assert_same(a.grad, b.grad, TOL64, f"gradient of input {i}")
     dparams = dict(d.named_parameters())
@@ -192,14 +290,15 @@ def test_products_of_other_shapes_are_summed_as_before():
 
 # ----------------------------------------------------------------------------- compile, threads
 
-def _lstm_train_grads(threads, dtype, fused, compiled=False):
+def _rnn_train_grads(threads, dtype, fused, compiled=False):
     dagrad.set_num_threads(threads)
     dagrad._core._set_fusion_enabled(fused)
     dagrad.manual_seed(0)
     net = nn.LSTM(5, 16, num_layers=2, bidirectional=True, dtype=dtype)
     head = nn.Linear(32, 3, dtype=dtype)
     cell = nn.RNN(5, 8, dtype=dtype)
-    params = list(net.parameters()) + list(head.parameters()) + list(cell.parameters())
+    gru = nn.GRU(5, 8, num_layers=2, batch_first=True, dtype=dtype)
+    params = [*net.parameters(), *head.parameters(), *cell.parameters(), *gru.parameters()]
     g = np.random.default_rng(1)
     x = dagrad.tensor(g.standard_normal((12, 6, 5)), dtype=dtype)
     y = dagrad.tensor(g.integers(0, 3, size=6))
@@ -208,7 +307,7 @@ def _lstm_train_grads(threads, dtype, fused, compiled=False):
         for p in params:
             p.grad = None
         out, _ = net(x)
-        loss = DF.cross_entropy(head(out[-1]), y) + cell(x)[0].tanh().mean()
+        loss = DF.cross_entropy(head(out[-1]), y) + cell(x)[0].tanh().mean() + gru(x)[1].sin().sum()
         loss.backward()
         return loss
 
@@ -218,22 +317,22 @@ def _lstm_train_grads(threads, dtype, fused, compiled=False):
 
 
 @pytest.mark.parametrize("dtype", [dagrad.float32, dagrad.float64], ids=["float32", "float64"])
-def test_lstm_step_is_bitwise_the_same_at_1_to_8_threads_fused_or_not(dtype, restore_threads):
+def test_rnn_steps_are_bitwise_the_same_at_1_to_8_threads_fused_or_not(dtype, restore_threads):
     prev = dagrad._core._fusion_enabled()
     try:
-        ref = _lstm_train_grads(1, dtype, True)
+        ref = _rnn_train_grads(1, dtype, True)
         assert all(np.isfinite(r).all() for r in ref)
         for fused in (True, False):
             for n in (1, 2, 4, 8):
-                for a, b in zip(ref, _lstm_train_grads(n, dtype, fused)):
+                for a, b in zip(ref, _rnn_train_grads(n, dtype, fused)):
                     assert a.tobytes() == b.tobytes(), f"differs at {n} threads, fusion {fused}"
     finally:
         dagrad._core._set_fusion_enabled(prev)
 
 
-def test_compiled_lstm_step_matches_eager(restore_threads):
-    eager = _lstm_train_grads(1, dagrad.float64, True)
+def test_compiled_rnn_step_matches_eager(restore_threads):
+    eager = _rnn_train_grads(1, dagrad.float64, True)
     for n in (1, 2):
-        compiled = _lstm_train_grads(n, dagrad.float64, True, compiled=True)
+        compiled = _rnn_train_grads(n, dagrad.float64, True, compiled=True)
         for a, b in zip(eager, compiled):
             np.testing.assert_allclose(b, a, rtol=1e-12, atol=1e-14)

@@ -1,4 +1,5 @@
-// Recurrent cells: the fused LSTM step (Note [Fused LSTM cell]) and its two gradient kernels.
+// Recurrent cells: the fused LSTM step (Note [Fused LSTM cell]) and GRU step (Note [Fused GRU
+// cell]), each with the kernels of its gradient.
 #include <algorithm>
 #include <cstdint>
 #include <string>
@@ -246,6 +247,169 @@ std::vector<Tensor> LstmCellStateBackward_backward(const Tensor&, const Tensor&,
   throw RuntimeError(
       "lstm_cell_state_backward: the gradient of an LSTM step's gradient (create_graph=True through nn.LSTM or "
       "nn.LSTMCell) is not implemented");
+}
+
+// Note [Fused GRU cell]
+// ~~~~~~~~~~~~~~~~~~~~~
+// gru_cell(gi, h, w_hh, b_hn) is one GRU step in PyTorch's formula: with gh = h @ w_hh^T and the
+// step's rows of gi carrying b_ih (and b_hh's r and z parts, which the layer folds in),
+//   r = sigmoid(gi_r + gh_r), z = sigmoid(gi_z + gh_z),
+//   n = tanh(gi_n + r * (gh_n + b_hn)),  h' = n + z * (h - n)  (= (1 - z) n + z h, ATen's order).
+// b_hn stays inside the cell because r multiplies it. The output packs
+//   [h' | r | z | n | gh_n + b_hn]  (N, 5H),
+// what backward needs (Note [Fused LSTM cell] for the layout's reasons). Backward is one kernel,
+// gru_cell_backward, with three modes: the gradient of gi's pre-activations, that of the hidden
+// product's (they differ in the n block by the factor r), and h's direct term dh' * z, to
+// which the product (d gh) @ w_hh is added.
+namespace {
+template <class T>
+DAGRAD_SIMD_CLONES void gru_tail(const T* __restrict gin, const T* __restrict ghn, const T* __restrict r,
+                                 const T* __restrict z, const T* __restrict h, T* __restrict n, T* __restrict hn,
+                                 int64_t H) {
+  for (int64_t j = 0; j < H; ++j) {
+    n[j] = fn::Tanh()(gin[j] + r[j] * ghn[j]);
+    hn[j] = n[j] + z[j] * (h[j] - n[j]);
+  }
+}
+
+// a = the hidden product's row (3H), gi = the input projection's row, b = b_hn or null, h = the
+// previous h, o = the packed output row (5H).
+template <class T>
+void gru_row(T* a, const T* gi, const T* b, const T* h, T* o, int64_t H) {
+  const auto sig = [](T x, T y) { return fn::Sigmoid()(x + y); };
+  map2(gi, a, o + H, 2 * H, sig);  // r, z
+  T* ghn = o + 4 * H;
+  if (b)
+    map2(a + 2 * H, b, ghn, H, [](T x, T y) { return x + y; });
+  else
+    std::copy(a + 2 * H, a + 3 * H, ghn);
+  gru_tail(gi + 2 * H, ghn, o + H, o + 2 * H, h, o + 3 * H, o, H);
+}
+
+// The gradients of the pre-activations: dr, dz, dn (of gi_n; that of gh_n is dn * r).
+template <class T>
+DAGRAD_SIMD_CLONES void gru_backward_row(const T* __restrict d, const T* __restrict o, const T* __restrict h,
+                                         T* __restrict gr, T* __restrict gz, T* __restrict gn, int64_t H, bool hidden) {
+  for (int64_t j = 0; j < H; ++j) {
+    const T dh = d[j], r = o[H + j], z = o[2 * H + j], n = o[3 * H + j], ghn = o[4 * H + j];
+    const T dn = d[3 * H + j] + dh * (T(1) - z);  // h' = n + z (h - n)
+    const T dz = d[2 * H + j] + dh * (h[j] - n);
+    const T an = dn * (T(1) - n * n);  // tanh' = 1 - y^2
+    const T dr = d[H + j] + an * ghn;  // n = tanh(gi_n + r * ghn)
+    gr[j] = dr * (r * (T(1) - r));     // sigmoid' = y (1 - y)
+    gz[j] = dz * (z * (T(1) - z));
+    gn[j] = hidden ? d[4 * H + j] + an * r : an;
+  }
+}
+
+template <class T>
+DAGRAD_SIMD_CLONES void gru_direct_row(const T* __restrict d, const T* __restrict o, T* __restrict dh, int64_t H) {
+  for (int64_t j = 0; j < H; ++j) dh[j] = d[j] * o[2 * H + j];  // d h'/d h, directly: z
+}
+}  // namespace
+
+// ---- gru_cell (attrs.ints = {gi_row}) --------------------------------------------------------
+Tensor gru_cell(const Tensor& gi, const Tensor& h, const Tensor& w_hh, const Tensor& b_hn, int64_t gi_row) {
+  if (w_hh.ndim() != 2 || w_hh.shape()[0] != 3 * w_hh.shape()[1] || w_hh.shape()[1] == 0)
+    throw ShapeError("gru_cell: w_hh must be 2-d (3 * hidden_size, hidden_size), got shape " + shape_str(w_hh.shape()));
+  const int64_t H = w_hh.shape()[1];
+  if (h.ndim() != 2 || h.shape()[1] != H)
+    throw ShapeError("gru_cell: h of shape " + shape_str(h.shape()) + " does not fit w_hh of shape " +
+                     shape_str(w_hh.shape()) + " (expected (N, " + std::to_string(H) + "))");
+  const int64_t N = h.shape()[0];
+  if (gi.ndim() != 2 || gi_row < 0 || gi.shape()[0] - N < gi_row || gi.shape()[1] != 3 * H)
+    throw ShapeError("gru_cell: gi of shape " + shape_str(gi.shape()) + " has no rows [" + std::to_string(gi_row) +
+                     ", " + std::to_string(gi_row + N) + ") of " + std::to_string(3 * H) + " columns for h of shape " +
+                     shape_str(h.shape()));
+  if (b_hn.defined() && (b_hn.ndim() != 1 || b_hn.shape()[0] != H))
+    throw ShapeError("gru_cell: b_hn of shape " + shape_str(b_hn.shape()) + " is not (" + std::to_string(H) + ",)");
+  const DType dt = gi.dtype();
+  if (!is_floating(dt) || h.dtype() != dt || w_hh.dtype() != dt || (b_hn.defined() && b_hn.dtype() != dt))
+    throw TypeError(std::string("gru_cell: expected gi, h, w_hh and b_hn of one floating dtype, got ") +
+                    dtype_name(dt) + ", " + dtype_name(h.dtype()) + ", " + dtype_name(w_hh.dtype()) +
+                    (b_hn.defined() ? std::string(", ") + dtype_name(b_hn.dtype()) : std::string()));
+  OpAttrs a;
+  a.ints = {gi_row};
+  std::vector<Tensor> ins = {gi, h, w_hh};
+  if (b_hn.defined()) ins.push_back(b_hn);
+  return make_op(OpKind::GruCell, ins, {N, 5 * H}, dt, std::move(a));
+}
+void GruCell_forward(Node& out) {
+  alloc_output(out);
+  const int64_t N = out.shape[0], H = out.shape[1] / 5;
+  DAGRAD_DISPATCH_FLOAT(out.dtype, "gru_cell", {
+    std::vector<T> a(static_cast<size_t>(N * 3 * H));
+    const T* h = in(out, 1).data<T>();
+    kernels::gemm(false, true, N, 3 * H, H, h, H, in(out, 2).data<T>(), H, a.data());
+    const T* gi = in(out, 0).data<T>() + out.attrs.ints[0] * 3 * H;
+    const T* b = out.inputs.size() > 3 ? in(out, 3).data<T>() : nullptr;
+    T* po = out.data<T>();
+    parallel_for(N, std::max<int64_t>(1, kElementGrain / std::max<int64_t>(1, 5 * H)), [&](int64_t r0, int64_t r1) {
+      for (int64_t r = r0; r < r1; ++r)
+        gru_row<T>(a.data() + r * 3 * H, gi + r * 3 * H, b, h + r * H, po + r * 5 * H, H);
+    });
+  });
+}
+// d gi = the pre-activations' gradient at the step's rows; with G = that of the hidden product:
+// d h = G @ w_hh + dh' * z, d w_hh = G^T h, d b_hn = G_n summed over the batch.
+std::vector<Tensor> GruCell_backward(const Tensor& out, const Tensor& g, const std::vector<bool>& needs) {
+  const Tensor gi = input(out, 0), h = input(out, 1), w = input(out, 2);
+  const int64_t H = out.shape()[1] / 5;
+  std::vector<Tensor> r(out->inputs.size());
+  if (needs[0]) {
+    const Tensor dgi = gru_cell_backward(g, out, h, 0);
+    r[0] = gi.shape()[0] == dgi.shape()[0] ? dgi : embed(dgi, gi.shape(), {out->attrs.ints[0], 0}, {1, 1}, 0.0);
+  }
+  const bool bias = r.size() > 3 && needs[3];
+  if (needs[1] || needs[2] || bias) {
+    const Tensor dgh = gru_cell_backward(g, out, h, 1);
+    if (needs[1]) r[1] = add(matmul(dgh, w), gru_cell_backward(g, out, h, 2));
+    if (needs[2]) r[2] = matmul_t(dgh, h, true, false);
+    if (bias) r[3] = sum(slice(dgh, 1, 2 * H, 3 * H), {0});
+  }
+  return r;
+}
+
+// ---- gru_cell_backward (attrs.ints = {mode}: 0 d gi, 1 d gh, 2 h's direct term) -------------
+Tensor gru_cell_backward(const Tensor& dout, const Tensor& out, const Tensor& h, int64_t mode) {
+  if (out.ndim() != 2 || out.shape()[1] % 5 != 0 || dout.shape() != out.shape() || dout.dtype() != out.dtype() ||
+      !is_floating(out.dtype()) || h.ndim() != 2 || h.shape()[0] != out.shape()[0] ||
+      h.shape()[1] * 5 != out.shape()[1] || h.dtype() != out.dtype())
+    throw ShapeError(
+        "gru_cell_backward: expected a gradient and a gru_cell output of one floating dtype and one "
+        "shape (N, 5H) and h (N, H), got shapes " +
+        shape_str(dout.shape()) + ", " + shape_str(out.shape()) + " and " + shape_str(h.shape()));
+  if (mode < 0 || mode > 2) throw ValueError("gru_cell_backward: mode must be 0, 1 or 2, got " + std::to_string(mode));
+  OpAttrs a;
+  a.ints = {mode};
+  const int64_t N = out.shape()[0], H = h.shape()[1];
+  return make_op(OpKind::GruCellBackward, {dout, out, h}, {N, mode == 2 ? H : 3 * H}, out.dtype(), std::move(a));
+}
+void GruCellBackward_forward(Node& out) {
+  alloc_output(out);
+  const Node& o = in(out, 1);
+  const int64_t N = o.shape[0], H = o.shape[1] / 5, mode = out.attrs.ints[0];
+  DAGRAD_DISPATCH_FLOAT(out.dtype, "gru_cell_backward", {
+    const T* pd = in(out, 0).data<T>();
+    const T* po = o.data<T>();
+    const T* ph = in(out, 2).data<T>();
+    T* pg = out.data<T>();
+    parallel_for(N, std::max<int64_t>(1, kElementGrain / std::max<int64_t>(1, 5 * H)), [&](int64_t r0, int64_t r1) {
+      for (int64_t r = r0; r < r1; ++r) {
+        if (mode == 2) {
+          gru_direct_row<T>(pd + r * 5 * H, po + r * 5 * H, pg + r * H, H);
+        } else {
+          T* g = pg + r * 3 * H;
+          gru_backward_row<T>(pd + r * 5 * H, po + r * 5 * H, ph + r * H, g, g + H, g + 2 * H, H, mode == 1);
+        }
+      }
+    });
+  });
+}
+std::vector<Tensor> GruCellBackward_backward(const Tensor&, const Tensor&, const std::vector<bool>&) {
+  throw RuntimeError(
+      "gru_cell_backward: the gradient of a GRU step's gradient (create_graph=True through nn.GRU or nn.GRUCell) "
+      "is not implemented");
 }
 
 }  // namespace dagrad

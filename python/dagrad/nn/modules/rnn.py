@@ -39,14 +39,18 @@ def _lstm_step(gi, gi_row, h, state, c_offset, w_hh, w_hr=None):
     return h, out
 
 
-def _gru_step(gi, h, w_hh, b_hh):
-    gh = F.linear(h, w_hh, b_hh)
-    i_r, i_z, i_n = gi.chunk(3, 1)
-    h_r, h_z, h_n = gh.chunk(3, 1)
-    r = (i_r + h_r).sigmoid()
-    z = (i_z + h_z).sigmoid()
-    n = (i_n + r * h_n).tanh()
-    return n + z * (h - n)  # = (1 - z) * n + z * h, in ATen's order of operations
+def _gru_biases(b_ih, b_hh, hidden):
+    """(the input projection's bias, b_hn): b_hh's r and z parts join b_ih; b_hn stays in the
+    cell, where r multiplies it (Note [Fused GRU cell] in csrc/dagrad/ops/rnn.cpp)."""
+    if b_ih is None:
+        return None, None
+    two = 2 * hidden
+    return _tensor.cat([b_ih[:two] + b_hh[:two], b_ih[two:]], 0), b_hh[two:]
+
+
+def _gru_step(gi, gi_row, h, w_hh, b_hn):
+    """One fused GRU step on rows [gi_row, gi_row + batch) of gi; returns h'."""
+    return _core.gru_cell(gi, h, w_hh, b_hn, gi_row)[:, :w_hh.shape[1]]
 
 
 class RNNBase(Module):
@@ -122,9 +126,7 @@ class RNNBase(Module):
             return _rnn_step(F.tanh)
         if self.mode == "RNN_RELU":
             return _rnn_step(F.relu)
-        if self.mode == "GRU":
-            return _gru_step
-        return None  # LSTM: the fused step, _lstm_step
+        return None  # LSTM and GRU: fused steps, _lstm_step and _gru_step
 
     def _check_input(self, input, batched):
         expected = 3 if batched else 2
@@ -191,7 +193,13 @@ class RNNBase(Module):
                 ys = [None] * seq_len
                 # The input projection of every step in one GEMM, off the recurrence's critical path.
                 # An LSTM's fused step adds no bias of its own: gi carries b_ih + b_hh.
-                b_in = b_ih + b_hh if is_lstm and b_ih is not None else b_ih
+                b_hn = None
+                if is_lstm and b_ih is not None:
+                    b_in = b_ih + b_hh
+                elif self.mode == "GRU":
+                    b_in, b_hn = _gru_biases(b_ih, b_hh, self.hidden_size)
+                else:
+                    b_in = b_ih
                 gis = F.linear(seq.reshape(seq_len * batch, seq.shape[2]), w_ih, b_in)
                 order = range(seq_len - 1, -1, -1) if direction == 1 else range(seq_len)
                 if is_lstm:
@@ -204,6 +212,11 @@ class RNNBase(Module):
                         ys[t] = h
                     h_n.append(h)
                     c_n.append(state[:, c_offset:c_offset + self.hidden_size] if c_offset else state)
+                elif self.mode == "GRU":
+                    for t in order:
+                        h = _gru_step(gis, t * batch, h, w_hh, b_hn)
+                        ys[t] = h
+                    h_n.append(h)
                 else:
                     gis = [g.squeeze(0) for g in gis.reshape(seq_len, batch, -1).split(1, 0)]
                     for t in order:
@@ -414,5 +427,6 @@ class GRUCell(RNNCellBase):
 
     def forward(self, input, hx=None):
         input, (h,), batched = self._prepare(input, hx, 1)
-        out = _gru_step(self._gi(input), h, self.weight_hh, self.bias_hh)
+        b_in, b_hn = _gru_biases(self.bias_ih, self.bias_hh, self.hidden_size)
+        out = _gru_step(F.linear(input, self.weight_ih, b_in), 0, h, self.weight_hh, b_hn)
         return out if batched else out.squeeze(0)

@@ -127,6 +127,9 @@ Tensor avg_pool2d_adjoint(const Tensor& g, const std::vector<int64_t>& size, con
                           bool count_include_pad);
 
 // Recurrent cells (ops/rnn.cpp, Note [Fused LSTM cell]).
+/// @brief One Elman step: act(rows [gi_row, gi_row + N) of gi (M, H) + h (N, K) @ w_hh^T), act
+/// tanh, or relu when `relu`.
+Tensor rnn_cell(const Tensor& gi, const Tensor& h, const Tensor& w_hh, int64_t gi_row = 0, bool relu = false);
 /// @brief One LSTM step: rows [gi_row, gi_row + N) of gi (M, 4H) the step's input projection with
 /// both biases, h (N, K), the cell state c at columns [c_offset, c_offset + H) of state (N, S),
 /// w_hh (4H, K). Returns (N, 7H) = [h' | c' | i | f | g | o | tanh(c')].

@@ -1,7 +1,7 @@
-"""The fused LSTM and GRU steps (Notes [Fused LSTM cell], [Fused GRU cell]) and the one-GEMM
+"""The fused Elman, LSTM and GRU steps (Notes [Fused LSTM cell], [Fused GRU cell]) and the one-GEMM
 weight gradient over time steps (Note [Sums of products over time]): against PyTorch in float64
-(forward, every input's gradient through every output block), gradcheck, nn.LSTM / nn.GRU and
-their cells with initial states against torch.nn, compiled steps, and the same bits at 1 to 8
+(forward, every input's gradient through every output block), gradcheck, nn.RNN / LSTM / GRU
+and their cells with initial states against torch.nn, compiled steps, and the same bits at 1 to 8
 threads with fusion on and off."""
 import numpy as np
 import pytest
@@ -11,6 +11,29 @@ import dagrad
 import dagrad.nn.functional as DF
 from dagrad import nn
 from torch_helpers import TOL64, assert_same, helper_test_op, to_np
+
+
+@pytest.mark.parametrize("relu", [False, True])
+@pytest.mark.parametrize("n,h,k,rows,row", [(3, 4, 4, 3, 0), (2, 3, 5, 6, 2), (1, 2, 2, 4, 3)])
+def test_rnn_cell_matches_torch_and_gradcheck(relu, n, h, k, rows, row):
+    def ref(gi, hh, w):
+        pre = gi[row:row + n] + hh @ w.T
+        return pre.relu() if relu else pre.tanh()
+    helper_test_op([(rows, h), (n, k), (h, k)], ref, lambda gi, hh, w: dagrad._core.rnn_cell(gi, hh, w, row, relu),
+                   kinks=(0.0,), seed=n + row + relu)
+
+
+def test_rnn_cell_errors_name_the_shapes():
+    z = lambda *s: dagrad.zeros(*s)  # noqa: E731
+    cell = dagrad._core.rnn_cell
+    with pytest.raises(ValueError, match=r"w_hh must be 2-d \(hidden_size, features\), got shape \(3,\)"):
+        cell(z(2, 3), z(2, 3), z(3), 0, False)
+    with pytest.raises(ValueError, match=r"h of shape \(2, 4\) does not fit w_hh of shape \(3, 3\)"):
+        cell(z(2, 3), z(2, 4), z(3, 3), 0, False)
+    with pytest.raises(ValueError, match=r"gi of shape \(3, 3\) has no rows \[2, 4\) of 3 columns"):
+        cell(z(3, 3), z(2, 3), z(3, 3), 2, False)
+    with pytest.raises(TypeError, match="one floating dtype, got float64, float32, float32"):
+        cell(z(2, 3).double(), z(2, 3), z(3, 3), 0, True)
 
 
 def torch_lstm_cell(c_offset):
@@ -225,6 +248,29 @@ def test_gru_cell_module_gradients_match_torch(bias):
     (th * torch.tensor(r)).sum().backward()
     (dh * dagrad.tensor(r)).sum().backward()
     assert_same(dh, th, TOL64, "h")
+    for i, (a, b) in enumerate(zip(din, tin)):
+        assert_same(a.grad, b.grad, TOL64, f"gradient of input {i}")
+    dparams = dict(d.named_parameters())
+    for name, p in t.named_parameters():
+        assert_same(dparams[name].grad, p.grad, TOL64, f"gradient of {name}")
+
+
+@pytest.mark.parametrize("kw", [dict(), dict(nonlinearity="relu", num_layers=2, batch_first=True),
+                                dict(bidirectional=True, bias=False)])
+def test_rnn_initial_state_and_all_gradients_match_torch(kw):
+    t, d = torch.nn.RNN(4, 6, dtype=torch.float64, **kw), nn.RNN(4, 6, dtype=dagrad.float64, **kw)
+    _load(d, t)
+    g = np.random.default_rng(9)
+    L = kw.get("num_layers", 1) * (2 if kw.get("bidirectional") else 1)
+    arrays = [g.standard_normal((5, 3, 4)), g.standard_normal((L, 5 if kw.get("batch_first") else 3, 6)) * 0.5]
+    tin = [torch.tensor(a, requires_grad=True) for a in arrays]
+    din = [dagrad.tensor(a, requires_grad=True) for a in arrays]
+    touts, douts = t(*tin), d(*din)
+    Rs = [g.standard_normal(tuple(o.shape)) for o in touts]
+    sum(((o * torch.tensor(r)).sum() for o, r in zip(touts, Rs))).backward()
+    ((douts[0] * dagrad.tensor(Rs[0])).sum() + (douts[1] * dagrad.tensor(Rs[1])).sum()).backward()
+    for name, a, b in zip(("output", "h_n"), douts, touts):
+        assert_same(a, b, TOL64, name)
     for i, (a, b) in enumerate(zip(din, tin)):
         assert_same(a.grad, b.grad, TOL64, f"gradient of input {i}")
     dparams = dict(d.named_parameters())

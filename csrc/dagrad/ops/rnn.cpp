@@ -1,5 +1,5 @@
-// Recurrent cells: the fused LSTM step (Note [Fused LSTM cell]) and GRU step (Note [Fused GRU
-// cell]), each with the kernels of its gradient.
+// Recurrent cells: the fused Elman, LSTM (Note [Fused LSTM cell]) and GRU (Note [Fused GRU cell])
+// steps, each with the kernels of its gradient.
 #include <algorithm>
 #include <cstdint>
 #include <string>
@@ -13,6 +13,59 @@
 #include "dagrad/ops.h"
 
 namespace dagrad {
+
+// ---- rnn_cell (attrs.ints = {gi_row, relu}) -------------------------------------------------
+// One Elman step, act(gi[gi_row:gi_row + N] + h @ w_hh^T) with act tanh or relu, in one node: the
+// hidden product, the step's rows of the input projection (which carries both biases) and the
+// nonlinearity. Its gradient is the activation's (from the output alone: tanh' = 1 - y^2, and
+// relu's y > 0 exactly where its input was), then the same products as linear's.
+Tensor rnn_cell(const Tensor& gi, const Tensor& h, const Tensor& w_hh, int64_t gi_row, bool relu) {
+  if (w_hh.ndim() != 2)
+    throw ShapeError("rnn_cell: w_hh must be 2-d (hidden_size, features), got shape " + shape_str(w_hh.shape()));
+  const int64_t H = w_hh.shape()[0], K = w_hh.shape()[1];
+  if (h.ndim() != 2 || h.shape()[1] != K)
+    throw ShapeError("rnn_cell: h of shape " + shape_str(h.shape()) + " does not fit w_hh of shape " +
+                     shape_str(w_hh.shape()) + " (expected (N, " + std::to_string(K) + "))");
+  const int64_t N = h.shape()[0];
+  if (gi.ndim() != 2 || gi_row < 0 || gi.shape()[0] - N < gi_row || gi.shape()[1] != H)
+    throw ShapeError("rnn_cell: gi of shape " + shape_str(gi.shape()) + " has no rows [" + std::to_string(gi_row) +
+                     ", " + std::to_string(gi_row + N) + ") of " + std::to_string(H) + " columns for h of shape " +
+                     shape_str(h.shape()));
+  const DType dt = gi.dtype();
+  if (!is_floating(dt) || h.dtype() != dt || w_hh.dtype() != dt)
+    throw TypeError(std::string("rnn_cell: expected gi, h and w_hh of one floating dtype, got ") + dtype_name(dt) +
+                    ", " + dtype_name(h.dtype()) + ", " + dtype_name(w_hh.dtype()));
+  OpAttrs a;
+  a.ints = {gi_row, relu ? 1 : 0};
+  return make_op(OpKind::RnnCell, {gi, h, w_hh}, {N, H}, dt, std::move(a));
+}
+void RnnCell_forward(Node& out) {
+  alloc_output(out);
+  const Node& w = in(out, 2);
+  const int64_t N = out.shape[0], H = w.shape[0], K = w.shape[1];
+  DAGRAD_DISPATCH_FLOAT(out.dtype, "rnn_cell", {
+    T* po = out.data<T>();
+    kernels::gemm(false, true, N, H, K, in(out, 1).data<T>(), K, w.data<T>(), K, po);
+    const T* gi = in(out, 0).data<T>() + out.attrs.ints[0] * H;
+    const bool relu = out.attrs.ints[1];
+    parallel_for(N * H, kElementGrain, [&](int64_t i0, int64_t i1) {
+      if (relu)
+        map2_inplace(po + i0, gi + i0, i1 - i0, [](T x, T y) { return fn::Relu()(x + y); });
+      else
+        map2_inplace(po + i0, gi + i0, i1 - i0, [](T x, T y) { return fn::Tanh()(x + y); });
+    });
+  });
+}
+std::vector<Tensor> RnnCell_backward(const Tensor& out, const Tensor& g, const std::vector<bool>& needs) {
+  const Tensor gi = input(out, 0), h = input(out, 1), w = input(out, 2);
+  const Tensor pre = out->attrs.ints[1] ? relu_backward(g, out) : tanh_backward(g, out);
+  std::vector<Tensor> r(3);
+  if (needs[0])
+    r[0] = gi.shape()[0] == pre.shape()[0] ? pre : embed(pre, gi.shape(), {out->attrs.ints[0], 0}, {1, 1}, 0.0);
+  if (needs[1]) r[1] = matmul(pre, w);
+  if (needs[2]) r[2] = matmul_t(pre, h, true, false);
+  return r;
+}
 
 // Note [Fused LSTM cell]
 // ~~~~~~~~~~~~~~~~~~~~~~

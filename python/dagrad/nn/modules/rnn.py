@@ -1,13 +1,18 @@
 """Recurrent layers: ``RNN``, ``LSTM``, ``GRU`` and their one-step cells.
 
-Note [RNNs are unrolled into the graph]: a recurrent layer records one small subgraph per
-time step, so backward through time is ordinary backward through the unrolled graph. The
+Note [RNNs are unrolled into the graph]: a recurrent layer records one node per time step,
+so backward through time is ordinary backward through the unrolled graph. The
 input-to-hidden products do not depend on the recurrence: a layer computes them for all steps
-in one GEMM, (L*N, F) @ W_ih^T, ahead of the chain of hidden-to-hidden steps (PyTorch does the
-same), and its weight gradient is one GEMM too; the result is split into its L steps, whose
-gradients autodiff gathers back with one embed_sum (O(L*N*G), not one zero-padded copy per
-step). The two directions of a bidirectional layer run side by side. A layer's per-step
-outputs are stacked into the next layer's (L, N, H) input.
+in one GEMM, (L*N, F) @ W_ih^T, with both biases (b_ih + b_hh; a GRU keeps b_hn, which r
+multiplies, in the step), ahead of the chain of hidden-to-hidden steps (PyTorch does the same),
+and its weight gradient is one GEMM too. Each step is one fused node (rnn_cell, lstm_cell,
+gru_cell in csrc/dagrad/ops/rnn.cpp: the hidden product, the nonlinearities and, for an LSTM,
+the cell update; Notes [Fused LSTM cell] and [Fused GRU cell]) that reads its rows of the
+input projection in place; their gradients are gathered back with one embed_sum (O(L*N*G), not
+one zero-padded copy per step), and w_hh's per-step gradients are summed as one GEMM over all
+steps (Note [Sums of products over time] in autodiff.cpp). The two directions of a
+bidirectional layer run side by side. A layer's per-step outputs are stacked into the next
+layer's (L, N, H) input.
 
 Parameter names, shapes, gate order (LSTM: i, f, g, o; GRU: r, z, n) and the initialisation
 U(-1/sqrt(hidden_size), 1/sqrt(hidden_size)) are PyTorch's, so state_dicts are interchangeable.
@@ -22,10 +27,9 @@ from .module import Module
 _GATES = {"RNN_TANH": 1, "RNN_RELU": 1, "LSTM": 4, "GRU": 3}
 
 
-def _rnn_step(act):
-    def step(gi, h, w_hh, b_hh):
-        return act(gi + F.linear(h, w_hh, b_hh))
-    return step
+def _rnn_step(gi, gi_row, h, w_hh, relu):
+    """One fused Elman step on rows [gi_row, gi_row + batch) of gi, which carries both biases."""
+    return _core.rnn_cell(gi, h, w_hh, gi_row, relu)
 
 
 def _lstm_step(gi, gi_row, h, state, c_offset, w_hh, w_hr=None):
@@ -121,13 +125,6 @@ class RNNBase(Module):
         w_hr = get("weight_hr") if self.proj_size > 0 else None
         return w_ih, w_hh, b_ih, b_hh, w_hr
 
-    def _step(self):
-        if self.mode == "RNN_TANH":
-            return _rnn_step(F.tanh)
-        if self.mode == "RNN_RELU":
-            return _rnn_step(F.relu)
-        return None  # LSTM and GRU: fused steps, _lstm_step and _gru_step
-
     def _check_input(self, input, batched):
         expected = 3 if batched else 2
         if input.ndim != expected:
@@ -178,7 +175,6 @@ class RNNBase(Module):
                 self._check_hidden(c0, c_shape, "cell")
         h0s = h0.split(1, 0)
         c0s = c0.split(1, 0) if is_lstm else None
-        step = self._step()
 
         # The sequence enters each layer as one (L, N, features) tensor and leaves it as a list
         # of (N, features) steps: see Note [RNNs are unrolled into the graph].
@@ -194,12 +190,10 @@ class RNNBase(Module):
                 # The input projection of every step in one GEMM, off the recurrence's critical path.
                 # An LSTM's fused step adds no bias of its own: gi carries b_ih + b_hh.
                 b_hn = None
-                if is_lstm and b_ih is not None:
-                    b_in = b_ih + b_hh
-                elif self.mode == "GRU":
+                if self.mode == "GRU":
                     b_in, b_hn = _gru_biases(b_ih, b_hh, self.hidden_size)
                 else:
-                    b_in = b_ih
+                    b_in = b_ih + b_hh if b_ih is not None else None
                 gis = F.linear(seq.reshape(seq_len * batch, seq.shape[2]), w_ih, b_in)
                 order = range(seq_len - 1, -1, -1) if direction == 1 else range(seq_len)
                 if is_lstm:
@@ -218,9 +212,9 @@ class RNNBase(Module):
                         ys[t] = h
                     h_n.append(h)
                 else:
-                    gis = [g.squeeze(0) for g in gis.reshape(seq_len, batch, -1).split(1, 0)]
+                    relu = self.mode == "RNN_RELU"
                     for t in order:
-                        h = step(gis[t], h, w_hh, b_hh)
+                        h = _rnn_step(gis, t * batch, h, w_hh, relu)
                         ys[t] = h
                     h_n.append(h)
                 outs.append(ys)
@@ -365,8 +359,6 @@ class RNNCellBase(Module):
                                        f"{(input.shape[0], self.hidden_size)}")
         return input, states, batched
 
-    def _gi(self, input):
-        return F.linear(input, self.weight_ih, self.bias_ih)
 
 
 class RNNCell(RNNCellBase):
@@ -387,8 +379,8 @@ class RNNCell(RNNCellBase):
 
     def forward(self, input, hx=None):
         input, (h,), batched = self._prepare(input, hx, 1)
-        act = F.tanh if self.nonlinearity == "tanh" else F.relu
-        out = _rnn_step(act)(self._gi(input), h, self.weight_hh, self.bias_hh)
+        bias = self.bias_ih + self.bias_hh if self.bias else None
+        out = _rnn_step(F.linear(input, self.weight_ih, bias), 0, h, self.weight_hh, self.nonlinearity == "relu")
         return out if batched else out.squeeze(0)
 
 

@@ -10,7 +10,7 @@ import torch
 import dagrad
 import dagrad.nn.functional as DF
 from dagrad import nn
-from torch_helpers import TOL64, assert_same, helper_test_op, to_np
+from torch_helpers import TOL64, assert_same, check_double_backward, helper_test_op, to_np
 
 
 @pytest.mark.parametrize("relu", [False, True])
@@ -103,13 +103,12 @@ def test_lstm_cell_errors_name_the_shapes():
     assert cell(z(2, 8), z(2, 2), z(2, 2), z(8, 2), 0, 0).shape == (2, 14)  # still usable
 
 
-def test_lstm_cell_second_order_raises_a_clear_error():
-    g = np.random.default_rng(0)
-    gi, h, c, w = (dagrad.tensor(g.standard_normal(s), requires_grad=True) for s in [(2, 8), (2, 2), (2, 2), (8, 2)])
-    out = dagrad._core.lstm_cell(gi, h, c, w, 0, 0)
-    (dgi,) = dagrad.autograd.grad((out * out).sum(), [gi], create_graph=True)
-    with pytest.raises(RuntimeError, match="gradient of an LSTM step's gradient"):
-        dgi.sum().backward()
+@pytest.mark.parametrize("off,width", [(0, 2), (2, 14)])
+def test_lstm_cell_second_order_against_finite_differences(off, width):
+    # Under create_graph the rule emits differentiable ops (Note [Fused cells under create_graph]).
+    g = np.random.default_rng(off)
+    arrays = [g.standard_normal(s) for s in [(2, 8), (2, 3), (2, width), (8, 3)]]
+    check_double_backward(lambda gi, h, st, w: dagrad._core.lstm_cell(gi, h, st, w, off, 0), arrays)
 
 
 def torch_gru_cell(row, n):
@@ -150,13 +149,36 @@ def test_gru_cell_errors_name_the_shapes():
     assert cell(z(2, 6), z(2, 2), z(6, 2), z(2), 0).shape == (2, 10)
 
 
-def test_gru_cell_second_order_raises_a_clear_error():
-    g = np.random.default_rng(0)
-    gi, h, w = (dagrad.tensor(g.standard_normal(s), requires_grad=True) for s in [(2, 6), (2, 2), (6, 2)])
-    out = dagrad._core.gru_cell(gi, h, w, None, 0)
-    (dh,) = dagrad.autograd.grad((out * out).sum(), [h], create_graph=True)
-    with pytest.raises(RuntimeError, match="gradient of a GRU step's gradient"):
-        dh.sum().backward()
+@pytest.mark.parametrize("bias", [True, False])
+def test_gru_cell_second_order_against_finite_differences(bias):
+    g = np.random.default_rng(5)
+    arrays = [g.standard_normal(s) for s in [(4, 6), (2, 2), (6, 2)] + ([(2,)] if bias else [])]
+    check_double_backward(lambda gi, h, w, b=None: dagrad._core.gru_cell(gi, h, w, b, 2), arrays)
+
+
+@pytest.mark.parametrize("relu", [False, True])
+def test_rnn_cell_second_order_against_finite_differences(relu):
+    g = np.random.default_rng(6)
+    arrays = [g.standard_normal(s) + 0.3 for s in [(3, 3), (3, 2), (3, 2)]]
+    check_double_backward(lambda gi, h, w: dagrad._core.rnn_cell(gi, h, w, 0, relu), arrays)
+
+
+@pytest.mark.parametrize("mode", ["LSTM", "GRU", "RNN"])
+def test_layers_second_order_match_torch(mode):
+    # A gradient penalty through a 2-layer layer: d/dparams of |d loss / d x|^2, as PyTorch's.
+    t = getattr(torch.nn, mode)(3, 4, num_layers=2, dtype=torch.float64)
+    d = getattr(nn, mode)(3, 4, num_layers=2, dtype=dagrad.float64)
+    _load(d, t)
+    x = np.random.default_rng(2).standard_normal((5, 2, 3))
+    tx, dx = torch.tensor(x, requires_grad=True), dagrad.tensor(x, requires_grad=True)
+    (tg,) = torch.autograd.grad(t(tx)[0].sin().sum(), [tx], create_graph=True)
+    (dgr,) = dagrad.autograd.grad(d(dx)[0].sin().sum(), [dx], create_graph=True)
+    assert_same(dgr, tg, TOL64, "first gradient")
+    (tg * tg).sum().backward()
+    (dgr * dgr).sum().backward()
+    dparams = dict(d.named_parameters())
+    for name, p in t.named_parameters():
+        assert_same(dparams[name].grad, p.grad, TOL64, f"second-order gradient of {name}")
 
 
 # ----------------------------------------------------------------------------- nn.LSTM / GRU / cells

@@ -214,21 +214,46 @@ void LstmCell_forward(Node& out) {
     });
   });
 }
+// Note [Fused cells under create_graph]: the gradient kernels (lstm_cell_backward and its
+// kin) are first-order only. Under create_graph (grad mode on while backward builds its graph)
+// a cell's rule emits the same formulas as ordinary differentiable ops on the blocks of the
+// packed output instead; every block is differentiable, so gradients of gradients are exact.
+namespace {
+Tensor block(const Tensor& t, int64_t k, int64_t H) { return slice(t, 1, k * H, (k + 1) * H); }
+
+// The gates' pre-activation gradient and dc (before the factor f), as ordinary ops.
+std::pair<Tensor, Tensor> lstm_gates_composite(const Tensor& d, const Tensor& o, const Tensor& c, int64_t H) {
+  auto b = [&](const Tensor& t, int64_t k) { return block(t, k, H); };
+  const Tensor one = scalar_like(o, 1.0);
+  const Tensor i = b(o, 2), f = b(o, 3), g = b(o, 4), og = b(o, 5), tc = b(o, 6), dh = b(d, 0);
+  const Tensor dc = b(d, 1) + (b(d, 6) + dh * og) * (one - tc * tc);
+  const Tensor gates = cat({(b(d, 2) + dc * g) * (i * (one - i)), (b(d, 3) + dc * c) * (f * (one - f)),
+                            (b(d, 4) + dc * i) * (one - g * g), (b(d, 5) + dh * tc) * (og * (one - og))},
+                           1);
+  return {gates, dc};
+}
+}  // namespace
+
 // d gi = the gates' gradient G at the step's rows (as a slice's gradient, so a layer's steps
 // are gathered into one embed_sum); d h = G @ w_hh; d w_hh = G^T h; d state = dc * f at c's columns.
 std::vector<Tensor> LstmCell_backward(const Tensor& out, const Tensor& g, const std::vector<bool>& needs) {
   const Tensor h = input(out, 1), state = input(out, 2), w = input(out, 3);
   const int64_t off = out->attrs.ints[0];
   std::vector<Tensor> r(4);
+  const int64_t H = out.shape()[1] / 7;
+  std::pair<Tensor, Tensor> composite;  // Note [Fused cells under create_graph]
+  if (GradMode::is_enabled()) composite = lstm_gates_composite(g, out, slice(state, 1, off, off + H), H);
   if (needs[0] || needs[1] || needs[3]) {
-    const Tensor gates = lstm_cell_backward(g, out, state, off);
+    const Tensor gates = composite.first.defined() ? composite.first : lstm_cell_backward(g, out, state, off);
     const Tensor gi = input(out, 0);
     if (needs[0])
       r[0] = gi.shape()[0] == gates.shape()[0] ? gates : embed(gates, gi.shape(), {out->attrs.ints[1], 0}, {1, 1}, 0.0);
     if (needs[1]) r[1] = matmul(gates, w);
     if (needs[3]) r[3] = matmul_t(gates, h, true, false);
   }
-  if (needs[2]) r[2] = lstm_cell_state_backward(g, out, state.shape()[1], off);
+  if (needs[2])
+    r[2] = composite.second.defined() ? embed(composite.second * block(out, 3, H), state.shape(), {0, off}, {1, 1}, 0.0)
+                                      : lstm_cell_state_backward(g, out, state.shape()[1], off);
   return r;
 }
 
@@ -263,8 +288,8 @@ void LstmCellBackward_forward(Node& out) {
 }
 std::vector<Tensor> LstmCellBackward_backward(const Tensor&, const Tensor&, const std::vector<bool>&) {
   throw RuntimeError(
-      "lstm_cell_backward: the gradient of an LSTM step's gradient (create_graph=True through nn.LSTM or "
-      "nn.LSTMCell) is not implemented");
+      "lstm_cell_backward: this kernel is first-order only; a gradient built under create_graph=True uses "
+      "differentiable ops instead (Note [Fused cells under create_graph])");
 }
 
 // ---- lstm_cell_state_backward (attrs.ints = {c_offset, state width}): dc_prev at c's columns --
@@ -298,8 +323,8 @@ void LstmCellStateBackward_forward(Node& out) {
 }
 std::vector<Tensor> LstmCellStateBackward_backward(const Tensor&, const Tensor&, const std::vector<bool>&) {
   throw RuntimeError(
-      "lstm_cell_state_backward: the gradient of an LSTM step's gradient (create_graph=True through nn.LSTM or "
-      "nn.LSTMCell) is not implemented");
+      "lstm_cell_state_backward: this kernel is first-order only; a gradient built under create_graph=True "
+      "uses differentiable ops instead (Note [Fused cells under create_graph])");
 }
 
 // Note [Fused GRU cell]
@@ -409,14 +434,27 @@ std::vector<Tensor> GruCell_backward(const Tensor& out, const Tensor& g, const s
   const Tensor gi = input(out, 0), h = input(out, 1), w = input(out, 2);
   const int64_t H = out.shape()[1] / 5;
   std::vector<Tensor> r(out->inputs.size());
+  // The three kernels' formulas as ordinary ops under create_graph (Note [Fused cells under create_graph]).
+  Tensor c_dgi, c_dgh, c_direct;
+  if (GradMode::is_enabled()) {
+    auto b = [&](const Tensor& t, int64_t k) { return block(t, k, H); };
+    const Tensor one = scalar_like(out, 1.0);
+    const Tensor dh = b(g, 0), rr = b(out, 1), z = b(out, 2), n = b(out, 3), ghn = b(out, 4);
+    const Tensor an = (b(g, 3) + dh * (one - z)) * (one - n * n);
+    const Tensor ar = (b(g, 1) + an * ghn) * (rr * (one - rr));
+    const Tensor az = (b(g, 2) + dh * (h - n)) * (z * (one - z));
+    c_dgi = cat({ar, az, an}, 1);
+    c_dgh = cat({ar, az, b(g, 4) + an * rr}, 1);
+    c_direct = dh * z;
+  }
   if (needs[0]) {
-    const Tensor dgi = gru_cell_backward(g, out, h, 0);
+    const Tensor dgi = c_dgi.defined() ? c_dgi : gru_cell_backward(g, out, h, 0);
     r[0] = gi.shape()[0] == dgi.shape()[0] ? dgi : embed(dgi, gi.shape(), {out->attrs.ints[0], 0}, {1, 1}, 0.0);
   }
   const bool bias = r.size() > 3 && needs[3];
   if (needs[1] || needs[2] || bias) {
-    const Tensor dgh = gru_cell_backward(g, out, h, 1);
-    if (needs[1]) r[1] = add(matmul(dgh, w), gru_cell_backward(g, out, h, 2));
+    const Tensor dgh = c_dgh.defined() ? c_dgh : gru_cell_backward(g, out, h, 1);
+    if (needs[1]) r[1] = add(matmul(dgh, w), c_direct.defined() ? c_direct : gru_cell_backward(g, out, h, 2));
     if (needs[2]) r[2] = matmul_t(dgh, h, true, false);
     if (bias) r[3] = sum(slice(dgh, 1, 2 * H, 3 * H), {0});
   }
@@ -461,8 +499,8 @@ void GruCellBackward_forward(Node& out) {
 }
 std::vector<Tensor> GruCellBackward_backward(const Tensor&, const Tensor&, const std::vector<bool>&) {
   throw RuntimeError(
-      "gru_cell_backward: the gradient of a GRU step's gradient (create_graph=True through nn.GRU or nn.GRUCell) "
-      "is not implemented");
+      "gru_cell_backward: this kernel is first-order only; a gradient built under create_graph=True uses "
+      "differentiable ops instead (Note [Fused cells under create_graph])");
 }
 
 }  // namespace dagrad

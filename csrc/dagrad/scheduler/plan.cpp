@@ -20,6 +20,15 @@ double node_cost(const Node& n) {
       return 2.0 * static_cast<double>(n.numel()) * k;
     }
     case OpKind::Linear: return 2.0 * static_cast<double>(n.numel()) * static_cast<double>(n.inputs[1].node->shape[1]);
+    case OpKind::LstmCell: {  // the hidden product (N, K) @ (K, 4H), then 7H elements a row
+      const double k = static_cast<double>(n.inputs[3].node->shape[1]);
+      return static_cast<double>(n.numel()) * (1.0 + 8.0 * k / 7.0);
+    }
+    case OpKind::RnnCell: return static_cast<double>(n.numel()) * (1.0 + 2.0 * n.inputs[2].node->shape[1]);
+    case OpKind::GruCell: {  // the hidden product (N, H) @ (H, 3H), then 5H elements a row
+      const double k = static_cast<double>(n.inputs[1].node->shape[1]);
+      return static_cast<double>(n.numel()) * (1.0 + 6.0 * k / 5.0);
+    }
     case OpKind::Custom: return n.attrs.custom->cost;
     case OpKind::Reshape:
     case OpKind::Detach: return 1.0;
@@ -54,6 +63,9 @@ bool splits(const Node& n, double cost) {
       return cost >= kMinSplitFlops && (n.numel() / std::max<int64_t>(1, m * n.shape.back()) >= 2 || m >= 256);
     }
     case OpKind::Linear: return cost >= kMinSplitFlops && n.numel() / std::max<int64_t>(1, n.shape.back()) >= 256;
+    case OpKind::RnnCell:
+    case OpKind::LstmCell:
+    case OpKind::GruCell: return cost >= kMinSplitFlops && n.shape[0] >= 256;
     default: return !no_split[static_cast<size_t>(n.op)] && cost >= kMinSplitElements;
   }
 }

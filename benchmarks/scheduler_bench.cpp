@@ -138,8 +138,8 @@ double time_serial(const Dag& d, int64_t iters) {
 // storage (empty nodes allocate nothing). There is one such storage per worker thread: a single
 // one for all would put every node's reference-count increment on one cache line that both
 // cores write, a cost of the benchmark rather than of the scheduler. Returns {run,
-// build+run+free} seconds.
-std::pair<double, double> time_dagrad(const Dag& d, int64_t iters, int threads) {
+// build+run+free} seconds; `pooled` is set when the run went to the worker pool.
+std::pair<double, double> time_dagrad(const Dag& d, int64_t iters, int threads, bool& pooled) {
   set_num_threads(threads);
   auto op = std::make_shared<CustomOp>();
   op->name = "bench";
@@ -164,6 +164,7 @@ std::pair<double, double> time_dagrad(const Dag& d, int64_t iters, int threads) 
     auto r0 = Clock::now();
     realize(outs);
     run_s = std::chrono::duration<double>(Clock::now() - r0).count();
+    pooled = last_run_stats().parallel;
   }
   double total = std::chrono::duration<double>(Clock::now() - t0).count();
   return {run_s, total};
@@ -316,8 +317,10 @@ int main(int argc, char** argv) {
                            wide(1000, std::max(1, n / 1000), 7)};
   std::printf("dagrad scheduler benchmark: %d cores, best of %d rounds, ~1us body = %lld spin iterations\n",
               omp_get_num_procs(), rounds, static_cast<long long>(g_spin_iters));
-  std::printf("%-22s %-6s %8s %12s %20s %14s %20s %20s\n", "graph", "body", "threads", "serial ns/n", "dagrad run",
-              "dagrad b+r+f", "omp-task", "tbb-flow");
+  // "on pool": in how many rounds dagrad's run went to the worker pool (Note [Serial or parallel
+  // run] and Note [Measured node cost] in scheduler/run.cpp decide).
+  std::printf("%-22s %-6s %8s %12s %20s %14s %8s %20s %20s\n", "graph", "body", "threads", "serial ns/n", "dagrad run",
+              "dagrad b+r+f", "on pool", "omp-task", "tbb-flow");
   for (const Dag& d : dags) {
     if (!only_graph.empty() && d.name.rfind(only_graph, 0) != 0) continue;
     const double nn = static_cast<double>(d.parents.size());
@@ -331,12 +334,15 @@ int main(int argc, char** argv) {
       for (int t = 1; t <= max_threads; t *= 2) ts.push_back(t);
       const size_t nt = ts.size();
       std::vector<std::vector<double>> run(nt), total(nt), omp(nt), tbb(nt);
+      std::vector<int> pooled(nt, 0);
       std::vector<double> serial;
       const LoadMeter load;
       for (int r = 0; r < rounds; ++r) {
         if (!dagrad_only) serial.push_back(time_serial(d, iters));
         for (size_t k = 0; k < nt; ++k) {
-          auto [a, b] = time_dagrad(d, iters, ts[k]);
+          bool on_pool = false;
+          auto [a, b] = time_dagrad(d, iters, ts[k], on_pool);
+          pooled[k] += on_pool;
           run[k].push_back(a);
           total[k].push_back(b);
           if (dagrad_only) continue;
@@ -366,9 +372,11 @@ int main(int argc, char** argv) {
         return buf;
       };
       for (size_t k = 0; k < nt; ++k) {
-        std::printf("%-22s %-6s %8d %12s %20s %14s %20s %20s\n", d.name.c_str(), body ? "1us" : "empty", ts[k],
+        const std::string on_pool = std::to_string(pooled[k]) + "/" + std::to_string(run[k].size());
+        std::printf("%-22s %-6s %8d %12s %20s %14s %8s %20s %20s\n", d.name.c_str(), body ? "1us" : "empty", ts[k],
                     best(serial).c_str(), (best(run[k]) + speedup(run, k)).c_str(), best(total[k]).c_str(),
-                    (best(omp[k]) + speedup(omp, k)).c_str(), (best(tbb[k]) + speedup(tbb, k)).c_str());
+                    on_pool.c_str(), (best(omp[k]) + speedup(omp, k)).c_str(),
+                    (best(tbb[k]) + speedup(tbb, k)).c_str());
       }
       const double other = load.other_cores();
       if (other >= 0)

@@ -8,8 +8,6 @@
 
 namespace dagrad::scheduler {
 
-namespace {
-
 // Rough work of a node: flops for products, elements touched otherwise (see
 // Note [Serial or parallel run]).
 double node_cost(const Node& n) {
@@ -30,6 +28,8 @@ double node_cost(const Node& n) {
     }
   }
 }
+
+namespace {
 
 // Whether n's kernel splits its work over the thread budget when it runs alone (Note [Thread
 // budget]) with enough work per thread to gain from it: products split by batch or by blocks

@@ -66,6 +66,10 @@ struct Run {
 /// once the walk sees that two nodes could be ready at once.
 void collect(const std::vector<Tensor>& targets, uint64_t mark, Run& run, bool edges);
 
+/// @brief Rough work of a node, in the scheduler's cost unit (Note [Serial or parallel run]).
+/// Reads the node's inputs: call it before they are released.
+double node_cost(const Node& n);
+
 /// @brief Adds node n (whose run_index is set, and whose in-run parents are linked already) to
 /// the run's edge lists and costs.
 void link(Run& run, Node* n, uint64_t mark);

@@ -205,12 +205,14 @@ inline void release_inputs(Node& n) {
 }
 
 // The pool half of Note [Scheduler: wait, execute, propagate].
-void run_parallel(Run& run, std::vector<std::atomic<int32_t>>& pending, int threads, RunStats& stats) {
+// `seeds` are the nodes ready at the start, `count` the nodes left to run.
+void run_parallel(Run& run, std::vector<std::atomic<int32_t>>& pending, const std::vector<int32_t>& seeds, size_t count,
+                  int threads, RunStats& stats) {
   ReadyLists lists(threads, get_schedule() == Schedule::Parallel);
   // Every worker reads `cancelled` once per node and writes `remaining` when it runs out of
   // continuation work: each on a cache line of its own, so that neither the other one nor the
   // frame's other locals move a line between cores for every node.
-  alignas(64) std::atomic<int64_t> remaining{static_cast<int64_t>(run.order.size())};
+  alignas(64) std::atomic<int64_t> remaining{static_cast<int64_t>(count)};
   alignas(64) std::atomic<bool> cancelled{false};
   alignas(64) std::mutex err_mutex;
   std::exception_ptr first_error;
@@ -221,8 +223,8 @@ void run_parallel(Run& run, std::vector<std::atomic<int32_t>>& pending, int thre
     const int tid = omp_get_thread_num(), nt = omp_get_num_threads();
     const Exec x(run);
     const uint8_t* const fuse_flags = run.fusion.any ? run.fusion.flags.data() : nullptr;
-    const size_t nr = run.roots.size();
-    lists.seed(tid, run.roots.data() + nr * tid / nt, run.roots.data() + nr * (tid + 1) / nt);
+    const size_t nr = seeds.size();
+    lists.seed(tid, seeds.data() + nr * tid / nt, seeds.data() + nr * (tid + 1) / nt);
 #pragma omp barrier
     lists.arrive(tid);
     int64_t done_here = 0, unflushed = 0;
@@ -279,11 +281,11 @@ void run_parallel(Run& run, std::vector<std::atomic<int32_t>>& pending, int thre
   if (first_error) std::rethrow_exception(first_error);
 }
 
-void run_serial(const Run& run) {
+// Runs order[begin, end) on the calling thread, in order (parents first).
+void run_serial(const Run& run, size_t begin, size_t end) {
   const Exec x(run);
   if (run.fusion.any) {
-    const size_t n = run.order.size();
-    for (size_t i = 0; i < n; ++i) {
+    for (size_t i = begin; i < end; ++i) {
       const uint8_t f = run.fusion.flags[i];
       if (f & fusion::kAbsorbed) continue;  // computed by its group's root
       Node* node = run.order[i];
@@ -294,13 +296,52 @@ void run_serial(const Run& run) {
       if (run.release_inputs) release_inputs(*node);
     }
   } else if (run.release_inputs) {
-    for (Node* node : run.order) {
-      execute(*node, x, 0);
-      release_inputs(*node);
+    for (size_t i = begin; i < end; ++i) {
+      execute(*run.order[i], x, 0);
+      release_inputs(*run.order[i]);
     }
   } else {
-    for (Node* node : run.order) execute(*node, x, 0);
+    for (size_t i = begin; i < end; ++i) execute(*run.order[i], x, 0);
   }
+}
+
+// Note [Measured node cost]
+// ~~~~~~~~~~~~~~~~~~~~~~~~~
+// Node costs are estimates (elements, flops, or whatever a custom op declares), and the pool
+// costs real time per node: two atomics per edge, a ready list, and a cache line crossing
+// between cores for most handoffs, some 50-150 ns a node on this host's 2 cores. A run of nodes
+// cheaper than that is slower on two threads than on one (issue #14: 0.75-0.99x with empty
+// nodes), whatever the estimate said. So where the estimate says the pool but also says the
+// nodes are small (a mean cost under kProbeBelowCost), the calling thread first runs the
+// run's head serially, in order, for at most kProbeNodes nodes or kProbeNs, and times it.
+// That gives the host's nanoseconds per cost unit for this run; with it the mean node costs
+// an estimated ns_per_unit * T / n. Under kMinPoolNodeNs the rest of the run stays on the
+// calling thread; otherwise the pool takes over where the probe stopped (its pending counts
+// start with the probed parents already subtracted). Heavy runs never probe, so they never
+// lose more than kProbeNs of overlap; either way the results are the same bits.
+constexpr double kProbeBelowCost = 1e4, kMinPoolNodeNs = 500;
+constexpr size_t kProbeNodes = 32;
+constexpr int64_t kProbeNs = 5000;
+
+// Runs the head of the run serially and times it (Note [Measured node cost]). Returns how many
+// nodes it ran; `ns_per_unit` is the median over them of nanoseconds per unit of estimated
+// cost (a median, so that the thread being descheduled during one node does not count).
+size_t probe(const Run& run, double& ns_per_unit) {
+  const size_t n = std::min(run.order.size(), kProbeNodes);
+  double rates[kProbeNodes];
+  const int64_t t0 = now_ns();
+  int64_t t = t0;
+  size_t k = 0;
+  while (k < n && t - t0 < kProbeNs) {
+    const double cost = node_cost(*run.order[k]);  // before its inputs are released
+    run_serial(run, k, k + 1);
+    const int64_t t1 = now_ns();
+    rates[k++] = static_cast<double>(t1 - t) / std::max(cost, 1.0);
+    t = t1;
+  }
+  std::nth_element(rates, rates + k / 2, rates + k);
+  ns_per_unit = rates[k / 2];
+  return k;
 }
 
 // Executes a built run: serially in topological order when no two nodes can be ready at once,
@@ -330,7 +371,9 @@ void execute_run(Run& run, RunStats& stats) {
   //   on the calling thread:  (T - S) + S / p
   // and go to the pool only when its estimate is at most kPoolMargin of the other's: nodes
   // side by side share no data and pay no split-and-join per kernel, so the pool wins ties.
-  // dagrad.set_schedule overrides the decision (Schedule in scheduler/observer.h).
+  // Runs of small nodes also have to show the pool their nodes are not too small to share:
+  // Note [Measured node cost]. dagrad.set_schedule overrides the decision (Schedule in
+  // scheduler/observer.h).
   constexpr double kMinParallelWork = 2e4, kMinParallelism = 1.3, kPoolMargin = 1.1;
   const Schedule mode = get_schedule();
   const bool can = threads > 1 && run.edges_built && (run.roots.size() > 1 || run.has_fanout);
@@ -340,13 +383,37 @@ void execute_run(Run& run, RunStats& stats) {
   const bool parallel = can && mode != Schedule::Serial && (mode == Schedule::Parallel || worth);
   if (parallel) run.fusion.split_joins(run.order, run.mark);  // Note [Fusion keeps parallel branches]
   stats.fused = run.fusion.fused;
-  stats.parallel = parallel;
-  if (parallel) {
+  // Note [Measured node cost]: small nodes must prove they are worth the pool.
+  size_t done = 0;
+  bool pool = parallel;
+  if (parallel && mode == Schedule::Auto && T < kProbeBelowCost * static_cast<double>(n)) {
+    double ns_per_unit = 0;
+    done = probe(run, ns_per_unit);
+    pool = done < n && ns_per_unit * T / static_cast<double>(n) >= kMinPoolNodeNs;
+  }
+  stats.parallel = pool;
+  if (pool) {
     std::vector<std::atomic<int32_t>> pending(n);
     for (size_t i = 0; i < n; ++i) pending[i].store(run.indegree[i], std::memory_order_relaxed);
-    run_parallel(run, pending, threads, stats);
+    std::vector<int32_t> seeds;
+    if (done == 0) {
+      seeds = run.roots;
+    } else {
+      // The probed head is done: its children wait for one parent fewer. Still one thread here.
+      for (int32_t r : run.roots)
+        if (static_cast<size_t>(r) >= done) seeds.push_back(r);
+      for (size_t i = 0; i < done; ++i)
+        for (int32_t k = run.child_head[i]; k >= 0; k = run.edge_next[k]) {
+          const int32_t c = run.edge_child[k];
+          const int32_t left = pending[c].load(std::memory_order_relaxed) - 1;
+          pending[c].store(left, std::memory_order_relaxed);
+          if (left == 0 && static_cast<size_t>(c) >= done) seeds.push_back(c);
+        }
+      std::sort(seeds.begin(), seeds.end());  // neighbours together (Note [Per-worker ready lists])
+    }
+    run_parallel(run, pending, seeds, n - done, threads, stats);
   } else {
-    run_serial(run);
+    run_serial(run, done, n);
     stats.threads_used = 1;
   }
 }

@@ -60,17 +60,14 @@ bool splits(const Node& n, double cost) {
 
 }  // namespace
 
-// Adds node n (whose run_index is set, and whose in-run parents are linked already) to the
-// run's edge lists and costs. One pass over n's inputs while they are in cache.
-void link(Run& run, Node* n, uint64_t mark) {
+namespace {
+// Adds node n, whose in-run parents (linked already) have the run indices parents[0, np), to
+// the run's edge lists and costs.
+inline void link_parents(Run& run, Node* n, const int32_t* parents, size_t np) {
   const int32_t i = n->run_index;
-  int32_t degree = 0;
   double longest = 0;
-  for (const Edge& e : n->inputs) {
-    const Node* p = e.node.get();
-    if (p->mark != mark) continue;
-    const int32_t pi = p->run_index;
-    ++degree;
+  for (size_t k = 0; k < np; ++k) {
+    const int32_t pi = parents[k];
     int32_t& head = run.child_head[pi];
     if (head >= 0) run.has_fanout = true;
     run.edge_next.push_back(head);
@@ -78,14 +75,31 @@ void link(Run& run, Node* n, uint64_t mark) {
     run.edge_child.push_back(i);
     longest = std::max(longest, run.crit[pi]);
   }
-  run.indegree.push_back(degree);
+  run.indegree.push_back(static_cast<int32_t>(np));
   run.child_head.push_back(-1);
-  if (degree == 0) run.roots.push_back(i);
+  if (np == 0) run.roots.push_back(i);
   const double c = node_cost(*n);
   run.crit.push_back(longest + c);
   run.total_cost += c;
   if (splits(*n, c)) run.split_cost += c;
   run.critical_cost = std::max(run.critical_cost, longest + c);
+}
+}  // namespace
+
+// Adds node n (whose run_index is set, and whose in-run parents are linked already) to the
+// run's edge lists and costs, reading its parents' marks and indices from the parents.
+void link(Run& run, Node* n, uint64_t mark) {
+  int32_t parents[8];
+  std::vector<int32_t> more;
+  int32_t* ps = parents;
+  if (n->inputs.size() > 8) {
+    more.resize(n->inputs.size());
+    ps = more.data();
+  }
+  size_t np = 0;
+  for (const Edge& e : n->inputs)
+    if (e.node->mark == mark) ps[np++] = e.node->run_index;
+  link_parents(run, n, ps, np);
 }
 
 // Iterative post-order DFS over pending nodes (Note [Iterative teardown] has the same
@@ -96,9 +110,20 @@ void link(Run& run, Node* n, uint64_t mark) {
 // node reached from two children (fan-out). A chain never pays for its edge lists; the first
 // sign of parallelism links the nodes emitted so far, and each later node is linked as it is
 // emitted (its parents are emitted before it).
+//
+// Note [Edges from the walk]
+// ~~~~~~~~~~~~~~~~~~~~~~~~~~
+// Linking a node needs its in-run parents' run indices. The walk has each parent in hand when
+// it visits it (an already collected parent then, a new one when it is emitted, right before
+// its child's frame resumes), so it pushes the index onto `parent_stack` there: a frame's
+// parents sit above its callers' and below its own parents' frames' (popped at their
+// emission), so at a node's emission they are the top of the stack. The link then touches no
+// parent node again (on a large graph those are cache misses: the serial part of a parallel
+// run, Note [Serial or parallel run]).
 using Frame = Run::Frame;
 void collect(const std::vector<Tensor>& targets, uint64_t mark, Run& run, bool edges) {
   auto& stack = run.stack;  // (node, next input to visit, pending parents seen)
+  auto& pstack = run.parent_stack;
   bool parallelism = false;
   int32_t roots = 0;
   for (const Tensor& t : targets) {
@@ -119,6 +144,7 @@ void collect(const std::vector<Tensor>& targets, uint64_t mark, Run& run, bool e
         ++f.parents;
         if (p->mark == mark) {
           parallelism = true;  // p has a second child in the run
+          if (edges) pstack.push_back(p->run_index);
           continue;
         }
         if (p->op == OpKind::Leaf) throw RuntimeError("internal: leaf without a value");
@@ -126,16 +152,21 @@ void collect(const std::vector<Tensor>& targets, uint64_t mark, Run& run, bool e
         stack.push_back({p, 0, 0});
       } else {
         if (f.parents == 0 && ++roots > 1) parallelism = true;
+        const int32_t index = static_cast<int32_t>(run.order.size());
+        const int32_t np = f.parents;
         stack.pop_back();
-        n->run_index = static_cast<int32_t>(run.order.size());
+        n->run_index = index;
         run.order.push_back(n);
         if (run.fusion.active) run.fusion.consider(n, mark);
+        if (!edges) continue;
         if (run.edges_built) {
-          link(run, n, mark);
-        } else if (edges && parallelism) {
+          link_parents(run, n, pstack.data() + pstack.size() - np, static_cast<size_t>(np));
+        } else if (parallelism) {
           run.edges_built = true;
           for (Node* m : run.order) link(run, m, mark);
         }
+        pstack.resize(pstack.size() - static_cast<size_t>(np));
+        if (!stack.empty()) pstack.push_back(index);  // a parent of the frame below
       }
     }
   }

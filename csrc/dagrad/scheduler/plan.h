@@ -23,7 +23,10 @@ struct Run {
     uint32_t next;    // next input to visit
     int32_t parents;  // pending parents seen so far
   };
-  std::vector<Frame> stack;     // collect()'s DFS
+  std::vector<Frame> stack;  // collect()'s DFS
+  // With edges: the in-run parents' run indices of the nodes on `stack`, each frame's above
+  // its callers' (Note [Edges from the walk]).
+  std::vector<int32_t> parent_stack;
   bool release_inputs = false;  // see Note [Inputs are released as soon as a node has run]
   uint64_t mark = 0;
   uint64_t seq = 0;     // the run's sequence number (RunStats::run)
@@ -47,6 +50,7 @@ struct Run {
   void clear() {
     order.clear();
     stack.clear();
+    parent_stack.clear();
     indegree.clear();
     child_head.clear();
     edge_child.clear();

@@ -76,14 +76,16 @@ class WorkDeque {
     bottom_.store(b, std::memory_order_seq_cst);  // then read top: Note [Chase-Lev deque]
     int64_t t = top_.load(std::memory_order_seq_cst);
     if (t > b) {  // empty
-      bottom_.store(b + 1, std::memory_order_relaxed);
+      // Release, like every store to bottom: a thief that reads this value must also see the
+      // items pushed before it (no release sequence runs through a plain store in C++20).
+      bottom_.store(b + 1, std::memory_order_release);
       return false;
     }
     out = a->slot(b).load(std::memory_order_relaxed);
     if (t < b) return true;
     // The last item: race the thieves for it.
     const bool won = top_.compare_exchange_strong(t, t + 1, std::memory_order_seq_cst, std::memory_order_relaxed);
-    bottom_.store(b + 1, std::memory_order_relaxed);
+    bottom_.store(b + 1, std::memory_order_release);
     return won;
   }
 

@@ -979,10 +979,11 @@ void test_intermediates_freed_at_last_use() {
   }
 }
 
-// Note [Measured node cost]: a run of small custom nodes (default cost) first runs its head on
-// the calling thread and times it; nodes of a couple of microseconds then go to the pool, which
-// starts where the probe stopped. Every node runs exactly once, after its parents, with the
-// right value, whichever way the run went (empty nodes) and on the pool (slow nodes).
+// Note [Measured node cost]: a run of small custom nodes (default cost) starts on the calling
+// thread and times itself; nodes of a couple of microseconds then go to the pool, which starts
+// where the calling thread stopped (after two windows of them). Every node runs exactly once,
+// after its parents, with the right value, whichever way the run went (empty nodes) and on the
+// pool (slow nodes).
 void test_measured_node_cost() {
   ThreadsGuard guard;
   constexpr int kSide = 40;
@@ -1100,7 +1101,7 @@ int main(int argc, char** argv) {
       {"set_num_threads rejects counts below 1", test_thread_count_validation, 10},
       {"intermediates are freed at their last use, during the run", test_intermediates_freed_at_last_use, 30},
       {"group gradient hooks: one call, replacement nodes run inside backward", test_group_gradient_hook, 30},
-      {"measured node cost: small nodes probed, then the pool takes over where the probe stopped",
+      {"measured node cost: small nodes start serially, the pool takes over where they stopped",
        test_measured_node_cost, 60},
   };
   for (const check::Test& t : tests) {

@@ -60,64 +60,70 @@ bool splits(const Node& n, double cost) {
 
 }  // namespace
 
-namespace {
-// Adds node n, whose in-run parents (linked already) have the run indices parents[0, np), to
-// the run's edge lists and costs.
-inline void link_parents(Run& run, Node* n, const int32_t* parents, size_t np) {
-  const int32_t i = n->run_index;
-  double longest = 0;
-  for (size_t k = 0; k < np; ++k) {
-    const int32_t pi = parents[k];
-    int32_t& head = run.child_head[pi];
-    if (head >= 0) run.has_fanout = true;
-    run.edge_next.push_back(head);
-    head = static_cast<int32_t>(run.edge_child.size());
-    run.edge_child.push_back(i);
-    longest = std::max(longest, run.crit[pi]);
-  }
-  run.indegree.push_back(static_cast<int32_t>(np));
-  run.child_head.push_back(-1);
-  if (np == 0) run.roots.push_back(i);
-  const double c = node_cost(*n);
-  run.crit.push_back(longest + c);
-  run.total_cost += c;
-  if (splits(*n, c)) run.split_cost += c;
-  run.critical_cost = std::max(run.critical_cost, longest + c);
-}
-}  // namespace
-
-// Adds node n (whose run_index is set, and whose in-run parents are linked already) to the
-// run's edge lists and costs, reading its parents' marks and indices from the parents.
-void link(Run& run, Node* n, uint64_t mark) {
-  int32_t parents[8];
-  std::vector<int32_t> more;
-  int32_t* ps = parents;
-  if (n->inputs.size() > 8) {
-    more.resize(n->inputs.size());
-    ps = more.data();
-  }
+void record(Run& run, const Node* n, uint64_t mark) {
+  if (run.parent_begin.empty()) run.parent_begin.push_back(0);
   size_t np = 0;
   for (const Edge& e : n->inputs)
-    if (e.node->mark == mark) ps[np++] = e.node->run_index;
-  link_parents(run, n, ps, np);
+    if (e.node->mark == mark) {
+      run.parent_index.push_back(e.node->run_index);
+      ++np;
+    }
+  run.parent_begin.push_back(static_cast<int32_t>(run.parent_index.size()));
+  if (np == 0) run.roots.push_back(n->run_index);
+}
+
+void plan_costs(Run& run, size_t first) {
+  const size_t n = run.order.size();
+  run.crit.assign(n, 0.0);
+  run.total_cost = run.critical_cost = run.split_cost = 0;
+  for (size_t i = first; i < n; ++i) {
+    double longest = 0;
+    for (int32_t k = run.parent_begin[i]; k < run.parent_begin[i + 1]; ++k)
+      longest = std::max(longest, run.crit[static_cast<size_t>(run.parent_index[k])]);
+    const Node& node = *run.order[i];
+    const double c = node_cost(node);
+    run.crit[i] = longest + c;
+    run.total_cost += c;
+    if (splits(node, c)) run.split_cost += c;
+    run.critical_cost = std::max(run.critical_cost, longest + c);
+  }
+}
+
+void link_children(Run& run) {
+  const size_t n = run.order.size();
+  run.indegree.resize(n);
+  run.child_head.assign(n, -1);
+  run.edge_child.resize(run.parent_index.size());
+  run.edge_next.resize(run.parent_index.size());
+  int32_t edge = 0;
+  for (size_t i = 0; i < n; ++i) {
+    run.indegree[i] = run.parent_begin[i + 1] - run.parent_begin[i];
+    for (int32_t k = run.parent_begin[i]; k < run.parent_begin[i + 1]; ++k, ++edge) {
+      int32_t& head = run.child_head[static_cast<size_t>(run.parent_index[k])];
+      run.edge_next[edge] = head;
+      run.edge_child[edge] = static_cast<int32_t>(i);
+      head = edge;
+    }
+  }
 }
 
 // Iterative post-order DFS over pending nodes (Note [Iterative teardown] has the same
 // reason: a recursive walk overflows the stack on long chains).
 //
-// With `edges` (more than one thread), nodes are also linked for a parallel run, but only once
-// the walk has seen that two nodes could ever be ready at the same time: a second root, or a
-// node reached from two children (fan-out). A chain never pays for its edge lists; the first
-// sign of parallelism links the nodes emitted so far, and each later node is linked as it is
-// emitted (its parents are emitted before it).
+// With `edges` (more than one thread), each node's in-run parents are also recorded for a
+// parallel run, but only once the walk has seen that two nodes could ever be ready at the same
+// time: a second root, or a node reached from two children (fan-out). A chain never pays for
+// them; the first sign of parallelism records the nodes emitted so far, and each later node is
+// recorded as it is emitted (its parents are emitted before it). Costs and child lists wait
+// until the run is known to need them (Note [Measured node cost] in run.cpp).
 //
 // Note [Edges from the walk]
 // ~~~~~~~~~~~~~~~~~~~~~~~~~~
-// Linking a node needs its in-run parents' run indices. The walk has each parent in hand when
+// Recording a node needs its in-run parents' run indices. The walk has each parent in hand when
 // it visits it (an already collected parent then, a new one when it is emitted, right before
 // its child's frame resumes), so it pushes the index onto `parent_stack` there: a frame's
 // parents sit above its callers' and below its own parents' frames' (popped at their
-// emission), so at a node's emission they are the top of the stack. The link then touches no
+// emission), so at a node's emission they are the top of the stack. Recording then touches no
 // parent node again (on a large graph those are cache misses: the serial part of a parallel
 // run, Note [Serial or parallel run]).
 using Frame = Run::Frame;
@@ -159,17 +165,20 @@ void collect(const std::vector<Tensor>& targets, uint64_t mark, Run& run, bool e
         run.order.push_back(n);
         if (run.fusion.active) run.fusion.consider(n, mark);
         if (!edges) continue;
-        if (run.edges_built) {
-          link_parents(run, n, pstack.data() + pstack.size() - np, static_cast<size_t>(np));
+        if (run.recorded) {
+          run.parent_index.insert(run.parent_index.end(), pstack.end() - np, pstack.end());
+          run.parent_begin.push_back(static_cast<int32_t>(run.parent_index.size()));
+          if (np == 0) run.roots.push_back(index);
         } else if (parallelism) {
-          run.edges_built = true;
-          for (Node* m : run.order) link(run, m, mark);
+          run.recorded = true;
+          for (Node* m : run.order) record(run, m, mark);
         }
         pstack.resize(pstack.size() - static_cast<size_t>(np));
         if (!stack.empty()) pstack.push_back(index);  // a parent of the frame below
       }
     }
   }
+  run.has_fanout = parallelism;
 }
 
 namespace {

@@ -307,50 +307,78 @@ void run_serial(const Run& run, size_t begin, size_t end) {
 
 // Note [Measured node cost]
 // ~~~~~~~~~~~~~~~~~~~~~~~~~
-// Node costs are estimates (elements, flops, or whatever a custom op declares), and the pool
-// costs real time per node: two atomics per edge, a ready list, and a cache line crossing
-// between cores for most handoffs, some 50-150 ns a node on this host's 2 cores. A run of nodes
-// cheaper than that is slower on two threads than on one (issue #14: 0.75-0.99x with empty
-// nodes), whatever the estimate said. So where the estimate says the pool but also says the
-// nodes are small (a mean cost under kProbeBelowCost), the calling thread first runs the
-// run's head serially, in order, for at most kProbeNodes nodes or kProbeNs, and times it.
-// That gives the host's nanoseconds per cost unit for this run; with it the mean node costs
-// an estimated ns_per_unit * T / n. Under kMinPoolNodeNs the rest of the run stays on the
-// calling thread; otherwise the pool takes over where the probe stopped (its pending counts
-// start with the probed parents already subtracted). Heavy runs never probe, so they never
-// lose more than kProbeNs of overlap; either way the results are the same bits.
-constexpr double kProbeBelowCost = 1e4, kMinPoolNodeNs = 500;
-constexpr size_t kProbeNodes = 32;
-constexpr int64_t kProbeNs = 5000;
+// Node costs are estimates (elements, flops, or whatever a custom op declares), while the pool
+// costs real time per node: atomics per edge, a ready deque, and a cache line crossing between
+// cores for most handoffs, some 50-150 ns a node on this host's 2 cores. A run of nodes cheaper
+// than that is slower on two threads than on one (issue #14: 0.75-0.99x with empty nodes),
+// whatever the estimate said; so is a run that pays for planning a pool it then does not use
+// (costing and linking every node cost ~12% of an empty-node run). So a run that could go to
+// the pool starts on the calling thread, in order, with only its parent lists recorded
+// (collect), and times itself in windows of kWindow nodes: while the nodes are small (each
+// under kSmallCost) and fast (a window's mean under kMinPoolNodeNs) it stays there, and ends
+// there, having paid nothing for the pool. At the first large node, or after two slow windows
+// in a row (two, so that one window stretched by the OS taking the core away does not count),
+// the rest of the run is costed and planned as Note [Serial or parallel run] says, and may go
+// to the pool, whose pending counts then start with the finished parents already subtracted.
+// Runs of large nodes see their first node and stop watching at once. Fused groups are kept
+// as planned when the pool takes over a started run (splitting a join then could leave a
+// member that the serial part skipped uncomputed; Note [Fusion keeps parallel branches] only
+// serves speed). Either way the results are the same bits.
+constexpr double kSmallCost = 1e4, kMinPoolNodeNs = 500;
+constexpr size_t kWindow = 32;
 
-// Runs the head of the run serially and times it (Note [Measured node cost]). Returns how many
-// nodes it ran; `ns_per_unit` is the median over them of nanoseconds per unit of estimated
-// cost (a median, so that the thread being descheduled during one node does not count).
-size_t probe(const Run& run, double& ns_per_unit) {
-  const size_t n = std::min(run.order.size(), kProbeNodes);
-  double rates[kProbeNodes];
-  const int64_t t0 = now_ns();
-  int64_t t = t0;
-  size_t k = 0;
-  while (k < n && t - t0 < kProbeNs) {
-    const double cost = node_cost(*run.order[k]);  // before its inputs are released
-    run_serial(run, k, k + 1);
-    const int64_t t1 = now_ns();
-    rates[k++] = static_cast<double>(t1 - t) / std::max(cost, 1.0);
-    t = t1;
+// Runs the run on the calling thread while its nodes are small and fast (Note [Measured node
+// cost]). Returns the number of nodes it ran, all of them when the run is done.
+size_t run_watched(const Run& run) {
+  const Exec x(run);
+  const size_t n = run.order.size();
+  const uint8_t* const fuse_flags = run.fusion.any ? run.fusion.flags.data() : nullptr;
+  int64_t t = now_ns();
+  int slow = 0;
+  for (size_t i = 0; i < n; ++i) {
+    const uint8_t f = fuse_flags ? fuse_flags[i] : 0;
+    if (!(f & fusion::kAbsorbed)) {  // absorbed: computed by its group's root
+      Node* node = run.order[i];
+      if (node_cost(*node) >= kSmallCost) return i;  // before its inputs are released
+      if (f & fusion::kHasMembers)
+        execute_group(*node, x, 0);
+      else
+        execute(*node, x, 0);
+      if (run.release_inputs) release_inputs(*node);
+    }
+    if ((i + 1) % kWindow == 0) {
+      const int64_t t1 = now_ns();
+      slow = t1 - t >= static_cast<int64_t>(kWindow * kMinPoolNodeNs) ? slow + 1 : 0;
+      if (slow == 2) return i + 1;
+      t = t1;
+    }
   }
-  std::nth_element(rates, rates + k / 2, rates + k);
-  ns_per_unit = rates[k / 2];
-  return k;
+  return n;
 }
 
-// Executes a built run: serially in topological order when no two nodes can be ready at once,
-// else on the worker pool. Rethrows the first error after every worker has stopped.
+// Executes a built run: serially in topological order when no two nodes can be ready at once
+// or the nodes are too small to share, else on the worker pool. Rethrows the first error after
+// every worker has stopped.
 void execute_run(Run& run, RunStats& stats) {
   const size_t n = run.order.size();
   stats.nodes = static_cast<int64_t>(n);
   stats.run = run.seq;
+  stats.threads_used = 1;
   const int threads = get_num_threads();
+  const Schedule mode = get_schedule();
+  const bool can = threads > 1 && run.recorded && (run.roots.size() > 1 || run.has_fanout);
+  if (!can || mode == Schedule::Serial) {
+    stats.fused = run.fusion.fused;
+    run_serial(run, 0, n);
+    return;
+  }
+  // Note [Measured node cost]: small nodes must prove they are worth the pool.
+  const size_t done = mode == Schedule::Auto ? run_watched(run) : 0;
+  if (done == n) {
+    stats.fused = run.fusion.fused;
+    return;
+  }
+  plan_costs(run, done);
   // Note [Serial or parallel run]
   // ~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~
   // The worker pool pays for itself only when independent nodes carry real work: a run goes
@@ -371,51 +399,43 @@ void execute_run(Run& run, RunStats& stats) {
   //   on the calling thread:  (T - S) + S / p
   // and go to the pool only when its estimate is at most kPoolMargin of the other's: nodes
   // side by side share no data and pay no split-and-join per kernel, so the pool wins ties.
-  // Runs of small nodes also have to show the pool their nodes are not too small to share:
-  // Note [Measured node cost]. dagrad.set_schedule overrides the decision (Schedule in
-  // scheduler/observer.h).
+  // The costs cover the nodes not yet run: runs of small nodes first show on the calling
+  // thread that they are worth planning (Note [Measured node cost]). dagrad.set_schedule
+  // overrides the decision (Schedule in scheduler/observer.h).
   constexpr double kMinParallelWork = 2e4, kMinParallelism = 1.3, kPoolMargin = 1.1;
-  const Schedule mode = get_schedule();
-  const bool can = threads > 1 && run.edges_built && (run.roots.size() > 1 || run.has_fanout);
   const double p = threads, T = run.total_cost, C = run.critical_cost, S = run.split_cost;
   const bool beats_split = std::max(C, T / p) <= kPoolMargin * ((T - S) + S / p);
   const bool worth = T >= kMinParallelWork && T >= kMinParallelism * C && beats_split;
-  const bool parallel = can && mode != Schedule::Serial && (mode == Schedule::Parallel || worth);
-  if (parallel) run.fusion.split_joins(run.order, run.mark);  // Note [Fusion keeps parallel branches]
+  const bool pool = mode == Schedule::Parallel || worth;
+  // Note [Fusion keeps parallel branches]; not once nodes have run (Note [Measured node cost]).
+  if (pool && done == 0) run.fusion.split_joins(run.order, run.mark);
   stats.fused = run.fusion.fused;
-  // Note [Measured node cost]: small nodes must prove they are worth the pool.
-  size_t done = 0;
-  bool pool = parallel;
-  if (parallel && mode == Schedule::Auto && T < kProbeBelowCost * static_cast<double>(n)) {
-    double ns_per_unit = 0;
-    done = probe(run, ns_per_unit);
-    pool = done < n && ns_per_unit * T / static_cast<double>(n) >= kMinPoolNodeNs;
-  }
   stats.parallel = pool;
-  if (pool) {
-    std::vector<std::atomic<int32_t>> pending(n);
-    for (size_t i = 0; i < n; ++i) pending[i].store(run.indegree[i], std::memory_order_relaxed);
-    std::vector<int32_t> seeds;
-    if (done == 0) {
-      seeds = run.roots;
-    } else {
-      // The probed head is done: its children wait for one parent fewer. Still one thread here.
-      for (int32_t r : run.roots)
-        if (static_cast<size_t>(r) >= done) seeds.push_back(r);
-      for (size_t i = 0; i < done; ++i)
-        for (int32_t k = run.child_head[i]; k >= 0; k = run.edge_next[k]) {
-          const int32_t c = run.edge_child[k];
-          const int32_t left = pending[c].load(std::memory_order_relaxed) - 1;
-          pending[c].store(left, std::memory_order_relaxed);
-          if (left == 0 && static_cast<size_t>(c) >= done) seeds.push_back(c);
-        }
-      std::sort(seeds.begin(), seeds.end());  // neighbours together (Note [Per-worker ready lists])
-    }
-    run_parallel(run, pending, seeds, n - done, threads, stats);
-  } else {
+  if (!pool) {
     run_serial(run, done, n);
-    stats.threads_used = 1;
+    return;
   }
+  link_children(run);
+  std::vector<std::atomic<int32_t>> pending(n);
+  for (size_t i = 0; i < n; ++i) pending[i].store(run.indegree[i], std::memory_order_relaxed);
+  std::vector<int32_t> seeds;
+  if (done == 0) {
+    seeds = run.roots;
+  } else {
+    // The nodes run so far are done: their children wait for one parent fewer. Still one
+    // thread here.
+    for (int32_t r : run.roots)
+      if (static_cast<size_t>(r) >= done) seeds.push_back(r);
+    for (size_t i = 0; i < done; ++i)
+      for (int32_t k = run.child_head[i]; k >= 0; k = run.edge_next[k]) {
+        const int32_t c = run.edge_child[k];
+        const int32_t left = pending[c].load(std::memory_order_relaxed) - 1;
+        pending[c].store(left, std::memory_order_relaxed);
+        if (left == 0 && static_cast<size_t>(c) >= done) seeds.push_back(c);
+      }
+    std::sort(seeds.begin(), seeds.end());  // neighbours together (Note [Per-worker ready lists])
+  }
+  run_parallel(run, pending, seeds, n - done, threads, stats);
 }
 
 }  // namespace
@@ -503,8 +523,8 @@ CachedRun::CachedRun(const std::vector<Node*>& order) : impl_(std::make_shared<I
   }
   scheduler::Run& run = impl_->run;
   run.order = order;
-  run.edges_built = true;
-  for (Node* node : order) scheduler::link(run, node, mark);
+  run.recorded = run.has_fanout = true;  // the planner decides (Note [Serial or parallel run])
+  for (Node* node : order) scheduler::record(run, node, mark);
   for (Node* node : order) node->run_index = -1;
 }
 

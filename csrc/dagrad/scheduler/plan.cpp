@@ -76,7 +76,18 @@ void plan_costs(Run& run, size_t first) {
   const size_t n = run.order.size();
   run.crit.assign(n, 0.0);
   run.total_cost = run.critical_cost = run.split_cost = 0;
+  // The nodes are cold on a large run and each needs two of its cache lines (its kind, and its
+  // attributes for a custom op's cost): fetch them well ahead, or the loop waits on few misses
+  // at a time (measured on a loaded host: 17-22 against 25-27 ns a node on a 130k-node tree,
+  // 23-25 against 33-37 on the random wide graph).
+  constexpr size_t kAhead = 16;
+  for (size_t i = first; i < std::min(n, first + kAhead); ++i) DAGRAD_PREFETCH(run.order[i]);
   for (size_t i = first; i < n; ++i) {
+    if (i + kAhead < n) {
+      const Node* ahead = run.order[i + kAhead];
+      DAGRAD_PREFETCH(ahead);
+      DAGRAD_PREFETCH(&ahead->attrs);
+    }
     double longest = 0;
     for (int32_t k = run.parent_begin[i]; k < run.parent_begin[i + 1]; ++k)
       longest = std::max(longest, run.crit[static_cast<size_t>(run.parent_index[k])]);

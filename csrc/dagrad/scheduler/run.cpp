@@ -317,13 +317,12 @@ void run_serial(const Run& run, size_t begin, size_t end) {
 // (collect), and times itself in windows of kWindow nodes: while the nodes are small (each
 // under kSmallCost) and fast (a window's mean under kMinPoolNodeNs) it stays there, and ends
 // there, having paid nothing for the pool. (kMinPoolNodeNs is about twice the pool's cost per
-// node: a 250 ns node gains ~1.3x on two threads in theory, and a busy host eats most of that.) At the first large node, or after two slow windows
-// in a row (two, so that one window stretched by the OS taking the core away does not count),
-// the rest of the run is costed and planned as Note [Serial or parallel run] says, and may go
-// to the pool, whose pending counts then start with the finished parents already subtracted.
-// Runs of large nodes see their first node and stop watching at once. Fused groups are kept
-// as planned when the pool takes over a started run (splitting a join then could leave a
-// member that the serial part skipped uncomputed; Note [Fusion keeps parallel branches] only
+// node: a 250 ns node gains ~1.3x on two threads in theory, and a busy host eats most of that.) At the first large
+// node, or after two slow windows in a row (two, so that one window stretched by the OS taking the core away does not
+// count), the rest of the run is costed and planned as Note [Serial or parallel run] says, and may go to the pool,
+// whose pending counts then start with the finished parents already subtracted. Runs of large nodes see their first
+// node and stop watching at once. Fused groups are kept as planned when the pool takes over a started run (splitting a
+// join then could leave a member that the serial part skipped uncomputed; Note [Fusion keeps parallel branches] only
 // serves speed). Either way the results are the same bits.
 constexpr double kSmallCost = 1e4, kMinPoolNodeNs = 250;
 constexpr size_t kWindow = 32;

@@ -1,4 +1,5 @@
-// @brief The scheduler's ready lists: one per worker, with stealing (Note [Per-worker ready lists]).
+// @brief The scheduler's ready lists: a Chase-Lev deque per worker, with stealing (Note [Per-worker
+// ready lists]).
 #pragma once
 
 #include <algorithm>

@@ -4,17 +4,19 @@
 // Note [Scheduler: wait, execute, propagate]
 // ~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~
 // A node's life in a run is wait, execute, propagate. realize() collects the pending nodes its
-// targets depend on (plan.cpp: collect, with fusion decisions as nodes are emitted, and edge
-// lists and costs when the walk sees that two nodes could be ready at once), then runs them:
-// serially in topological order, or on the worker pool (Note [Serial or parallel run]). On
-// the pool each node has an atomic count of unfinished parents. A worker executes a node, then
-// decrements each child's count; the decrement is acq_rel so that the child's worker, which
-// sees the count reach zero, also sees every parent's output written. The first child that
-// becomes ready continues on the same thread (no queue round trip, warm cache); the others go
-// to the worker's ready list (Note [Per-worker ready lists]). The first exception is stored,
-// the run is cancelled, every worker leaves the loop, and the caller rethrows it after the
-// parallel region (no exception may cross an OpenMP region boundary). Views of the run (the
-// profiler, compile's trace) hear about it only through observers (Note [Run observers]).
+// targets depend on (plan.cpp: collect, with fusion decisions as nodes are emitted, and each
+// node's in-run parents when the walk sees that two nodes could be ready at once), then runs them:
+// serially in topological order, or, once the nodes have shown they are worth it (Note [Measured
+// node cost]) and the costs say so (Note [Serial or parallel run]), on the worker pool, with child
+// lists built from the parent lists. On the pool each node has an atomic count of unfinished
+// parents. A worker executes a node, then decrements each child's count; the decrement is acq_rel
+// so that the child's worker, which sees the count reach zero, also sees every parent's output
+// written. The first child that becomes ready continues on the same thread (no queue round trip,
+// warm cache); the others go to the worker's ready deque (Note [Per-worker ready lists]). The
+// first exception is stored, the run is cancelled, every worker leaves the loop, and the caller
+// rethrows it after the parallel region (no exception may cross an OpenMP region boundary). Views
+// of the run (the profiler, compile's trace) hear about it only through observers (Note [Run
+// observers]).
 #include "dagrad/scheduler.h"
 
 #include <omp.h>

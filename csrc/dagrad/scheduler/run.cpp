@@ -380,7 +380,7 @@ void execute_run(Run& run, RunStats& stats) {
     stats.fused = run.fusion.fused;
     return;
   }
-  plan_costs(run, done);
+  if (mode == Schedule::Auto) plan_costs(run, done);
   // Note [Serial or parallel run]
   // ~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~
   // The worker pool pays for itself only when independent nodes carry real work: a run goes
@@ -407,8 +407,7 @@ void execute_run(Run& run, RunStats& stats) {
   constexpr double kMinParallelWork = 2e4, kMinParallelism = 1.3, kPoolMargin = 1.1;
   const double p = threads, T = run.total_cost, C = run.critical_cost, S = run.split_cost;
   const bool beats_split = std::max(C, T / p) <= kPoolMargin * ((T - S) + S / p);
-  const bool worth = T >= kMinParallelWork && T >= kMinParallelism * C && beats_split;
-  const bool pool = mode == Schedule::Parallel || worth;
+  const bool pool = mode == Schedule::Parallel || (T >= kMinParallelWork && T >= kMinParallelism * C && beats_split);
   // Note [Fusion keeps parallel branches]; not once nodes have run (Note [Measured node cost]).
   if (pool && done == 0) run.fusion.split_joins(run.order, run.mark);
   stats.fused = run.fusion.fused;

@@ -314,19 +314,22 @@ void run_serial(const Run& run, size_t begin, size_t end) {
 // cores for most handoffs, some 50-150 ns a node on this host's 2 cores. A run of nodes cheaper
 // than that is slower on two threads than on one (issue #14: 0.75-0.99x with empty nodes),
 // whatever the estimate said; so is a run that pays for planning a pool it then does not use
-// (costing and linking every node cost ~12% of an empty-node run). So a run that could go to
-// the pool starts on the calling thread, in order, with only its parent lists recorded
-// (collect), and times itself in windows of kWindow nodes: while the nodes are small (each
-// under kSmallCost) and fast (a window's mean under kMinPoolNodeNs) it stays there, and ends
-// there, having paid nothing for the pool. (kMinPoolNodeNs is about twice the pool's cost per
-// node: a 250 ns node gains ~1.3x on two threads in theory, and a busy host eats most of that.) At the first large
-// node, or after two slow windows in a row (two, so that one window stretched by the OS taking the core away does not
-// count), the rest of the run is costed and planned as Note [Serial or parallel run] says, and may go to the pool,
-// whose pending counts then start with the finished parents already subtracted. Runs of large nodes see their first
-// node and stop watching at once. Fused groups are kept as planned when the pool takes over a started run (splitting a
-// join then could leave a member that the serial part skipped uncomputed; Note [Fusion keeps parallel branches] only
-// serves speed). Either way the results are the same bits.
-constexpr double kSmallCost = 1e4, kMinPoolNodeNs = 250;
+// (costing and linking every node cost ~12% of an empty-node run). So a run that could go to the
+// pool starts on the calling thread, in order, with only its parent lists recorded (collect), and
+// times itself in windows of kWindow nodes: while the nodes are small (each under kSmallCost) and
+// fast (a window's mean under kMinPoolNodeNs) it stays there, and ends there, having paid nothing
+// more for the pool. kMinPoolNodeNs is several times the pool's cost per node: on a host whose
+// other core is busy the pool loses most (0.3-0.6x with empty nodes, measured), and there nodes
+// that only miss the cache look slow (the random wide graph's empty nodes measured 250-400 ns;
+// with a 250 ns bound they went to the pool at 0.62x). At the first large node, or after two slow
+// windows in a row (two, so that one window stretched by the OS taking the core away does not
+// count), the rest of the run is costed and planned as Note [Serial or parallel run] says, and may
+// go to the pool, whose pending counts then start with the finished parents already subtracted.
+// Runs of large nodes see their first node and stop watching at once. Fused groups are kept as
+// planned when the pool takes over a started run (splitting a join then could leave a member that
+// the serial part skipped uncomputed; Note [Fusion keeps parallel branches] only serves speed).
+// Either way the results are the same bits.
+constexpr double kSmallCost = 1e4, kMinPoolNodeNs = 500;
 constexpr size_t kWindow = 32;
 
 // Runs the run on the calling thread while its nodes are small and fast (Note [Measured node

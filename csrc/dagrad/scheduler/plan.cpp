@@ -72,6 +72,30 @@ void record(Run& run, const Node* n, uint64_t mark) {
   if (np == 0) run.roots.push_back(n->run_index);
 }
 
+void record_rest(Run& run, size_t first) {
+  const size_t n = run.order.size();
+  const uint64_t mark = run.mark;
+  run.parent_begin.assign(first + 1, 0);
+  run.parent_index.clear();
+  run.roots.clear();
+  // A pass over cold nodes, each reading its parents' lines: fetch well ahead (see plan_costs).
+  constexpr size_t kAhead = 16;
+  for (size_t i = first; i < std::min(n, first + kAhead); ++i) DAGRAD_PREFETCH(run.order[i]);
+  for (size_t i = first; i < n; ++i) {
+    if (i + kAhead < n) DAGRAD_PREFETCH(run.order[i + kAhead]);
+    const Node* node = run.order[i];
+    const size_t before = run.parent_index.size();
+    for (const Edge& e : node->inputs) {
+      const Node* p = e.node.get();
+      // Unrun nodes hold their inputs, so every parent is alive; those of this run carry its
+      // mark, and those before `first` have run.
+      if (p->mark == mark && static_cast<size_t>(p->run_index) >= first) run.parent_index.push_back(p->run_index);
+    }
+    run.parent_begin.push_back(static_cast<int32_t>(run.parent_index.size()));
+    if (run.parent_index.size() == before) run.roots.push_back(static_cast<int32_t>(i));
+  }
+}
+
 void plan_costs(Run& run, size_t first) {
   const size_t n = run.order.size();
   run.crit.assign(n, 0.0);
@@ -119,28 +143,13 @@ void link_children(Run& run) {
 }
 
 // Iterative post-order DFS over pending nodes (Note [Iterative teardown] has the same
-// reason: a recursive walk overflows the stack on long chains).
-//
-// With `edges` (more than one thread), each node's in-run parents are also recorded for a
-// parallel run, but only once the walk has seen that two nodes could ever be ready at the same
-// time: a second root, or a node reached from two children (fan-out). A chain never pays for
-// them; the first sign of parallelism records the nodes emitted so far, and each later node is
-// recorded as it is emitted (its parents are emitted before it). Costs and child lists wait
-// until the run is known to need them (Note [Measured node cost] in run.cpp).
-//
-// Note [Edges from the walk]
-// ~~~~~~~~~~~~~~~~~~~~~~~~~~
-// Recording a node needs its in-run parents' run indices. The walk has each parent in hand when
-// it visits it (an already collected parent then, a new one when it is emitted, right before
-// its child's frame resumes), so it pushes the index onto `parent_stack` there: a frame's
-// parents sit above its callers' and below its own parents' frames' (popped at their
-// emission), so at a node's emission they are the top of the stack. Recording then touches no
-// parent node again (on a large graph those are cache misses: the serial part of a parallel
-// run, Note [Serial or parallel run]).
+// reason: a recursive walk overflows the stack on long chains). It records nothing for a
+// parallel run: recording each node's parents here cost ~15% of the walk (measured on the
+// tree, wavefront and wide benchmark graphs), paid by every run that then stays on one thread
+// (Note [Measured node cost] in run.cpp); record_rest() does it for the runs that need it.
 using Frame = Run::Frame;
-void collect(const std::vector<Tensor>& targets, uint64_t mark, Run& run, bool edges) {
+void collect(const std::vector<Tensor>& targets, uint64_t mark, Run& run) {
   auto& stack = run.stack;  // (node, next input to visit, pending parents seen)
-  auto& pstack = run.parent_stack;
   bool parallelism = false;
   int32_t roots = 0;
   for (const Tensor& t : targets) {
@@ -161,7 +170,6 @@ void collect(const std::vector<Tensor>& targets, uint64_t mark, Run& run, bool e
         ++f.parents;
         if (p->mark == mark) {
           parallelism = true;  // p has a second child in the run
-          if (edges) pstack.push_back(p->run_index);
           continue;
         }
         if (p->op == OpKind::Leaf) throw RuntimeError("internal: leaf without a value");
@@ -169,23 +177,10 @@ void collect(const std::vector<Tensor>& targets, uint64_t mark, Run& run, bool e
         stack.push_back({p, 0, 0});
       } else {
         if (f.parents == 0 && ++roots > 1) parallelism = true;
-        const int32_t index = static_cast<int32_t>(run.order.size());
-        const int32_t np = f.parents;
         stack.pop_back();
-        n->run_index = index;
+        n->run_index = static_cast<int32_t>(run.order.size());
         run.order.push_back(n);
         if (run.fusion.active) run.fusion.consider(n, mark);
-        if (!edges) continue;
-        if (run.recorded) {
-          run.parent_index.insert(run.parent_index.end(), pstack.end() - np, pstack.end());
-          run.parent_begin.push_back(static_cast<int32_t>(run.parent_index.size()));
-          if (np == 0) run.roots.push_back(index);
-        } else if (parallelism) {
-          run.recorded = true;
-          for (Node* m : run.order) record(run, m, mark);
-        }
-        pstack.resize(pstack.size() - static_cast<size_t>(np));
-        if (!stack.empty()) pstack.push_back(index);  // a parent of the frame below
       }
     }
   }

@@ -1,4 +1,4 @@
-// @brief Run planning: collecting a run's pending nodes in topological order, linking their
+// @brief Run planning: collecting a run's pending nodes in topological order, recording their
 // edges and costing them for a parallel run.
 #pragma once
 
@@ -23,22 +23,23 @@ struct Run {
     uint32_t next;    // next input to visit
     int32_t parents;  // pending parents seen so far
   };
-  std::vector<Frame> stack;  // collect()'s DFS
-  // With edges: the in-run parents' run indices of the nodes on `stack`, each frame's above
-  // its callers' (Note [Edges from the walk]).
-  std::vector<int32_t> parent_stack;
+  std::vector<Frame> stack;     // collect()'s DFS
   bool release_inputs = false;  // see Note [Inputs are released as soon as a node has run]
   uint64_t mark = 0;
   uint64_t seq = 0;     // the run's sequence number (RunStats::run)
   fusion::Plan fusion;  // Note [Elementwise fusion]
-  // What a parallel run needs. Filled by collect() (or record()) only when the run may go
-  // parallel: every node's in-run parents, as run indices (node i's are
+  // Whether two nodes could ever be ready at once (a second root, or a node feeding two in-run
+  // edges): set by collect(); without it the run is serial.
+  bool has_fanout = false;
+  // What a parallel run needs, filled only once it is known to need them (Note [Measured node
+  // cost] in run.cpp): in-run parents as run indices (node i's are
   // parent_index[parent_begin[i], parent_begin[i + 1]); duplicates kept: x * x has x twice).
+  // A replayed run records every node when it is made (recorded); a realized run records only
+  // the nodes it has not run yet, when the pool is about to take them (record_rest()).
   bool recorded = false;
   std::vector<int32_t> parent_begin;
   std::vector<int32_t> parent_index;
-  std::vector<int32_t> roots;  // nodes with no pending parent
-  bool has_fanout = false;     // some node feeds two in-run edges
+  std::vector<int32_t> roots;  // recorded nodes with no recorded parent
   // Filled by plan_costs(), for the nodes from where it was asked to start:
   std::vector<double> crit;  // costliest path ending at each node
   double total_cost = 0;     // sum of node costs
@@ -56,7 +57,6 @@ struct Run {
   void clear() {
     order.clear();
     stack.clear();
-    parent_stack.clear();
     parent_begin.clear();
     parent_index.clear();
     roots.clear();
@@ -74,9 +74,8 @@ struct Run {
 };
 
 /// @brief Adds the pending nodes `targets` depend on to `run.order`, parents first, marking
-/// them with `mark`. With `edges` (more than one thread), also records their in-run parents for
-/// a parallel run once the walk sees that two nodes could be ready at once.
-void collect(const std::vector<Tensor>& targets, uint64_t mark, Run& run, bool edges);
+/// them with `mark` and setting their run_index; sets run.has_fanout.
+void collect(const std::vector<Tensor>& targets, uint64_t mark, Run& run);
 
 /// @brief Rough work of a node, in the scheduler's cost unit (Note [Serial or parallel run]).
 /// Reads the node's inputs: call it before they are released.
@@ -86,6 +85,10 @@ double node_cost(const Node& n);
 /// reading them from its inputs. n must be the next node of the run (run_index == the number
 /// recorded so far).
 void record(Run& run, const Node* n, uint64_t mark);
+
+/// @brief Records the in-run parents of order[first, n) among order[first, n), from their
+/// inputs (the nodes before `first` have run and count as done).
+void record_rest(Run& run, size_t first);
 
 /// @brief Costs of the recorded nodes from `first` on (those before it have run): total,
 /// critical path and the part in kernels that split. Reads the nodes, which must still have

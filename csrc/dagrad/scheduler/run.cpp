@@ -4,18 +4,17 @@
 // Note [Scheduler: wait, execute, propagate]
 // ~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~
 // A node's life in a run is wait, execute, propagate. realize() collects the pending nodes its
-// targets depend on (plan.cpp: collect, with fusion decisions as nodes are emitted, and each
-// node's in-run parents when the walk sees that two nodes could be ready at once), then runs them:
-// serially in topological order, or, once the nodes have shown they are worth it (Note [Measured
-// node cost]) and the costs say so (Note [Serial or parallel run]), on the worker pool, with child
-// lists built from the parent lists. On the pool each node has an atomic count of unfinished
-// parents. A worker executes a node, then decrements each child's count; the decrement is acq_rel
-// so that the child's worker, which sees the count reach zero, also sees every parent's output
-// written. The first child that becomes ready continues on the same thread (no queue round trip,
-// warm cache); the others go to the worker's ready deque (Note [Per-worker ready lists]). The
-// first exception is stored, the run is cancelled, every worker leaves the loop, and the caller
-// rethrows it after the parallel region (no exception may cross an OpenMP region boundary). Views
-// of the run (the profiler, compile's trace) hear about it only through observers (Note [Run
+// targets depend on (plan.cpp: collect, with fusion decisions as nodes are emitted), then runs
+// them: serially in topological order, or, once the nodes have shown they are worth it (Note
+// [Measured node cost]) and the costs say so (Note [Serial or parallel run]), on the worker pool,
+// with the edges of the nodes left recorded then. On the pool each node has an atomic count of
+// unfinished parents. A worker executes a node, then decrements each child's count; the decrement
+// is acq_rel so that the child's worker, which sees the count reach zero, also sees every parent's
+// output written. The first child that becomes ready continues on the same thread (no queue round
+// trip, warm cache); the others go to the worker's ready deque (Note [Per-worker ready lists]).
+// The first exception is stored, the run is cancelled, every worker leaves the loop, and the
+// caller rethrows it after the parallel region (no exception may cross an OpenMP region boundary).
+// Views of the run (the profiler, compile's trace) hear about it only through observers (Note [Run
 // observers]).
 #include "dagrad/scheduler.h"
 
@@ -314,21 +313,22 @@ void run_serial(const Run& run, size_t begin, size_t end) {
 // cores for most handoffs, some 50-150 ns a node on this host's 2 cores. A run of nodes cheaper
 // than that is slower on two threads than on one (issue #14: 0.75-0.99x with empty nodes),
 // whatever the estimate said; so is a run that pays for planning a pool it then does not use
-// (costing and linking every node cost ~12% of an empty-node run). So a run that could go to the
-// pool starts on the calling thread, in order, with only its parent lists recorded (collect), and
-// times itself in windows of kWindow nodes: while the nodes are small (each under kSmallCost) and
-// fast (a window's mean under kMinPoolNodeNs) it stays there, and ends there, having paid nothing
-// more for the pool. kMinPoolNodeNs is several times the pool's cost per node: on a host whose
-// other core is busy the pool loses most (0.3-0.6x with empty nodes, measured), and there nodes
-// that only miss the cache look slow (the random wide graph's empty nodes measured 250-400 ns;
-// with a 250 ns bound they went to the pool at 0.62x). At the first large node, or after two slow
-// windows in a row (two, so that one window stretched by the OS taking the core away does not
-// count), the rest of the run is costed and planned as Note [Serial or parallel run] says, and may
-// go to the pool, whose pending counts then start with the finished parents already subtracted.
-// Runs of large nodes see their first node and stop watching at once. Fused groups are kept as
-// planned when the pool takes over a started run (splitting a join then could leave a member that
-// the serial part skipped uncomputed; Note [Fusion keeps parallel branches] only serves speed).
-// Either way the results are the same bits.
+// (recording parent lists during the walk cost ~15% of the walk, costing and linking every node
+// another ~12% of an empty-node run). So a run that could go to the pool starts on the calling
+// thread, in order, with nothing recorded for the pool, and times itself in windows of kWindow
+// nodes: while the nodes are small (each under kSmallCost) and fast (a window's mean under
+// kMinPoolNodeNs) it stays there, and ends there, having paid nothing for the pool. kMinPoolNodeNs
+// is several times the pool's cost per node: on a host whose other core is busy the pool loses
+// most (0.3-0.6x with empty nodes, measured), and there nodes that only miss the cache look slow
+// (the random wide graph's empty nodes measured 250-400 ns; with a 250 ns bound they went to the
+// pool at 0.62x). At the first large node, or after two slow windows in a row (two, so that one
+// window stretched by the OS taking the core away does not count), the rest of the run is recorded
+// (record_rest in plan.cpp: the nodes not run yet, and their edges among themselves), costed and
+// planned as Note [Serial or parallel run] says, and may go to the pool. Runs of large nodes see
+// their first node and stop watching at once. Fused groups are kept as planned when the pool takes
+// over a started run (splitting a join then could leave a member that the serial part skipped
+// uncomputed; Note [Fusion keeps parallel branches] only serves speed). Either way the results are
+// the same bits.
 constexpr double kSmallCost = 1e4, kMinPoolNodeNs = 500;
 constexpr size_t kWindow = 32;
 
@@ -371,7 +371,7 @@ void execute_run(Run& run, RunStats& stats) {
   stats.threads_used = 1;
   const int threads = get_num_threads();
   const Schedule mode = get_schedule();
-  const bool can = threads > 1 && run.recorded && (run.roots.size() > 1 || run.has_fanout);
+  const bool can = threads > 1 && run.has_fanout;
   if (!can || mode == Schedule::Serial) {
     stats.fused = run.fusion.fused;
     run_serial(run, 0, n);
@@ -383,6 +383,7 @@ void execute_run(Run& run, RunStats& stats) {
     stats.fused = run.fusion.fused;
     return;
   }
+  if (!run.recorded) record_rest(run, done);
   if (mode == Schedule::Auto) plan_costs(run, done);
   // Note [Serial or parallel run]
   // ~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~
@@ -426,8 +427,9 @@ void execute_run(Run& run, RunStats& stats) {
   if (done == 0) {
     seeds = run.roots;
   } else {
-    // The nodes run so far are done: their children wait for one parent fewer. Still one
-    // thread here.
+    // The nodes run so far are done: their children wait for one parent fewer (a replayed run
+    // recorded them; a realized run recorded no edge from them, so this finds none). Still
+    // one thread here.
     for (int32_t r : run.roots)
       if (static_cast<size_t>(r) >= done) seeds.push_back(r);
     for (size_t i = 0; i < done; ++i)
@@ -455,8 +457,8 @@ void realize(const std::vector<Tensor>& targets) {
   const uint64_t mark = next_mark();
   PooledRun pooled;
   Run& run = *pooled.run;
-  // The edge lists and the costs only serve to decide on and drive a parallel run; a
-  // one-thread run executes `order` as collected. run_index stays stale on the nodes
+  // The edge lists and the costs only serve to decide on and drive a parallel run, and are
+  // made only for one (Note [Measured node cost]). run_index stays stale on the nodes
   // afterwards: it is read only for nodes carrying the current walk's mark.
   ObserverSnapshot observers;
   const bool keep_graph = observers.keeps_graph();
@@ -464,7 +466,7 @@ void realize(const std::vector<Tensor>& targets) {
   run.mark = mark;
   // Anomaly mode checks every node's own output, so nothing is computed inside a group there.
   run.fusion.active = !keep_graph && fusion::enabled() && !anomaly_enabled();
-  collect(targets, mark, run, get_num_threads() > 1);
+  collect(targets, mark, run);
   const size_t n = run.order.size();
   if (n == 0) return;
   if (n > static_cast<size_t>(INT32_MAX - 1))

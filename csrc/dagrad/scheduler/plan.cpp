@@ -72,17 +72,50 @@ void record(Run& run, const Node* n, uint64_t mark) {
   if (np == 0) run.roots.push_back(n->run_index);
 }
 
-void record_rest(Run& run, size_t first) {
+namespace {
+constexpr size_t kAhead = 16;  // how far ahead the passes over cold nodes fetch them
+
+// Starts fetching the nodes a pass over order[first, n) needs first.
+void fetch_head(const Run& run, size_t first) {
+  for (size_t i = first; i < std::min(run.order.size(), first + kAhead); ++i) {
+    DAGRAD_PREFETCH(run.order[i]);
+    DAGRAD_PREFETCH(&run.order[i]->attrs);
+  }
+}
+
+// The costs of node i, whose recorded parents have theirs.
+inline void cost_node(Run& run, size_t i) {
+  double longest = 0;
+  for (int32_t k = run.parent_begin[i]; k < run.parent_begin[i + 1]; ++k)
+    longest = std::max(longest, run.crit[static_cast<size_t>(run.parent_index[k])]);
+  const Node& node = *run.order[i];
+  const double c = node_cost(node);
+  run.crit[i] = longest + c;
+  run.total_cost += c;
+  if (splits(node, c)) run.split_cost += c;
+  run.critical_cost = std::max(run.critical_cost, longest + c);
+}
+
+void reset_costs(Run& run) {
+  run.crit.assign(run.order.size(), 0.0);
+  run.total_cost = run.critical_cost = run.split_cost = 0;
+}
+}  // namespace
+
+// Records and (with `costs`) costs in one pass: both read the same cold node.
+void record_rest(Run& run, size_t first, bool costs) {
   const size_t n = run.order.size();
   const uint64_t mark = run.mark;
   run.parent_begin.assign(first + 1, 0);
   run.parent_index.clear();
   run.roots.clear();
-  // A pass over cold nodes, each reading its parents' lines: fetch well ahead (see plan_costs).
-  constexpr size_t kAhead = 16;
-  for (size_t i = first; i < std::min(n, first + kAhead); ++i) DAGRAD_PREFETCH(run.order[i]);
+  if (costs) reset_costs(run);
+  fetch_head(run, first);
   for (size_t i = first; i < n; ++i) {
-    if (i + kAhead < n) DAGRAD_PREFETCH(run.order[i + kAhead]);
+    if (i + kAhead < n) {  // its line, its parents' addresses, and (costs) its attributes
+      DAGRAD_PREFETCH(run.order[i + kAhead]);
+      DAGRAD_PREFETCH(&run.order[i + kAhead]->attrs);
+    }
     const Node* node = run.order[i];
     const size_t before = run.parent_index.size();
     for (const Edge& e : node->inputs) {
@@ -93,34 +126,24 @@ void record_rest(Run& run, size_t first) {
     }
     run.parent_begin.push_back(static_cast<int32_t>(run.parent_index.size()));
     if (run.parent_index.size() == before) run.roots.push_back(static_cast<int32_t>(i));
+    if (costs) cost_node(run, i);
   }
 }
 
+// The nodes are cold on a large run and each needs two of its cache lines (its kind, and its
+// attributes for a custom op's cost): fetch them well ahead, or the loop waits on few misses at
+// a time (measured on a loaded host: 17-22 against 25-27 ns a node on a 130k-node tree, 23-25
+// against 33-37 on the random wide graph).
 void plan_costs(Run& run, size_t first) {
   const size_t n = run.order.size();
-  run.crit.assign(n, 0.0);
-  run.total_cost = run.critical_cost = run.split_cost = 0;
-  // The nodes are cold on a large run and each needs two of its cache lines (its kind, and its
-  // attributes for a custom op's cost): fetch them well ahead, or the loop waits on few misses
-  // at a time (measured on a loaded host: 17-22 against 25-27 ns a node on a 130k-node tree,
-  // 23-25 against 33-37 on the random wide graph).
-  constexpr size_t kAhead = 16;
-  for (size_t i = first; i < std::min(n, first + kAhead); ++i) DAGRAD_PREFETCH(run.order[i]);
+  reset_costs(run);
+  fetch_head(run, first);
   for (size_t i = first; i < n; ++i) {
     if (i + kAhead < n) {
-      const Node* ahead = run.order[i + kAhead];
-      DAGRAD_PREFETCH(ahead);
-      DAGRAD_PREFETCH(&ahead->attrs);
+      DAGRAD_PREFETCH(run.order[i + kAhead]);
+      DAGRAD_PREFETCH(&run.order[i + kAhead]->attrs);
     }
-    double longest = 0;
-    for (int32_t k = run.parent_begin[i]; k < run.parent_begin[i + 1]; ++k)
-      longest = std::max(longest, run.crit[static_cast<size_t>(run.parent_index[k])]);
-    const Node& node = *run.order[i];
-    const double c = node_cost(node);
-    run.crit[i] = longest + c;
-    run.total_cost += c;
-    if (splits(node, c)) run.split_cost += c;
-    run.critical_cost = std::max(run.critical_cost, longest + c);
+    cost_node(run, i);
   }
 }
 

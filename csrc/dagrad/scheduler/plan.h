@@ -87,8 +87,9 @@ double node_cost(const Node& n);
 void record(Run& run, const Node* n, uint64_t mark);
 
 /// @brief Records the in-run parents of order[first, n) among order[first, n), from their
-/// inputs (the nodes before `first` have run and count as done).
-void record_rest(Run& run, size_t first);
+/// inputs (the nodes before `first` have run and count as done); with `costs`, also does what
+/// plan_costs(run, first) does, in the same pass.
+void record_rest(Run& run, size_t first, bool costs);
 
 /// @brief Costs of the recorded nodes from `first` on (those before it have run): total,
 /// critical path and the part in kernels that split. Reads the nodes, which must still have

@@ -383,8 +383,11 @@ void execute_run(Run& run, RunStats& stats) {
     stats.fused = run.fusion.fused;
     return;
   }
-  if (!run.recorded) record_rest(run, done);
-  if (mode == Schedule::Auto) plan_costs(run, done);
+  const bool costs = mode == Schedule::Auto;  // a parallel schedule does not ask
+  if (!run.recorded)
+    record_rest(run, done, costs);
+  else if (costs)
+    plan_costs(run, done);
   // Note [Serial or parallel run]
   // ~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~
   // The worker pool pays for itself only when independent nodes carry real work: a run goes

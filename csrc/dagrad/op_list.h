@@ -73,7 +73,10 @@
   X(MaxPoolSelect, "max_pool2d", nn)  \
   X(MaxPoolRoute, "max_pool2d_backward", nn) \
   X(AvgPool, "avg_pool2d", nn)        \
-  X(AvgPoolBackward, "avg_pool2d_backward", nn)
+  X(AvgPoolBackward, "avg_pool2d_backward", nn) \
+  X(Conv2d, "conv2d", nn)             \
+  X(Conv2dInputBackward, "conv2d_input_backward", nn) \
+  X(Conv2dWeightBackward, "conv2d_weight_backward", nn)
 
 // clang-format on
 

@@ -153,6 +153,55 @@ Tensor unfold(const Tensor& x, const std::vector<int64_t>& kernel, const std::ve
   const int64_t rows = checked_mul(x.shape()[1], checked_mul(w.kh, w.kw, "unfold"), "unfold");
   return make_op(OpKind::Unfold, {x}, {x.shape()[0], rows, oh * ow}, x.dtype(), std::move(a));
 }
+namespace {
+// im2col of one (H, W) plane: kh * kw rows of oh * ow columns, row r at rows + r * ld.
+template <class T>
+void im2col_plane(const T* plane, T* rows, int64_t ld, const Window& w, int64_t H, int64_t W, int64_t oh, int64_t ow,
+                  T pad) {
+  for (int64_t ki = 0; ki < w.kh; ++ki)
+    for (int64_t kj = 0; kj < w.kw; ++kj) {
+      T* row = rows + (ki * w.kw + kj) * ld;
+      const ColumnRange cr = column_range(w, kj, W, ow);
+      for (int64_t oy = 0; oy < oh; ++oy) {
+        T* dst = row + oy * ow;
+        const int64_t iy = oy * w.sh - w.ph + ki * w.dh;
+        if (iy < 0 || iy >= H) {
+          std::fill(dst, dst + ow, pad);
+          continue;
+        }
+        const T* src = plane + iy * W + cr.ix0;  // the input under output column cr.ox0
+        std::fill(dst, dst + cr.ox0, pad);
+        if (w.sw == 1)
+          std::copy(src, src + (cr.ox1 - cr.ox0), dst + cr.ox0);
+        else
+          for (int64_t ox = cr.ox0; ox < cr.ox1; ++ox) dst[ox] = src[(ox - cr.ox0) * w.sw];
+        std::fill(dst + cr.ox1, dst + ow, pad);
+      }
+    }
+}
+// col2im of one plane, the adjoint of im2col_plane: zeroes the plane, then adds every row's
+// columns back in (ki, kj, oy, ox) order, so each element gets its terms in one fixed order.
+template <class T>
+void col2im_plane(const T* rows, int64_t ld, T* plane, const Window& w, int64_t H, int64_t W, int64_t oh, int64_t ow) {
+  std::fill(plane, plane + H * W, T(0));
+  for (int64_t ki = 0; ki < w.kh; ++ki)
+    for (int64_t kj = 0; kj < w.kw; ++kj) {
+      const T* row = rows + (ki * w.kw + kj) * ld;
+      const ColumnRange cr = column_range(w, kj, W, ow);
+      for (int64_t oy = 0; oy < oh; ++oy) {
+        const int64_t iy = oy * w.sh - w.ph + ki * w.dh;
+        if (iy < 0 || iy >= H) continue;
+        const T* src = row + oy * ow;
+        T* dst = plane + iy * W + cr.ix0;
+        if (w.sw == 1)
+          for (int64_t ox = cr.ox0; ox < cr.ox1; ++ox) dst[ox - cr.ox0] += src[ox];
+        else
+          for (int64_t ox = cr.ox0; ox < cr.ox1; ++ox) dst[(ox - cr.ox0) * w.sw] += src[ox];
+      }
+    }
+}
+}  // namespace
+
 void Unfold_forward(Node& out) {
   alloc_output(out);
   const Node& x = in(out, 0);
@@ -164,29 +213,7 @@ void Unfold_forward(Node& out) {
     T* po = out.data<T>();
     const T pad = static_cast<T>(out.attrs.scalar);
     parallel_for(N * C, plane_grain(double(w.kh) * double(w.kw) * double(L)), [&](int64_t p0, int64_t p1) {
-      for (int64_t p = p0; p < p1; ++p) {
-        const T* plane = px + p * H * W;
-        for (int64_t ki = 0; ki < w.kh; ++ki)
-          for (int64_t kj = 0; kj < w.kw; ++kj) {
-            T* row = po + (p * w.kh * w.kw + ki * w.kw + kj) * L;
-            const ColumnRange cr = column_range(w, kj, W, ow);
-            for (int64_t oy = 0; oy < oh; ++oy) {
-              T* dst = row + oy * ow;
-              const int64_t iy = oy * w.sh - w.ph + ki * w.dh;
-              if (iy < 0 || iy >= H) {
-                std::fill(dst, dst + ow, pad);
-                continue;
-              }
-              const T* src = plane + iy * W + cr.ix0;  // the input under output column cr.ox0
-              std::fill(dst, dst + cr.ox0, pad);
-              if (w.sw == 1)
-                std::copy(src, src + (cr.ox1 - cr.ox0), dst + cr.ox0);
-              else
-                for (int64_t ox = cr.ox0; ox < cr.ox1; ++ox) dst[ox] = src[(ox - cr.ox0) * w.sw];
-              std::fill(dst + cr.ox1, dst + ow, pad);
-            }
-          }
-      }
+      for (int64_t p = p0; p < p1; ++p) im2col_plane(px + p * H * W, po + p * w.kh * w.kw * L, L, w, H, W, oh, ow, pad);
     });
   });
 }
@@ -223,32 +250,236 @@ void Fold_forward(Node& out) {
     T* po = out.data<T>();
     // Each (n, c) plane is written by one thread, in a fixed order: deterministic.
     parallel_for(N * C, plane_grain(double(w.kh) * double(w.kw) * double(L)), [&](int64_t p0, int64_t p1) {
-      for (int64_t p = p0; p < p1; ++p) {
-        T* plane = po + p * H * W;
-        std::fill(plane, plane + H * W, T(0));
-        for (int64_t ki = 0; ki < w.kh; ++ki)
-          for (int64_t kj = 0; kj < w.kw; ++kj) {
-            const T* row = pc + (p * w.kh * w.kw + ki * w.kw + kj) * L;
-            const ColumnRange cr = column_range(w, kj, W, ow);
-            for (int64_t oy = 0; oy < oh; ++oy) {
-              const int64_t iy = oy * w.sh - w.ph + ki * w.dh;
-              if (iy < 0 || iy >= H) continue;
-              const T* src = row + oy * ow;
-              T* dst = plane + iy * W + cr.ix0;
-              // Each plane element gets its terms in the same (ki, kj, oy, ox) order as before.
-              if (w.sw == 1)
-                for (int64_t ox = cr.ox0; ox < cr.ox1; ++ox) dst[ox - cr.ox0] += src[ox];
-              else
-                for (int64_t ox = cr.ox0; ox < cr.ox1; ++ox) dst[(ox - cr.ox0) * w.sw] += src[ox];
-            }
-          }
-      }
+      for (int64_t p = p0; p < p1; ++p) col2im_plane(pc + p * w.kh * w.kw * L, L, po + p * H * W, w, H, W, oh, ow);
     });
   });
 }
 std::vector<Tensor> Fold_backward(const Tensor& out, const Tensor& g, const std::vector<bool>&) {
   const auto& a = out->attrs.ints;
   return {unfold(g, {a[0], a[1]}, {a[2], a[3]}, {a[4], a[5]}, {a[6], a[7]}, 0.0)};
+}
+
+// ---- direct convolution (attrs.ints = {kh, kw, sh, sw, ph, pw, dh, dw[, H, W]}) -----------------
+// Note [Direct convolution]: conv2d (groups == 1) is one node, and its gradients two more,
+// instead of unfold + a batched matmul + a bias add over the whole batch (issue #16):
+//   conv2d(x, w, b)             y[n] = W @ im2col(x[n]) + b
+//   conv2d_input_backward(g, w) dx[n] = col2im(W^T @ g[n])       (the adjoint of conv2d in x)
+//   conv2d_weight_backward(g, x) dW = sum_n g[n] @ im2col(x[n])^T (the adjoint in w)
+// Each is linear in each input, and the backward of each is built from the three, so
+// gradients of any order follow. im2col is never materialised for the batch: a sample's
+// columns (C*kh*kw x L) go to a buffer of the thread that works on it, are multiplied while
+// they are in cache, and are overwritten by the next sample's; a 1x1 kernel with stride 1 and
+// no padding multiplies the input plane itself. Forward and input gradient split over
+// samples: each sample is computed by the same instructions whatever the split.
+// The weight gradient sums over the batch. Its order must not depend on the thread count:
+// the batch is cut into chunks of B samples (B * L up to kWeightColumns columns, so each
+// GEMM has a long enough inner dimension while its columns stay in cache), the chunks into at most kWeightGroups
+// contiguous groups, both from the shapes alone. A group sums its chunks' products in chunk order into its own partial;
+// the partials are then added to group 0's in group order. The threads only decide which
+// group each works on.
+namespace {
+constexpr int64_t kWeightGroups = 8;
+constexpr int64_t kWeightColumns = 256;  // the inner dimension K a weight-gradient chunk aims at
+// Samples (or groups) per chunk when a conv kernel splits: about 1 MFLOP per chunk, so the
+// digits CNN's 8x8 layers do not pay a parallel region for a few microseconds of work.
+int64_t conv_grain(double flops_per_item) {
+  return static_cast<int64_t>(std::max(1.0, std::ceil(double(1 << 20) / std::max(1.0, flops_per_item))));
+}
+struct ConvGeom {
+  Window w;
+  int64_t N, C, H, W, O, oh, ow, L, kk, ckk;
+  bool direct;  // 1x1, stride 1, no padding: the input plane is its own im2col
+};
+ConvGeom conv_geom(const std::vector<int64_t>& a, const Shape& x, int64_t O) {
+  ConvGeom g;
+  g.w = window_of(a);
+  g.N = x[0], g.C = x[1], g.H = x[2], g.W = x[3], g.O = O;
+  g.oh = g.w.out_h(g.H), g.ow = g.w.out_w(g.W), g.L = g.oh * g.ow;
+  g.kk = g.w.kh * g.w.kw, g.ckk = g.C * g.kk;
+  g.direct = g.kk == 1 && g.w.sh == 1 && g.w.sw == 1 && g.w.ph == 0 && g.w.pw == 0;
+  return g;
+}
+// im2col of sample n of x into cols (ckk rows at row stride ld).
+template <class T>
+void sample_cols(const ConvGeom& g, const T* px, int64_t n, T* cols, int64_t ld) {
+  for (int64_t c = 0; c < g.C; ++c)
+    im2col_plane(px + (n * g.C + c) * g.H * g.W, cols + c * g.kk * ld, ld, g.w, g.H, g.W, g.oh, g.ow, T(0));
+}
+std::vector<int64_t> window_ints(const Window& w) { return {w.kh, w.kw, w.sh, w.sw, w.ph, w.pw, w.dh, w.dw}; }
+
+Tensor conv2d_direct(const Tensor& x, const Tensor& w, const Tensor& b, const Window& win) {
+  OpAttrs a;
+  a.ints = window_ints(win);
+  std::vector<Tensor> ins = {x, w};
+  if (b.defined()) ins.push_back(b);
+  const int64_t oh = win.out_h(x.shape()[2]), ow = win.out_w(x.shape()[3]);
+  return make_op(OpKind::Conv2d, ins, {x.shape()[0], w.shape()[0], oh, ow}, x.dtype(), std::move(a));
+}
+// dx of shape (N, C, H, W) from g (N, O, oh, ow) and w (O, C, kh, kw).
+Tensor conv2d_input_backward(const Tensor& g, const Tensor& w, const Window& win, int64_t H, int64_t W) {
+  OpAttrs a;
+  a.ints = window_ints(win);
+  a.ints.push_back(H);
+  a.ints.push_back(W);
+  return make_op(OpKind::Conv2dInputBackward, {g, w}, {g.shape()[0], w.shape()[1], H, W}, g.dtype(), std::move(a));
+}
+// dW of shape (O, C, kh, kw) from g (N, O, oh, ow) and x (N, C, H, W).
+Tensor conv2d_weight_backward(const Tensor& g, const Tensor& x, const Window& win) {
+  OpAttrs a;
+  a.ints = window_ints(win);
+  return make_op(OpKind::Conv2dWeightBackward, {g, x}, {g.shape()[1], x.shape()[1], win.kh, win.kw}, g.dtype(),
+                 std::move(a));
+}
+}  // namespace
+
+void Conv2d_forward(Node& out) {
+  alloc_output(out);
+  const Node& x = in(out, 0);
+  const Node& wt = in(out, 1);
+  const ConvGeom g = conv_geom(out.attrs.ints, x.shape, wt.shape[0]);
+  DAGRAD_DISPATCH_FLOAT(out.dtype, "conv2d", {
+    const T* px = x.data<T>();
+    const T* pw = wt.data<T>();
+    const T* pb = out.inputs.size() > 2 ? in(out, 2).data<T>() : nullptr;
+    T* po = out.data<T>();
+    parallel_for(g.N, conv_grain(2.0 * double(g.O) * double(g.ckk) * double(g.L)), [&](int64_t n0, int64_t n1) {
+      std::vector<T> buf(g.direct ? 0 : static_cast<size_t>(g.ckk * g.L));
+      for (int64_t n = n0; n < n1; ++n) {
+        const T* cols = px + n * g.C * g.H * g.W;
+        if (!g.direct) {
+          sample_cols(g, px, n, buf.data(), g.L);
+          cols = buf.data();
+        }
+        T* y = po + n * g.O * g.L;
+        kernels::gemm(false, false, g.O, g.L, g.ckk, pw, g.ckk, cols, g.L, y);
+        if (pb)
+          for (int64_t o = 0; o < g.O; ++o) {
+            const T bo = pb[o];
+            T* row = y + o * g.L;
+            for (int64_t l = 0; l < g.L; ++l) row[l] += bo;
+          }
+      }
+    });
+  });
+}
+std::vector<Tensor> Conv2d_backward(const Tensor& out, const Tensor& g, const std::vector<bool>& needs) {
+  const Tensor x = input(out, 0), w = input(out, 1);
+  const Window win = window_of(out->attrs.ints);
+  std::vector<Tensor> r(out->inputs.size());
+  if (needs[0]) r[0] = conv2d_input_backward(g, w, win, x.shape()[2], x.shape()[3]);
+  if (needs[1]) r[1] = conv2d_weight_backward(g, x, win);
+  if (r.size() > 2 && needs[2]) r[2] = sum(g, {0, 2, 3});
+  return r;
+}
+
+void Conv2dInputBackward_forward(Node& out) {
+  alloc_output(out);
+  const Node& gn = in(out, 0);
+  const Node& wt = in(out, 1);
+  const ConvGeom g = conv_geom(out.attrs.ints, out.shape, wt.shape[0]);
+  DAGRAD_DISPATCH_FLOAT(out.dtype, "conv2d_input_backward", {
+    const T* pg = gn.data<T>();
+    const T* pw = wt.data<T>();
+    T* po = out.data<T>();
+    parallel_for(g.N, conv_grain(2.0 * double(g.O) * double(g.ckk) * double(g.L)), [&](int64_t n0, int64_t n1) {
+      std::vector<T> buf(g.direct ? 0 : static_cast<size_t>(g.ckk * g.L));
+      for (int64_t n = n0; n < n1; ++n) {
+        T* dx = po + n * g.C * g.H * g.W;
+        T* cols = g.direct ? dx : buf.data();
+        kernels::gemm(true, false, g.ckk, g.L, g.O, pw, g.ckk, pg + n * g.O * g.L, g.L, cols);
+        if (!g.direct)
+          for (int64_t c = 0; c < g.C; ++c)
+            col2im_plane(cols + c * g.kk * g.L, g.L, dx + c * g.H * g.W, g.w, g.H, g.W, g.oh, g.ow);
+      }
+    });
+  });
+}
+std::vector<Tensor> Conv2dInputBackward_backward(const Tensor& out, const Tensor& gg, const std::vector<bool>& needs) {
+  const Tensor g = input(out, 0), w = input(out, 1);
+  const Window win = window_of(out->attrs.ints);
+  std::vector<Tensor> r(2);
+  if (needs[0]) r[0] = conv2d_direct(gg, w, Tensor(), win);
+  if (needs[1]) r[1] = conv2d_weight_backward(g, gg, win);
+  return r;
+}
+
+void Conv2dWeightBackward_forward(Node& out) {
+  alloc_output(out);
+  const Node& gn = in(out, 0);
+  const Node& x = in(out, 1);
+  const ConvGeom g = conv_geom(out.attrs.ints, x.shape, out.shape[0]);
+  // See Note [Direct convolution] for the fixed order of the sum over the batch. Each chunk's
+  // product is computed transposed, dW^T (C*kh*kw, O) = cols (C*kh*kw, K) @ g^T (K, O): with
+  // the long dimension C*kh*kw as the GEMM's rows OpenBLAS runs it at ~90 GFLOP/s where
+  // g @ cols^T (O rows) ran at ~55 (LeNet's 32x400 weight, K = 64 to 1024).
+  const int64_t B = std::min<int64_t>(std::max<int64_t>(1, kWeightColumns / std::max<int64_t>(1, g.L)), g.N);
+  const int64_t chunks = B > 0 ? (g.N + B - 1) / B : 0;
+  const int64_t groups = std::min(chunks, kWeightGroups);
+  const int64_t size = g.O * g.ckk;
+  DAGRAD_DISPATCH_FLOAT(out.dtype, "conv2d_weight_backward", {
+    const T* pg = gn.data<T>();
+    const T* px = x.data<T>();
+    T* po = out.data<T>();
+    if (groups == 0) {
+      std::fill(po, po + size, T(0));
+      return;
+    }
+    std::vector<T> partials(static_cast<size_t>(groups * size));  // group gi's dW^T at gi * size
+    const double group_flops = 2.0 * double(size) * double(g.L) * double(g.N) / double(groups);
+    parallel_for(groups, conv_grain(group_flops), [&](int64_t g0, int64_t g1) {
+      std::vector<T> cols, gp, tmp;
+      for (int64_t gi = g0; gi < g1; ++gi) {
+        T* part = partials.data() + gi * size;
+        const int64_t c0 = chunks * gi / groups, c1 = chunks * (gi + 1) / groups;
+        for (int64_t ch = c0; ch < c1; ++ch) {
+          const int64_t s0 = ch * B, s1 = std::min(g.N, s0 + B), K = (s1 - s0) * g.L;
+          const T* gk = pg + s0 * g.O * g.L;  // one sample's g is already (O, L)
+          if (s1 - s0 > 1) {
+            gp.resize(static_cast<size_t>(g.O * K));
+            for (int64_t o = 0; o < g.O; ++o)
+              for (int64_t s = s0; s < s1; ++s)
+                std::copy(pg + (s * g.O + o) * g.L, pg + (s * g.O + o + 1) * g.L, gp.data() + o * K + (s - s0) * g.L);
+            gk = gp.data();
+          }
+          const T* ck = px + s0 * g.C * g.H * g.W;  // a 1x1 sample is its own (C, L) im2col
+          if (!g.direct || s1 - s0 > 1) {
+            cols.resize(static_cast<size_t>(g.ckk * K));
+            for (int64_t s = s0; s < s1; ++s) {
+              if (g.direct)
+                for (int64_t c = 0; c < g.C; ++c)
+                  std::copy(px + (s * g.C + c) * g.L, px + (s * g.C + c + 1) * g.L,
+                            cols.data() + c * K + (s - s0) * g.L);
+              else
+                sample_cols(g, px, s, cols.data() + (s - s0) * g.L, K);
+            }
+            ck = cols.data();
+          }
+          if (ch == c0) {
+            kernels::gemm(false, true, g.ckk, g.O, K, ck, K, gk, K, part);
+          } else {
+            tmp.resize(static_cast<size_t>(size));
+            kernels::gemm(false, true, g.ckk, g.O, K, ck, K, gk, K, tmp.data());
+            for (int64_t i = 0; i < size; ++i) part[i] += tmp[i];
+          }
+        }
+      }
+    });
+    // dW[o, r] = the groups' dW^T[r, o], added in group order.
+    for (int64_t o = 0; o < g.O; ++o)
+      for (int64_t r = 0; r < g.ckk; ++r) {
+        T v = partials[static_cast<size_t>(r * g.O + o)];
+        for (int64_t gi = 1; gi < groups; ++gi) v += partials[static_cast<size_t>(gi * size + r * g.O + o)];
+        po[o * g.ckk + r] = v;
+      }
+  });
+}
+std::vector<Tensor> Conv2dWeightBackward_backward(const Tensor& out, const Tensor& gw, const std::vector<bool>& needs) {
+  const Tensor g = input(out, 0), x = input(out, 1);
+  const Window win = window_of(out->attrs.ints);
+  std::vector<Tensor> r(2);
+  if (needs[0]) r[0] = conv2d_direct(x, gw, Tensor(), win);
+  if (needs[1]) r[1] = conv2d_input_backward(g, gw, win, x.shape()[2], x.shape()[3]);
+  return r;
 }
 
 // ---- direct pooling (attrs.ints = {kh, kw, sh, sw, ph, pw, dh, dw[, count_include_pad, H, W]}) ----
@@ -623,6 +854,8 @@ Tensor conv2d(const Tensor& x, const Tensor& w, const Tensor& b, const std::vect
     throw ShapeError("conv2d: bias of shape " + shape_str(b.shape()) + " does not fit " + std::to_string(O) +
                      " output channels");
   const auto [oh, ow] = window_output_size("conv2d", x.shape(), {kh, kw}, stride, padding, dilation);
+  // groups == 1: one node and its two gradient nodes (Note [Direct convolution]).
+  if (groups == 1) return conv2d_direct(x, w, b, check_window("conv2d", {kh, kw}, stride, padding, dilation));
   Tensor cols = unfold(x, {kh, kw}, stride, padding, dilation);  // (N, C*kh*kw, L)
   const int64_t L = cols.shape()[2], ckk = cols.shape()[1];
   Tensor y;

@@ -76,7 +76,8 @@
   X(AvgPoolBackward, "avg_pool2d_backward", nn) \
   X(Conv2d, "conv2d", nn)             \
   X(Conv2dInputBackward, "conv2d_input_backward", nn) \
-  X(Conv2dWeightBackward, "conv2d_weight_backward", nn)
+  X(Conv2dWeightBackward, "conv2d_weight_backward", nn) \
+  X(Conv2dBiasBackward, "conv2d_bias_backward", nn)
 
 // clang-format on
 

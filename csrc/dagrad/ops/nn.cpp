@@ -1,6 +1,7 @@
 // Neural-network primitives: linear (x @ W^T + b in one node), unfold / fold (im2col and its
-// adjoint), from which conv1d and conv2d are composed, and direct max / average pooling
-// (Note [Direct pooling]).
+// adjoint), direct convolution and its gradients (Note [Direct convolution]; grouped
+// convolutions are composed from unfold and a batched matmul), and direct max / average
+// pooling (Note [Direct pooling]).
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
@@ -281,12 +282,16 @@ std::vector<Tensor> Fold_backward(const Tensor& out, const Tensor& g, const std:
 // they are in cache, and are overwritten by the next sample's; a 1x1 kernel with stride 1 and
 // no padding multiplies the input plane itself. Forward and input gradient split over
 // samples: each sample is computed by the same instructions whatever the split.
+// Small layers (L < 64) put several samples' columns side by side in one GEMM
+// (sample_chunk). Grouped convolutions (groups > 1) keep the composite of unfold and a
+// batched matmul. (The run planner still costs these nodes by the elements they touch, not
+// their flops: node_cost in scheduler/plan.cpp.)
 // The weight gradient sums over the batch. Its order must not depend on the thread count:
 // the batch is cut into chunks of B samples (B * L up to kWeightColumns columns, so each
-// GEMM has a long enough inner dimension while its columns stay in cache), the chunks into at most kWeightGroups
-// contiguous groups, both from the shapes alone. A group sums its chunks' products in chunk order into its own partial;
-// the partials are then added to group 0's in group order. The threads only decide which
-// group each works on.
+// GEMM has a long enough inner dimension while its columns stay in cache), the chunks into
+// at most kWeightGroups contiguous groups, both from the shapes alone. A group sums its
+// chunks' products in chunk order into its own partial; the partials are then added in
+// group order. The threads only decide which group each works on.
 namespace {
 constexpr int64_t kWeightGroups = 8;
 constexpr int64_t kWeightColumns = 256;  // the inner dimension K a weight-gradient chunk aims at
@@ -1007,7 +1012,7 @@ std::vector<Tensor> AvgPoolBackward_backward(const Tensor& out, const Tensor& gg
 namespace dagrad {
 using namespace composite;
 
-// ---- convolution (unfold + matmul) and pooling (direct primitives) ---------------------------------
+// ---- convolution (direct primitives; unfold + matmul for groups > 1) and pooling ------------------
 Tensor conv2d(const Tensor& x, const Tensor& w, const Tensor& b, const std::vector<int64_t>& stride,
               const std::vector<int64_t>& padding, const std::vector<int64_t>& dilation, int64_t groups) {
   if (x.ndim() == 3) return squeeze(conv2d(unsqueeze(x, 0), w, b, stride, padding, dilation, groups), 0);
@@ -1034,15 +1039,9 @@ Tensor conv2d(const Tensor& x, const Tensor& w, const Tensor& b, const std::vect
   if (groups == 1) return conv2d_direct(x, w, b, check_window("conv2d", {kh, kw}, stride, padding, dilation));
   Tensor cols = unfold(x, {kh, kw}, stride, padding, dilation);  // (N, C*kh*kw, L)
   const int64_t L = cols.shape()[2], ckk = cols.shape()[1];
-  Tensor y;
-  if (groups == 1) {
-    y = matmul(reshape(w, {O, ckk}), cols);  // (N, O, L)
-  } else {
-    Tensor cg = reshape(cols, {N, groups, ckk / groups, L});
-    Tensor wg = reshape(w, {groups, O / groups, ckk / groups});
-    y = matmul(wg, cg);  // (N, groups, O/groups, L)
-  }
-  y = reshape(y, {N, O, oh, ow});
+  Tensor cg = reshape(cols, {N, groups, ckk / groups, L});
+  Tensor wg = reshape(w, {groups, O / groups, ckk / groups});
+  Tensor y = reshape(matmul(wg, cg), {N, O, oh, ow});  // (N, groups, O/groups, L) as (N, O, oh, ow)
   if (b.defined()) y = add(y, reshape(b, {1, O, 1, 1}));
   return y;
 }

@@ -793,6 +793,31 @@ void argmax_planes(const T* px, int64_t p0, int64_t p1, const PoolGeom& g, int64
   const auto f = g.w.sw == 1 ? argmax_planes<T, 1> : g.w.sw == 2 ? argmax_planes<T, 2> : argmax_planes<T, 0>;
   f(px, p0, p1, g, best, bv);
 }
+// The 2x2 pool with stride 2, no padding and no dilation (LeNet's and the digits CNN's), whose
+// windows do not overlap: each output row reads two input rows, and the first maximum of a
+// window (argmax_planes's rule: the first element, then each later one where it is greater or
+// NaN) is found with bit blends. Values only for a plain max_pool2d (select(x, x):
+// argmax_planes would also compute every window's index, 4x the work); the window's index
+// (0..3 in row-major order) for the route. Same selections as argmax_planes, so the same bits.
+bool two_by_two(const Window& w) {
+  return w.kh == 2 && w.kw == 2 && w.sh == 2 && w.sw == 2 && w.ph == 0 && w.pw == 0 && w.dh == 1 && w.dw == 1;
+}
+// The window's four values reduce as a tree, (v0, v1) and (v2, v3) then the two: "take the
+// later one where it is greater or NaN" at each step selects the same element as the
+// sequential scan (the last NaN if there is one, else the first maximum), without its chain
+// of dependent compares.
+template <class T, bool Index>
+DAGRAD_SIMD_CLONES void max2x2_row(const T* __restrict r0, const T* __restrict r1, int64_t ow, T* __restrict m_out,
+                                   int32_t* __restrict k_out) {
+  for (int64_t ox = 0; ox < ow; ++ox) {
+    const T v0 = r0[2 * ox], v1 = r0[2 * ox + 1], v2 = r1[2 * ox], v3 = r1[2 * ox + 1];
+    const bool t01 = (v1 > v0) | (v1 != v1), t23 = (v3 > v2) | (v3 != v3);
+    const T m01 = blend(t01, v1, v0), m23 = blend(t23, v3, v2);
+    const bool t = (m23 > m01) | (m23 != m23);
+    m_out[ox] = blend(t, m23, m01);
+    if constexpr (Index) k_out[ox] = t ? 2 + int32_t(t23) : int32_t(t01);
+  }
+}
 // Planes per pass of argmax_planes: its scratch stays near 2k entries (16 KiB of indices), in
 // cache and below malloc's mmap threshold, whatever the size of the tensor.
 int64_t sub_planes(int64_t L) { return std::max<int64_t>(1, 2048 / std::max<int64_t>(1, L)); }
@@ -834,6 +859,16 @@ void MaxPoolSelect_forward(Node& out) {
     T* po = out.data<T>();
     const bool same = pv == px;
     const int64_t L = g.oh * g.ow, sub = sub_planes(L);
+    if (same && two_by_two(g.w)) {
+      parallel_for(g.planes, pool_grain(g), [&](int64_t p0, int64_t p1) {
+        for (int64_t p = p0; p < p1; ++p)
+          for (int64_t oy = 0; oy < g.oh; ++oy) {
+            const T* r0 = px + p * g.H * g.W + 2 * oy * g.W;
+            max2x2_row<T, false>(r0, r0 + g.W, g.ow, po + p * L + oy * g.ow, nullptr);
+          }
+      });
+      return;
+    }
     parallel_for(g.planes, pool_grain(g), [&](int64_t p0, int64_t p1) {
       std::vector<int64_t> best(static_cast<size_t>(sub * L));
       std::vector<T> scratch(same ? 0 : static_cast<size_t>(sub * L));
@@ -879,6 +914,25 @@ void MaxPoolRoute_forward(Node& out) {
     const T* px = x.data<T>();
     T* po = out.data<T>();
     const int64_t L = g.oh * g.ow, sub = sub_planes(L);
+    if (two_by_two(g.w)) {
+      parallel_for(g.planes, pool_grain(g), [&](int64_t p0, int64_t p1) {
+        std::vector<T> m(static_cast<size_t>(g.ow));
+        std::vector<int32_t> k(static_cast<size_t>(g.ow));
+        for (int64_t p = p0; p < p1; ++p) {
+          const T* plane = px + p * g.H * g.W;
+          T* op = po + p * g.H * g.W;
+          std::fill(op, op + g.H * g.W, T(0));
+          for (int64_t oy = 0; oy < g.oh; ++oy) {
+            const int64_t r0 = 2 * oy * g.W;
+            max2x2_row<T, true>(plane + r0, plane + r0 + g.W, g.ow, m.data(), k.data());
+            const T* gp = pg + p * L + oy * g.ow;
+            for (int64_t ox = 0; ox < g.ow; ++ox)  // 0 + g, as the general path adds it
+              op[r0 + 2 * ox + (k[ox] >> 1) * g.W + (k[ox] & 1)] += gp[ox];
+          }
+        }
+      });
+      return;
+    }
     parallel_for(g.planes, pool_grain(g), [&](int64_t p0, int64_t p1) {
       std::vector<int64_t> best(static_cast<size_t>(sub * L));
       std::vector<T> bv(static_cast<size_t>(sub * L));

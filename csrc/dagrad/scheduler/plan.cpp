@@ -20,6 +20,20 @@ double node_cost(const Node& n) {
       return 2.0 * static_cast<double>(n.numel()) * k;
     }
     case OpKind::Linear: return 2.0 * static_cast<double>(n.numel()) * static_cast<double>(n.inputs[1].node->shape[1]);
+    // Direct convolution (Note [Direct convolution]): 2 * (outputs) * C*kh*kw flops. The
+    // weight is input 1 of conv2d and of its input gradient; the weight gradient's output is
+    // the weight, and its input 0 the output gradient.
+    case OpKind::Conv2d:
+    case OpKind::Conv2dInputBackward: {
+      const Node& w = *n.inputs[1].node;
+      const double ckk = static_cast<double>(w.numel()) / static_cast<double>(std::max<int64_t>(1, w.shape[0]));
+      const double outs =
+          n.op == OpKind::Conv2d ? static_cast<double>(n.numel()) : static_cast<double>(n.inputs[0].node->numel());
+      return 2.0 * outs * ckk;
+    }
+    case OpKind::Conv2dWeightBackward:
+      return 2.0 * static_cast<double>(n.inputs[0].node->numel()) * static_cast<double>(n.numel()) /
+             static_cast<double>(std::max<int64_t>(1, n.shape[0]));
     case OpKind::Custom: return n.attrs.custom->cost;
     case OpKind::Reshape:
     case OpKind::Detach: return 1.0;
@@ -54,6 +68,9 @@ bool splits(const Node& n, double cost) {
       return cost >= kMinSplitFlops && (n.numel() / std::max<int64_t>(1, m * n.shape.back()) >= 2 || m >= 256);
     }
     case OpKind::Linear: return cost >= kMinSplitFlops && n.numel() / std::max<int64_t>(1, n.shape.back()) >= 256;
+    case OpKind::Conv2d:
+    case OpKind::Conv2dInputBackward:
+    case OpKind::Conv2dWeightBackward: return cost >= kMinSplitFlops;
     default: return !no_split[static_cast<size_t>(n.op)] && cost >= kMinSplitElements;
   }
 }

@@ -284,8 +284,8 @@ std::vector<Tensor> Fold_backward(const Tensor& out, const Tensor& g, const std:
 // samples: each sample is computed by the same instructions whatever the split.
 // Small layers (L < 64) put several samples' columns side by side in one GEMM
 // (sample_chunk). Grouped convolutions (groups > 1) keep the composite of unfold and a
-// batched matmul. (The run planner still costs these nodes by the elements they touch, not
-// their flops: node_cost in scheduler/plan.cpp.)
+// batched matmul. The run planner costs these nodes in flops, as it does matmul (node_cost
+// and splits() in scheduler/plan.cpp, Note [Serial or parallel run]).
 // The weight gradient sums over the batch. Its order must not depend on the thread count:
 // the batch is cut into chunks of B samples (B * L up to kWeightColumns columns, so each
 // GEMM has a long enough inner dimension while its columns stay in cache), the chunks into

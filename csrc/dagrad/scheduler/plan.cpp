@@ -27,6 +27,20 @@ double node_cost(const Node& n) {
       const double k = static_cast<double>(n.inputs[1].node->shape[1]);
       return static_cast<double>(n.numel()) * (1.0 + 6.0 * k / 5.0);
     }
+    // Direct convolution (Note [Direct convolution]): 2 * (outputs) * C*kh*kw flops. The
+    // weight is input 1 of conv2d and of its input gradient; the weight gradient's output is
+    // the weight, and its input 0 the output gradient.
+    case OpKind::Conv2d:
+    case OpKind::Conv2dInputBackward: {
+      const Node& w = *n.inputs[1].node;
+      const double ckk = static_cast<double>(w.numel()) / static_cast<double>(std::max<int64_t>(1, w.shape[0]));
+      const double outs =
+          n.op == OpKind::Conv2d ? static_cast<double>(n.numel()) : static_cast<double>(n.inputs[0].node->numel());
+      return 2.0 * outs * ckk;
+    }
+    case OpKind::Conv2dWeightBackward:
+      return 2.0 * static_cast<double>(n.inputs[0].node->numel()) * static_cast<double>(n.numel()) /
+             static_cast<double>(std::max<int64_t>(1, n.shape[0]));
     case OpKind::Custom: return n.attrs.custom->cost;
     case OpKind::Reshape:
     case OpKind::Detach: return 1.0;
@@ -66,6 +80,9 @@ bool splits(const Node& n, double cost) {
     case OpKind::RnnCell:
     case OpKind::LstmCell:
     case OpKind::GruCell: return cost >= kMinSplitFlops && n.shape[0] >= 256;
+    case OpKind::Conv2d:
+    case OpKind::Conv2dInputBackward:
+    case OpKind::Conv2dWeightBackward: return cost >= kMinSplitFlops;
     default: return !no_split[static_cast<size_t>(n.op)] && cost >= kMinSplitElements;
   }
 }

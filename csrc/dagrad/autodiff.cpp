@@ -26,6 +26,11 @@ namespace {
 // the graph while the gradients are built (Note [Gradient hooks]) re-marks nodes without
 // disturbing the walk, and the indices need no reset afterwards (the scheduler and fusion
 // read run_index only on nodes carrying their own run's mark).
+// Measured on the 10k-node scalar graph (1 thread, interleaved A/B, a loaded 2-core host): the
+// time of building the gradients is the same within the noise (+-5%). The profile of that
+// part is the rules' new nodes (new_node's pooled blocks are cold) and reference counting on
+// the forward nodes, which the rules must read; the array walk's gain is its independence
+// from the marks (tests/autograd/test_hooks.py reads a gradient that needs pending nodes).
 
 // The part of the graph backward walks: nodes that require grad, reachable from the roots,
 // not walking past leaves. Parents come before children in `order`.

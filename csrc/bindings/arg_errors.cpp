@@ -308,13 +308,13 @@ Shape shape_args(const py::args& args, const char* arg, int64_t min_size, bool i
 }
 
 Tensor tensor_arg(py::handle v, const char* arg) {
-  if (!py::isinstance<Tensor>(v)) type_error(arg, "Tensor", v);
+  if (!tensor_type::is_tensor(v.ptr())) type_error(arg, "Tensor", v);
   return v.cast<Tensor>();
 }
 
 bool is_operand(py::handle other) {
   // Numbers (numpy scalars included: PyNumber_Check is false for str), tensors, arrays, lists.
-  return py::isinstance<Tensor>(other) || PyNumber_Check(other.ptr()) || py::isinstance<py::list>(other) ||
+  return tensor_type::is_tensor(other.ptr()) || PyNumber_Check(other.ptr()) || py::isinstance<py::list>(other) ||
          py::isinstance<py::tuple>(other) || py::isinstance<py::array>(other);
 }
 

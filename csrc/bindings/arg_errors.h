@@ -1,6 +1,8 @@
 // @brief Argument errors that name the public function and the argument (Note [Argument errors]).
 #pragma once
 
+#include "tensor_type.h"  // first: the Tensor caster
+
 #include <pybind11/pybind11.h>
 
 #include <string>

@@ -2,6 +2,8 @@
 // realize, and the init_* functions the module definition (module.cpp) calls, one per subject.
 #pragma once
 
+#include "tensor_type.h"  // first: the Tensor caster
+
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
 
@@ -18,7 +20,7 @@ namespace dagrad_py {
 class OpTable;
 
 /// @brief dtype and the Tensor class: properties, values, operators, in-place updates, creation.
-pybind11::class_<dagrad::Tensor> init_tensor(pybind11::module_& m);
+void init_tensor(pybind11::module_& m, TensorClass& cls);
 /// @brief Every op, from the binding table (Note [The binding table]).
 void init_ops(OpTable& table);
 /// @brief Running, differentiating, threads, optimizers, compile and the profiler.

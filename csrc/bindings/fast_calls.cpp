@@ -18,16 +18,14 @@ namespace dagrad_py {
 // operators the Tensor type's number slots (nb_add, nb_multiply, ...) are therefore set to the C
 // functions below, which CPython calls directly for `a op b` in both orders; the module's
 // unary ops (relu, tanh, ...) are METH_O functions and the same Tensor methods METH_NOARGS
-// descriptors. All convert with pybind11's own casters, so the objects, the dtype rules
+// descriptors. They read and make Tensor objects directly (Note [Tensor is a hand-written
+// CPython type]) and convert other operands with the bindings' own casters, so the dtype rules
 // (operand()) and the errors are the same as those of the pybind11 definitions they shadow
 // (Tensor.__mul__ and so on stay reachable). A Python subclass of Tensor gets CPython's
 // generic slots, hence pybind11's path. They hold the GIL, as recording a node always does
 // (Note [GIL policy]).
 
 namespace fast {
-
-PyTypeObject* g_type = nullptr;
-const py::detail::type_info* g_tinfo = nullptr;
 
 PyObject* fail() {
   try {
@@ -110,9 +108,7 @@ PyObject* binary_slot(PyObject* a, PyObject* b) {
 }  // namespace
 
 void install_fast_calls(py::module_& m, py::handle tensor_type, const std::vector<FastRow>& rows) {
-  using fast::g_type;
-  g_type = reinterpret_cast<PyTypeObject*>(tensor_type.ptr());
-  fast::g_tinfo = py::detail::get_type_info(typeid(Tensor));
+  PyTypeObject* g_type = reinterpret_cast<PyTypeObject*>(tensor_type.ptr());
   PyNumberMethods* nb = g_type->tp_as_number;
   nb->nb_add = &binary_slot<&dagrad::add>;
   nb->nb_subtract = &binary_slot<&dagrad::sub>;

@@ -20,23 +20,14 @@ void install_fast_calls(pybind11::module_& m, pybind11::handle tensor_type, cons
 
 namespace fast {
 
-extern PyTypeObject* g_type;
-extern const pybind11::detail::type_info* g_tinfo;
+using tensor_type::is_tensor;
+using tensor_type::unwrap;
 
-inline bool is_tensor(PyObject* o) { return Py_TYPE(o) == g_type || PyType_IsSubtype(Py_TYPE(o), g_type); }
-
-inline const dagrad::Tensor& unwrap(PyObject* o) {
-  auto* inst = reinterpret_cast<pybind11::detail::instance*>(o);
-  auto vh = inst->get_value_and_holder(g_tinfo, false);
-  if (!vh || !vh.holder_constructed() || !vh.value_ptr())
-    throw pybind11::type_error("dagrad.Tensor object is not initialised");
-  return *vh.value_ptr<dagrad::Tensor>();
-}
-
+/// A new tensor object for a C++ result (Note [Tensor is a hand-written CPython type]).
 inline PyObject* wrap(dagrad::Tensor&& t) {
-  return pybind11::detail::type_caster_base<dagrad::Tensor>::cast(std::move(t), pybind11::return_value_policy::move,
-                                                                  pybind11::handle())
-      .ptr();
+  PyObject* o = tensor_type::wrap(std::move(t));
+  if (!o) throw pybind11::error_already_set();
+  return o;
 }
 
 /// Any C++ or pybind11 exception becomes the Python exception the bindings would raise.

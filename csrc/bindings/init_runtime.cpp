@@ -185,7 +185,7 @@ void init_runtime(py::module_& m) {
       std::vector<Tensor> out;
       if (r.is_none()) return out;
       for (py::handle h : r) {
-        if (!h.is_none() && !py::isinstance<Tensor>(h))
+        if (!h.is_none() && !tensor_type::is_tensor(h.ptr()))
           throw TypeError("group gradient hook: must return Tensors or None, not " +
                           std::string(py::str(h.get_type())));
         out.push_back(h.is_none() ? Tensor() : h.cast<Tensor>());

@@ -55,7 +55,7 @@ std::optional<Scalar> as_scalar(const py::handle& h, bool throw_on_overflow) {
   }
   if (PyFloat_Check(o)) return Scalar(PyFloat_AS_DOUBLE(o));
   // numpy scalars (np.bool_, np.int64, np.float32, ...): by their dtype's kind.
-  if (py::hasattr(h, "dtype") && py::hasattr(h, "item") && !py::isinstance<Tensor>(h) &&
+  if (py::hasattr(h, "dtype") && py::hasattr(h, "item") && !tensor_type::is_tensor(h.ptr()) &&
       !py::isinstance<py::array>(h)) {
     const std::string kind = py::str(h.attr("dtype").attr("kind"));
     if (kind == "b" || kind == "i" || kind == "u" || kind == "f") return as_scalar(h.attr("item")(), throw_on_overflow);
@@ -65,7 +65,7 @@ std::optional<Scalar> as_scalar(const py::handle& h, bool throw_on_overflow) {
 
 // A Python number next to a tensor: PyTorch's "weak" scalar rule (result_type, in the core).
 Tensor operand(const py::handle& other, const Tensor& like) {
-  if (py::isinstance<Tensor>(other)) return other.cast<Tensor>();
+  if (tensor_type::is_tensor(other.ptr())) return other.cast<Tensor>();
   if (std::optional<Scalar> s = as_scalar(other)) {
     // A bool stays a bool tensor (promotion gives the same dtype, and sub can refuse it).
     if (s->kind() == Scalar::Kind::Bool) return scalar(*s, DType::Bool);
@@ -142,7 +142,7 @@ Tensor inplace(const char* op, const Tensor& self, F make_value, bool is_copy = 
 
 }  // namespace
 
-py::class_<Tensor> init_tensor(py::module_& m) {
+void init_tensor(py::module_& m, TensorClass& cls) {
   py::enum_<DType>(m, "dtype")
       .value("float32", DType::Float32)
       .value("float64", DType::Float64)
@@ -152,13 +152,9 @@ py::class_<Tensor> init_tensor(py::module_& m) {
       .def_property_readonly("is_floating_point", [](DType d) { return is_floating(d); });
 
   // No per-object __dict__: tensors are not tracked by Python's cyclic GC, which matters when a
-  // loop creates millions of them. State lives on the node (see _is_param).
-  // Weak references work (weakref.ref(t), WeakValueDictionary), as for torch.Tensor: the slot
-  // pybind11 keeps for them in every instance is switched on; there is still no per-object
-  // __dict__, so tensors stay out of the cyclic GC.
-  py::class_<Tensor> cls(m, "Tensor", py::custom_type_setup([](PyHeapTypeObject* heap_type) {
-                           heap_type->ht_type.tp_weaklistoffset = offsetof(py::detail::instance, weakrefs);
-                         }));
+  // loop creates millions of them. State lives on the node (see _is_param). Weak references
+  // work (weakref.ref(t), WeakValueDictionary), as for torch.Tensor. The type itself: Note
+  // [Tensor is a hand-written CPython type].
   cls.def_property_readonly("shape", [](const Tensor& t) { return py::tuple(py::cast(t.shape())); })
       .def_property_readonly("ndim", &Tensor::ndim)
       .def_property_readonly("dtype", &Tensor::dtype)
@@ -180,7 +176,7 @@ py::class_<Tensor> init_tensor(py::module_& m) {
             return py::cast(Tensor(std::move(g)));
           },
           [](const Tensor& t, const py::object& g) {
-            if (!g.is_none() && !py::isinstance<Tensor>(g))
+            if (!g.is_none() && !tensor_type::is_tensor(g.ptr()))
               throw TypeError("Tensor.grad: assigned grad must be a Tensor or None, not " + type_name(g));
             set_grad(t, g.is_none() ? Tensor() : g.cast<Tensor>());
           })
@@ -221,7 +217,7 @@ py::class_<Tensor> init_tensor(py::module_& m) {
                py::gil_scoped_acquire gil;
                py::object r = (*holder)(g);
                if (r.is_none()) return Tensor();
-               if (!py::isinstance<Tensor>(r))
+               if (!tensor_type::is_tensor(r.ptr()))
                  throw TypeError("hook: a gradient hook must return a Tensor or None, not " + type_name(r));
                return r.cast<Tensor>();
              });
@@ -374,7 +370,6 @@ py::class_<Tensor> init_tensor(py::module_& m) {
   m.def(
       "full", [](const Shape& shape, Scalar v, DType dt, bool rg) { return full(shape, v, dt, rg); }, py::arg("shape"),
       py::arg("fill_value"), py::arg("dtype"), py::arg("requires_grad") = false);
-  return cls;
 }
 
 }  // namespace dagrad_py

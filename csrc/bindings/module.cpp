@@ -44,7 +44,8 @@ PYBIND11_MODULE(_core, m) {
     }
   });
 
-  py::class_<Tensor> tensor = dagrad_py::init_tensor(m);
+  dagrad_py::TensorClass tensor(m);  // Note [Tensor is a hand-written CPython type]
+  dagrad_py::init_tensor(m, tensor);
   dagrad_py::OpTable ops(m, tensor);
   dagrad_py::init_ops(ops);
   dagrad_py::init_runtime(m);
@@ -52,7 +53,7 @@ PYBIND11_MODULE(_core, m) {
   // The functions the Python package re-exports as they are (Note [The binding table]).
   m.attr("_FUNCTIONS") = py::tuple(py::cast(ops.functions()));
   // Every public binding above names itself and its argument in errors: Note [Argument errors].
-  dagrad_py::install_arg_errors(m, tensor);
+  dagrad_py::install_arg_errors(m, tensor.type());
   // Last, over the definitions above: Note [Fast calls].
-  dagrad_py::install_fast_calls(m, tensor, ops.fast_rows());
+  dagrad_py::install_fast_calls(m, tensor.type(), ops.fast_rows());
 }

@@ -1,6 +1,8 @@
 // @brief The binding table: each op's Python surface declared once (Note [The binding table]).
 #pragma once
 
+#include "tensor_type.h"  // first: the Tensor caster
+
 #include <pybind11/pybind11.h>
 
 #include <deque>
@@ -49,7 +51,7 @@ FastRow fast_row(const char* name, unsigned variants);
 
 class OpTable {
  public:
-  OpTable(pybind11::module_& m, pybind11::class_<dagrad::Tensor>& cls) : m_(m), cls_(cls) {}
+  OpTable(pybind11::module_& m, TensorClass& cls) : m_(m), cls_(cls) {}
 
   /// @brief A row: `f` (its first parameter the tensor) as the variants asked for. `extra` are
   /// pybind11 annotations of every parameter after the tensor (py::arg("dim") = ..., ...), or
@@ -99,7 +101,7 @@ class OpTable {
 
  private:
   pybind11::module_& m_;
-  pybind11::class_<dagrad::Tensor>& cls_;
+  TensorClass& cls_;
   std::vector<FastRow> fast_;
   std::vector<std::string> functions_;
 };

@@ -13,45 +13,79 @@ namespace dagrad {
 
 namespace {
 
+// Note [Backward walks compact arrays]
+// ~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~
+// A scalar graph's nodes are allocated one by one while Python records them, so a walk over
+// 10k of them misses the cache on nearly every node. Backward used to visit every node four
+// times after the DFS (which gradients are needed, the rules, the .grad updates, resetting the
+// indices) and on each visit chased every edge to read the input's mark and index. The DFS
+// now writes what those passes need into flat arrays indexed by position in `order`: each
+// node's flags and, one entry per edge, its input's position (or -1 for an input outside the
+// walk: one that needs no gradient, or an edge past a leaf). The later passes read the
+// arrays; only the rules, which read the node anyway, touch it. The positions are the walk's
+// own, so nothing after the DFS reads a node's mark or run_index: a hook that runs part of
+// the graph while the gradients are built (Note [Gradient hooks]) re-marks nodes without
+// disturbing the walk, and the indices need no reset afterwards (the scheduler and fusion
+// read run_index only on nodes carrying their own run's mark).
+// Measured on the 10k-node scalar graph (1 thread, interleaved A/B, a loaded 2-core host): the
+// time of building the gradients is the same within the noise (+-5%). The profile of that
+// part is the rules' new nodes (new_node's pooled blocks are cold) and reference counting on
+// the forward nodes, which the rules must read; the array walk's gain is its independence
+// from the marks (tests/autograd/test_hooks.py reads a gradient that needs pending nodes).
+
 // The part of the graph backward walks: nodes that require grad, reachable from the roots,
 // not walking past leaves. Parents come before children in `order`.
 struct Walk {
+  static constexpr uint8_t kLeaf = 1, kRetainsGrad = 2, kHasHooks = 4;
   std::vector<NodePtr> order;
+  std::vector<uint8_t> flags;     // per position: kLeaf, kRetainsGrad, kHasHooks
+  std::vector<int32_t> in_begin;  // per position + 1: node i's edges are in_pos[in_begin[i], in_begin[i + 1])
+  std::vector<int32_t> in_pos;    // per edge of a non-leaf: the input's position, or -1
   uint64_t mark = 0;
-  bool contains(const Node* n) const { return n->mark == mark && n->run_index >= 0; }
-  void release_indices() {
-    for (auto& n : order) n->run_index = -1;
-  }
+  // Only while the walk's mark is on the nodes (before any other run): targets are looked up so.
+  int32_t position(const Node* n) const { return n->mark == mark ? n->run_index : -1; }
 };
 
-// Iterative post-order DFS; see Note [Iterative teardown] for why never recursive.
+// Iterative post-order DFS; see Note [Iterative teardown] for why never recursive. The stack
+// holds the owning pointer of each node on it (its parent's edge, or the root), so a node's
+// reference count changes once, when it joins `order`.
 void walk_graph(const std::vector<Tensor>& roots, Walk& w) {
   w.mark = next_mark();
-  std::vector<std::pair<NodePtr, size_t>> stack;
+  w.in_begin.assign(1, 0);
+  std::vector<std::pair<const NodePtr*, uint32_t>> stack;
   for (const Tensor& t : roots) {
     if (t->mark == w.mark) continue;
     t->mark = w.mark;
     t->run_index = -1;
-    stack.emplace_back(t.node(), 0);
+    stack.emplace_back(&t.node(), 0);
     while (!stack.empty()) {
-      auto& [n, next] = stack.back();
-      if (next == 0 && !n->is_leaf() && n->graph_freed)
+      auto& [np, next] = stack.back();
+      Node* n = np->get();
+      const bool leaf = n->is_leaf();
+      if (next == 0 && !leaf && n->graph_freed)
         throw RuntimeError(std::string("backward: trying to backward through the graph a second time (through '") +
                            op_name(n->op) + "' of shape " + shape_str(n->shape) +
                            "); its graph was freed by the first backward. Pass retain_graph=True to the "
                            "first backward if you need to backward twice");
-      if (!n->is_leaf() && next < n->inputs.size()) {
+      if (!leaf && next < n->inputs.size()) {
         const NodePtr& p = n->inputs[next++].node;
         if (p->requires_grad && p->mark != w.mark) {
           p->mark = w.mark;
           p->run_index = -1;
-          stack.emplace_back(p, 0);
+          stack.emplace_back(&p, 0);
         }
-      } else {
-        n->run_index = static_cast<int32_t>(w.order.size());
-        w.order.push_back(std::move(n));
-        stack.pop_back();
+        continue;
       }
+      // Post-order: every input in the walk has its position already.
+      if (!leaf)
+        for (const Edge& e : n->inputs) w.in_pos.push_back(e.node->mark == w.mark ? e.node->run_index : -1);
+      n->run_index = static_cast<int32_t>(w.order.size());
+      w.flags.push_back(static_cast<uint8_t>((leaf ? Walk::kLeaf : 0) |
+                                             ((n->grad_flags & Node::kRetainsGrad) ? Walk::kRetainsGrad : 0) |
+                                             ((n->grad_flags & Node::kHasHooks) ? Walk::kHasHooks : 0)));
+      w.in_begin.push_back(static_cast<int32_t>(w.in_pos.size()));
+      w.order.push_back(*np);
+      stack.pop_back();
     }
   }
 }
@@ -153,23 +187,21 @@ std::unordered_map<Node*, Tensor> compute_gradients(const std::vector<Tensor>& r
   std::vector<char> is_target(n, 0), needed(n, 0);
   if (targets) {
     for (const Tensor& t : *targets)
-      if (w.contains(t.node().get())) is_target[t->run_index] = 1;
+      if (int32_t i = w.position(t.node().get()); i >= 0) is_target[i] = 1;
   } else {
     // The leaves, and the non-leaves whose gradient is retained (Tensor.retain_grad).
-    for (size_t i = 0; i < n; ++i)
-      is_target[i] = w.order[i]->is_leaf() || (w.order[i]->grad_flags & Node::kRetainsGrad);
+    for (size_t i = 0; i < n; ++i) is_target[i] = (w.flags[i] & (Walk::kLeaf | Walk::kRetainsGrad)) != 0;
   }
+  // Note [Backward walks compact arrays]: from here on the walk's arrays, not the nodes' marks.
   for (size_t i = 0; i < n; ++i) {
-    const Node* node = w.order[i].get();
     needed[i] = is_target[i];
-    if (!node->is_leaf())
-      for (const Edge& e : node->inputs)
-        if (w.contains(e.node.get()) && needed[e.node->run_index]) needed[i] = 1;
+    for (int32_t e = w.in_begin[i]; e < w.in_begin[i + 1]; ++e)
+      if (w.in_pos[e] >= 0 && needed[w.in_pos[e]]) needed[i] = 1;
   }
 
   // One contribution per edge; most nodes get exactly one, kept inline.
   std::vector<SmallVector<Tensor, 1>> contrib(n);
-  for (size_t r = 0; r < roots.size(); ++r) contrib[roots[r]->run_index].push_back(root_grads[r]);
+  for (size_t r = 0; r < roots.size(); ++r) contrib[w.position(roots[r].node().get())].push_back(root_grads[r]);
 
   std::unordered_map<Node*, Tensor> result;
   std::vector<bool> needs;
@@ -182,7 +214,7 @@ std::unordered_map<Node*, Tensor> compute_gradients(const std::vector<Tensor>& r
     // added, before it goes into .grad or on to its inputs; each may replace it (PyTorch's
     // register_hook). The gradient is a pending node: a hook that reads its value runs the
     // part of the backward graph it needs, under this thread's graph lock (a recursive lock).
-    if (run_hooks && (node->grad_flags & Node::kHasHooks)) {
+    if (run_hooks && (w.flags[i] & Walk::kHasHooks)) {
       for (const GradHook& hook : grad_hooks(*node)) {
         Tensor r = hook(total);
         if (!r.defined()) continue;
@@ -193,13 +225,14 @@ std::unordered_map<Node*, Tensor> compute_gradients(const std::vector<Tensor>& r
       }
     }
     if (is_target[i]) result[node.get()] = total;
-    if (node->is_leaf()) continue;
+    if (w.flags[i] & Walk::kLeaf) continue;
+    const int32_t* in_pos = w.in_pos.data() + w.in_begin[i];
 
     needs.assign(node->inputs.size(), false);
     bool any = false;
     for (size_t k = 0; k < node->inputs.size(); ++k) {
       const Node* p = node->inputs[k].node.get();
-      needs[k] = w.contains(p) && needed[p->run_index];
+      needs[k] = in_pos[k] >= 0 && needed[in_pos[k]];
       any = any || needs[k];
       // Every input is checked, not only those that need a gradient: a backward rule may
       // read any of them (mul's gradient for a reads b).
@@ -218,7 +251,7 @@ std::unordered_map<Node*, Tensor> compute_gradients(const std::vector<Tensor>& r
       check_rule_output(*node, k, gin[k], p);
       Tensor g = sum_to(gin[k], p.shape);
       if (g.dtype() != p.dtype) g = cast(g, p.dtype);
-      contrib[p.run_index].push_back(std::move(g));
+      contrib[in_pos[k]].push_back(std::move(g));
     }
   }
   return result;
@@ -298,8 +331,9 @@ std::vector<Tensor> seed_gradients(const std::vector<Tensor>& roots, const std::
 // so a second backward through it raises instead of silently reusing stale structure.
 void free_graph(Walk& w) {
   std::vector<NodePtr> released;
-  for (const NodePtr& node : w.order) {
-    if (node->is_leaf()) continue;
+  for (size_t i = 0; i < w.order.size(); ++i) {
+    if (w.flags[i] & Walk::kLeaf) continue;
+    const NodePtr& node = w.order[i];
     node->graph_freed = true;
     if (node->realized()) {
       for (Edge& e : node->inputs) released.push_back(std::move(e.node));
@@ -317,7 +351,6 @@ void backward(const std::vector<Tensor>& roots, const std::vector<Tensor>& grads
   std::vector<Tensor> seeds = seed_gradients(roots, grads);
   Walk w;
   std::unordered_map<Node*, Tensor> g = compute_gradients(roots, seeds, nullptr, w);
-  w.release_indices();
   {
     BackwardPassScope backward_pass;  // what the hooks record is part of the backward pass
     run_group_hooks(g);
@@ -329,10 +362,11 @@ void backward(const std::vector<Tensor>& roots, const std::vector<Tensor>& grads
   // The roots are computed in the same run: a loss read after optimizer.step() must be the
   // value before the step, as in an eager framework.
   std::vector<Tensor> to_run(roots.begin(), roots.end());
-  for (const NodePtr& node : w.order) {
+  for (size_t i = 0; i < w.order.size(); ++i) {
+    if (!(w.flags[i] & (Walk::kLeaf | Walk::kRetainsGrad))) continue;  // the arrays: no cold node read
+    const NodePtr& node = w.order[i];
     auto it = g.find(node.get());
     if (it == g.end() || !node->requires_grad) continue;
-    if (!node->is_leaf() && !(node->grad_flags & Node::kRetainsGrad)) continue;
     Tensor gi = it->second;
     // Under create_graph .grad is a graph node; it must be this leaf's own, not a gradient
     // node it shares with another leaf (add passes one g to both inputs) nor the caller's seed,
@@ -385,7 +419,6 @@ std::vector<Tensor> grad(const std::vector<Tensor>& outputs, const std::vector<T
     if (!inputs[i]->requires_grad) throw RuntimeError("grad: input " + std::to_string(i) + " does not require grad");
   Walk w;
   std::unordered_map<Node*, Tensor> g = compute_gradients(outputs, seeds, &inputs, w);
-  w.release_indices();
   std::vector<Tensor> out(inputs.size());
   std::vector<Tensor> to_run(outputs.begin(), outputs.end());
   for (size_t i = 0; i < inputs.size(); ++i) {
@@ -414,11 +447,12 @@ std::vector<std::pair<Tensor, Tensor>> gradient_graph(const std::vector<Tensor>&
   std::vector<Tensor> seeds = seed_gradients(roots, std::vector<Tensor>(roots.size()));
   Walk w;
   std::unordered_map<Node*, Tensor> g = compute_gradients(roots, seeds, nullptr, w, /*run_hooks=*/false);
-  w.release_indices();
   std::vector<std::pair<Tensor, Tensor>> out;
-  for (const NodePtr& node : w.order) {
+  for (size_t i = 0; i < w.order.size(); ++i) {
+    if (!(w.flags[i] & Walk::kLeaf)) continue;
+    const NodePtr& node = w.order[i];
     auto it = g.find(node.get());
-    if (it != g.end() && node->is_leaf() && node->requires_grad) out.emplace_back(Tensor(node), it->second);
+    if (it != g.end() && node->requires_grad) out.emplace_back(Tensor(node), it->second);
   }
   return out;
 }

@@ -42,24 +42,24 @@ void gemm_fallback(bool ta, bool tb, int64_t M, int64_t N, int64_t K, const T* A
 
 #ifdef DAGRAD_HAVE_OPENBLAS
 // Note [BLAS threads]: OpenBLAS runs single-threaded, always, and dagrad parallelises a GEMM
-// itself by splitting the rows of C into blocks whose size depends only on the shape. BLAS
-// results are not bitwise stable across its own thread counts (its partitioning changes with
-// them), but each block here is the same BLAS call whatever the number of threads and whether
-// the GEMM runs alone (blocks spread over the budget, Note [Thread budget]) or beside other
-// nodes (blocks run in turn): same bits at any thread count.
+// itself by splitting C into tiles whose sizes depend only on the shape (gemm_tiles, Note [GEMM
+// tiles]). BLAS results are not bitwise stable across its own thread counts (its partitioning
+// changes with them), but each tile here is the same BLAS call whatever the number of threads
+// and whether the GEMM runs alone (tiles spread over the budget, Note [Thread budget]) or
+// beside other nodes (tiles run in turn): same bits at any thread count.
 struct BlasInit {
   BlasInit() { scipy_openblas_set_num_threads(1); }
 } g_blas_init;
 
-inline int64_t row_block(int64_t M) { return std::max<int64_t>(128, (M + 7) / 8); }
-
 template <class T, class F>
-void blocked_rows(bool ta, int64_t M, int64_t lda, int64_t N, const T* A, T* C, const F& call) {
-  const int64_t rows = row_block(M), blocks = (M + rows - 1) / rows;
-  parallel_for(blocks, 1, [&](int64_t b0, int64_t b1) {
+void blocked_tiles(bool ta, bool tb, int64_t M, int64_t N, int64_t K, const T* A, int64_t lda, const T* B,
+                   int64_t ldb, T* C, const F& call) {
+  const GemmTiles t = gemm_tiles(M, N, K);
+  parallel_for(t.row_blocks * t.col_blocks, 1, [&](int64_t b0, int64_t b1) {
     for (int64_t b = b0; b < b1; ++b) {
-      const int64_t m0 = b * rows, m = std::min(rows, M - m0);
-      call(int(m), ta ? A + m0 : A + m0 * lda, C + m0 * N);
+      const int64_t m0 = (b / t.col_blocks) * t.rows, n0 = (b % t.col_blocks) * t.cols;
+      const int64_t m = std::min(t.rows, M - m0), n = std::min(t.cols, N - n0);
+      call(int(m), int(n), ta ? A + m0 : A + m0 * lda, tb ? B + n0 * ldb : B + n0, C + m0 * N + n0);
     }
   });
 }
@@ -67,6 +67,38 @@ bool fits_int(int64_t v) { return v <= INT_MAX; }
 #endif
 
 }  // namespace
+
+// Note [GEMM tiles]
+// ~~~~~~~~~~~~~~~~~
+// Every tile repacks the operand it shares with its neighbours: a block of rows repacks B, a
+// block of columns repacks A. Packing costs about a cycle per element against 1/16 cycle per
+// multiply-add, so a tile of r rows and c columns loses roughly 1/r + 1/c of its time to it
+// (5-10% at 128 rows; measured against one whole call, benchmarks/RESULTS.md). Tiles are
+// therefore few and large: rows in blocks of max(128, M/8), so at most 8 row blocks, as many
+// as the largest thread budget the tests check. A GEMM with fewer than 8 row blocks (a batch
+// of 128 or 256 rows through a wide layer: every forward product and dX of an MLP with a
+// small batch) would leave threads idle, so when it is large (>= kSplitColsFmas multiply-adds)
+// its columns are split as well, into blocks of at least kMinCols (a multiple of 64, OpenBLAS's
+// widest column unroll), up to 8 tiles in all. Small GEMMs stay one call: on one thread that
+// is the fastest, and splitting them would not pay for the parallel region anyway.
+GemmTiles gemm_tiles(int64_t M, int64_t N, int64_t K) {
+  constexpr int64_t kMaxTiles = 8, kMinRows = 128, kMinCols = 512;
+  constexpr double kSplitColsFmas = 1 << 25;
+  GemmTiles t;
+  t.rows = std::max<int64_t>(kMinRows, (M + kMaxTiles - 1) / kMaxTiles);
+  t.row_blocks = std::max<int64_t>(1, (M + t.rows - 1) / t.rows);
+  t.cols = std::max<int64_t>(N, 1);
+  t.col_blocks = 1;
+  const double fmas = static_cast<double>(M) * static_cast<double>(N) * static_cast<double>(K);
+  if (t.row_blocks < kMaxTiles && fmas >= kSplitColsFmas) {
+    const int64_t want = kMaxTiles / t.row_blocks;
+    const int64_t cols = ((N + want - 1) / want + 63) / 64 * 64;
+    t.cols = std::max(kMinCols, cols);
+    t.col_blocks = (N + t.cols - 1) / t.cols;
+    if (t.col_blocks <= 1) t.cols = std::max<int64_t>(N, 1), t.col_blocks = 1;
+  }
+  return t;
+}
 
 void gemm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, const float* A, int64_t lda, const float* B, int64_t ldb,
           float* C) {
@@ -77,9 +109,9 @@ void gemm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, const float* A, int
   }
 #ifdef DAGRAD_HAVE_OPENBLAS
   if (fits_int(M) && fits_int(N) && fits_int(K) && fits_int(lda) && fits_int(ldb)) {
-    blocked_rows<float>(ta, M, lda, N, A, C, [&](int m, const float* a, float* c) {
-      scipy_cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, m, int(N),
-                        int(K), 1.0f, a, int(lda), B, int(ldb), 0.0f, c, int(N));
+    blocked_tiles<float>(ta, tb, M, N, K, A, lda, B, ldb, C, [&](int m, int n, const float* a, const float* b, float* c) {
+      scipy_cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, m, n, int(K),
+                        1.0f, a, int(lda), b, int(ldb), 0.0f, c, int(N));
     });
     return;
   }
@@ -96,9 +128,10 @@ void gemm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, const double* A, in
   }
 #ifdef DAGRAD_HAVE_OPENBLAS
   if (fits_int(M) && fits_int(N) && fits_int(K) && fits_int(lda) && fits_int(ldb)) {
-    blocked_rows<double>(ta, M, lda, N, A, C, [&](int m, const double* a, double* c) {
-      scipy_cblas_dgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, m, int(N),
-                        int(K), 1.0, a, int(lda), B, int(ldb), 0.0, c, int(N));
+    blocked_tiles<double>(ta, tb, M, N, K, A, lda, B, ldb, C,
+                          [&](int m, int n, const double* a, const double* b, double* c) {
+      scipy_cblas_dgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, m, n, int(K),
+                        1.0, a, int(lda), b, int(ldb), 0.0, c, int(N));
     });
     return;
   }

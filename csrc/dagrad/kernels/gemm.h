@@ -13,6 +13,14 @@ void gemm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, const float* A, int
 void gemm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, const double* A, int64_t lda, const double* B, int64_t ldb,
           double* C);
 
+/// How gemm splits C (M x N): row blocks of `rows` rows by column blocks of `cols` columns, fixed
+/// by the shape alone (Note [GEMM tiles] in gemm.cpp); the tiles are what a thread budget shares.
+struct GemmTiles {
+  int64_t rows, cols, row_blocks, col_blocks;
+  int64_t count() const { return row_blocks * col_blocks; }
+};
+GemmTiles gemm_tiles(int64_t M, int64_t N, int64_t K);
+
 /// Name of the GEMM backend in use ("OpenBLAS 0.3.x (scipy-openblas32)" or the fallback).
 const char* gemm_backend();
 

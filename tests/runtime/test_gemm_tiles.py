@@ -1,0 +1,99 @@
+"""GEMM tiles (Note [GEMM tiles] in csrc/dagrad/kernels/gemm.cpp): products split into row and
+column blocks fixed by the shape give the same bits at 1, 2, 4 and 8 threads, and the right values.
+
+Shapes are chosen to land in each tiling: one call (small), row blocks only (M >= 256), column
+blocks only (M = 128, a large product: every forward GEMM and dX of an MLP step with batch 128),
+and rows and columns both (M = 256 with N wide enough).
+"""
+import numpy as np
+import pytest
+
+import dagrad
+from dagrad import _core
+
+THREADS = [1, 2, 4, 8]
+
+# (M, N, K): C is M x N.
+SHAPES = [
+    (64, 96, 80),  # one call
+    (512, 96, 96),  # 4 row blocks (too small to split columns)
+    (128, 1536, 256),  # 1 row block: 3 column blocks of 512
+    (256, 2048, 128),  # 2 row blocks x 4 column blocks of 512
+    (130, 1100, 300),  # ragged: 2 row blocks (128 + 2 rows) x 3 column blocks (512 + 512 + 76)
+]
+
+
+def _operands(m, n, k, ta, tb, dtype, seed=0):
+    g = np.random.default_rng(seed)
+    a = g.standard_normal((k, m) if ta else (m, k)).astype(dtype)
+    b = g.standard_normal((n, k) if tb else (k, n)).astype(dtype)
+    return a, b
+
+
+@pytest.mark.parametrize("shape", SHAPES, ids=lambda s: "x".join(map(str, s)))
+@pytest.mark.parametrize("flags", [(False, False), (True, False), (False, True), (True, True)],
+                         ids=["nn", "tn", "nt", "tt"])
+def test_gemm_tiles_bitwise_across_threads_and_correct(shape, flags, restore_threads):
+    m, n, k = shape
+    ta, tb = flags
+    a, b = _operands(m, n, k, ta, tb, np.float32)
+    ref = (a.T if ta else a).astype(np.float64) @ (b.T if tb else b).astype(np.float64)
+    outs = {}
+    for t in THREADS:
+        dagrad.set_num_threads(t)
+        c = _core.matmul_t(dagrad.tensor(a), dagrad.tensor(b), ta, tb)
+        outs[t] = c.numpy()
+    assert outs[1].shape == (m, n)
+    # float32 products of K terms of size ~1: error ~ sqrt(K) * 6e-8 * |terms|
+    np.testing.assert_allclose(outs[1], ref, rtol=1e-4, atol=1e-4 * np.sqrt(k))
+    for t in THREADS[1:]:
+        assert outs[t].tobytes() == outs[1].tobytes(), f"{shape} {flags}: {t} threads differ from 1"
+
+
+def test_gemm_tiles_float64_matches_numpy(restore_threads):
+    m, n, k = 128, 1536, 256
+    a, b = _operands(m, n, k, False, True, np.float64, seed=3)
+    ref = a @ b.T
+    for t in THREADS:
+        dagrad.set_num_threads(t)
+        got = _core.matmul_t(dagrad.tensor(a), dagrad.tensor(b), False, True).numpy()
+        np.testing.assert_allclose(got, ref, rtol=1e-10, atol=1e-12)
+
+
+@pytest.fixture
+def fusion_flag():
+    prev = dagrad._core._fusion_enabled()
+    yield
+    dagrad._core._set_fusion_enabled(prev)
+
+
+def _mlp_step_grads(threads, fusion):
+    """Loss and gradients of a batch-128 MLP whose layers are wide enough for column tiles."""
+    dagrad.set_num_threads(threads)
+    dagrad._core._set_fusion_enabled(fusion)
+    g = np.random.default_rng(5)
+    x = dagrad.tensor(g.standard_normal((128, 384)).astype(np.float32))
+    y = dagrad.tensor(g.standard_normal((128, 64)).astype(np.float32))
+    sizes = [384, 1024, 1024, 64]
+    params = []
+    for fi, fo in zip(sizes[:-1], sizes[1:]):
+        w = dagrad.tensor((g.standard_normal((fo, fi)) / np.sqrt(fi)).astype(np.float32), requires_grad=True)
+        bias = dagrad.tensor((g.standard_normal(fo) * 0.1).astype(np.float32), requires_grad=True)
+        params += [w, bias]
+    h = x
+    for i in range(3):
+        h = dagrad.nn.functional.linear(h, params[2 * i], params[2 * i + 1])
+        if i < 2:
+            h = h.relu()
+    loss = dagrad.nn.functional.mse_loss(h, y)
+    loss.backward()
+    return [loss.numpy()] + [p.grad.numpy() for p in params]
+
+
+def test_wide_mlp_step_bitwise_across_threads_and_fusion(restore_threads, fusion_flag):
+    ref = _mlp_step_grads(1, False)
+    for t in THREADS:
+        for fusion in (False, True):
+            got = _mlp_step_grads(t, fusion)
+            for i, (r, v) in enumerate(zip(ref, got)):
+                assert v.tobytes() == r.tobytes(), f"output {i} differs at {t} threads, fusion {fusion}"

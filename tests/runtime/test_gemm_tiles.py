@@ -97,3 +97,41 @@ def test_wide_mlp_step_bitwise_across_threads_and_fusion(restore_threads, fusion
             got = _mlp_step_grads(t, fusion)
             for i, (r, v) in enumerate(zip(ref, got)):
                 assert v.tobytes() == r.tobytes(), f"output {i} differs at {t} threads, fusion {fusion}"
+
+
+@pytest.mark.parametrize("shape", [(130, 1100, 300), (128, 1536, 256), (512, 96, 96)],
+                         ids=lambda s: "x".join(map(str, s)))
+def test_linear_with_bias_epilogue_matches_torch(shape, restore_threads):
+    """linear adds its bias inside the GEMM's tiles (kernels::gemm_bias): forward and gradients
+    against PyTorch in float64 (1e-10) at tile-splitting shapes, on 2 threads. (float32 is checked
+    above against float64 products; the helper's float32 tolerance is sized for sums of ~100
+    terms, and these gradients sum 130 to 512.)"""
+    pytest.importorskip("torch")
+    from torch_helpers import helper_test_op
+    m, n, k = shape
+    dagrad.set_num_threads(2)
+    helper_test_op([(m, k), (n, k), (n,)], _linear, gradcheck=False, dtypes=("float64",))
+
+
+def _linear(x, w, b):
+    if isinstance(x, dagrad.Tensor):
+        return dagrad.nn.functional.linear(x, w, b)
+    import torch.nn.functional as tf
+    return tf.linear(x, w, b)
+
+
+@pytest.mark.parametrize("shape", SHAPES, ids=lambda s: "x".join(map(str, s)))
+def test_linear_bias_epilogue_is_bitwise_gemm_then_add(shape, restore_threads, fusion_flag):
+    """The fused bias gives the bits of the product followed by a separate add."""
+    m, n, k = shape
+    g = np.random.default_rng(9)
+    x = g.standard_normal((m, k)).astype(np.float32)
+    w = g.standard_normal((n, k)).astype(np.float32)
+    b = g.standard_normal(n).astype(np.float32)
+    dagrad._core._set_fusion_enabled(False)
+    for t in THREADS:
+        dagrad.set_num_threads(t)
+        fused = dagrad.nn.functional.linear(dagrad.tensor(x), dagrad.tensor(w), dagrad.tensor(b)).numpy()
+        product = _core.matmul_t(dagrad.tensor(x), dagrad.tensor(w), False, True)
+        separate = (product + dagrad.tensor(b)).numpy()
+        assert fused.tobytes() == separate.tobytes(), f"{shape}: {t} threads"

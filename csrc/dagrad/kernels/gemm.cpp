@@ -52,8 +52,8 @@ struct BlasInit {
 } g_blas_init;
 
 template <class T, class F>
-void blocked_tiles(bool ta, bool tb, int64_t M, int64_t N, int64_t K, const T* A, int64_t lda, const T* B,
-                   int64_t ldb, T* C, const F& call) {
+void blocked_tiles(bool ta, bool tb, int64_t M, int64_t N, int64_t K, const T* A, int64_t lda, const T* B, int64_t ldb,
+                   T* C, const F& call) {
   const GemmTiles t = gemm_tiles(M, N, K);
   parallel_for(t.row_blocks * t.col_blocks, 1, [&](int64_t b0, int64_t b1) {
     for (int64_t b = b0; b < b1; ++b) {
@@ -100,43 +100,74 @@ GemmTiles gemm_tiles(int64_t M, int64_t N, int64_t K) {
   return t;
 }
 
-void gemm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, const float* A, int64_t lda, const float* B, int64_t ldb,
-          float* C) {
-  if (M == 0 || N == 0) return;
-  if (K == 0) {
-    std::fill(C, C + M * N, 0.0f);
-    return;
-  }
+namespace {
+
 #ifdef DAGRAD_HAVE_OPENBLAS
-  if (fits_int(M) && fits_int(N) && fits_int(K) && fits_int(lda) && fits_int(ldb)) {
-    blocked_tiles<float>(ta, tb, M, N, K, A, lda, B, ldb, C, [&](int m, int n, const float* a, const float* b, float* c) {
-      scipy_cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, m, n, int(K),
-                        1.0f, a, int(lda), b, int(ldb), 0.0f, c, int(N));
-    });
-    return;
-  }
+void blas_call(bool ta, bool tb, int m, int n, int k, const float* a, int lda, const float* b, int ldb, float* c,
+               int ldc) {
+  scipy_cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, m, n, k, 1.0f, a,
+                    lda, b, ldb, 0.0f, c, ldc);
+}
+void blas_call(bool ta, bool tb, int m, int n, int k, const double* a, int lda, const double* b, int ldb, double* c,
+               int ldc) {
+  scipy_cblas_dgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, m, n, k, 1.0, a, lda,
+                    b, ldb, 0.0, c, ldc);
+}
 #endif
-  gemm_fallback<float>(ta, tb, M, N, K, A, lda, B, ldb, C);
+
+// c (m x n, row stride ldc) += bias[0:n] on every row: the epilogue of a tile, run while the
+// tile is still in cache. The product is rounded first and the bias added after, as a separate
+// add would do, so the fused result is the same bits as gemm followed by an add.
+template <class T>
+void add_bias(int64_t m, int64_t n, const T* __restrict bias, T* __restrict c, int64_t ldc) {
+  for (int64_t i = 0; i < m; ++i) {
+    T* __restrict row = c + i * ldc;
+    for (int64_t j = 0; j < n; ++j) row[j] += bias[j];
+  }
 }
 
-void gemm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, const double* A, int64_t lda, const double* B, int64_t ldb,
-          double* C) {
+template <class T>
+void gemm_impl(bool ta, bool tb, int64_t M, int64_t N, int64_t K, const T* A, int64_t lda, const T* B, int64_t ldb,
+               const T* bias, T* C) {
   if (M == 0 || N == 0) return;
   if (K == 0) {
-    std::fill(C, C + M * N, 0.0);
+    for (int64_t i = 0; i < M; ++i)
+      for (int64_t j = 0; j < N; ++j) C[i * N + j] = bias ? bias[j] : T(0);
     return;
   }
 #ifdef DAGRAD_HAVE_OPENBLAS
   if (fits_int(M) && fits_int(N) && fits_int(K) && fits_int(lda) && fits_int(ldb)) {
-    blocked_tiles<double>(ta, tb, M, N, K, A, lda, B, ldb, C,
-                          [&](int m, int n, const double* a, const double* b, double* c) {
-      scipy_cblas_dgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, m, n, int(K),
-                        1.0, a, int(lda), b, int(ldb), 0.0, c, int(N));
+    blocked_tiles<T>(ta, tb, M, N, K, A, lda, B, ldb, C, [&](int m, int n, const T* a, const T* b, T* c) {
+      blas_call(ta, tb, m, n, int(K), a, int(lda), b, int(ldb), c, int(N));
+      if (bias) add_bias<T>(m, n, bias + (c - C) % N, c, N);  // (c - C) % N: the tile's first column
     });
     return;
   }
 #endif
-  gemm_fallback<double>(ta, tb, M, N, K, A, lda, B, ldb, C);
+  gemm_fallback<T>(ta, tb, M, N, K, A, lda, B, ldb, C);
+  if (bias) {
+    const int64_t grain = std::max<int64_t>(1, (1 << 15) / N);
+    parallel_for(M, grain, [&](int64_t r0, int64_t r1) { add_bias<T>(r1 - r0, N, bias, C + r0 * N, N); });
+  }
+}
+
+}  // namespace
+
+void gemm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, const float* A, int64_t lda, const float* B, int64_t ldb,
+          float* C) {
+  gemm_impl<float>(ta, tb, M, N, K, A, lda, B, ldb, nullptr, C);
+}
+void gemm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, const double* A, int64_t lda, const double* B, int64_t ldb,
+          double* C) {
+  gemm_impl<double>(ta, tb, M, N, K, A, lda, B, ldb, nullptr, C);
+}
+void gemm_bias(bool ta, bool tb, int64_t M, int64_t N, int64_t K, const float* A, int64_t lda, const float* B,
+               int64_t ldb, const float* bias, float* C) {
+  gemm_impl<float>(ta, tb, M, N, K, A, lda, B, ldb, bias, C);
+}
+void gemm_bias(bool ta, bool tb, int64_t M, int64_t N, int64_t K, const double* A, int64_t lda, const double* B,
+               int64_t ldb, const double* bias, double* C) {
+  gemm_impl<double>(ta, tb, M, N, K, A, lda, B, ldb, bias, C);
 }
 
 const char* gemm_backend() {

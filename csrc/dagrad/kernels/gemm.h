@@ -13,6 +13,13 @@ void gemm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, const float* A, int
 void gemm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, const double* A, int64_t lda, const double* B, int64_t ldb,
           double* C);
 
+/// C = op(A) @ op(B) + bias (bias: N values added to every row), the bias added to each tile
+/// right after its product while the tile is in cache; the same bits as gemm, then an add.
+void gemm_bias(bool ta, bool tb, int64_t M, int64_t N, int64_t K, const float* A, int64_t lda, const float* B,
+               int64_t ldb, const float* bias, float* C);
+void gemm_bias(bool ta, bool tb, int64_t M, int64_t N, int64_t K, const double* A, int64_t lda, const double* B,
+               int64_t ldb, const double* bias, double* C);
+
 /// How gemm splits C (M x N): row blocks of `rows` rows by column blocks of `cols` columns, fixed
 /// by the shape alone (Note [GEMM tiles] in gemm.cpp); the tiles are what a thread budget shares.
 struct GemmTiles {

@@ -2,6 +2,7 @@
 
 #include <omp.h>
 
+#include <atomic>
 #include <climits>
 #include <vector>
 
@@ -55,8 +56,14 @@ template <class T, class F>
 void blocked_tiles(bool ta, bool tb, int64_t M, int64_t N, int64_t K, const T* A, int64_t lda, const T* B, int64_t ldb,
                    T* C, const F& call) {
   const GemmTiles t = gemm_tiles(M, N, K);
-  parallel_for(t.row_blocks * t.col_blocks, 1, [&](int64_t b0, int64_t b1) {
-    for (int64_t b = b0; b < b1; ++b) {
+  const int64_t count = t.count();
+  // Each thread of the split claims the next tile until none is left (Note [GEMM tiles]): a
+  // thread that the OS takes away for a while, or a ragged last tile, does not hold up the
+  // others. Which thread computes a tile changes nothing in its bits. Relaxed: the counter only
+  // hands out indices; the region's join orders the tiles' writes before the caller's reads.
+  std::atomic<int64_t> next{0};
+  parallel_for(count, 1, [&](int64_t, int64_t) {
+    for (int64_t b; (b = next.fetch_add(1, std::memory_order_relaxed)) < count;) {
       const int64_t m0 = (b / t.col_blocks) * t.rows, n0 = (b % t.col_blocks) * t.cols;
       const int64_t m = std::min(t.rows, M - m0), n = std::min(t.cols, N - n0);
       call(int(m), int(n), ta ? A + m0 : A + m0 * lda, tb ? B + n0 * ldb : B + n0, C + m0 * N + n0);
@@ -80,7 +87,10 @@ bool fits_int(int64_t v) { return v <= INT_MAX; }
 // small batch) would leave threads idle, so when it is large (>= kSplitColsFmas multiply-adds)
 // its columns are split as well, into blocks of at least kMinCols (a multiple of 64, OpenBLAS's
 // widest column unroll), up to 8 tiles in all. Small GEMMs stay one call: on one thread that
-// is the fastest, and splitting them would not pay for the parallel region anyway.
+// is the fastest, and splitting them would not pay for the parallel region anyway. The threads
+// of a split claim tiles one at a time from a counter, so a thread descheduled by a busy host
+// (or a short last tile) leaves its share to the others instead of holding up the join; the
+// tiles themselves, and so the bits, are the same whoever runs them.
 GemmTiles gemm_tiles(int64_t M, int64_t N, int64_t K) {
   constexpr int64_t kMaxTiles = 8, kMinRows = 128, kMinCols = 512;
   constexpr double kSplitColsFmas = 1 << 25;

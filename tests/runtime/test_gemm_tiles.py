@@ -1,9 +1,9 @@
-"""GEMM tiles (Note [GEMM tiles] in csrc/dagrad/kernels/gemm.cpp): products split into row and
+"""GEMM tiles (Note [GEMM tiles] in csrc/dagrad/kernels/gemm.cpp): products split into row or
 column blocks fixed by the shape give the same bits at 1, 2, 4 and 8 threads, and the right values.
 
-Shapes are chosen to land in each tiling: one call (small), row blocks only (M >= 256), column
-blocks only (M = 128, a large product: every forward GEMM and dX of an MLP step with batch 128),
-and rows and columns both (M = 256 with N wide enough).
+Shapes are chosen to land in each tiling: one call (small), row blocks (M > 128), and column
+blocks (M <= 128 and a large product: every forward GEMM and dX of an MLP step with batch 128),
+each with a ragged last block.
 """
 import numpy as np
 import pytest
@@ -17,9 +17,10 @@ THREADS = [1, 2, 4, 8]
 SHAPES = [
     (64, 96, 80),  # one call
     (512, 96, 96),  # 4 row blocks (too small to split columns)
-    (128, 1536, 256),  # 1 row block: 3 column blocks of 512
-    (256, 2048, 128),  # 2 row blocks x 4 column blocks of 512
-    (130, 1100, 300),  # ragged: 2 row blocks (128 + 2 rows) x 3 column blocks (512 + 512 + 76)
+    (128, 1536, 256),  # 1 row block, a large product: 3 column blocks of 512
+    (100, 1100, 400),  # ragged columns: 1 row block x 3 column blocks (512 + 512 + 76)
+    (256, 2048, 128),  # 2 row blocks; its columns stay whole
+    (130, 1100, 300),  # ragged rows: 2 row blocks (128 + 2 rows)
 ]
 
 
@@ -99,7 +100,7 @@ def test_wide_mlp_step_bitwise_across_threads_and_fusion(restore_threads, fusion
                 assert v.tobytes() == r.tobytes(), f"output {i} differs at {t} threads, fusion {fusion}"
 
 
-@pytest.mark.parametrize("shape", [(130, 1100, 300), (128, 1536, 256), (512, 96, 96)],
+@pytest.mark.parametrize("shape", [(100, 1100, 400), (128, 1536, 256), (130, 1100, 300), (512, 96, 96)],
                          ids=lambda s: "x".join(map(str, s)))
 def test_linear_with_bias_epilogue_matches_torch(shape, restore_threads):
     """linear adds its bias inside the GEMM's tiles (kernels::gemm_bias): forward and gradients

@@ -78,19 +78,22 @@ bool fits_int(int64_t v) { return v <= INT_MAX; }
 // Note [GEMM tiles]
 // ~~~~~~~~~~~~~~~~~
 // Every tile repacks the operand it shares with its neighbours: a block of rows repacks B, a
-// block of columns repacks A. Packing costs about a cycle per element against 1/16 cycle per
-// multiply-add, so a tile of r rows and c columns loses roughly 1/r + 1/c of its time to it
-// (5-10% at 128 rows; measured against one whole call, benchmarks/RESULTS.md). Tiles are
-// therefore few and large: rows in blocks of max(128, M/8), so at most 8 row blocks, as many
-// as the largest thread budget the tests check. A GEMM with fewer than 8 row blocks (a batch
-// of 128 or 256 rows through a wide layer: every forward product and dX of an MLP with a
-// small batch) would leave threads idle, so when it is large (>= kSplitColsFmas multiply-adds)
-// its columns are split as well, into blocks of at least kMinCols (a multiple of 64, OpenBLAS's
-// widest column unroll), up to 8 tiles in all. Small GEMMs stay one call: on one thread that
-// is the fastest, and splitting them would not pay for the parallel region anyway. The threads
-// of a split claim tiles one at a time from a counter, so a thread descheduled by a busy host
-// (or a short last tile) leaves its share to the others instead of holding up the join; the
-// tiles themselves, and so the bits, are the same whoever runs them.
+// block of columns repacks A. Packing is vectorised but still costs far more per element than
+// a multiply-add, so a tile of r rows and c columns loses a share proportional to 1/r + 1/c of
+// its time to it (a few % at 128 rows: benchmarks/bench_gemm_shapes.py measures dagrad against
+// one whole call). Tiles are therefore few and large: rows in blocks of max(128, M/8), at most 8
+// row blocks (the largest thread budget the tests check), as before. A product of at most 128
+// rows is then a single block, i.e. single-threaded at any budget: every forward product and
+// every dX of an MLP step with batch <= 128 (issue #14: the 2048-4096-4096-2048 step at 2
+// threads ran its forward and dX chain, 36% of its work, on one core). So when such a product
+// is large (>= kSplitColsFmas multiply-adds) its columns are split instead, into up to 8 blocks
+// of at least kMinCols (a multiple of 64, OpenBLAS's widest column unroll). Products that
+// already have 2 or more row blocks keep them alone: columns on top would add repacking at one
+// thread for parallelism that only budgets above their row count could use. Small products stay
+// one call: on one thread that is the fastest, and a split would not pay for its region. The
+// threads of a split claim tiles one at a time from a counter, so a thread descheduled by a
+// busy host (or a short last tile) leaves its share to the others instead of holding up the
+// join; the tiles themselves, and so the bits, are the same whoever runs them.
 GemmTiles gemm_tiles(int64_t M, int64_t N, int64_t K) {
   constexpr int64_t kMaxTiles = 8, kMinRows = 128, kMinCols = 512;
   constexpr double kSplitColsFmas = 1 << 25;
@@ -100,9 +103,8 @@ GemmTiles gemm_tiles(int64_t M, int64_t N, int64_t K) {
   t.cols = std::max<int64_t>(N, 1);
   t.col_blocks = 1;
   const double fmas = static_cast<double>(M) * static_cast<double>(N) * static_cast<double>(K);
-  if (t.row_blocks < kMaxTiles && fmas >= kSplitColsFmas) {
-    const int64_t want = kMaxTiles / t.row_blocks;
-    const int64_t cols = ((N + want - 1) / want + 63) / 64 * 64;
+  if (t.row_blocks == 1 && fmas >= kSplitColsFmas) {
+    const int64_t cols = ((N + kMaxTiles - 1) / kMaxTiles + 63) / 64 * 64;
     t.cols = std::max(kMinCols, cols);
     t.col_blocks = (N + t.cols - 1) / t.cols;
     if (t.col_blocks <= 1) t.cols = std::max<int64_t>(N, 1), t.col_blocks = 1;

@@ -66,7 +66,7 @@ void blocked_tiles(bool ta, bool tb, int64_t M, int64_t N, int64_t K, const T* A
     for (int64_t b; (b = next.fetch_add(1, std::memory_order_relaxed)) < count;) {
       const int64_t m0 = (b / t.col_blocks) * t.rows, n0 = (b % t.col_blocks) * t.cols;
       const int64_t m = std::min(t.rows, M - m0), n = std::min(t.cols, N - n0);
-      call(int(m), int(n), ta ? A + m0 : A + m0 * lda, tb ? B + n0 * ldb : B + n0, C + m0 * N + n0);
+      call(int(m), int(n), n0, ta ? A + m0 : A + m0 * lda, tb ? B + n0 * ldb : B + n0, C + m0 * N + n0);
     }
   });
 }
@@ -149,9 +149,9 @@ void gemm_impl(bool ta, bool tb, int64_t M, int64_t N, int64_t K, const T* A, in
   }
 #ifdef DAGRAD_HAVE_OPENBLAS
   if (fits_int(M) && fits_int(N) && fits_int(K) && fits_int(lda) && fits_int(ldb)) {
-    blocked_tiles<T>(ta, tb, M, N, K, A, lda, B, ldb, C, [&](int m, int n, const T* a, const T* b, T* c) {
+    blocked_tiles<T>(ta, tb, M, N, K, A, lda, B, ldb, C, [&](int m, int n, int64_t n0, const T* a, const T* b, T* c) {
       blas_call(ta, tb, m, n, int(K), a, int(lda), b, int(ldb), c, int(N));
-      if (bias) add_bias<T>(m, n, bias + (c - C) % N, c, N);  // (c - C) % N: the tile's first column
+      if (bias) add_bias<T>(m, n, bias + n0, c, N);
     });
     return;
   }

@@ -136,3 +136,91 @@ def test_linear_bias_epilogue_is_bitwise_gemm_then_add(shape, restore_threads, f
         product = _core.matmul_t(dagrad.tensor(x), dagrad.tensor(w), False, True)
         separate = (product + dagrad.tensor(b)).numpy()
         assert fused.tobytes() == separate.tobytes(), f"{shape}: {t} threads"
+
+
+# ---- Note [GEMM epilogue fusion]: activation_backward(g @ W, x) in one node --------------------
+
+ACTS = ["relu", "tanh", "sigmoid"]
+
+
+def _two_layer(lib, x, w1, w2, act, use_matmul):
+    """linear -> act -> linear (or x @ w1 -> act -> @ w2): its backward computes
+    act_backward(g @ W2, h), which fuses into the product's tile epilogue."""
+    if lib == "dagrad":
+        lin = dagrad.nn.functional.linear
+    else:
+        import torch.nn.functional as tf
+        lin = tf.linear
+    h = (x @ w1.T) if use_matmul else lin(x, w1)
+    h = getattr(h, act)()
+    return (h @ w2.T) if use_matmul else lin(h, w2)
+
+
+@pytest.mark.parametrize("act", ACTS)
+@pytest.mark.parametrize("use_matmul", [False, True], ids=["linear", "matmul"])
+def test_gemm_epilogue_matches_torch(act, use_matmul, restore_threads):
+    """The fused backward against PyTorch in float64 (1e-10), on 1 and 2 threads. (float32 is
+    checked bitwise against the unfused graph below; the helper's float32 tolerance is sized for
+    ~100-term sums of small values and fails this two-layer chain with fusion off as well.)"""
+    pytest.importorskip("torch")
+    from torch_helpers import helper_test_op
+    for t in (1, 2):
+        dagrad.set_num_threads(t)
+        helper_test_op([(64, 48), (96, 48), (24, 96)],
+                       lambda x, w1, w2: _two_layer("dagrad" if isinstance(x, dagrad.Tensor) else "torch", x, w1,
+                                                    w2, act, use_matmul),
+                       gradcheck=False, kinks=(0.0,) if act == "relu" else (), dtypes=("float64",))
+
+
+def _fused_grads(act, threads, fusion, shape=(130, 200, 300)):
+    dagrad.set_num_threads(threads)
+    dagrad._core._set_fusion_enabled(fusion)
+    m, k, hdim = shape
+    g = np.random.default_rng(11)
+    x = dagrad.tensor(g.standard_normal((m, k)).astype(np.float32))
+    w1 = dagrad.tensor((g.standard_normal((hdim, k)) / np.sqrt(k)).astype(np.float32), requires_grad=True)
+    w2 = dagrad.tensor((g.standard_normal((40, hdim)) / np.sqrt(hdim)).astype(np.float32), requires_grad=True)
+    r = dagrad.tensor(g.standard_normal((m, 40)).astype(np.float32))
+    with dagrad.profiler.profile() as prof:
+        (_two_layer("dagrad", x, w1, w2, act, False) * r).sum().backward()
+    fused = [[mem["op"] for mem in e["fused"]] for e in prof.events if e["fused"]]
+    return [w1.grad.numpy(), w2.grad.numpy()], fused
+
+
+@pytest.mark.parametrize("act", ACTS)
+@pytest.mark.parametrize("shape", [(130, 200, 300), (128, 300, 1200)], ids=["row-blocks", "column-blocks"])
+def test_gemm_epilogue_bitwise_fusion_on_off_and_threads(act, shape, restore_threads, fusion_flag):
+    ref, fused = _fused_grads(act, 1, False, shape)
+    assert fused == []
+    for t in THREADS:
+        got, fused = _fused_grads(act, t, True, shape)
+        assert fused == [["matmul"]], fused  # the dX product ran inside the activation's backward
+        for r, v in zip(ref, got):
+            assert v.tobytes() == r.tobytes(), f"{act} {shape}: fused at {t} threads differs from unfused"
+
+
+def test_gemm_epilogue_not_taken_when_the_gradient_is_retained(restore_threads, fusion_flag):
+    """The product (the gradient of the activation's output) is also what retain_grad keeps:
+    it has another holder, so it keeps its own node; the values are the same either way."""
+    grads = {}
+    for retain in (False, True):
+        dagrad.set_num_threads(1)
+        dagrad._core._set_fusion_enabled(True)
+        g = np.random.default_rng(2)
+        x = dagrad.tensor(g.standard_normal((64, 48)).astype(np.float32))
+        w1 = dagrad.tensor(g.standard_normal((96, 48)).astype(np.float32), requires_grad=True)
+        w2 = dagrad.tensor(g.standard_normal((24, 96)).astype(np.float32), requires_grad=True)
+        z = dagrad.nn.functional.linear(x, w1)
+        h = z.relu()
+        if retain:
+            h.retain_grad()
+        with dagrad.profiler.profile() as prof:
+            dagrad.nn.functional.linear(h, w2).sum().backward()
+        fused = [[m["op"] for m in e["fused"]] for e in prof.events if e["fused"]]
+        if retain:
+            assert fused == []
+            np.testing.assert_allclose(h.grad.numpy(), np.ones((64, 24)) @ w2.numpy().astype(np.float64), rtol=1e-5)
+        else:
+            assert fused == [["matmul"]]
+        grads[retain] = w1.grad.numpy()
+    assert grads[True].tobytes() == grads[False].tobytes()

@@ -66,7 +66,7 @@ void blocked_tiles(bool ta, bool tb, int64_t M, int64_t N, int64_t K, const T* A
     for (int64_t b; (b = next.fetch_add(1, std::memory_order_relaxed)) < count;) {
       const int64_t m0 = (b / t.col_blocks) * t.rows, n0 = (b % t.col_blocks) * t.cols;
       const int64_t m = std::min(t.rows, M - m0), n = std::min(t.cols, N - n0);
-      call(int(m), int(n), n0, ta ? A + m0 : A + m0 * lda, tb ? B + n0 * ldb : B + n0, C + m0 * N + n0);
+      call(int(m), int(n), m0, n0, ta ? A + m0 : A + m0 * lda, tb ? B + n0 * ldb : B + n0, C + m0 * N + n0);
     }
   });
 }
@@ -140,26 +140,32 @@ void add_bias(int64_t m, int64_t n, const T* __restrict bias, T* __restrict c, i
 
 template <class T>
 void gemm_impl(bool ta, bool tb, int64_t M, int64_t N, int64_t K, const T* A, int64_t lda, const T* B, int64_t ldb,
-               const T* bias, T* C) {
+               const T* bias, T* C, TileEpilogue epilogue = nullptr, void* ctx = nullptr) {
   if (M == 0 || N == 0) return;
   if (K == 0) {
     for (int64_t i = 0; i < M; ++i)
       for (int64_t j = 0; j < N; ++j) C[i * N + j] = bias ? bias[j] : T(0);
+    if (epilogue) epilogue(ctx, 0, 0, M, N, C);
     return;
   }
 #ifdef DAGRAD_HAVE_OPENBLAS
   if (fits_int(M) && fits_int(N) && fits_int(K) && fits_int(lda) && fits_int(ldb)) {
-    blocked_tiles<T>(ta, tb, M, N, K, A, lda, B, ldb, C, [&](int m, int n, int64_t n0, const T* a, const T* b, T* c) {
-      blas_call(ta, tb, m, n, int(K), a, int(lda), b, int(ldb), c, int(N));
-      if (bias) add_bias<T>(m, n, bias + n0, c, N);
-    });
+    blocked_tiles<T>(ta, tb, M, N, K, A, lda, B, ldb, C,
+                     [&](int m, int n, int64_t m0, int64_t n0, const T* a, const T* b, T* c) {
+                       blas_call(ta, tb, m, n, int(K), a, int(lda), b, int(ldb), c, int(N));
+                       if (bias) add_bias<T>(m, n, bias + n0, c, N);
+                       if (epilogue) epilogue(ctx, m0, n0, m, n, c);
+                     });
     return;
   }
 #endif
   gemm_fallback<T>(ta, tb, M, N, K, A, lda, B, ldb, C);
-  if (bias) {
+  if (bias || epilogue) {
     const int64_t grain = std::max<int64_t>(1, (1 << 15) / N);
-    parallel_for(M, grain, [&](int64_t r0, int64_t r1) { add_bias<T>(r1 - r0, N, bias, C + r0 * N, N); });
+    parallel_for(M, grain, [&](int64_t r0, int64_t r1) {
+      if (bias) add_bias<T>(r1 - r0, N, bias, C + r0 * N, N);
+      if (epilogue) epilogue(ctx, r0, 0, r1 - r0, N, C + r0 * N);
+    });
   }
 }
 
@@ -180,6 +186,15 @@ void gemm_bias(bool ta, bool tb, int64_t M, int64_t N, int64_t K, const float* A
 void gemm_bias(bool ta, bool tb, int64_t M, int64_t N, int64_t K, const double* A, int64_t lda, const double* B,
                int64_t ldb, const double* bias, double* C) {
   gemm_impl<double>(ta, tb, M, N, K, A, lda, B, ldb, bias, C);
+}
+
+void gemm_epilogue(bool ta, bool tb, int64_t M, int64_t N, int64_t K, const float* A, int64_t lda, const float* B,
+                   int64_t ldb, float* C, TileEpilogue epilogue, void* ctx) {
+  gemm_impl<float>(ta, tb, M, N, K, A, lda, B, ldb, nullptr, C, epilogue, ctx);
+}
+void gemm_epilogue(bool ta, bool tb, int64_t M, int64_t N, int64_t K, const double* A, int64_t lda, const double* B,
+                   int64_t ldb, double* C, TileEpilogue epilogue, void* ctx) {
+  gemm_impl<double>(ta, tb, M, N, K, A, lda, B, ldb, nullptr, C, epilogue, ctx);
 }
 
 const char* gemm_backend() {

@@ -5,6 +5,7 @@
 //   omp-task : join counters + `omp task` per ready node (an OpenMP-task runtime)
 //   tbb-flow : oneTBB flow_graph continue_nodes (when built with libtbb-dev)
 // Usage: bench_scheduler [-t max_threads] [-r rounds] [-n nodes] [-g graph] [-b empty|1us] [--quick]
+// The end of the output checks issue #14's scheduler goals on this run's figures ("goal ... met").
 //   -g keeps only the graphs whose name starts with the given word (chain, binary, wavefront, wide);
 //   -b keeps one body; --dagrad-only skips the serial, OpenMP and oneTBB columns (for profiling).
 #include <omp.h>
@@ -20,6 +21,9 @@
 #include <random>
 #include <string>
 #include <vector>
+
+#include <sys/resource.h>
+#include <unistd.h>
 
 #include "bench_env.h"
 #include "dagrad/ops.h"
@@ -134,8 +138,8 @@ double time_serial(const Dag& d, int64_t iters) {
 // storage (empty nodes allocate nothing). There is one such storage per worker thread: a single
 // one for all would put every node's reference-count increment on one cache line that both
 // cores write, a cost of the benchmark rather than of the scheduler. Returns {run,
-// build+run+free} seconds.
-std::pair<double, double> time_dagrad(const Dag& d, int64_t iters, int threads) {
+// build+run+free} seconds; `pooled` is set when the run went to the worker pool.
+std::pair<double, double> time_dagrad(const Dag& d, int64_t iters, int threads, bool& pooled) {
   set_num_threads(threads);
   auto op = std::make_shared<CustomOp>();
   op->name = "bench";
@@ -160,6 +164,14 @@ std::pair<double, double> time_dagrad(const Dag& d, int64_t iters, int threads) 
     auto r0 = Clock::now();
     realize(outs);
     run_s = std::chrono::duration<double>(Clock::now() - r0).count();
+    pooled = last_run_stats().parallel;
+    // Free the nodes newest first. Node blocks go back to a LIFO free list (Note [Node pool] in
+    // graph.cpp), so this hands the next graph the same addresses in the same order; freeing
+    // oldest first would reverse the layout from one graph to the next, and a run's walk over
+    // nodes laid out backwards measured ~40% slower (the second dagrad column of each round
+    // was always the slow one: 2 threads / 1 read 0.73x in one order, 1.06x in the other).
+    outs.clear();
+    while (!nodes.empty()) nodes.pop_back();
   }
   double total = std::chrono::duration<double>(Clock::now() - t0).count();
   return {run_s, total};
@@ -224,6 +236,47 @@ double time_tbb(const Dag& d, int64_t iters, int threads) {
 }
 #endif
 
+// ---- load meter and goals ----------------------------------------------------------------------
+// CPU the rest of the machine used while a section ran, in cores (0 = quiet, 1 = one core busy):
+// the machine's busy time from /proc/stat minus this process's own CPU time, over the wall time.
+// The same meter as benchmarks/bench_vs_torch.py's LoadMeter.
+double machine_busy_s() {
+  std::FILE* f = std::fopen("/proc/stat", "r");
+  if (!f) return -1;
+  unsigned long long v[8] = {};
+  const int got = std::fscanf(f, "cpu %llu %llu %llu %llu %llu %llu %llu %llu", &v[0], &v[1], &v[2], &v[3], &v[4],
+                              &v[5], &v[6], &v[7]);
+  std::fclose(f);
+  if (got < 5) return -1;
+  unsigned long long busy = 0;
+  for (int i = 0; i < 8; ++i)
+    if (i != 3 && i != 4) busy += v[i];
+  return static_cast<double>(busy) / static_cast<double>(sysconf(_SC_CLK_TCK));
+}
+double own_cpu_s() {
+  rusage u{};
+  getrusage(RUSAGE_SELF, &u);
+  return u.ru_utime.tv_sec + u.ru_stime.tv_sec + 1e-6 * (u.ru_utime.tv_usec + u.ru_stime.tv_usec);
+}
+struct LoadMeter {
+  Clock::time_point t0 = Clock::now();
+  double busy0 = machine_busy_s(), own0 = own_cpu_s();
+  double other_cores() const {
+    const double busy = machine_busy_s(), wall = std::chrono::duration<double>(Clock::now() - t0).count();
+    if (busy0 < 0 || busy < 0 || wall <= 0) return -1;
+    return std::max(0.0, (busy - busy0 - (own_cpu_s() - own0)) / wall);
+  }
+};
+
+// One row of issue #14's table: the measured value, its bound, whether it holds.
+struct Goal {
+  std::string what;
+  double value;
+  std::string unit;  // "ns" (at most `bound`) or "x" (at least `bound`)
+  double bound;
+  bool met() const { return unit == "ns" ? value <= bound : value >= bound; }
+};
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -259,13 +312,16 @@ int main(int argc, char** argv) {
     }
   }
   calibrate();
+  std::vector<Goal> goals;
   const int side = static_cast<int>(std::sqrt(static_cast<double>(n) * 0.9));
   std::vector<Dag> dags = {chain(n), binary_tree(n), wavefront(std::min(side, 300)),
                            wide(1000, std::max(1, n / 1000), 7)};
   std::printf("dagrad scheduler benchmark: %d cores, best of %d rounds, ~1us body = %lld spin iterations\n",
               omp_get_num_procs(), rounds, static_cast<long long>(g_spin_iters));
-  std::printf("%-22s %-6s %8s %12s %20s %14s %20s %20s\n", "graph", "body", "threads", "serial ns/n", "dagrad run",
-              "dagrad b+r+f", "omp-task", "tbb-flow");
+  // "on pool": in how many rounds dagrad's run went to the worker pool (Note [Serial or parallel
+  // run] and Note [Measured node cost] in scheduler/run.cpp decide).
+  std::printf("%-22s %-6s %8s %12s %20s %14s %8s %20s %20s\n", "graph", "body", "threads", "serial ns/n", "dagrad run",
+              "dagrad b+r+f", "on pool", "omp-task", "tbb-flow");
   for (const Dag& d : dags) {
     if (!only_graph.empty() && d.name.rfind(only_graph, 0) != 0) continue;
     const double nn = static_cast<double>(d.parents.size());
@@ -279,11 +335,15 @@ int main(int argc, char** argv) {
       for (int t = 1; t <= max_threads; t *= 2) ts.push_back(t);
       const size_t nt = ts.size();
       std::vector<std::vector<double>> run(nt), total(nt), omp(nt), tbb(nt);
+      std::vector<int> pooled(nt, 0);
       std::vector<double> serial;
+      const LoadMeter load;
       for (int r = 0; r < rounds; ++r) {
         if (!dagrad_only) serial.push_back(time_serial(d, iters));
         for (size_t k = 0; k < nt; ++k) {
-          auto [a, b] = time_dagrad(d, iters, ts[k]);
+          bool on_pool = false;
+          auto [a, b] = time_dagrad(d, iters, ts[k], on_pool);
+          pooled[k] += on_pool;
           run[k].push_back(a);
           total[k].push_back(b);
           if (dagrad_only) continue;
@@ -299,21 +359,56 @@ int main(int argc, char** argv) {
         std::snprintf(buf, sizeof buf, "%.1f", *std::min_element(v.begin(), v.end()) / nn * 1e9);
         return buf;
       };
+      // The median over rounds of v[base]'s time over v[k]'s, measured in the same round.
+      auto ratio = [&](const std::vector<std::vector<double>>& v, size_t base, size_t k) {
+        std::vector<double> q;
+        for (size_t r = 0; r < v[k].size(); ++r) q.push_back(v[base][r] / v[k][r]);
+        std::sort(q.begin(), q.end());
+        return q[q.size() / 2];
+      };
       auto speedup = [&](const std::vector<std::vector<double>>& v, size_t k) -> std::string {
         if (k == 0 || v[k].empty()) return "";
-        std::vector<double> q;
-        for (size_t r = 0; r < v[k].size(); ++r) q.push_back(v[0][r] / v[k][r]);
-        std::sort(q.begin(), q.end());
         char buf[32];
-        std::snprintf(buf, sizeof buf, " (%.2fx)", q[q.size() / 2]);
+        std::snprintf(buf, sizeof buf, " (%.2fx)", ratio(v, 0, k));
         return buf;
       };
       for (size_t k = 0; k < nt; ++k) {
-        std::printf("%-22s %-6s %8d %12s %20s %14s %20s %20s\n", d.name.c_str(), body ? "1us" : "empty", ts[k],
+        const std::string on_pool = std::to_string(pooled[k]) + "/" + std::to_string(run[k].size());
+        std::printf("%-22s %-6s %8d %12s %20s %14s %8s %20s %20s\n", d.name.c_str(), body ? "1us" : "empty", ts[k],
                     best(serial).c_str(), (best(run[k]) + speedup(run, k)).c_str(), best(total[k]).c_str(),
-                    (best(omp[k]) + speedup(omp, k)).c_str(), (best(tbb[k]) + speedup(tbb, k)).c_str());
+                    on_pool.c_str(), (best(omp[k]) + speedup(omp, k)).c_str(),
+                    (best(tbb[k]) + speedup(tbb, k)).c_str());
+      }
+      const double other = load.other_cores();
+      if (other >= 0)
+        std::printf("%-22s %-6s other processes used %.2f cores on average%s\n", "", "", other,
+                    other > 0.25 ? " (figures unreliable, the 2-thread ones most)" : "");
+      // Issue #14's scheduler goals for this section.
+      const auto ns_per_node = [&](const std::vector<double>& v) {
+        return *std::min_element(v.begin(), v.end()) / nn * 1e9;
+      };
+      if (body == 0) {
+        goals.push_back({d.name + ": run a built graph, 1 thread", ns_per_node(run[0]), "ns", 50});
+        goals.push_back({d.name + ": build + run + free, 1 thread", ns_per_node(total[0]), "ns", 150});
+        // Never slower for running on more threads: each thread count against the one before.
+        for (size_t k = 1; k < nt; ++k)
+          goals.push_back(
+              {d.name + ": empty nodes, " + std::to_string(ts[k]) + " threads / " + std::to_string(ts[k - 1]),
+               ratio(run, k - 1, k), "x", 0.95});
+      } else if (d.name != "chain" && nt > 1) {
+        const double ours = ratio(run, 0, 1);
+        goals.push_back({d.name + ": ~1us nodes, 2 threads / 1", ours, "x", 1.85});
+        if (!omp[1].empty())
+          goals.push_back({d.name + ": ~1us nodes, 2 threads / 1, against OpenMP tasks'", ours, "x", ratio(omp, 0, 1)});
       }
     }
+  }
+  if (!goals.empty()) {
+    std::printf("\nGoals (issue #14), from this run:\n");
+    for (const Goal& g : goals)
+      std::printf("    goal %-68s %8.2f%-2s (%s %g%s)  %s\n", g.what.c_str(), g.value, g.unit.c_str(),
+                  g.unit == "ns" ? "<=" : ">=", g.unit == "ns" ? g.bound : std::round(g.bound * 100) / 100,
+                  g.unit.c_str(), g.met() ? "met" : "NOT met");
   }
   return 0;
 }

@@ -208,6 +208,10 @@ void init_ops(OpTable& t) {
   t.internal("max_pool2d", &max_pool2d);
   t.internal("avg_pool2d", &avg_pool2d);
   t.internal("embedding", &embedding);
+  t.internal("rnn_cell", &rnn_cell);
+  t.internal("lstm_cell", &lstm_cell);
+  t.internal("gru_cell", [](const Tensor& gi, const Tensor& h, const Tensor& w, const std::optional<Tensor>& b,
+                            int64_t gi_row) { return gru_cell(gi, h, w, opt(b), gi_row); });
   t.internal("layer_norm",
              [](const Tensor& x, const Shape& ns, const std::optional<Tensor>& w, const std::optional<Tensor>& b,
                 double eps) { return layer_norm(x, ns, opt(w), opt(b), eps); });

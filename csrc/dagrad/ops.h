@@ -126,6 +126,29 @@ Tensor avg_pool2d_adjoint(const Tensor& g, const std::vector<int64_t>& size, con
                           const std::vector<int64_t>& stride, const std::vector<int64_t>& padding,
                           bool count_include_pad);
 
+// Recurrent cells (ops/rnn.cpp, Note [Fused LSTM cell]).
+/// @brief One Elman step: act(rows [gi_row, gi_row + N) of gi (M, H) + h (N, K) @ w_hh^T), act
+/// tanh, or relu when `relu`.
+Tensor rnn_cell(const Tensor& gi, const Tensor& h, const Tensor& w_hh, int64_t gi_row = 0, bool relu = false);
+/// @brief One LSTM step: rows [gi_row, gi_row + N) of gi (M, 4H) the step's input projection with
+/// both biases, h (N, K), the cell state c at columns [c_offset, c_offset + H) of state (N, S),
+/// w_hh (4H, K). Returns (N, 7H) = [h' | c' | i | f | g | o | tanh(c')].
+Tensor lstm_cell(const Tensor& gi, const Tensor& h, const Tensor& state, const Tensor& w_hh, int64_t c_offset,
+                 int64_t gi_row = 0);
+/// @brief The gradient of lstm_cell's gates before their nonlinearities (N, 4H), from the
+/// output's gradient dout, the output and the state it read.
+Tensor lstm_cell_backward(const Tensor& dout, const Tensor& out, const Tensor& state, int64_t c_offset);
+/// @brief The gradient of lstm_cell's state input (N, state_width): zero but at c's columns.
+Tensor lstm_cell_state_backward(const Tensor& dout, const Tensor& out, int64_t state_width, int64_t c_offset);
+
+/// @brief One GRU step (PyTorch's formula): rows [gi_row, gi_row + N) of gi (M, 3H) the step's
+/// input projection, h (N, H), w_hh (3H, H), b_hn (H) or undefined. Returns (N, 5H) =
+/// [h' | r | z | n | h @ w_hn^T + b_hn] (Note [Fused GRU cell]).
+Tensor gru_cell(const Tensor& gi, const Tensor& h, const Tensor& w_hh, const Tensor& b_hn, int64_t gi_row = 0);
+/// @brief gru_cell's gradients from the output's gradient dout, the output and h: mode 0 that
+/// of gi's pre-activations (N, 3H), 1 that of the hidden product's (N, 3H), 2 h's direct term.
+Tensor gru_cell_backward(const Tensor& dout, const Tensor& out, const Tensor& h, int64_t mode);
+
 // User-defined ops (ops/custom.cpp).
 /// @brief An op defined outside the op list: its forward computes `out` (allocate with
 /// alloc_output, or share an input's storage) from its inputs; its backward, if any, returns

@@ -121,3 +121,122 @@ def test_vectorised_sigmoid_and_exp_float32_against_float64():
     np.testing.assert_allclose(got_exp[fin], ref_exp[fin], rtol=2**-23, atol=1.5e-45)
     assert np.isposinf(got_exp[~fin & ~np.isnan(v)]).all()
     assert np.isnan(got_sig[-1]) and np.isnan(got_exp[-1])
+
+
+# ---- direct convolution (Note [Direct convolution]) --------------------------------------------
+# (input shape, weight shape, stride, padding, dilation): the stride-1 paths with fixed-width
+# rows (widths 4, 8, 24) and with any width (5), padded planes, samples batched per GEMM (small
+# layers) and one by one, the general im2col (stride, dilation, asymmetric), and 1x1 kernels
+# whose input is its own im2col.
+CONVS = {
+    "lenet1_k5": ((3, 1, 28, 28), (4, 1, 5, 5), 1, 0, 1),
+    "lenet2_k5": ((3, 5, 12, 12), (6, 5, 5, 5), 1, 0, 1),
+    "digits_k3_p1_4x4": ((7, 3, 4, 4), (5, 3, 3, 3), 1, 1, 1),
+    "k3_p1_width5": ((2, 2, 5, 7), (3, 2, 3, 3), 1, 1, 1),
+    "k3_p2_wide": ((2, 2, 6, 6), (3, 2, 3, 3), 1, 2, 1),
+    "stride2_p1": ((2, 3, 9, 8), (4, 3, 3, 3), 2, 1, 1),
+    "dilation2": ((2, 2, 9, 9), (3, 2, 3, 3), 1, 1, 2),
+    "asym_k3x2_s(2,1)_p(1,0)": ((2, 2, 7, 6), (3, 2, 3, 2), (2, 1), (1, 0), 1),
+    "1x1_small": ((9, 4, 3, 3), (5, 4, 1, 1), 1, 0, 1),
+    "1x1_large": ((2, 3, 9, 9), (4, 3, 1, 1), 1, 0, 1),
+    "1x1_stride2": ((2, 3, 7, 7), (4, 3, 1, 1), 2, 0, 1),
+}
+
+
+def _conv_inputs(case, seed=10, bias=True):
+    xs, ws, s, p, d = CONVS[case]
+    g = np.random.default_rng(seed)
+    arrs = [g.standard_normal(xs), g.standard_normal(ws) * 0.3] + ([g.standard_normal(ws[0])] if bias else [])
+    dg = [dagrad.tensor(a, requires_grad=True) for a in arrs]
+    tt = [torch.tensor(a, requires_grad=True) for a in arrs]
+    return dg, tt, dict(stride=s, padding=p, dilation=d)
+
+
+@pytest.mark.parametrize("case", list(CONVS))
+def test_conv2d_forward_and_gradients_match_torch_float64(case):
+    (xd, wd, bd), (xt, wt, bt), kw = _conv_inputs(case)
+    yd, yt = DF.conv2d(xd, wd, bd, **kw), TF.conv2d(xt, wt, bt, **kw)
+    np.testing.assert_allclose(to_np(yd), yt.detach().numpy(), rtol=1e-10, atol=1e-12)
+    gout = np.random.default_rng(11).standard_normal(yt.shape)
+    gd = dagrad.autograd.grad(yd, [xd, wd, bd], dagrad.tensor(gout))
+    gt = torch.autograd.grad(yt, [xt, wt, bt], torch.tensor(gout))
+    for name, a, b in zip("xwb", gd, gt):
+        np.testing.assert_allclose(to_np(a), b.numpy(), rtol=1e-10, atol=1e-12, err_msg=f"d{name}")
+
+
+@pytest.mark.parametrize("case", ["lenet2_k5", "digits_k3_p1_4x4", "stride2_p1", "dilation2", "1x1_small"])
+def test_conv2d_second_order_matches_torch_float64(case):
+    # Through the gradient nodes' own gradients: d/d(x, w, gout) of <dL/dx, u> + <dL/dw, v>
+    # (the input gradient's backward is a conv2d and a weight gradient, the weight gradient's a
+    # conv2d and an input gradient).
+    (xd, wd, bd), (xt, wt, bt), kw = _conv_inputs(case, seed=12)
+    yd, yt = DF.conv2d(xd, wd, bd, **kw), TF.conv2d(xt, wt, bt, **kw)
+    r = np.random.default_rng(13)
+    gout = r.standard_normal(yt.shape)
+    u, v = r.standard_normal(xt.shape), r.standard_normal(wt.shape)
+    god, got_ = dagrad.tensor(gout, requires_grad=True), torch.tensor(gout, requires_grad=True)
+    dxd, dwd = dagrad.autograd.grad(yd, [xd, wd], god, create_graph=True)
+    dxt, dwt = torch.autograd.grad(yt, [xt, wt], got_, create_graph=True)
+    sd = (dxd * dagrad.tensor(u)).sum() + (dwd * dagrad.tensor(v)).sum() + (dxd * dxd).sum()
+    st = (dxt * torch.tensor(u)).sum() + (dwt * torch.tensor(v)).sum() + (dxt * dxt).sum()
+    hd = dagrad.autograd.grad(sd, [xd, wd, god])
+    ht = torch.autograd.grad(st, [xt, wt, got_])
+    for name, a, b in zip(["x", "w", "gout"], hd, ht):
+        np.testing.assert_allclose(to_np(a), b.numpy(), rtol=1e-10, atol=1e-12, err_msg=f"d/d{name}")
+
+
+@pytest.mark.parametrize("case", ["digits_k3_p1_4x4", "stride2_p1", "asym_k3x2_s(2,1)_p(1,0)", "1x1_small"])
+def test_conv2d_gradcheck(case):
+    xs, ws, s, p, d = CONVS[case]
+    g = np.random.default_rng(14)
+    args = tuple(dagrad.tensor(a, requires_grad=True)
+                 for a in (g.standard_normal((2,) + xs[1:]), g.standard_normal(ws) * 0.3, g.standard_normal(ws[0])))
+    assert dagrad.autograd.gradcheck(lambda x, w, b: DF.conv2d(x, w, b, stride=s, padding=p, dilation=d), args,
+                                     eps=1e-6, atol=1e-7, rtol=1e-6)
+
+
+def test_conv2d_without_bias_and_empty_batch_match_torch():
+    (xd, wd), (xt, wt), kw = _conv_inputs("k3_p1_width5", bias=False)
+    yd, yt = DF.conv2d(xd, wd, **kw), TF.conv2d(xt, wt, **kw)
+    np.testing.assert_allclose(to_np(yd), yt.detach().numpy(), rtol=1e-10, atol=1e-12)
+    x0d = dagrad.tensor(np.zeros((0, 2, 5, 7)), requires_grad=True)
+    x0t = torch.zeros((0, 2, 5, 7), dtype=torch.float64, requires_grad=True)
+    y0d, y0t = DF.conv2d(x0d, wd, **kw), TF.conv2d(x0t, wt, **kw)
+    assert tuple(y0d.shape) == tuple(y0t.shape)
+    (gw0,) = dagrad.autograd.grad(y0d.sum(), [wd])
+    np.testing.assert_array_equal(to_np(gw0), np.zeros(wt.shape))   # an empty batch sums to zero
+
+
+def _conv_bits(threads, dtype, fused, n, hw, k, p):
+    dagrad.set_num_threads(threads)
+    dagrad._core._set_fusion_enabled(fused)
+    g = np.random.default_rng(15)
+    x = dagrad.tensor(g.standard_normal((n, 3, hw, hw)).astype(dtype), requires_grad=True)
+    w1 = dagrad.tensor((g.standard_normal((8, 3, k, k)) * 0.2).astype(dtype), requires_grad=True)
+    b1 = dagrad.tensor(g.standard_normal(8).astype(dtype), requires_grad=True)
+    w2 = dagrad.tensor((g.standard_normal((6, 8, 1, 1)) * 0.2).astype(dtype), requires_grad=True)
+    h = DF.conv2d(x, w1, b1, padding=p).relu()
+    y = DF.conv2d(h, w2)
+    loss = (y * y).sum()
+    gx, gw1, gb1, gw2 = dagrad.autograd.grad(loss, [x, w1, b1, w2], create_graph=True)
+    # and a second-order term through the gradient nodes
+    (hx,) = dagrad.autograd.grad((gx * gx).sum() + (gw1 * gw1).sum(), [x])
+    return [to_np(t) for t in (y, gx, gw1, gb1, gw2, hx)]
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["float32", "float64"])
+@pytest.mark.parametrize("n,hw,k,p", [(37, 4, 3, 1), (37, 12, 5, 0), (5, 28, 5, 0), (70, 8, 3, 1)])
+def test_conv2d_is_bitwise_the_same_at_1_to_8_threads_and_with_fusion_on_and_off(dtype, n, hw, k, p,
+                                                                                 restore_threads):
+    # Batches that are not a multiple of the samples per GEMM or of the weight gradient's
+    # chunks, and more chunks than groups (Note [Direct convolution]).
+    prev = dagrad._core._fusion_enabled()
+    try:
+        ref = _conv_bits(1, dtype, True, n, hw, k, p)
+        assert all(np.isfinite(r).all() for r in ref)
+        for threads in (1, 2, 3, 4, 8):
+            for fused in (True, False):
+                for a, b in zip(ref, _conv_bits(threads, dtype, fused, n, hw, k, p)):
+                    assert a.tobytes() == b.tobytes(), f"differs at {threads} threads, fusion {fused}"
+    finally:
+        dagrad._core._set_fusion_enabled(prev)

@@ -1,6 +1,7 @@
 // Neural-network primitives: linear (x @ W^T + b in one node), unfold / fold (im2col and its
-// adjoint), from which conv1d and conv2d are composed, and direct max / average pooling
-// (Note [Direct pooling]).
+// adjoint), direct convolution and its gradients (Note [Direct convolution]; grouped
+// convolutions are composed from unfold and a batched matmul), and direct max / average
+// pooling (Note [Direct pooling]).
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
@@ -150,6 +151,64 @@ Tensor unfold(const Tensor& x, const std::vector<int64_t>& kernel, const std::ve
   const int64_t rows = checked_mul(x.shape()[1], checked_mul(w.kh, w.kw, "unfold"), "unfold");
   return make_op(OpKind::Unfold, {x}, {x.shape()[0], rows, oh * ow}, x.dtype(), std::move(a));
 }
+namespace {
+// GCC turns the copy and fill loops of im2col_plane into memmove / memset calls; its runs are
+// short (a row of a LeNet layer is 8 to 24 values), where the call costs more than the copy:
+// 40% of a 16x12x12 -> 400x64 im2col went to memmove's dispatch.
+#if defined(__GNUC__) && !defined(__clang__)
+#define DAGRAD_NO_LIBCALL_LOOPS __attribute__((optimize("no-tree-loop-distribute-patterns")))
+#else
+#define DAGRAD_NO_LIBCALL_LOOPS
+#endif
+// im2col of one (H, W) plane: kh * kw rows of oh * ow columns, row r at rows + r * ld.
+template <class T>
+DAGRAD_NO_LIBCALL_LOOPS DAGRAD_SIMD_CLONES void im2col_plane(const T* plane, T* rows, int64_t ld, const Window& w,
+                                                             int64_t H, int64_t W, int64_t oh, int64_t ow, T pad) {
+  for (int64_t ki = 0; ki < w.kh; ++ki)
+    for (int64_t kj = 0; kj < w.kw; ++kj) {
+      T* row = rows + (ki * w.kw + kj) * ld;
+      const ColumnRange cr = column_range(w, kj, W, ow);
+      for (int64_t oy = 0; oy < oh; ++oy) {
+        T* dst = row + oy * ow;
+        const int64_t iy = oy * w.sh - w.ph + ki * w.dh;
+        if (iy < 0 || iy >= H) {
+          for (int64_t ox = 0; ox < ow; ++ox) dst[ox] = pad;
+          continue;
+        }
+        const T* src = plane + iy * W + cr.ix0;  // the input under output column cr.ox0
+        for (int64_t ox = 0; ox < cr.ox0; ++ox) dst[ox] = pad;
+        if (w.sw == 1)
+          for (int64_t ox = cr.ox0; ox < cr.ox1; ++ox) dst[ox] = src[ox - cr.ox0];
+        else
+          for (int64_t ox = cr.ox0; ox < cr.ox1; ++ox) dst[ox] = src[(ox - cr.ox0) * w.sw];
+        for (int64_t ox = cr.ox1; ox < ow; ++ox) dst[ox] = pad;
+      }
+    }
+}
+// col2im of one plane, the adjoint of im2col_plane: zeroes the plane, then adds every row's
+// columns back in (ki, kj, oy, ox) order, so each element gets its terms in one fixed order.
+template <class T>
+DAGRAD_SIMD_CLONES void col2im_plane(const T* rows, int64_t ld, T* plane, const Window& w, int64_t H, int64_t W,
+                                     int64_t oh, int64_t ow) {
+  std::fill(plane, plane + H * W, T(0));
+  for (int64_t ki = 0; ki < w.kh; ++ki)
+    for (int64_t kj = 0; kj < w.kw; ++kj) {
+      const T* row = rows + (ki * w.kw + kj) * ld;
+      const ColumnRange cr = column_range(w, kj, W, ow);
+      for (int64_t oy = 0; oy < oh; ++oy) {
+        const int64_t iy = oy * w.sh - w.ph + ki * w.dh;
+        if (iy < 0 || iy >= H) continue;
+        const T* src = row + oy * ow;
+        T* dst = plane + iy * W + cr.ix0;
+        if (w.sw == 1)
+          for (int64_t ox = cr.ox0; ox < cr.ox1; ++ox) dst[ox - cr.ox0] += src[ox];
+        else
+          for (int64_t ox = cr.ox0; ox < cr.ox1; ++ox) dst[(ox - cr.ox0) * w.sw] += src[ox];
+      }
+    }
+}
+}  // namespace
+
 void Unfold_forward(Node& out) {
   alloc_output(out);
   const Node& x = in(out, 0);
@@ -161,29 +220,7 @@ void Unfold_forward(Node& out) {
     T* po = out.data<T>();
     const T pad = static_cast<T>(out.attrs.scalar);
     parallel_for(N * C, plane_grain(double(w.kh) * double(w.kw) * double(L)), [&](int64_t p0, int64_t p1) {
-      for (int64_t p = p0; p < p1; ++p) {
-        const T* plane = px + p * H * W;
-        for (int64_t ki = 0; ki < w.kh; ++ki)
-          for (int64_t kj = 0; kj < w.kw; ++kj) {
-            T* row = po + (p * w.kh * w.kw + ki * w.kw + kj) * L;
-            const ColumnRange cr = column_range(w, kj, W, ow);
-            for (int64_t oy = 0; oy < oh; ++oy) {
-              T* dst = row + oy * ow;
-              const int64_t iy = oy * w.sh - w.ph + ki * w.dh;
-              if (iy < 0 || iy >= H) {
-                std::fill(dst, dst + ow, pad);
-                continue;
-              }
-              const T* src = plane + iy * W + cr.ix0;  // the input under output column cr.ox0
-              std::fill(dst, dst + cr.ox0, pad);
-              if (w.sw == 1)
-                std::copy(src, src + (cr.ox1 - cr.ox0), dst + cr.ox0);
-              else
-                for (int64_t ox = cr.ox0; ox < cr.ox1; ++ox) dst[ox] = src[(ox - cr.ox0) * w.sw];
-              std::fill(dst + cr.ox1, dst + ow, pad);
-            }
-          }
-      }
+      for (int64_t p = p0; p < p1; ++p) im2col_plane(px + p * H * W, po + p * w.kh * w.kw * L, L, w, H, W, oh, ow, pad);
     });
   });
 }
@@ -220,32 +257,407 @@ void Fold_forward(Node& out) {
     T* po = out.data<T>();
     // Each (n, c) plane is written by one thread, in a fixed order: deterministic.
     parallel_for(N * C, plane_grain(double(w.kh) * double(w.kw) * double(L)), [&](int64_t p0, int64_t p1) {
-      for (int64_t p = p0; p < p1; ++p) {
-        T* plane = po + p * H * W;
-        std::fill(plane, plane + H * W, T(0));
-        for (int64_t ki = 0; ki < w.kh; ++ki)
-          for (int64_t kj = 0; kj < w.kw; ++kj) {
-            const T* row = pc + (p * w.kh * w.kw + ki * w.kw + kj) * L;
-            const ColumnRange cr = column_range(w, kj, W, ow);
-            for (int64_t oy = 0; oy < oh; ++oy) {
-              const int64_t iy = oy * w.sh - w.ph + ki * w.dh;
-              if (iy < 0 || iy >= H) continue;
-              const T* src = row + oy * ow;
-              T* dst = plane + iy * W + cr.ix0;
-              // Each plane element gets its terms in the same (ki, kj, oy, ox) order as before.
-              if (w.sw == 1)
-                for (int64_t ox = cr.ox0; ox < cr.ox1; ++ox) dst[ox - cr.ox0] += src[ox];
-              else
-                for (int64_t ox = cr.ox0; ox < cr.ox1; ++ox) dst[(ox - cr.ox0) * w.sw] += src[ox];
-            }
-          }
-      }
+      for (int64_t p = p0; p < p1; ++p) col2im_plane(pc + p * w.kh * w.kw * L, L, po + p * H * W, w, H, W, oh, ow);
     });
   });
 }
 std::vector<Tensor> Fold_backward(const Tensor& out, const Tensor& g, const std::vector<bool>&) {
   const auto& a = out->attrs.ints;
   return {unfold(g, {a[0], a[1]}, {a[2], a[3]}, {a[4], a[5]}, {a[6], a[7]}, 0.0)};
+}
+
+// ---- direct convolution (attrs.ints = {kh, kw, sh, sw, ph, pw, dh, dw[, H, W]}) -----------------
+// Note [Direct convolution]: conv2d (groups == 1) is one node, and its gradients two more,
+// instead of unfold + a batched matmul + a bias add over the whole batch (issue #16):
+//   conv2d(x, w, b)             y[n] = W @ im2col(x[n]) + b
+//   conv2d_input_backward(g, w) dx[n] = col2im(W^T @ g[n])       (the adjoint of conv2d in x)
+//   conv2d_weight_backward(g, x) dW = sum_n g[n] @ im2col(x[n])^T (the adjoint in w)
+//   conv2d_bias_backward(g)      db = g summed over n, and the plane
+// Each is linear in each input, and the backward of each is built from the three, so
+// gradients of any order follow. im2col is never materialised for the batch: a sample's
+// columns (C*kh*kw x L) go to a buffer of the thread that works on it, are multiplied while
+// they are in cache, and are overwritten by the next sample's; a 1x1 kernel with stride 1 and
+// no padding multiplies the input plane itself. Forward and input gradient split over
+// samples: each sample is computed by the same instructions whatever the split.
+// Small layers (L < 64) put several samples' columns side by side in one GEMM
+// (sample_chunk). Grouped convolutions (groups > 1) keep the composite of unfold and a
+// batched matmul. The run planner costs these nodes in flops, as it does matmul (node_cost
+// and splits() in scheduler/plan.cpp, Note [Serial or parallel run]).
+// The weight gradient sums over the batch. Its order must not depend on the thread count:
+// the batch is cut into chunks of B samples (B * L up to kWeightColumns columns, so each
+// GEMM has a long enough inner dimension while its columns stay in cache), the chunks into
+// at most kWeightGroups contiguous groups, both from the shapes alone. A group sums its
+// chunks' products in chunk order into its own partial; the partials are then added in
+// group order. The threads only decide which group each works on.
+namespace {
+constexpr int64_t kWeightGroups = 8;
+constexpr int64_t kWeightColumns = 256;  // the inner dimension K a weight-gradient chunk aims at
+// Samples (or groups) per chunk when a conv kernel splits: about 1 MFLOP per chunk, so the
+// digits CNN's 8x8 layers do not pay a parallel region for a few microseconds of work.
+int64_t conv_grain(double flops_per_item) {
+  return static_cast<int64_t>(std::max(1.0, std::ceil(double(1 << 20) / std::max(1.0, flops_per_item))));
+}
+struct ConvGeom {
+  Window w;
+  int64_t N, C, H, W, O, oh, ow, L, kk, ckk;
+  bool direct;  // 1x1, stride 1, no padding: the input plane is its own im2col
+};
+ConvGeom conv_geom(const std::vector<int64_t>& a, const Shape& x, int64_t O) {
+  ConvGeom g;
+  g.w = window_of(a);
+  g.N = x[0], g.C = x[1], g.H = x[2], g.W = x[3], g.O = O;
+  g.oh = g.w.out_h(g.H), g.ow = g.w.out_w(g.W), g.L = g.oh * g.ow;
+  g.kk = g.w.kh * g.w.kw, g.ckk = g.C * g.kk;
+  g.direct = g.kk == 1 && g.w.sh == 1 && g.w.sw == 1 && g.w.ph == 0 && g.w.pw == 0;
+  return g;
+}
+// Stride 1 and dilation 1 (every layer of LeNet and the digits CNN): a row of im2col is oh
+// runs of ow values, run oy at (oy + ki, kj) of the padded plane. The general im2col_plane
+// spends ~10 cycles per run on its bounds and padding logic, which is most of the time when
+// runs are 4 to 24 values; here a padded plane (when there is padding) is built once per
+// (sample, channel) and the runs are fixed-size copies for the usual widths.
+bool unit_window(const Window& w) { return w.sh == 1 && w.sw == 1 && w.dh == 1 && w.dw == 1; }
+template <class T, int OW>
+void unit_rows(const T* plane, int64_t Wp, T* rows, int64_t ld, const Window& w, int64_t oh, int64_t ow_rt) {
+  const int64_t ow = OW > 0 ? OW : ow_rt;
+  for (int64_t ki = 0; ki < w.kh; ++ki)
+    for (int64_t kj = 0; kj < w.kw; ++kj) {
+      T* row = rows + (ki * w.kw + kj) * ld;
+      const T* src = plane + ki * Wp + kj;
+      for (int64_t oy = 0; oy < oh; ++oy, src += Wp, row += ow) {
+        if constexpr (OW > 0)
+          std::memcpy(row, src, OW * sizeof(T));
+        else
+          std::copy(src, src + ow, row);
+      }
+    }
+}
+template <class T, int OW>
+void unit_rows_add(const T* rows, int64_t ld, T* plane, int64_t Wp, const Window& w, int64_t oh, int64_t ow_rt) {
+  const int64_t ow = OW > 0 ? OW : ow_rt;
+  for (int64_t ki = 0; ki < w.kh; ++ki)
+    for (int64_t kj = 0; kj < w.kw; ++kj) {
+      const T* row = rows + (ki * w.kw + kj) * ld;
+      T* dst = plane + ki * Wp + kj;
+      for (int64_t oy = 0; oy < oh; ++oy, dst += Wp, row += ow)
+        for (int64_t ox = 0; ox < ow; ++ox) dst[ox] += row[ox];
+    }
+}
+template <class T, class F>
+void by_width(int64_t ow, const F& f) {
+  switch (ow) {
+    case 4: f(std::integral_constant<int, 4>{}); break;
+    case 8: f(std::integral_constant<int, 8>{}); break;
+    case 16: f(std::integral_constant<int, 16>{}); break;
+    case 24: f(std::integral_constant<int, 24>{}); break;
+    case 32: f(std::integral_constant<int, 32>{}); break;
+    default: f(std::integral_constant<int, 0>{});
+  }
+}
+// The padded plane's size for a unit window (the plane itself when there is no padding).
+int64_t padded_size(const ConvGeom& g) { return g.w.ph || g.w.pw ? (g.H + 2 * g.w.ph) * (g.W + 2 * g.w.pw) : 0; }
+// im2col of sample n of x into cols (ckk rows at row stride ld); pad is scratch of
+// padded_size(g) values.
+template <class T>
+void sample_cols(const ConvGeom& g, const T* px, int64_t n, T* cols, int64_t ld, T* pad) {
+  if (!unit_window(g.w)) {
+    for (int64_t c = 0; c < g.C; ++c)
+      im2col_plane(px + (n * g.C + c) * g.H * g.W, cols + c * g.kk * ld, ld, g.w, g.H, g.W, g.oh, g.ow, T(0));
+    return;
+  }
+  const int64_t Wp = g.W + 2 * g.w.pw, Hp = g.H + 2 * g.w.ph;
+  by_width<T>(g.ow, [&](auto width) {
+    constexpr int OW = decltype(width)::value;
+    for (int64_t c = 0; c < g.C; ++c) {
+      const T* plane = px + (n * g.C + c) * g.H * g.W;
+      if (pad) {
+        std::fill(pad, pad + Hp * Wp, T(0));
+        for (int64_t y = 0; y < g.H; ++y)
+          std::copy(plane + y * g.W, plane + (y + 1) * g.W, pad + (y + g.w.ph) * Wp + g.w.pw);
+        plane = pad;
+      }
+      unit_rows<T, OW>(plane, Wp, cols + c * g.kk * ld, ld, g.w, g.oh, g.ow);
+    }
+  });
+}
+// col2im of one sample's columns (ckk rows at row stride ld) into its (C, H, W) gradient dx;
+// each element gets its terms in (ki, kj, oy, ox) order, as col2im_plane adds them.
+template <class T>
+void sample_col2im(const ConvGeom& g, const T* cols, int64_t ld, T* dx, T* pad) {
+  if (!unit_window(g.w)) {
+    for (int64_t c = 0; c < g.C; ++c)
+      col2im_plane(cols + c * g.kk * ld, ld, dx + c * g.H * g.W, g.w, g.H, g.W, g.oh, g.ow);
+    return;
+  }
+  const int64_t Wp = g.W + 2 * g.w.pw, Hp = g.H + 2 * g.w.ph;
+  by_width<T>(g.ow, [&](auto width) {
+    constexpr int OW = decltype(width)::value;
+    for (int64_t c = 0; c < g.C; ++c) {
+      T* plane = dx + c * g.H * g.W;
+      T* acc = pad ? pad : plane;
+      std::fill(acc, acc + Hp * Wp, T(0));
+      unit_rows_add<T, OW>(cols + c * g.kk * ld, ld, acc, Wp, g.w, g.oh, g.ow);
+      if (pad)
+        for (int64_t y = 0; y < g.H; ++y)
+          std::copy(pad + (y + g.w.ph) * Wp + g.w.pw, pad + (y + g.w.ph) * Wp + g.w.pw + g.W, plane + y * g.W);
+    }
+  });
+}
+// Samples per GEMM in the forward and the input gradient: one where a sample has 64 output
+// positions or more (LeNet's layers: 32x400x64 products run at OpenBLAS's best, ~105 GFLOP/s),
+// else enough for ~64 columns (the digits CNN's 4x4 layer: 36 GFLOP/s one sample at a time).
+// From the shapes alone, so every output element comes from the same GEMM at any thread count.
+int64_t sample_chunk(const ConvGeom& g) {
+  return std::max<int64_t>(1, std::min<int64_t>(g.N, 64 / std::max<int64_t>(1, g.L)));
+}
+std::vector<int64_t> window_ints(const Window& w) { return {w.kh, w.kw, w.sh, w.sw, w.ph, w.pw, w.dh, w.dw}; }
+
+Tensor conv2d_direct(const Tensor& x, const Tensor& w, const Tensor& b, const Window& win) {
+  OpAttrs a;
+  a.ints = window_ints(win);
+  std::vector<Tensor> ins = {x, w};
+  if (b.defined()) ins.push_back(b);
+  const int64_t oh = win.out_h(x.shape()[2]), ow = win.out_w(x.shape()[3]);
+  return make_op(OpKind::Conv2d, ins, {x.shape()[0], w.shape()[0], oh, ow}, x.dtype(), std::move(a));
+}
+// dx of shape (N, C, H, W) from g (N, O, oh, ow) and w (O, C, kh, kw).
+Tensor conv2d_input_backward(const Tensor& g, const Tensor& w, const Window& win, int64_t H, int64_t W) {
+  OpAttrs a;
+  a.ints = window_ints(win);
+  a.ints.push_back(H);
+  a.ints.push_back(W);
+  return make_op(OpKind::Conv2dInputBackward, {g, w}, {g.shape()[0], w.shape()[1], H, W}, g.dtype(), std::move(a));
+}
+// dW of shape (O, C, kh, kw) from g (N, O, oh, ow) and x (N, C, H, W).
+Tensor conv2d_weight_backward(const Tensor& g, const Tensor& x, const Window& win) {
+  OpAttrs a;
+  a.ints = window_ints(win);
+  return make_op(OpKind::Conv2dWeightBackward, {g, x}, {g.shape()[1], x.shape()[1], win.kh, win.kw}, g.dtype(),
+                 std::move(a));
+}
+}  // namespace
+
+void Conv2d_forward(Node& out) {
+  alloc_output(out);
+  const Node& x = in(out, 0);
+  const Node& wt = in(out, 1);
+  const ConvGeom g = conv_geom(out.attrs.ints, x.shape, wt.shape[0]);
+  const int64_t B = sample_chunk(g);
+  DAGRAD_DISPATCH_FLOAT(out.dtype, "conv2d", {
+    const T* px = x.data<T>();
+    const T* pw = wt.data<T>();
+    const T* pb = out.inputs.size() > 2 ? in(out, 2).data<T>() : nullptr;
+    T* po = out.data<T>();
+    const int64_t chunks = (g.N + B - 1) / B;
+    parallel_for(chunks, conv_grain(2.0 * double(g.O) * double(g.ckk) * double(g.L * B)), [&](int64_t c0, int64_t c1) {
+      std::vector<T> buf(g.direct && B == 1 ? 0 : static_cast<size_t>(g.ckk * g.L * B));
+      std::vector<T> ybuf(B == 1 ? 0 : static_cast<size_t>(g.O * g.L * B));
+      std::vector<T> pad(static_cast<size_t>(padded_size(g)));
+      for (int64_t ch = c0; ch < c1; ++ch) {
+        const int64_t s0 = ch * B, s1 = std::min(g.N, s0 + B), K = (s1 - s0) * g.L;
+        const T* cols = px + s0 * g.C * g.H * g.W;  // a 1x1 sample is its own (C, L) im2col
+        if (!g.direct || B > 1) {
+          for (int64_t s = s0; s < s1; ++s)
+            sample_cols(g, px, s, buf.data() + (s - s0) * g.L, K, pad.empty() ? nullptr : pad.data());
+          cols = buf.data();
+        }
+        // One sample: its (O, L) output directly. Several: (O, K), then each sample's columns
+        // go to its own (O, L) block.
+        T* y = B == 1 ? po + s0 * g.O * g.L : ybuf.data();
+        kernels::gemm(false, false, g.O, K, g.ckk, pw, g.ckk, cols, K, y);
+        for (int64_t s = s0; s < s1; ++s)
+          for (int64_t o = 0; o < g.O; ++o) {
+            const T bo = pb ? pb[o] : T(0);
+            const T* src = y + o * K + (s - s0) * g.L;
+            T* row = po + (s * g.O + o) * g.L;
+            if (B == 1) {
+              if (pb)
+                for (int64_t l = 0; l < g.L; ++l) row[l] += bo;
+            } else if (pb) {
+              for (int64_t l = 0; l < g.L; ++l) row[l] = src[l] + bo;
+            } else {
+              for (int64_t l = 0; l < g.L; ++l) row[l] = src[l];
+            }
+          }
+      }
+    });
+  });
+}
+std::vector<Tensor> Conv2d_backward(const Tensor& out, const Tensor& g, const std::vector<bool>& needs) {
+  const Tensor x = input(out, 0), w = input(out, 1);
+  const Window win = window_of(out->attrs.ints);
+  std::vector<Tensor> r(out->inputs.size());
+  if (needs[0]) r[0] = conv2d_input_backward(g, w, win, x.shape()[2], x.shape()[3]);
+  if (needs[1]) r[1] = conv2d_weight_backward(g, x, win);
+  if (r.size() > 2 && needs[2]) r[2] = make_op(OpKind::Conv2dBiasBackward, {g}, {g.shape()[1]}, g.dtype());
+  return r;
+}
+
+// db[o] = the sum of g[n, o, :, :] over n and the plane: per channel, the N planes are added
+// element by element into one plane-sized accumulator (contiguous, vectorised), which is then
+// summed in order. One thread per channel, one order: the same bits at any thread count. (A
+// reduction over the contiguous last dims runs one scalar chain: 0.47 ms for LeNet's first
+// layer where this takes ~0.06.)
+void Conv2dBiasBackward_forward(Node& out) {
+  alloc_output(out);
+  const Node& gn = in(out, 0);
+  const int64_t N = gn.shape[0], O = gn.shape[1], L = gn.shape[2] * gn.shape[3];
+  DAGRAD_DISPATCH_FLOAT(out.dtype, "conv2d_bias_backward", {
+    const T* pg = gn.data<T>();
+    T* po = out.data<T>();
+    parallel_for(O, plane_grain(double(N) * double(L)), [&](int64_t o0, int64_t o1) {
+      std::vector<T> acc(static_cast<size_t>(L));
+      for (int64_t o = o0; o < o1; ++o) {
+        if (N == 0) {
+          po[o] = T(0);
+          continue;
+        }
+        T* __restrict a = acc.data();
+        const T* first = pg + o * L;
+        for (int64_t l = 0; l < L; ++l) a[l] = first[l];
+        for (int64_t n = 1; n < N; ++n) {
+          const T* __restrict row = pg + (n * O + o) * L;
+          for (int64_t l = 0; l < L; ++l) a[l] += row[l];
+        }
+        T v = T(0);
+        for (int64_t l = 0; l < L; ++l) v += a[l];
+        po[o] = v;
+      }
+    });
+  });
+}
+std::vector<Tensor> Conv2dBiasBackward_backward(const Tensor& out, const Tensor& gg, const std::vector<bool>&) {
+  const Tensor g = input(out, 0);
+  return {expand(reshape(gg, {1, g.shape()[1], 1, 1}), g.shape())};
+}
+
+void Conv2dInputBackward_forward(Node& out) {
+  alloc_output(out);
+  const Node& gn = in(out, 0);
+  const Node& wt = in(out, 1);
+  const ConvGeom g = conv_geom(out.attrs.ints, out.shape, wt.shape[0]);
+  const int64_t B = sample_chunk(g);
+  DAGRAD_DISPATCH_FLOAT(out.dtype, "conv2d_input_backward", {
+    const T* pg = gn.data<T>();
+    const T* pw = wt.data<T>();
+    T* po = out.data<T>();
+    const int64_t chunks = (g.N + B - 1) / B;
+    parallel_for(chunks, conv_grain(2.0 * double(g.O) * double(g.ckk) * double(g.L * B)), [&](int64_t c0, int64_t c1) {
+      std::vector<T> buf(g.direct && B == 1 ? 0 : static_cast<size_t>(g.ckk * g.L * B));
+      std::vector<T> gp(B == 1 ? 0 : static_cast<size_t>(g.O * g.L * B));
+      std::vector<T> pad(static_cast<size_t>(padded_size(g)));
+      for (int64_t ch = c0; ch < c1; ++ch) {
+        const int64_t s0 = ch * B, s1 = std::min(g.N, s0 + B), K = (s1 - s0) * g.L;
+        const T* gk = pg + s0 * g.O * g.L;  // one sample's g is already (O, L)
+        if (B > 1) {
+          for (int64_t o = 0; o < g.O; ++o)
+            for (int64_t s = s0; s < s1; ++s)
+              std::copy(pg + (s * g.O + o) * g.L, pg + (s * g.O + o + 1) * g.L, gp.data() + o * K + (s - s0) * g.L);
+          gk = gp.data();
+        }
+        T* dx0 = po + s0 * g.C * g.H * g.W;
+        T* cols = g.direct && B == 1 ? dx0 : buf.data();
+        kernels::gemm(true, false, g.ckk, K, g.O, pw, g.ckk, gk, K, cols);
+        for (int64_t s = s0; s < s1; ++s) {
+          T* dx = po + s * g.C * g.H * g.W;
+          const T* sc = cols + (s - s0) * g.L;
+          if (g.direct) {
+            if (B > 1)
+              for (int64_t c = 0; c < g.C; ++c) std::copy(sc + c * K, sc + c * K + g.L, dx + c * g.L);
+          } else {
+            sample_col2im(g, sc, K, dx, pad.empty() ? nullptr : pad.data());
+          }
+        }
+      }
+    });
+  });
+}
+std::vector<Tensor> Conv2dInputBackward_backward(const Tensor& out, const Tensor& gg, const std::vector<bool>& needs) {
+  const Tensor g = input(out, 0), w = input(out, 1);
+  const Window win = window_of(out->attrs.ints);
+  std::vector<Tensor> r(2);
+  if (needs[0]) r[0] = conv2d_direct(gg, w, Tensor(), win);
+  if (needs[1]) r[1] = conv2d_weight_backward(g, gg, win);
+  return r;
+}
+
+void Conv2dWeightBackward_forward(Node& out) {
+  alloc_output(out);
+  const Node& gn = in(out, 0);
+  const Node& x = in(out, 1);
+  const ConvGeom g = conv_geom(out.attrs.ints, x.shape, out.shape[0]);
+  // See Note [Direct convolution] for the fixed order of the sum over the batch. Each chunk's
+  // product is computed transposed, dW^T (C*kh*kw, O) = cols (C*kh*kw, K) @ g^T (K, O): with
+  // the long dimension C*kh*kw as the GEMM's rows OpenBLAS runs it at ~90 GFLOP/s where
+  // g @ cols^T (O rows) ran at ~55 (LeNet's 32x400 weight, K = 64 to 1024).
+  const int64_t B = std::min<int64_t>(std::max<int64_t>(1, kWeightColumns / std::max<int64_t>(1, g.L)), g.N);
+  const int64_t chunks = B > 0 ? (g.N + B - 1) / B : 0;
+  const int64_t groups = std::min(chunks, kWeightGroups);
+  const int64_t size = g.O * g.ckk;
+  DAGRAD_DISPATCH_FLOAT(out.dtype, "conv2d_weight_backward", {
+    const T* pg = gn.data<T>();
+    const T* px = x.data<T>();
+    T* po = out.data<T>();
+    if (groups == 0) {
+      std::fill(po, po + size, T(0));
+      return;
+    }
+    std::vector<T> partials(static_cast<size_t>(groups * size));  // group gi's dW^T at gi * size
+    const double group_flops = 2.0 * double(size) * double(g.L) * double(g.N) / double(groups);
+    parallel_for(groups, conv_grain(group_flops), [&](int64_t g0, int64_t g1) {
+      std::vector<T> cols, gp, tmp, pad(static_cast<size_t>(padded_size(g)));
+      for (int64_t gi = g0; gi < g1; ++gi) {
+        T* part = partials.data() + gi * size;
+        const int64_t c0 = chunks * gi / groups, c1 = chunks * (gi + 1) / groups;
+        for (int64_t ch = c0; ch < c1; ++ch) {
+          const int64_t s0 = ch * B, s1 = std::min(g.N, s0 + B), K = (s1 - s0) * g.L;
+          const T* gk = pg + s0 * g.O * g.L;  // one sample's g is already (O, L)
+          if (s1 - s0 > 1) {
+            gp.resize(static_cast<size_t>(g.O * K));
+            for (int64_t o = 0; o < g.O; ++o)
+              for (int64_t s = s0; s < s1; ++s)
+                std::copy(pg + (s * g.O + o) * g.L, pg + (s * g.O + o + 1) * g.L, gp.data() + o * K + (s - s0) * g.L);
+            gk = gp.data();
+          }
+          const T* ck = px + s0 * g.C * g.H * g.W;  // a 1x1 sample is its own (C, L) im2col
+          if (!g.direct || s1 - s0 > 1) {
+            cols.resize(static_cast<size_t>(g.ckk * K));
+            for (int64_t s = s0; s < s1; ++s) {
+              if (g.direct)
+                for (int64_t c = 0; c < g.C; ++c)
+                  std::copy(px + (s * g.C + c) * g.L, px + (s * g.C + c + 1) * g.L,
+                            cols.data() + c * K + (s - s0) * g.L);
+              else
+                sample_cols(g, px, s, cols.data() + (s - s0) * g.L, K, pad.empty() ? nullptr : pad.data());
+            }
+            ck = cols.data();
+          }
+          if (ch == c0) {
+            kernels::gemm(false, true, g.ckk, g.O, K, ck, K, gk, K, part);
+          } else {
+            tmp.resize(static_cast<size_t>(size));
+            kernels::gemm(false, true, g.ckk, g.O, K, ck, K, gk, K, tmp.data());
+            for (int64_t i = 0; i < size; ++i) part[i] += tmp[i];
+          }
+        }
+      }
+    });
+    // dW[o, r] = the groups' dW^T[r, o], added in group order.
+    for (int64_t o = 0; o < g.O; ++o)
+      for (int64_t r = 0; r < g.ckk; ++r) {
+        T v = partials[static_cast<size_t>(r * g.O + o)];
+        for (int64_t gi = 1; gi < groups; ++gi) v += partials[static_cast<size_t>(gi * size + r * g.O + o)];
+        po[o * g.ckk + r] = v;
+      }
+  });
+}
+std::vector<Tensor> Conv2dWeightBackward_backward(const Tensor& out, const Tensor& gw, const std::vector<bool>& needs) {
+  const Tensor g = input(out, 0), x = input(out, 1);
+  const Window win = window_of(out->attrs.ints);
+  std::vector<Tensor> r(2);
+  if (needs[0]) r[0] = conv2d_direct(x, gw, Tensor(), win);
+  if (needs[1]) r[1] = conv2d_input_backward(g, gw, win, x.shape()[2], x.shape()[3]);
+  return r;
 }
 
 // ---- direct pooling (attrs.ints = {kh, kw, sh, sw, ph, pw, dh, dw[, count_include_pad, H, W]}) ----
@@ -378,6 +790,31 @@ void argmax_planes(const T* px, int64_t p0, int64_t p1, const PoolGeom& g, int64
   const auto f = g.w.sw == 1 ? argmax_planes<T, 1> : g.w.sw == 2 ? argmax_planes<T, 2> : argmax_planes<T, 0>;
   f(px, p0, p1, g, best, bv);
 }
+// The 2x2 pool with stride 2, no padding and no dilation (LeNet's and the digits CNN's), whose
+// windows do not overlap: each output row reads two input rows, and the first maximum of a
+// window (argmax_planes's rule: the first element, then each later one where it is greater or
+// NaN) is found with bit blends. Values only for a plain max_pool2d (select(x, x):
+// argmax_planes would also compute every window's index, 4x the work); the window's index
+// (0..3 in row-major order) for the route. Same selections as argmax_planes, so the same bits.
+bool two_by_two(const Window& w) {
+  return w.kh == 2 && w.kw == 2 && w.sh == 2 && w.sw == 2 && w.ph == 0 && w.pw == 0 && w.dh == 1 && w.dw == 1;
+}
+// The window's four values reduce as a tree, (v0, v1) and (v2, v3) then the two: "take the
+// later one where it is greater or NaN" at each step selects the same element as the
+// sequential scan (the last NaN if there is one, else the first maximum), without its chain
+// of dependent compares.
+template <class T, bool Index>
+DAGRAD_SIMD_CLONES void max2x2_row(const T* __restrict r0, const T* __restrict r1, int64_t ow, T* __restrict m_out,
+                                   int32_t* __restrict k_out) {
+  for (int64_t ox = 0; ox < ow; ++ox) {
+    const T v0 = r0[2 * ox], v1 = r0[2 * ox + 1], v2 = r1[2 * ox], v3 = r1[2 * ox + 1];
+    const bool t01 = (v1 > v0) | (v1 != v1), t23 = (v3 > v2) | (v3 != v3);
+    const T m01 = blend(t01, v1, v0), m23 = blend(t23, v3, v2);
+    const bool t = (m23 > m01) | (m23 != m23);
+    m_out[ox] = blend(t, m23, m01);
+    if constexpr (Index) k_out[ox] = t ? 2 + int32_t(t23) : int32_t(t01);
+  }
+}
 // Planes per pass of argmax_planes: its scratch stays near 2k entries (16 KiB of indices), in
 // cache and below malloc's mmap threshold, whatever the size of the tensor.
 int64_t sub_planes(int64_t L) { return std::max<int64_t>(1, 2048 / std::max<int64_t>(1, L)); }
@@ -419,6 +856,16 @@ void MaxPoolSelect_forward(Node& out) {
     T* po = out.data<T>();
     const bool same = pv == px;
     const int64_t L = g.oh * g.ow, sub = sub_planes(L);
+    if (same && two_by_two(g.w)) {
+      parallel_for(g.planes, pool_grain(g), [&](int64_t p0, int64_t p1) {
+        for (int64_t p = p0; p < p1; ++p)
+          for (int64_t oy = 0; oy < g.oh; ++oy) {
+            const T* r0 = px + p * g.H * g.W + 2 * oy * g.W;
+            max2x2_row<T, false>(r0, r0 + g.W, g.ow, po + p * L + oy * g.ow, nullptr);
+          }
+      });
+      return;
+    }
     parallel_for(g.planes, pool_grain(g), [&](int64_t p0, int64_t p1) {
       std::vector<int64_t> best(static_cast<size_t>(sub * L));
       std::vector<T> scratch(same ? 0 : static_cast<size_t>(sub * L));
@@ -464,6 +911,25 @@ void MaxPoolRoute_forward(Node& out) {
     const T* px = x.data<T>();
     T* po = out.data<T>();
     const int64_t L = g.oh * g.ow, sub = sub_planes(L);
+    if (two_by_two(g.w)) {
+      parallel_for(g.planes, pool_grain(g), [&](int64_t p0, int64_t p1) {
+        std::vector<T> m(static_cast<size_t>(g.ow));
+        std::vector<int32_t> k(static_cast<size_t>(g.ow));
+        for (int64_t p = p0; p < p1; ++p) {
+          const T* plane = px + p * g.H * g.W;
+          T* op = po + p * g.H * g.W;
+          std::fill(op, op + g.H * g.W, T(0));
+          for (int64_t oy = 0; oy < g.oh; ++oy) {
+            const int64_t r0 = 2 * oy * g.W;
+            max2x2_row<T, true>(plane + r0, plane + r0 + g.W, g.ow, m.data(), k.data());
+            const T* gp = pg + p * L + oy * g.ow;
+            for (int64_t ox = 0; ox < g.ow; ++ox)  // 0 + g, as the general path adds it
+              op[r0 + 2 * ox + (k[ox] >> 1) * g.W + (k[ox] & 1)] += gp[ox];
+          }
+        }
+      });
+      return;
+    }
     parallel_for(g.planes, pool_grain(g), [&](int64_t p0, int64_t p1) {
       std::vector<int64_t> best(static_cast<size_t>(sub * L));
       std::vector<T> bv(static_cast<size_t>(sub * L));
@@ -597,7 +1063,7 @@ std::vector<Tensor> AvgPoolBackward_backward(const Tensor& out, const Tensor& gg
 namespace dagrad {
 using namespace composite;
 
-// ---- convolution (unfold + matmul) and pooling (direct primitives) ---------------------------------
+// ---- convolution (direct primitives; unfold + matmul for groups > 1) and pooling ------------------
 Tensor conv2d(const Tensor& x, const Tensor& w, const Tensor& b, const std::vector<int64_t>& stride,
               const std::vector<int64_t>& padding, const std::vector<int64_t>& dilation, int64_t groups) {
   if (x.ndim() == 3) return squeeze(conv2d(unsqueeze(x, 0), w, b, stride, padding, dilation, groups), 0);
@@ -620,17 +1086,13 @@ Tensor conv2d(const Tensor& x, const Tensor& w, const Tensor& b, const std::vect
     throw ShapeError("conv2d: bias of shape " + shape_str(b.shape()) + " does not fit " + std::to_string(O) +
                      " output channels");
   const auto [oh, ow] = window_output_size("conv2d", x.shape(), {kh, kw}, stride, padding, dilation);
+  // groups == 1: one node and its two gradient nodes (Note [Direct convolution]).
+  if (groups == 1) return conv2d_direct(x, w, b, check_window("conv2d", {kh, kw}, stride, padding, dilation));
   Tensor cols = unfold(x, {kh, kw}, stride, padding, dilation);  // (N, C*kh*kw, L)
   const int64_t L = cols.shape()[2], ckk = cols.shape()[1];
-  Tensor y;
-  if (groups == 1) {
-    y = matmul(reshape(w, {O, ckk}), cols);  // (N, O, L)
-  } else {
-    Tensor cg = reshape(cols, {N, groups, ckk / groups, L});
-    Tensor wg = reshape(w, {groups, O / groups, ckk / groups});
-    y = matmul(wg, cg);  // (N, groups, O/groups, L)
-  }
-  y = reshape(y, {N, O, oh, ow});
+  Tensor cg = reshape(cols, {N, groups, ckk / groups, L});
+  Tensor wg = reshape(w, {groups, O / groups, ckk / groups});
+  Tensor y = reshape(matmul(wg, cg), {N, O, oh, ow});  // (N, groups, O/groups, L) as (N, O, oh, ow)
   if (b.defined()) y = add(y, reshape(b, {1, O, 1, 1}));
   return y;
 }

@@ -9,8 +9,6 @@
 
 namespace dagrad::scheduler {
 
-namespace {
-
 // Rough work of a node: flops for products, elements touched otherwise (see
 // Note [Serial or parallel run]).
 double node_cost(const Node& n) {
@@ -21,6 +19,29 @@ double node_cost(const Node& n) {
       return 2.0 * static_cast<double>(n.numel()) * k;
     }
     case OpKind::Linear: return 2.0 * static_cast<double>(n.numel()) * static_cast<double>(n.inputs[1].node->shape[1]);
+    case OpKind::LstmCell: {  // the hidden product (N, K) @ (K, 4H), then 7H elements a row
+      const double k = static_cast<double>(n.inputs[3].node->shape[1]);
+      return static_cast<double>(n.numel()) * (1.0 + 8.0 * k / 7.0);
+    }
+    case OpKind::RnnCell: return static_cast<double>(n.numel()) * (1.0 + 2.0 * n.inputs[2].node->shape[1]);
+    case OpKind::GruCell: {  // the hidden product (N, H) @ (H, 3H), then 5H elements a row
+      const double k = static_cast<double>(n.inputs[1].node->shape[1]);
+      return static_cast<double>(n.numel()) * (1.0 + 6.0 * k / 5.0);
+    }
+    // Direct convolution (Note [Direct convolution]): 2 * (outputs) * C*kh*kw flops. The
+    // weight is input 1 of conv2d and of its input gradient; the weight gradient's output is
+    // the weight, and its input 0 the output gradient.
+    case OpKind::Conv2d:
+    case OpKind::Conv2dInputBackward: {
+      const Node& w = *n.inputs[1].node;
+      const double ckk = static_cast<double>(w.numel()) / static_cast<double>(std::max<int64_t>(1, w.shape[0]));
+      const double outs =
+          n.op == OpKind::Conv2d ? static_cast<double>(n.numel()) : static_cast<double>(n.inputs[0].node->numel());
+      return 2.0 * outs * ckk;
+    }
+    case OpKind::Conv2dWeightBackward:
+      return 2.0 * static_cast<double>(n.inputs[0].node->numel()) * static_cast<double>(n.numel()) /
+             static_cast<double>(std::max<int64_t>(1, n.shape[0]));
     case OpKind::Custom: return n.attrs.custom->cost;
     case OpKind::Reshape:
     case OpKind::Detach: return 1.0;
@@ -31,6 +52,8 @@ double node_cost(const Node& n) {
     }
   }
 }
+
+namespace {
 
 // Whether n's kernel splits its work over the thread budget when it runs alone (Note [Thread
 // budget]) with enough work per thread to gain from it: products split by batch or into tiles
@@ -61,50 +84,130 @@ bool splits(const Node& n, double cost) {
       const int64_t cols = n.shape.back(), m = n.numel() / std::max<int64_t>(1, cols);
       return cost >= kMinSplitFlops && kernels::gemm_tiles(m, cols, n.inputs[1].node->shape[1]).count() >= 2;
     }
+    case OpKind::RnnCell:
+    case OpKind::LstmCell:
+    case OpKind::GruCell: return cost >= kMinSplitFlops && n.shape[0] >= 256;
+    case OpKind::Conv2d:
+    case OpKind::Conv2dInputBackward:
+    case OpKind::Conv2dWeightBackward: return cost >= kMinSplitFlops;
     default: return !no_split[static_cast<size_t>(n.op)] && cost >= kMinSplitElements;
   }
 }
 
 }  // namespace
 
-// Adds node n (whose run_index is set, and whose in-run parents are linked already) to the
-// run's edge lists and costs. One pass over n's inputs while they are in cache.
-void link(Run& run, Node* n, uint64_t mark) {
-  const int32_t i = n->run_index;
-  int32_t degree = 0;
-  double longest = 0;
-  for (const Edge& e : n->inputs) {
-    const Node* p = e.node.get();
-    if (p->mark != mark) continue;
-    const int32_t pi = p->run_index;
-    ++degree;
-    int32_t& head = run.child_head[pi];
-    if (head >= 0) run.has_fanout = true;
-    run.edge_next.push_back(head);
-    head = static_cast<int32_t>(run.edge_child.size());
-    run.edge_child.push_back(i);
-    longest = std::max(longest, run.crit[pi]);
+void record(Run& run, const Node* n, uint64_t mark) {
+  if (run.parent_begin.empty()) run.parent_begin.push_back(0);
+  size_t np = 0;
+  for (const Edge& e : n->inputs)
+    if (e.node->mark == mark) {
+      run.parent_index.push_back(e.node->run_index);
+      ++np;
+    }
+  run.parent_begin.push_back(static_cast<int32_t>(run.parent_index.size()));
+  if (np == 0) run.roots.push_back(n->run_index);
+}
+
+namespace {
+constexpr size_t kAhead = 16;  // how far ahead the passes over cold nodes fetch them
+
+// Starts fetching the nodes a pass over order[first, n) needs first.
+void fetch_head(const Run& run, size_t first) {
+  for (size_t i = first; i < std::min(run.order.size(), first + kAhead); ++i) {
+    DAGRAD_PREFETCH(run.order[i]);
+    DAGRAD_PREFETCH(&run.order[i]->attrs);
   }
-  run.indegree.push_back(degree);
-  run.child_head.push_back(-1);
-  if (degree == 0) run.roots.push_back(i);
-  const double c = node_cost(*n);
-  run.crit.push_back(longest + c);
+}
+
+// The costs of node i, whose recorded parents have theirs.
+inline void cost_node(Run& run, size_t i) {
+  double longest = 0;
+  for (int32_t k = run.parent_begin[i]; k < run.parent_begin[i + 1]; ++k)
+    longest = std::max(longest, run.crit[static_cast<size_t>(run.parent_index[k])]);
+  const Node& node = *run.order[i];
+  const double c = node_cost(node);
+  run.crit[i] = longest + c;
   run.total_cost += c;
-  if (splits(*n, c)) run.split_cost += c;
+  if (splits(node, c)) run.split_cost += c;
   run.critical_cost = std::max(run.critical_cost, longest + c);
 }
 
+void reset_costs(Run& run) {
+  run.crit.assign(run.order.size(), 0.0);
+  run.total_cost = run.critical_cost = run.split_cost = 0;
+}
+}  // namespace
+
+// Records and (with `costs`) costs in one pass: both read the same cold node.
+void record_rest(Run& run, size_t first, bool costs) {
+  const size_t n = run.order.size();
+  const uint64_t mark = run.mark;
+  run.parent_begin.assign(first + 1, 0);
+  run.parent_index.clear();
+  run.roots.clear();
+  if (costs) reset_costs(run);
+  fetch_head(run, first);
+  for (size_t i = first; i < n; ++i) {
+    if (i + kAhead < n) {  // its line, its parents' addresses, and (costs) its attributes
+      DAGRAD_PREFETCH(run.order[i + kAhead]);
+      DAGRAD_PREFETCH(&run.order[i + kAhead]->attrs);
+    }
+    const Node* node = run.order[i];
+    const size_t before = run.parent_index.size();
+    for (const Edge& e : node->inputs) {
+      const Node* p = e.node.get();
+      // Unrun nodes hold their inputs, so every parent is alive; those of this run carry its
+      // mark, and those before `first` have run.
+      if (p->mark == mark && static_cast<size_t>(p->run_index) >= first) run.parent_index.push_back(p->run_index);
+    }
+    run.parent_begin.push_back(static_cast<int32_t>(run.parent_index.size()));
+    if (run.parent_index.size() == before) run.roots.push_back(static_cast<int32_t>(i));
+    if (costs) cost_node(run, i);
+  }
+}
+
+// The nodes are cold on a large run and each needs two of its cache lines (its kind, and its
+// attributes for a custom op's cost): fetch them well ahead, or the loop waits on few misses at
+// a time (measured on a loaded host: 17-22 against 25-27 ns a node on a 130k-node tree, 23-25
+// against 33-37 on the random wide graph).
+void plan_costs(Run& run, size_t first) {
+  const size_t n = run.order.size();
+  reset_costs(run);
+  fetch_head(run, first);
+  for (size_t i = first; i < n; ++i) {
+    if (i + kAhead < n) {
+      DAGRAD_PREFETCH(run.order[i + kAhead]);
+      DAGRAD_PREFETCH(&run.order[i + kAhead]->attrs);
+    }
+    cost_node(run, i);
+  }
+}
+
+void link_children(Run& run) {
+  const size_t n = run.order.size();
+  run.indegree.resize(n);
+  run.child_head.assign(n, -1);
+  run.edge_child.resize(run.parent_index.size());
+  run.edge_next.resize(run.parent_index.size());
+  int32_t edge = 0;
+  for (size_t i = 0; i < n; ++i) {
+    run.indegree[i] = run.parent_begin[i + 1] - run.parent_begin[i];
+    for (int32_t k = run.parent_begin[i]; k < run.parent_begin[i + 1]; ++k, ++edge) {
+      int32_t& head = run.child_head[static_cast<size_t>(run.parent_index[k])];
+      run.edge_next[edge] = head;
+      run.edge_child[edge] = static_cast<int32_t>(i);
+      head = edge;
+    }
+  }
+}
+
 // Iterative post-order DFS over pending nodes (Note [Iterative teardown] has the same
-// reason: a recursive walk overflows the stack on long chains).
-//
-// With `edges` (more than one thread), nodes are also linked for a parallel run, but only once
-// the walk has seen that two nodes could ever be ready at the same time: a second root, or a
-// node reached from two children (fan-out). A chain never pays for its edge lists; the first
-// sign of parallelism links the nodes emitted so far, and each later node is linked as it is
-// emitted (its parents are emitted before it).
+// reason: a recursive walk overflows the stack on long chains). It records nothing for a
+// parallel run: recording each node's parents here cost ~15% of the walk (measured on the
+// tree, wavefront and wide benchmark graphs), paid by every run that then stays on one thread
+// (Note [Measured node cost] in run.cpp); record_rest() does it for the runs that need it.
 using Frame = Run::Frame;
-void collect(const std::vector<Tensor>& targets, uint64_t mark, Run& run, bool edges) {
+void collect(const std::vector<Tensor>& targets, uint64_t mark, Run& run) {
   auto& stack = run.stack;  // (node, next input to visit, pending parents seen)
   bool parallelism = false;
   int32_t roots = 0;
@@ -137,15 +240,10 @@ void collect(const std::vector<Tensor>& targets, uint64_t mark, Run& run, bool e
         n->run_index = static_cast<int32_t>(run.order.size());
         run.order.push_back(n);
         if (run.fusion.active) run.fusion.consider(n, mark);
-        if (run.edges_built) {
-          link(run, n, mark);
-        } else if (edges && parallelism) {
-          run.edges_built = true;
-          for (Node* m : run.order) link(run, m, mark);
-        }
       }
     }
   }
+  run.has_fanout = parallelism;
 }
 
 namespace {

@@ -4,17 +4,18 @@
 // Note [Scheduler: wait, execute, propagate]
 // ~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~
 // A node's life in a run is wait, execute, propagate. realize() collects the pending nodes its
-// targets depend on (plan.cpp: collect, with fusion decisions as nodes are emitted, and edge
-// lists and costs when the walk sees that two nodes could be ready at once), then runs them:
-// serially in topological order, or on the worker pool (Note [Serial or parallel run]). On
-// the pool each node has an atomic count of unfinished parents. A worker executes a node, then
-// decrements each child's count; the decrement is acq_rel so that the child's worker, which
-// sees the count reach zero, also sees every parent's output written. The first child that
-// becomes ready continues on the same thread (no queue round trip, warm cache); the others go
-// to the worker's ready list (Note [Per-worker ready lists]). The first exception is stored,
-// the run is cancelled, every worker leaves the loop, and the caller rethrows it after the
-// parallel region (no exception may cross an OpenMP region boundary). Views of the run (the
-// profiler, compile's trace) hear about it only through observers (Note [Run observers]).
+// targets depend on (plan.cpp: collect, with fusion decisions as nodes are emitted), then runs
+// them: serially in topological order, or, once the nodes have shown they are worth it (Note
+// [Measured node cost]) and the costs say so (Note [Serial or parallel run]), on the worker pool,
+// with the edges of the nodes left recorded then. On the pool each node has an atomic count of
+// unfinished parents. A worker executes a node, then decrements each child's count; the decrement
+// is acq_rel so that the child's worker, which sees the count reach zero, also sees every parent's
+// output written. The first child that becomes ready continues on the same thread (no queue round
+// trip, warm cache); the others go to the worker's ready deque (Note [Per-worker ready lists]).
+// The first exception is stored, the run is cancelled, every worker leaves the loop, and the
+// caller rethrows it after the parallel region (no exception may cross an OpenMP region boundary).
+// Views of the run (the profiler, compile's trace) hear about it only through observers (Note [Run
+// observers]).
 #include "dagrad/scheduler.h"
 
 #include <omp.h>
@@ -205,12 +206,14 @@ inline void release_inputs(Node& n) {
 }
 
 // The pool half of Note [Scheduler: wait, execute, propagate].
-void run_parallel(Run& run, std::vector<std::atomic<int32_t>>& pending, int threads, RunStats& stats) {
+// `seeds` are the nodes ready at the start, `count` the nodes left to run.
+void run_parallel(Run& run, std::vector<std::atomic<int32_t>>& pending, const std::vector<int32_t>& seeds, size_t count,
+                  int threads, RunStats& stats) {
   ReadyLists lists(threads, get_schedule() == Schedule::Parallel);
   // Every worker reads `cancelled` once per node and writes `remaining` when it runs out of
   // continuation work: each on a cache line of its own, so that neither the other one nor the
   // frame's other locals move a line between cores for every node.
-  alignas(64) std::atomic<int64_t> remaining{static_cast<int64_t>(run.order.size())};
+  alignas(64) std::atomic<int64_t> remaining{static_cast<int64_t>(count)};
   alignas(64) std::atomic<bool> cancelled{false};
   alignas(64) std::mutex err_mutex;
   std::exception_ptr first_error;
@@ -221,8 +224,8 @@ void run_parallel(Run& run, std::vector<std::atomic<int32_t>>& pending, int thre
     const int tid = omp_get_thread_num(), nt = omp_get_num_threads();
     const Exec x(run);
     const uint8_t* const fuse_flags = run.fusion.any ? run.fusion.flags.data() : nullptr;
-    const size_t nr = run.roots.size();
-    lists.seed(tid, run.roots.data() + nr * tid / nt, run.roots.data() + nr * (tid + 1) / nt);
+    const size_t nr = seeds.size();
+    lists.seed(tid, seeds.data() + nr * tid / nt, seeds.data() + nr * (tid + 1) / nt);
 #pragma omp barrier
     lists.arrive(tid);
     int64_t done_here = 0, unflushed = 0;
@@ -279,11 +282,11 @@ void run_parallel(Run& run, std::vector<std::atomic<int32_t>>& pending, int thre
   if (first_error) std::rethrow_exception(first_error);
 }
 
-void run_serial(const Run& run) {
+// Runs order[begin, end) on the calling thread, in order (parents first).
+void run_serial(const Run& run, size_t begin, size_t end) {
   const Exec x(run);
   if (run.fusion.any) {
-    const size_t n = run.order.size();
-    for (size_t i = 0; i < n; ++i) {
+    for (size_t i = begin; i < end; ++i) {
       const uint8_t f = run.fusion.flags[i];
       if (f & fusion::kAbsorbed) continue;  // computed by its group's root
       Node* node = run.order[i];
@@ -294,22 +297,97 @@ void run_serial(const Run& run) {
       if (run.release_inputs) release_inputs(*node);
     }
   } else if (run.release_inputs) {
-    for (Node* node : run.order) {
-      execute(*node, x, 0);
-      release_inputs(*node);
+    for (size_t i = begin; i < end; ++i) {
+      execute(*run.order[i], x, 0);
+      release_inputs(*run.order[i]);
     }
   } else {
-    for (Node* node : run.order) execute(*node, x, 0);
+    for (size_t i = begin; i < end; ++i) execute(*run.order[i], x, 0);
   }
 }
 
-// Executes a built run: serially in topological order when no two nodes can be ready at once,
-// else on the worker pool. Rethrows the first error after every worker has stopped.
+// Note [Measured node cost]
+// ~~~~~~~~~~~~~~~~~~~~~~~~~
+// Node costs are estimates (elements, flops, or whatever a custom op declares), while the pool
+// costs real time per node: atomics per edge, a ready deque, and a cache line crossing between
+// cores for most handoffs, some 50-150 ns a node on this host's 2 cores. A run of nodes cheaper
+// than that is slower on two threads than on one (issue #14: 0.75-0.99x with empty nodes),
+// whatever the estimate said; so is a run that pays for planning a pool it then does not use
+// (recording parent lists during the walk cost ~15% of the walk, costing and linking every node
+// another ~12% of an empty-node run). So a run that could go to the pool starts on the calling
+// thread, in order, with nothing recorded for the pool, and times itself in windows of kWindow
+// nodes: while the nodes are small (each under kSmallCost) and fast (a window's mean under
+// kMinPoolNodeNs) it stays there, and ends there, having paid nothing for the pool. kMinPoolNodeNs
+// is several times the pool's cost per node: on a host whose other core is busy the pool loses
+// most (0.3-0.6x with empty nodes, measured), and there nodes that only miss the cache look slow
+// (the random wide graph's empty nodes measured 250-400 ns; with a 250 ns bound they went to the
+// pool at 0.62x). At the first large node, or after two slow windows in a row (two, so that one
+// window stretched by the OS taking the core away does not count), the rest of the run is recorded
+// (record_rest in plan.cpp: the nodes not run yet, and their edges among themselves), costed and
+// planned as Note [Serial or parallel run] says, and may go to the pool. Runs of large nodes see
+// their first node and stop watching at once. Fused groups are kept as planned when the pool takes
+// over a started run (splitting a join then could leave a member that the serial part skipped
+// uncomputed; Note [Fusion keeps parallel branches] only serves speed). Either way the results are
+// the same bits.
+constexpr double kSmallCost = 1e4, kMinPoolNodeNs = 500;
+constexpr size_t kWindow = 32;
+
+// Runs the run on the calling thread while its nodes are small and fast (Note [Measured node
+// cost]). Returns the number of nodes it ran, all of them when the run is done.
+size_t run_watched(const Run& run) {
+  const Exec x(run);
+  const size_t n = run.order.size();
+  const uint8_t* const fuse_flags = run.fusion.any ? run.fusion.flags.data() : nullptr;
+  int64_t t = now_ns();
+  int slow = 0;
+  for (size_t i = 0; i < n; ++i) {
+    const uint8_t f = fuse_flags ? fuse_flags[i] : 0;
+    if (!(f & fusion::kAbsorbed)) {  // absorbed: computed by its group's root
+      Node* node = run.order[i];
+      if (node_cost(*node) >= kSmallCost) return i;  // before its inputs are released
+      if (f & fusion::kHasMembers)
+        execute_group(*node, x, 0);
+      else
+        execute(*node, x, 0);
+      if (run.release_inputs) release_inputs(*node);
+    }
+    if ((i + 1) % kWindow == 0) {
+      const int64_t t1 = now_ns();
+      slow = t1 - t >= static_cast<int64_t>(kWindow * kMinPoolNodeNs) ? slow + 1 : 0;
+      if (slow == 2) return i + 1;
+      t = t1;
+    }
+  }
+  return n;
+}
+
+// Executes a built run: serially in topological order when no two nodes can be ready at once
+// or the nodes are too small to share, else on the worker pool. Rethrows the first error after
+// every worker has stopped.
 void execute_run(Run& run, RunStats& stats) {
   const size_t n = run.order.size();
   stats.nodes = static_cast<int64_t>(n);
   stats.run = run.seq;
+  stats.threads_used = 1;
   const int threads = get_num_threads();
+  const Schedule mode = get_schedule();
+  const bool can = threads > 1 && run.has_fanout;
+  if (!can || mode == Schedule::Serial) {
+    stats.fused = run.fusion.fused;
+    run_serial(run, 0, n);
+    return;
+  }
+  // Note [Measured node cost]: small nodes must prove they are worth the pool.
+  const size_t done = mode == Schedule::Auto ? run_watched(run) : 0;
+  if (done == n) {
+    stats.fused = run.fusion.fused;
+    return;
+  }
+  const bool costs = mode == Schedule::Auto;  // a parallel schedule does not ask
+  if (!run.recorded)
+    record_rest(run, done, costs);
+  else if (costs)
+    plan_costs(run, done);
   // Note [Serial or parallel run]
   // ~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~
   // The worker pool pays for itself only when independent nodes carry real work: a run goes
@@ -330,25 +408,43 @@ void execute_run(Run& run, RunStats& stats) {
   //   on the calling thread:  (T - S) + S / p
   // and go to the pool only when its estimate is at most kPoolMargin of the other's: nodes
   // side by side share no data and pay no split-and-join per kernel, so the pool wins ties.
-  // dagrad.set_schedule overrides the decision (Schedule in scheduler/observer.h).
+  // The costs cover the nodes not yet run: runs of small nodes first show on the calling
+  // thread that they are worth planning (Note [Measured node cost]). dagrad.set_schedule
+  // overrides the decision (Schedule in scheduler/observer.h).
   constexpr double kMinParallelWork = 2e4, kMinParallelism = 1.3, kPoolMargin = 1.1;
-  const Schedule mode = get_schedule();
-  const bool can = threads > 1 && run.edges_built && (run.roots.size() > 1 || run.has_fanout);
   const double p = threads, T = run.total_cost, C = run.critical_cost, S = run.split_cost;
   const bool beats_split = std::max(C, T / p) <= kPoolMargin * ((T - S) + S / p);
-  const bool worth = T >= kMinParallelWork && T >= kMinParallelism * C && beats_split;
-  const bool parallel = can && mode != Schedule::Serial && (mode == Schedule::Parallel || worth);
-  if (parallel) run.fusion.split_joins(run.order, run.mark);  // Note [Fusion keeps parallel branches]
+  const bool pool = mode == Schedule::Parallel || (T >= kMinParallelWork && T >= kMinParallelism * C && beats_split);
+  // Note [Fusion keeps parallel branches]; not once nodes have run (Note [Measured node cost]).
+  if (pool && done == 0) run.fusion.split_joins(run.order, run.mark);
   stats.fused = run.fusion.fused;
-  stats.parallel = parallel;
-  if (parallel) {
-    std::vector<std::atomic<int32_t>> pending(n);
-    for (size_t i = 0; i < n; ++i) pending[i].store(run.indegree[i], std::memory_order_relaxed);
-    run_parallel(run, pending, threads, stats);
-  } else {
-    run_serial(run);
-    stats.threads_used = 1;
+  stats.parallel = pool;
+  if (!pool) {
+    run_serial(run, done, n);
+    return;
   }
+  link_children(run);
+  std::vector<std::atomic<int32_t>> pending(n);
+  for (size_t i = 0; i < n; ++i) pending[i].store(run.indegree[i], std::memory_order_relaxed);
+  std::vector<int32_t> seeds;
+  if (done == 0) {
+    seeds = run.roots;
+  } else {
+    // The nodes run so far are done: their children wait for one parent fewer (a replayed run
+    // recorded them; a realized run recorded no edge from them, so this finds none). Still
+    // one thread here.
+    for (int32_t r : run.roots)
+      if (static_cast<size_t>(r) >= done) seeds.push_back(r);
+    for (size_t i = 0; i < done; ++i)
+      for (int32_t k = run.child_head[i]; k >= 0; k = run.edge_next[k]) {
+        const int32_t c = run.edge_child[k];
+        const int32_t left = pending[c].load(std::memory_order_relaxed) - 1;
+        pending[c].store(left, std::memory_order_relaxed);
+        if (left == 0 && static_cast<size_t>(c) >= done) seeds.push_back(c);
+      }
+    std::sort(seeds.begin(), seeds.end());  // neighbours together (Note [Per-worker ready lists])
+  }
+  run_parallel(run, pending, seeds, n - done, threads, stats);
 }
 
 }  // namespace
@@ -364,8 +460,8 @@ void realize(const std::vector<Tensor>& targets) {
   const uint64_t mark = next_mark();
   PooledRun pooled;
   Run& run = *pooled.run;
-  // The edge lists and the costs only serve to decide on and drive a parallel run; a
-  // one-thread run executes `order` as collected. run_index stays stale on the nodes
+  // The edge lists and the costs only serve to decide on and drive a parallel run, and are
+  // made only for one (Note [Measured node cost]). run_index stays stale on the nodes
   // afterwards: it is read only for nodes carrying the current walk's mark.
   ObserverSnapshot observers;
   const bool keep_graph = observers.keeps_graph();
@@ -373,7 +469,7 @@ void realize(const std::vector<Tensor>& targets) {
   run.mark = mark;
   // Anomaly mode checks every node's own output, so nothing is computed inside a group there.
   run.fusion.active = !keep_graph && fusion::enabled() && !anomaly_enabled();
-  collect(targets, mark, run, get_num_threads() > 1);
+  collect(targets, mark, run);
   const size_t n = run.order.size();
   if (n == 0) return;
   if (n > static_cast<size_t>(INT32_MAX - 1))
@@ -436,8 +532,8 @@ CachedRun::CachedRun(const std::vector<Node*>& order) : impl_(std::make_shared<I
   }
   scheduler::Run& run = impl_->run;
   run.order = order;
-  run.edges_built = true;
-  for (Node* node : order) scheduler::link(run, node, mark);
+  run.recorded = run.has_fanout = true;  // the planner decides (Note [Serial or parallel run])
+  for (Node* node : order) scheduler::record(run, node, mark);
   for (Node* node : order) node->run_index = -1;
 }
 

@@ -1,20 +1,25 @@
 """Recurrent layers: ``RNN``, ``LSTM``, ``GRU`` and their one-step cells.
 
-Note [RNNs are unrolled into the graph]: a recurrent layer records one small subgraph per
-time step, so backward through time is ordinary backward through the unrolled graph. The
+Note [RNNs are unrolled into the graph]: a recurrent layer records one node per time step,
+so backward through time is ordinary backward through the unrolled graph. The
 input-to-hidden products do not depend on the recurrence: a layer computes them for all steps
-in one GEMM, (L*N, F) @ W_ih^T, ahead of the chain of hidden-to-hidden steps (PyTorch does the
-same), and its weight gradient is one GEMM too; the result is split into its L steps, whose
-gradients autodiff gathers back with one embed_sum (O(L*N*G), not one zero-padded copy per
-step). The two directions of a bidirectional layer run side by side. A layer's per-step
-outputs are stacked into the next layer's (L, N, H) input.
+in one GEMM, (L*N, F) @ W_ih^T, with both biases (b_ih + b_hh; a GRU keeps b_hn, which r
+multiplies, in the step), ahead of the chain of hidden-to-hidden steps (PyTorch does the same),
+and its weight gradient is one GEMM too. Each step is one fused node (rnn_cell, lstm_cell,
+gru_cell in csrc/dagrad/ops/rnn.cpp: the hidden product, the nonlinearities and, for an LSTM,
+the cell update; Notes [Fused LSTM cell] and [Fused GRU cell]) that reads its rows of the
+input projection in place; their gradients are gathered back with one embed_sum (O(L*N*G), not
+one zero-padded copy per step), and w_hh's per-step gradients are summed as one GEMM over all
+steps (Note [Sums of products over time] in autodiff.cpp). The two directions of a
+bidirectional layer run side by side. A layer's per-step outputs are stacked into the next
+layer's (L, N, H) input.
 
 Parameter names, shapes, gate order (LSTM: i, f, g, o; GRU: r, z, n) and the initialisation
 U(-1/sqrt(hidden_size), 1/sqrt(hidden_size)) are PyTorch's, so state_dicts are interchangeable.
 """
 import math
 
-from ... import _args, _creation, _tensor
+from ... import _args, _core, _creation, _tensor
 from .. import functional as F, init
 from .linear import _empty_parameter, _factory_dtype
 from .module import Module
@@ -22,31 +27,34 @@ from .module import Module
 _GATES = {"RNN_TANH": 1, "RNN_RELU": 1, "LSTM": 4, "GRU": 3}
 
 
-def _rnn_step(act):
-    def step(gi, h, w_hh, b_hh):
-        return act(gi + F.linear(h, w_hh, b_hh))
-    return step
+def _rnn_step(gi, gi_row, h, w_hh, relu):
+    """One fused Elman step on rows [gi_row, gi_row + batch) of gi, which carries both biases."""
+    return _core.rnn_cell(gi, h, w_hh, gi_row, relu)
 
 
-def _lstm_step(gi, state, w_hh, b_hh, w_hr=None):
-    h, c = state
-    gates = gi + F.linear(h, w_hh, b_hh)
-    i, f, g, o = gates.chunk(4, 1)
-    c = f.sigmoid() * c + i.sigmoid() * g.tanh()
-    h = o.sigmoid() * c.tanh()
+def _lstm_step(gi, gi_row, h, state, c_offset, w_hh, w_hr=None):
+    """One fused step (Note [Fused LSTM cell] in csrc/dagrad/ops/rnn.cpp): the step's input
+    projection is rows [gi_row, gi_row + batch) of gi and carries both biases; the cell state is
+    read from ``state`` at column ``c_offset``. Returns (h', packed output)."""
+    out = _core.lstm_cell(gi, h, state, w_hh, c_offset, gi_row)
+    h = out[:, :w_hh.shape[0] // 4]
     if w_hr is not None:
         h = F.linear(h, w_hr)
-    return h, c
+    return h, out
 
 
-def _gru_step(gi, h, w_hh, b_hh):
-    gh = F.linear(h, w_hh, b_hh)
-    i_r, i_z, i_n = gi.chunk(3, 1)
-    h_r, h_z, h_n = gh.chunk(3, 1)
-    r = (i_r + h_r).sigmoid()
-    z = (i_z + h_z).sigmoid()
-    n = (i_n + r * h_n).tanh()
-    return n + z * (h - n)  # = (1 - z) * n + z * h, in ATen's order of operations
+def _gru_biases(b_ih, b_hh, hidden):
+    """(the input projection's bias, b_hn): b_hh's r and z parts join b_ih; b_hn stays in the
+    cell, where r multiplies it (Note [Fused GRU cell] in csrc/dagrad/ops/rnn.cpp)."""
+    if b_ih is None:
+        return None, None
+    two = 2 * hidden
+    return _tensor.cat([b_ih[:two] + b_hh[:two], b_ih[two:]], 0), b_hh[two:]
+
+
+def _gru_step(gi, gi_row, h, w_hh, b_hn):
+    """One fused GRU step on rows [gi_row, gi_row + batch) of gi; returns h'."""
+    return _core.gru_cell(gi, h, w_hh, b_hn, gi_row)[:, :w_hh.shape[1]]
 
 
 class RNNBase(Module):
@@ -117,15 +125,6 @@ class RNNBase(Module):
         w_hr = get("weight_hr") if self.proj_size > 0 else None
         return w_ih, w_hh, b_ih, b_hh, w_hr
 
-    def _step(self):
-        if self.mode == "RNN_TANH":
-            return _rnn_step(F.tanh)
-        if self.mode == "RNN_RELU":
-            return _rnn_step(F.relu)
-        if self.mode == "GRU":
-            return _gru_step
-        return _lstm_step
-
     def _check_input(self, input, batched):
         expected = 3 if batched else 2
         if input.ndim != expected:
@@ -176,7 +175,6 @@ class RNNBase(Module):
                 self._check_hidden(c0, c_shape, "cell")
         h0s = h0.split(1, 0)
         c0s = c0.split(1, 0) if is_lstm else None
-        step = self._step()
 
         # The sequence enters each layer as one (L, N, features) tensor and leaves it as a list
         # of (N, features) steps: see Note [RNNs are unrolled into the graph].
@@ -188,25 +186,37 @@ class RNNBase(Module):
                 k = layer * D + direction
                 w_ih, w_hh, b_ih, b_hh, w_hr = self._layer_params(layer, direction)
                 h = h0s[k].squeeze(0)
-                state = (h, c0s[k].squeeze(0)) if is_lstm else h
                 ys = [None] * seq_len
                 # The input projection of every step in one GEMM, off the recurrence's critical path.
-                gis = F.linear(seq.reshape(seq_len * batch, seq.shape[2]), w_ih, b_ih)
-                gis = [g.squeeze(0) for g in gis.reshape(seq_len, batch, -1).split(1, 0)]
-                order = range(seq_len - 1, -1, -1) if direction == 1 else range(seq_len)
-                for t in order:
-                    gi = gis[t]
-                    if is_lstm:
-                        state = step(gi, state, w_hh, b_hh, w_hr)
-                        ys[t] = state[0]
-                    else:
-                        state = step(gi, state, w_hh, b_hh)
-                        ys[t] = state
-                if is_lstm:
-                    h_n.append(state[0])
-                    c_n.append(state[1])
+                # An LSTM's fused step adds no bias of its own: gi carries b_ih + b_hh.
+                b_hn = None
+                if self.mode == "GRU":
+                    b_in, b_hn = _gru_biases(b_ih, b_hh, self.hidden_size)
                 else:
-                    h_n.append(state)
+                    b_in = b_ih + b_hh if b_ih is not None else None
+                gis = F.linear(seq.reshape(seq_len * batch, seq.shape[2]), w_ih, b_in)
+                order = range(seq_len - 1, -1, -1) if direction == 1 else range(seq_len)
+                if is_lstm:
+                    # Each step reads its rows of gis in place. The first step reads c_0 itself,
+                    # every later step c' from the previous packed output.
+                    state, c_offset = c0s[k].squeeze(0), 0
+                    for t in order:
+                        h, state = _lstm_step(gis, t * batch, h, state, c_offset, w_hh, w_hr)
+                        c_offset = self.hidden_size
+                        ys[t] = h
+                    h_n.append(h)
+                    c_n.append(state[:, c_offset:c_offset + self.hidden_size] if c_offset else state)
+                elif self.mode == "GRU":
+                    for t in order:
+                        h = _gru_step(gis, t * batch, h, w_hh, b_hn)
+                        ys[t] = h
+                    h_n.append(h)
+                else:
+                    relu = self.mode == "RNN_RELU"
+                    for t in order:
+                        h = _rnn_step(gis, t * batch, h, w_hh, relu)
+                        ys[t] = h
+                    h_n.append(h)
                 outs.append(ys)
             xs = outs[0] if D == 1 else [_tensor.cat([f, b], 1) for f, b in zip(*outs)]
             if self.dropout > 0 and self.training and layer < self.num_layers - 1:
@@ -349,8 +359,6 @@ class RNNCellBase(Module):
                                        f"{(input.shape[0], self.hidden_size)}")
         return input, states, batched
 
-    def _gi(self, input):
-        return F.linear(input, self.weight_ih, self.bias_ih)
 
 
 class RNNCell(RNNCellBase):
@@ -371,8 +379,8 @@ class RNNCell(RNNCellBase):
 
     def forward(self, input, hx=None):
         input, (h,), batched = self._prepare(input, hx, 1)
-        act = F.tanh if self.nonlinearity == "tanh" else F.relu
-        out = _rnn_step(act)(self._gi(input), h, self.weight_hh, self.bias_hh)
+        bias = self.bias_ih + self.bias_hh if self.bias else None
+        out = _rnn_step(F.linear(input, self.weight_ih, bias), 0, h, self.weight_hh, self.nonlinearity == "relu")
         return out if batched else out.squeeze(0)
 
 
@@ -391,7 +399,9 @@ class LSTMCell(RNNCellBase):
 
     def forward(self, input, hx=None):
         input, (h, c), batched = self._prepare(input, hx, 2)
-        h, c = _lstm_step(self._gi(input), (h, c), self.weight_hh, self.bias_hh)
+        bias = self.bias_ih + self.bias_hh if self.bias else None
+        h, out = _lstm_step(F.linear(input, self.weight_ih, bias), 0, h, c, 0, self.weight_hh)
+        c = out[:, self.hidden_size:2 * self.hidden_size]
         return (h, c) if batched else (h.squeeze(0), c.squeeze(0))
 
 
@@ -409,5 +419,6 @@ class GRUCell(RNNCellBase):
 
     def forward(self, input, hx=None):
         input, (h,), batched = self._prepare(input, hx, 1)
-        out = _gru_step(self._gi(input), h, self.weight_hh, self.bias_hh)
+        b_in, b_hn = _gru_biases(self.bias_ih, self.bias_hh, self.hidden_size)
+        out = _gru_step(F.linear(input, self.weight_ih, b_in), 0, h, self.weight_hh, b_hn)
         return out if batched else out.squeeze(0)

@@ -10,6 +10,7 @@
 #include "dagrad/kernels/dispatch.h"
 #include "dagrad/kernels/elementwise.h"
 #include "dagrad/kernels/elementwise_fns.h"
+#include "dagrad/kernels/gemm.h"
 #include "dagrad/kernels/parallel.h"
 
 namespace dagrad {
@@ -64,6 +65,28 @@ bool candidate(const Node& n) {
     if (p.shape != n.shape && p.numel() != 1) return false;
   }
   return true;
+}
+
+// Note [GEMM epilogue fusion]
+// ~~~~~~~~~~~~~~~~~~~~~~~~~~~~
+// In a backward graph the gradient of a hidden activation is a product followed by the
+// activation's backward: relu_backward(g @ W, x) (likewise tanh and sigmoid). The product's only
+// reader is the mask, so the run computes both in one node: the root (the activation backward)
+// runs the product's GEMM into its own output and, in each tile's epilogue (kernels::
+// gemm_epilogue), applies its functor to the tile while the tile is in cache, instead of
+// writing the product and reading it back. The absorbed product must be a 2-d matmul of 2-d
+// operands, not require grad, have the root's dtype and shape, be held by the root's edge
+// alone (use count 1, as Note [Elementwise fusion] requires of any member), and not be absorbed
+// elsewhere; the root's other operand must have its shape. The root then is in no other group:
+// it absorbs nothing else and nothing absorbs it. The product is the same tiles (Note [GEMM
+// tiles]) and the functor the same per-element function as the unfused node's, applied to the
+// same rounded product: the same bits with fusion on or off, at any thread count.
+bool gemm_epilogue_member(const Node& p, const Node& c) {
+  if (p.op != OpKind::Matmul || p.requires_grad || p.dtype != c.dtype || p.shape != c.shape || p.ndim() != 2)
+    return false;
+  if (c.op != OpKind::ReluBackward && c.op != OpKind::TanhBackward && c.op != OpKind::SigmoidBackward) return false;
+  if (c.inputs.size() != 2 || c.inputs[1].node->shape != c.shape) return false;
+  return p.inputs.size() == 2 && p.inputs[0].node->ndim() == 2 && p.inputs[1].node->ndim() == 2;
 }
 
 namespace {
@@ -236,7 +259,57 @@ void group_members(const Node& root, const uint8_t* flags, uint64_t mark, std::v
     if (m.node != &root) out.push_back(m.node);
 }
 
+namespace {
+
+template <class T, class F>
+struct EpilogueCtx {
+  const T* other;  // the root's second operand (the activation's saved value)
+  int64_t N;
+  F f;
+  static void apply(void* ctx, int64_t m0, int64_t n0, int64_t m, int64_t n, void* c) {
+    const auto& e = *static_cast<const EpilogueCtx*>(ctx);
+    T* tile = static_cast<T*>(c);
+    for (int64_t i = 0; i < m; ++i) map2_inplace<T>(tile + i * e.N, e.other + (m0 + i) * e.N + n0, n, e.f);
+  }
+};
+
+template <class T, class F>
+void gemm_then(const Node& p, const Node& other, T* out, const F& f) {
+  const Node& a = *p.inputs[0].node;
+  const Node& b = *p.inputs[1].node;
+  const bool ta = p.attrs.ints[0] != 0, tb = p.attrs.ints[1] != 0;
+  const int64_t M = p.shape[0], N = p.shape[1], K = ta ? a.shape[0] : a.shape[1];
+  EpilogueCtx<T, F> ctx{other.data<T>(), N, f};
+  kernels::gemm_epilogue(ta, tb, M, N, K, a.data<T>(), a.shape[1], b.data<T>(), b.shape[1], out,
+                         &EpilogueCtx<T, F>::apply, &ctx);
+}
+
+// Note [GEMM epilogue fusion]: root = activation_backward(product, saved value).
+void run_gemm_group(Node& root, uint64_t mark) {
+  const Node& p = *root.inputs[0].node;
+  for (size_t k = 0; k < p.inputs.size(); ++k)
+    if (p.inputs[k].node->mark != mark) check_input_version(p, k);
+  if (root.inputs[1].node->mark != mark) check_input_version(root, 1);
+  alloc_output(root);
+  const Node& other = *root.inputs[1].node;
+  DAGRAD_DISPATCH_FLOAT(root.dtype, "fused matmul epilogue", {
+    T* out = root.data<T>();
+    switch (root.op) {
+      case OpKind::ReluBackward: gemm_then<T>(p, other, out, fn::ReluBackward{}); break;
+      case OpKind::TanhBackward: gemm_then<T>(p, other, out, fn::TanhBackward{}); break;
+      case OpKind::SigmoidBackward: gemm_then<T>(p, other, out, fn::SigmoidBackward{}); break;
+      default: throw RuntimeError(std::string("internal: ") + op_name(root.op) + " as a GEMM epilogue");
+    }
+  });
+}
+
+}  // namespace
+
 void run_group(Node& root, const uint8_t* flags, uint64_t mark) {
+  if (flags[root.run_index] & kGemmRoot) {
+    run_gemm_group(root, mark);
+    return;
+  }
   Members members;
   gather(root, flags, mark, members);
   // The in-place check of every edge that enters the group from a value older than the run

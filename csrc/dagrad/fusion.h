@@ -13,11 +13,16 @@ namespace fusion {
 constexpr uint8_t kCandidate = 1;       // may be a member or the root of a fused group
 constexpr uint8_t kAbsorbed = 2;        // computed inside its consumer's group: the run skips it
 constexpr uint8_t kHasMembers = 4;      // the root of a group: runs the fused kernel
+constexpr uint8_t kGemmRoot = 8;        // ... whose member is a product: Note [GEMM epilogue fusion]
 constexpr int kMaxGroup = 16;           // nodes in one group
 constexpr int64_t kMinElements = 1024;  // smaller outputs are not fused (Note [Elementwise fusion])
 
 /// @brief Whether `n` may take part in a fused group (op, dtype, grad, input shapes).
 bool candidate(const Node& n);
+
+/// @brief Whether `p`, the first input of candidate `c` and held by that edge alone, is a product
+/// that c may compute in the product's tile epilogue (Note [GEMM epilogue fusion]).
+bool gemm_epilogue_member(const Node& p, const Node& c);
 
 /// @brief Whether candidate `p`, whose only holder is the edge from candidate `c`, may be
 /// computed inside c's group.
@@ -67,6 +72,19 @@ inline void Plan::consider(Node* n, uint64_t mark) {
     size.assign(i, 1);
   }
   uint8_t f = 0, sz = 1;
+  if (cand && !n->inputs.empty()) {  // Note [GEMM epilogue fusion]
+    const Edge& e = n->inputs[0];
+    Node* p = e.node.get();
+    if (p->mark == mark && e.node.use_count() == 1 && flags[static_cast<size_t>(p->run_index)] == 0 &&
+        gemm_epilogue_member(*p, *n)) {
+      flags[static_cast<size_t>(p->run_index)] = kAbsorbed;
+      flags.push_back(kCandidate | kHasMembers | kGemmRoot);
+      size.push_back(2);
+      any = true;
+      ++fused;
+      return;
+    }
+  }
   if (cand) {
     f = kCandidate;
     int32_t absorbed[2];  // elementwise ops have at most two inputs
@@ -76,7 +94,7 @@ inline void Plan::consider(Node* n, uint64_t mark) {
       if (p->mark != mark) continue;
       const size_t pi = static_cast<size_t>(p->run_index);
       const uint8_t pf = flags[pi];
-      if (!(pf & kCandidate) || (pf & kAbsorbed)) continue;
+      if (!(pf & kCandidate) || (pf & (kAbsorbed | kGemmRoot))) continue;
       if (e.node.use_count() != 1 || !absorbable(*p, *n)) continue;
       if (sz + size[pi] > kMaxGroup) continue;
       flags[pi] = pf | kAbsorbed;

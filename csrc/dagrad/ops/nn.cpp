@@ -48,14 +48,11 @@ void Linear_forward(Node& out) {
     const T* px = x.data<T>();
     const T* pw = w.data<T>();
     T* po = out.data<T>();
-    kernels::gemm(false, true, m, n, k, px, k, pw, k, po);
-    if (out.inputs.size() > 2) {
-      const T* pb = in(out, 2).data<T>();
-      parallel_for(m, std::max<int64_t>(1, (1 << 15) / std::max<int64_t>(1, n)), [&](int64_t r0, int64_t r1) {
-        for (int64_t r = r0; r < r1; ++r)
-          for (int64_t j = 0; j < n; ++j) po[r * n + j] += pb[j];
-      });
-    }
+    // The bias is the GEMM's epilogue, added to each tile while it is in cache.
+    if (out.inputs.size() > 2)
+      kernels::gemm_bias(false, true, m, n, k, px, k, pw, k, in(out, 2).data<T>(), po);
+    else
+      kernels::gemm(false, true, m, n, k, px, k, pw, k, po);
   });
 }
 // dx = g @ W, dW = g^T x over every leading dim, db = g summed over every leading dim.

@@ -1,6 +1,7 @@
 // Run planning: collect, link, cost (plan.h).
 #include "dagrad/scheduler/plan.h"
 
+#include "dagrad/kernels/gemm.h"
 #include "dagrad/ops.h"
 
 #include <algorithm>
@@ -55,8 +56,8 @@ double node_cost(const Node& n) {
 namespace {
 
 // Whether n's kernel splits its work over the thread budget when it runs alone (Note [Thread
-// budget]) with enough work per thread to gain from it: products split by batch or by blocks
-// of 128 rows and gain from ~16 MFLOP on; reductions and losses never split (their sums keep
+// budget]) with enough work per thread to gain from it: products split by batch or into tiles
+// (Note [GEMM tiles]) and gain from ~16 MFLOP on; reductions and losses never split (their sums keep
 // one order); everything else splits by elements, rows or planes and gains from ~256k
 // elements on. Below that a split's region costs about what it saves (the digits CNN step,
 // 8x8 inputs: 1.64 ms with split kernels against 1.47 ms on the pool at 2 threads; LeNet's
@@ -72,11 +73,17 @@ bool splits(const Node& n, double cost) {
   }();
   constexpr double kMinSplitFlops = 1.6e7, kMinSplitElements = 2.6e5;
   switch (n.op) {
+    // A product splits by batch or into the GEMM's tiles (Note [GEMM tiles]).
     case OpKind::Matmul: {
-      const int64_t m = n.shape[n.ndim() - 2];
-      return cost >= kMinSplitFlops && (n.numel() / std::max<int64_t>(1, m * n.shape.back()) >= 2 || m >= 256);
+      const int64_t m = n.shape[n.ndim() - 2], cols = n.shape.back(), mn = std::max<int64_t>(1, m * cols);
+      const Node& a = *n.inputs[0].node;
+      const int64_t k = n.attrs.ints[0] ? a.shape[a.ndim() - 2] : a.shape.back();
+      return cost >= kMinSplitFlops && (n.numel() / mn >= 2 || kernels::gemm_tiles(m, cols, k).count() >= 2);
     }
-    case OpKind::Linear: return cost >= kMinSplitFlops && n.numel() / std::max<int64_t>(1, n.shape.back()) >= 256;
+    case OpKind::Linear: {
+      const int64_t cols = n.shape.back(), m = n.numel() / std::max<int64_t>(1, cols);
+      return cost >= kMinSplitFlops && kernels::gemm_tiles(m, cols, n.inputs[1].node->shape[1]).count() >= 2;
+    }
     case OpKind::RnnCell:
     case OpKind::LstmCell:
     case OpKind::GruCell: return cost >= kMinSplitFlops && n.shape[0] >= 256;

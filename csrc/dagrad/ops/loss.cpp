@@ -3,8 +3,10 @@
 // probability targets and K-dimensional inputs, is a composite of ordinary ops).
 #include <algorithm>
 #include <cmath>
+#include <vector>
 
 #include "dagrad/kernels/dispatch.h"
+#include "dagrad/kernels/elementwise_fns.h"
 #include "dagrad/kernels/parallel.h"
 #include "dagrad/ops.h"
 #include "dagrad/ops/composite.h"
@@ -26,14 +28,29 @@ int64_t counted_rows(const int64_t* t, int64_t n, int64_t ignore) {
   return c;
 }
 
-// Row maximum and sum of exp(x - max), accumulated in double.
+// Note [Cross-entropy exps]: each logit's exp(x - max) is computed once, into e (the backward's
+// output row, or a row of scratch in forward), and summed in double. float32 goes through
+// fn::exp_f32, whose loop vectorises (no libm call; within 1 ulp), float64 through std::exp.
+// A row's result depends on that row alone, so the bits do not depend on the thread count.
+// Returns sum(e); m is the row's maximum.
+// The maximum and the sum run four independent chains in a fixed order (k mod 4), so they
+// pipeline; the order depends on C alone.
 template <class T>
-inline double row_sumexp(const T* row, int64_t C, T& m) {
-  m = row[0];
-  for (int64_t k = 1; k < C; ++k) m = row[k] > m ? row[k] : m;
-  double s = 0;
-  for (int64_t k = 0; k < C; ++k) s += std::exp(static_cast<double>(row[k] - m));
-  return s;
+inline double row_exps(const T* row, int64_t C, T& m, T* e) {
+  T m4[4] = {row[0], row[0], row[0], row[0]};
+  int64_t k = 0;
+  for (; k + 4 <= C; k += 4)
+    for (int j = 0; j < 4; ++j) m4[j] = row[k + j] > m4[j] ? row[k + j] : m4[j];
+  for (; k < C; ++k) m4[0] = row[k] > m4[0] ? row[k] : m4[0];
+  m = m4[0];
+  for (int j = 1; j < 4; ++j) m = m4[j] > m ? m4[j] : m;
+  const T mm = m;
+  for (k = 0; k < C; ++k) e[k] = fn::Exp{}(row[k] - mm);
+  double s4[4] = {0, 0, 0, 0};
+  for (k = 0; k + 4 <= C; k += 4)
+    for (int j = 0; j < 4; ++j) s4[j] += static_cast<double>(e[k + j]);
+  for (; k < C; ++k) s4[0] += static_cast<double>(e[k]);
+  return (s4[0] + s4[1]) + (s4[2] + s4[3]);
 }
 
 // Targets are range-checked when the op is recorded (composite.cpp, check_targets); a run
@@ -45,20 +62,24 @@ void check_target(int64_t t, int64_t C, int64_t i) {
                      " classes (at position " + std::to_string(i) + ")");
 }
 
-// Calls f(i, row, m, s) for each row i of x whose target counts, in parallel over rows: row
-// points at the row's logits, m is its maximum and s = sum(exp(row - m)) in double.
+// Calls f(i, row, m, s, e) for each row i of x whose target counts, in parallel over rows: row
+// points at the row's logits, m is its maximum, e its exps (Note [Cross-entropy exps]) and
+// s = sum(e) in double. e is row i of exps when given (the caller's buffer of x's shape),
+// else a row of scratch.
 template <class T, class F>
-void for_counted_rows(const Node& x, const int64_t* pt, int64_t ignore, const F& f) {
+void for_counted_rows(const Node& x, const int64_t* pt, int64_t ignore, T* exps, const F& f) {
   const int64_t N = x.shape[0], C = x.shape[1];
   const T* px = x.data<T>();
   parallel_for(N, std::max<int64_t>(1, 4096 / std::max<int64_t>(1, C)), [&](int64_t r0, int64_t r1) {
+    std::vector<T> scratch(exps ? 0 : static_cast<size_t>(C));
     for (int64_t i = r0; i < r1; ++i) {
       if (pt[i] == ignore) continue;
       check_target(pt[i], C, i);
       const T* row = px + i * C;
+      T* e = exps ? exps + i * C : scratch.data();
       T m;
-      const double s = row_sumexp(row, C, m);
-      f(i, row, m, s);
+      const double s = row_exps(row, C, m, e);
+      f(i, row, m, s, e);
     }
   });
 }
@@ -71,7 +92,7 @@ void ce_forward(Node& out) {
   const int64_t N = x.shape[0];
   const int64_t* pt = tn.data<int64_t>();
   std::vector<double> row_loss(static_cast<size_t>(N), 0.0);
-  for_counted_rows<T>(x, pt, a.ignore, [&](int64_t i, const T* row, T m, double s) {
+  for_counted_rows<T>(x, pt, a.ignore, nullptr, [&](int64_t i, const T* row, T m, double s, const T*) {
     row_loss[static_cast<size_t>(i)] = std::log(s) - static_cast<double>(row[pt[i]] - m);
   });
   double total = 0;  // in row order: the same bits at any thread count
@@ -96,11 +117,11 @@ void ce_backward(Node& out) {
   T* po = out.data<T>();
   for (int64_t i = 0; i < N; ++i)  // ignored rows get no gradient
     if (pt[i] == a.ignore) std::fill(po + i * C, po + (i + 1) * C, T(0));
-  for_counted_rows<T>(x, pt, a.ignore, [&](int64_t i, const T* row, T m, double s) {
-    T* orow = po + i * C;
-    const double inv = 1.0 / s;
-    for (int64_t k = 0; k < C; ++k)
-      orow[k] = static_cast<T>(scale * (std::exp(static_cast<double>(row[k] - m)) * inv - (k == pt[i] ? 1.0 : 0.0)));
+  for_counted_rows<T>(x, pt, a.ignore, po, [&](int64_t i, const T*, T, double s, T* e) {
+    // e is row i of the output, holding the row's exps: overwritten in place.
+    const double inv = 1.0 / s, p_target = static_cast<double>(e[pt[i]]) * inv;
+    for (int64_t k = 0; k < C; ++k) e[k] = static_cast<T>(scale * (static_cast<double>(e[k]) * inv));
+    e[pt[i]] = static_cast<T>(scale * (p_target - 1.0));
   });
 }
 

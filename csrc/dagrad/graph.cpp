@@ -10,6 +10,7 @@
 #include <unordered_map>
 
 #include "dagrad/kernels/dispatch.h"
+#include "dagrad/kernels/elementwise.h"
 #include "dagrad/kernels/parallel.h"
 
 namespace dagrad {
@@ -514,7 +515,7 @@ void accumulate_grad(Node& target, const Node& g) {
   DAGRAD_DISPATCH_FLOAT(target.dtype, "backward", {
     T* pt = target.data<T>();
     const T* pg = g.data<T>();
-    parallel_for(n, 1 << 15, [&](int64_t b, int64_t e) {
+    parallel_for(n, kElementGrain, [&](int64_t b, int64_t e) {
       for (int64_t i = b; i < e; ++i) pt[i] += pg[i];
     });
   });

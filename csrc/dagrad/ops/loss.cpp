@@ -70,7 +70,7 @@ template <class T, class F>
 void for_counted_rows(const Node& x, const int64_t* pt, int64_t ignore, T* exps, const F& f) {
   const int64_t N = x.shape[0], C = x.shape[1];
   const T* px = x.data<T>();
-  parallel_for(N, std::max<int64_t>(1, 4096 / std::max<int64_t>(1, C)), [&](int64_t r0, int64_t r1) {
+  parallel_for(N, std::max<int64_t>(1, (1 << 15) / std::max<int64_t>(1, C)), [&](int64_t r0, int64_t r1) {
     std::vector<T> scratch(exps ? 0 : static_cast<size_t>(C));
     for (int64_t i = r0; i < r1; ++i) {
       if (pt[i] == ignore) continue;

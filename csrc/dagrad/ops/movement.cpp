@@ -5,6 +5,7 @@
 #include <optional>
 
 #include "dagrad/kernels/dispatch.h"
+#include "dagrad/kernels/elementwise.h"
 #include "dagrad/kernels/parallel.h"
 #include "dagrad/kernels/strided.h"
 #include "dagrad/ops.h"
@@ -18,7 +19,7 @@ void strided_copy(Node& out, const Shape& in_strides) {
   alloc_output(out);
   const Node& x = in(out, 0);
   StridedLoop<2> loop(out.shape, {contiguous_strides(out.shape), in_strides});
-  const int64_t grain = std::max<int64_t>(1, (1 << 15) / std::max<int64_t>(1, loop.row_length()));
+  const int64_t grain = std::max<int64_t>(1, kElementGrain / std::max<int64_t>(1, loop.row_length()));
   DAGRAD_DISPATCH_ALL(out.dtype, {
     const T* px = x.data<T>();
     T* po = out.data<T>();

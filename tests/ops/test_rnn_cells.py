@@ -187,6 +187,26 @@ def _load(d, t):
     d.load_state_dict({k: dagrad.tensor(v.detach().numpy()) for k, v in t.state_dict().items()})
 
 
+def _check_against_torch(t, d, tin, din, touts, douts, names, g):
+    """Backward of sum(out * R) over the outputs (R random, the same for both frameworks) in
+    torch and dagrad; asserts the outputs, the inputs' gradients and every parameter's gradient
+    agree to TOL64."""
+    Rs = [g.standard_normal(tuple(o.shape)) for o in touts]
+    sum((o * torch.tensor(r)).sum() for o, r in zip(touts, Rs)).backward()
+    dl = None
+    for o, r in zip(douts, Rs):
+        term = (o * dagrad.tensor(r)).sum()
+        dl = term if dl is None else dl + term
+    dl.backward()
+    for name, a, b in zip(names, douts, touts):
+        assert_same(a, b, TOL64, name)
+    for i, (a, b) in enumerate(zip(din, tin)):
+        assert_same(a.grad, b.grad, TOL64, f"gradient of input {i}")
+    dparams = dict(d.named_parameters())
+    for name, p in t.named_parameters():
+        assert_same(dparams[name].grad, p.grad, TOL64, f"gradient of {name}")
+
+
 @pytest.mark.parametrize("kw,shape,states", [
     (dict(), (5, 3, 4), True),
     (dict(num_layers=2), (6, 2, 4), False),
@@ -211,20 +231,7 @@ def test_lstm_outputs_and_all_gradients_match_torch(kw, shape, states):
     din = [dagrad.tensor(a, requires_grad=True) for a in arrays]
     tout, (th, tc) = t(tin[0], tuple(tin[1:])) if states else t(tin[0])
     dout, (dh, dc) = d(din[0], tuple(din[1:])) if states else d(din[0])
-    Rs = [g.standard_normal(tuple(o.shape)) for o in (tout, th, tc)]
-    sum(((o * torch.tensor(r)).sum() for o, r in zip((tout, th, tc), Rs))).backward()
-    dl = None
-    for o, r in zip((dout, dh, dc), Rs):
-        term = (o * dagrad.tensor(r)).sum()
-        dl = term if dl is None else dl + term
-    dl.backward()
-    for name, a, b in zip(("output", "h_n", "c_n"), (dout, dh, dc), (tout, th, tc)):
-        assert_same(a, b, TOL64, name)
-    for i, (a, b) in enumerate(zip(din, tin)):
-        assert_same(a.grad, b.grad, TOL64, f"gradient of input {i}")
-    dparams = dict(d.named_parameters())
-    for name, p in t.named_parameters():
-        assert_same(dparams[name].grad, p.grad, TOL64, f"gradient of {name}")
+    _check_against_torch(t, d, tin, din, (tout, th, tc), (dout, dh, dc), ("output", "h_n", "c_n"), g)
 
 
 @pytest.mark.parametrize("kw,shape,states", [
@@ -244,17 +251,7 @@ def test_gru_outputs_and_all_gradients_match_torch(kw, shape, states):
     arrays = [g.standard_normal(shape)] + ([g.standard_normal(lead + (6,)) * 0.5] if states else [])
     tin = [torch.tensor(a, requires_grad=True) for a in arrays]
     din = [dagrad.tensor(a, requires_grad=True) for a in arrays]
-    touts, douts = t(*tin), d(*din)
-    Rs = [g.standard_normal(tuple(o.shape)) for o in touts]
-    sum(((o * torch.tensor(r)).sum() for o, r in zip(touts, Rs))).backward()
-    ((douts[0] * dagrad.tensor(Rs[0])).sum() + (douts[1] * dagrad.tensor(Rs[1])).sum()).backward()
-    for name, a, b in zip(("output", "h_n"), douts, touts):
-        assert_same(a, b, TOL64, name)
-    for i, (a, b) in enumerate(zip(din, tin)):
-        assert_same(a.grad, b.grad, TOL64, f"gradient of input {i}")
-    dparams = dict(d.named_parameters())
-    for name, p in t.named_parameters():
-        assert_same(dparams[name].grad, p.grad, TOL64, f"gradient of {name}")
+    _check_against_torch(t, d, tin, din, t(*tin), d(*din), ("output", "h_n"), g)
 
 
 @pytest.mark.parametrize("bias", [True, False])
@@ -265,16 +262,7 @@ def test_gru_cell_module_gradients_match_torch(bias):
     arrays = [g.standard_normal((4, 3)), g.standard_normal((4, 5))]
     tin = [torch.tensor(a, requires_grad=True) for a in arrays]
     din = [dagrad.tensor(a, requires_grad=True) for a in arrays]
-    r = g.standard_normal((4, 5))
-    th, dh = t(*tin), d(*din)
-    (th * torch.tensor(r)).sum().backward()
-    (dh * dagrad.tensor(r)).sum().backward()
-    assert_same(dh, th, TOL64, "h")
-    for i, (a, b) in enumerate(zip(din, tin)):
-        assert_same(a.grad, b.grad, TOL64, f"gradient of input {i}")
-    dparams = dict(d.named_parameters())
-    for name, p in t.named_parameters():
-        assert_same(dparams[name].grad, p.grad, TOL64, f"gradient of {name}")
+    _check_against_torch(t, d, tin, din, (t(*tin),), (d(*din),), ("h",), g)
 
 
 @pytest.mark.parametrize("kw", [dict(), dict(nonlinearity="relu", num_layers=2, batch_first=True),
@@ -287,17 +275,7 @@ def test_rnn_initial_state_and_all_gradients_match_torch(kw):
     arrays = [g.standard_normal((5, 3, 4)), g.standard_normal((L, 5 if kw.get("batch_first") else 3, 6)) * 0.5]
     tin = [torch.tensor(a, requires_grad=True) for a in arrays]
     din = [dagrad.tensor(a, requires_grad=True) for a in arrays]
-    touts, douts = t(*tin), d(*din)
-    Rs = [g.standard_normal(tuple(o.shape)) for o in touts]
-    sum(((o * torch.tensor(r)).sum() for o, r in zip(touts, Rs))).backward()
-    ((douts[0] * dagrad.tensor(Rs[0])).sum() + (douts[1] * dagrad.tensor(Rs[1])).sum()).backward()
-    for name, a, b in zip(("output", "h_n"), douts, touts):
-        assert_same(a, b, TOL64, name)
-    for i, (a, b) in enumerate(zip(din, tin)):
-        assert_same(a.grad, b.grad, TOL64, f"gradient of input {i}")
-    dparams = dict(d.named_parameters())
-    for name, p in t.named_parameters():
-        assert_same(dparams[name].grad, p.grad, TOL64, f"gradient of {name}")
+    _check_against_torch(t, d, tin, din, t(*tin), d(*din), ("output", "h_n"), g)
 
 
 def test_lstm_cell_module_gradients_match_torch():
@@ -307,18 +285,8 @@ def test_lstm_cell_module_gradients_match_torch():
     arrays = [g.standard_normal((4, 3)), g.standard_normal((4, 5)), g.standard_normal((4, 5))]
     tin = [torch.tensor(a, requires_grad=True) for a in arrays]
     din = [dagrad.tensor(a, requires_grad=True) for a in arrays]
-    th, tc = t(tin[0], (tin[1], tin[2]))
-    dh, dc = d(din[0], (din[1], din[2]))
-    rh, rc = g.standard_normal((4, 5)), g.standard_normal((4, 5))
-    ((th * torch.tensor(rh)).sum() + (tc * torch.tensor(rc)).sum()).backward()
-    ((dh * dagrad.tensor(rh)).sum() + (dc * dagrad.tensor(rc)).sum()).backward()
-    assert_same(dh, th, TOL64, "h")
-    assert_same(dc, tc, TOL64, "c")
-    for i, (a, b) in enumerate(zip(din, tin)):
-        assert_same(a.grad, b.grad, TOL64, f"gradient of input {i}")
-    dparams = dict(d.named_parameters())
-    for name, p in t.named_parameters():
-        assert_same(dparams[name].grad, p.grad, TOL64, f"gradient of {name}")
+    touts, douts = t(tin[0], (tin[1], tin[2])), d(din[0], (din[1], din[2]))
+    _check_against_torch(t, d, tin, din, touts, douts, ("h", "c"), g)
 
 
 # ----------------------------------------------------------------------------- one GEMM over time

@@ -33,7 +33,6 @@ def test_hook_replaces_the_gradient_and_sees_the_summed_one():
     np.testing.assert_allclose(dw, tw, rtol=1e-12)
 
 
-
 def test_hook_reading_a_gradient_that_needs_pending_forward_nodes():
     # Reading g in the hook runs part of the graph (b and a, still pending, which g depends on)
     # while backward is building the gradients: x must still get its gradient through them
@@ -51,6 +50,7 @@ def test_hook_reading_a_gradient_that_needs_pending_forward_nodes():
     np.testing.assert_allclose(d_seen[0], t_seen[0], rtol=1e-12)
     assert dx is not None
     np.testing.assert_allclose(dx, tx, rtol=1e-12)
+
 
 def test_hooks_run_in_order_none_keeps_and_remove_stops():
     def run(lib, T):

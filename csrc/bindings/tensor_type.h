@@ -101,7 +101,7 @@ template <>
 struct type_caster<dagrad::Tensor> {
   PYBIND11_TYPE_CASTER(dagrad::Tensor, const_name("dagrad._core.Tensor"));
   bool load(handle src, bool) {
-    if (!dagrad_py::tensor_type::is_tensor(src.ptr())) return false;
+    if (!src || !dagrad_py::tensor_type::is_tensor(src.ptr())) return false;
     value = dagrad_py::tensor_type::unwrap(src.ptr());
     return true;
   }

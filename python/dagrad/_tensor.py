@@ -306,6 +306,10 @@ def _register_hook(self, hook):
     pass; a tensor it returns replaces the gradient (PyTorch's Tensor.register_hook). Returns a
     handle whose ``remove()`` unregisters it.
 
+    Unlike PyTorch, the garbage collector does not see a hook from its tensor: a hook that
+    refers back to the tensor or to a Module holding it (``lambda g: g * self.scale``) keeps
+    both alive until the hook is removed. Refer to them through ``weakref`` in such a hook.
+
     >>> x = dagrad.tensor(2.0, requires_grad=True)
     >>> y = x * 3.0
     >>> h = y.register_hook(lambda g: g * 10)

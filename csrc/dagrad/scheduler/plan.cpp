@@ -264,7 +264,7 @@ PooledRun::~PooledRun() {
   // Keep the capacity of ordinary runs; give back what a giant graph grew.
   constexpr size_t kKeep = size_t{1} << 20;
   if (run->order.capacity() > kKeep || run->stack.capacity() > kKeep || run->edge_child.capacity() > kKeep ||
-      g_run_pool.size() >= 4)
+      run->parent_index.capacity() > kKeep || g_run_pool.size() >= 4)
     return;
   run->clear();
   g_run_pool.push_back(std::move(run));

@@ -60,6 +60,11 @@ class WorkDeque {
  public:
   WorkDeque() { array_.store(grow_to(nullptr, 64, 0, 0), std::memory_order_relaxed); }
 
+  /// Owner only: false only when the deque is empty (a stale top can only say "maybe").
+  bool owner_maybe_nonempty() const {
+    return bottom_.load(std::memory_order_relaxed) > top_.load(std::memory_order_relaxed);
+  }
+
   /// Owner only.
   void push(int32_t x) {
     const int64_t b = bottom_.load(std::memory_order_relaxed);
@@ -119,7 +124,7 @@ class WorkDeque {
   Array* grow_to(Array* a, int64_t size, int64_t t, int64_t b) {
     auto next = std::make_unique<Array>();
     next->mask = size - 1;
-    next->slots.reset(new std::atomic<int32_t>[static_cast<size_t>(size)]);
+    next->slots.reset(new std::atomic<int32_t>[static_cast<size_t>(size)]());  // a stale thief may read any slot
     for (int64_t i = t; i < b; ++i)
       next->slot(i).store(a->slot(i).load(std::memory_order_relaxed), std::memory_order_relaxed);
     Array* raw = next.get();
@@ -233,7 +238,10 @@ class ReadyLists {
   // Own deque newest first, then the others' oldest first.
   bool try_take(int w, int32_t& out) {
     const size_t nl = lists_.size();
-    if (lists_[static_cast<size_t>(w)].deque.take(out)) return true;
+    // The owner knows its bottom exactly and top only grows, so an empty own deque is skipped
+    // without take()'s seq_cst store to bottom (which other idle workers' size() reads).
+    WorkDeque& own = lists_[static_cast<size_t>(w)].deque;
+    if (own.owner_maybe_nonempty() && own.take(out)) return true;
     for (size_t k = 1; k < nl; ++k) {
       List& l = lists_[(static_cast<size_t>(w) + k) % nl];
       if (l.deque.size(std::memory_order_relaxed) == 0) continue;

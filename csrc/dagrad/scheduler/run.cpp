@@ -225,7 +225,21 @@ void run_parallel(Run& run, std::vector<std::atomic<int32_t>>& pending, const st
     const Exec x(run);
     const uint8_t* const fuse_flags = run.fusion.any ? run.fusion.flags.data() : nullptr;
     const size_t nr = seeds.size();
-    lists.seed(tid, seeds.data() + nr * tid / nt, seeds.data() + nr * (tid + 1) / nt);
+    // Nothing may leave the region as an exception (std::terminate): a failure to grow a deque
+    // cancels the run like a failing node.
+    auto fail = [&] {
+      {
+        std::lock_guard<std::mutex> lock(err_mutex);
+        if (!first_error) first_error = std::current_exception();
+      }
+      cancelled.store(true, std::memory_order_relaxed);
+      lists.finish();
+    };
+    try {
+      lists.seed(tid, seeds.data() + nr * tid / nt, seeds.data() + nr * (tid + 1) / nt);
+    } catch (...) {
+      fail();
+    }
 #pragma omp barrier
     lists.arrive(tid);
     int64_t done_here = 0, unflushed = 0;
@@ -244,12 +258,7 @@ void run_parallel(Run& run, std::vector<std::atomic<int32_t>>& pending, const st
           execute(*run.order[cur], x, tid, ready);
         }
       } catch (...) {
-        {
-          std::lock_guard<std::mutex> lock(err_mutex);
-          if (!first_error) first_error = std::current_exception();
-        }
-        cancelled.store(true, std::memory_order_relaxed);
-        lists.finish();
+        fail();
         break;
       }
       ++done_here;
@@ -258,14 +267,19 @@ void run_parallel(Run& run, std::vector<std::atomic<int32_t>>& pending, const st
       // may go now.
       if (run.release_inputs && !(fflags & fusion::kAbsorbed)) release_inputs(*run.order[cur]);
       int32_t next = -1;
-      for (int32_t k = run.child_head[cur]; k >= 0; k = run.edge_next[k]) {
-        int32_t c = run.edge_child[k];
-        if (pending[c].fetch_sub(1, std::memory_order_acq_rel) == 1) {
-          if (next < 0)
-            next = c;
-          else
-            lists.push(tid, c);
+      try {
+        for (int32_t k = run.child_head[cur]; k >= 0; k = run.edge_next[k]) {
+          int32_t c = run.edge_child[k];
+          if (pending[c].fetch_sub(1, std::memory_order_acq_rel) == 1) {
+            if (next < 0)
+              next = c;
+            else
+              lists.push(tid, c);
+          }
         }
+      } catch (...) {  // a deque could not grow
+        fail();
+        break;
       }
       // Note [Counting finished nodes]: a worker adds its finished nodes to the shared count
       // only when it runs out of continuation work, not once per node (a per-node atomic on
@@ -344,7 +358,9 @@ size_t run_watched(const Run& run) {
     const uint8_t f = fuse_flags ? fuse_flags[i] : 0;
     if (!(f & fusion::kAbsorbed)) {  // absorbed: computed by its group's root
       Node* node = run.order[i];
-      if (node_cost(*node) >= kSmallCost) return i;  // before its inputs are released
+      // A fused GEMM epilogue's root carries its absorbed product's work (Note [GEMM epilogue fusion]).
+      const double cost = node_cost(*node) + ((f & fusion::kGemmRoot) ? node_cost(*node->inputs[0].node) : 0.0);
+      if (cost >= kSmallCost) return i;  // before its inputs are released
       if (f & fusion::kHasMembers)
         execute_group(*node, x, 0);
       else

@@ -1,13 +1,13 @@
 """``Parameter``: a leaf tensor that a Module registers as one of its parameters.
 
-Note [Parameters are marked tensors]: dagrad's Tensor is a pybind11 class, so a Python
-subclass could not be returned by the C++ ops. A Parameter is therefore an ordinary leaf
-Tensor carrying the mark ``_is_param``; ``isinstance(t, Parameter)`` reads the mark (through
-the metaclass). The mark lives on the C++ node, so every handle on the same tensor agrees,
-and a tensor derived from a parameter (``p.detach()``, ``p * 2``, ``p.data``) is a new node
-and not a parameter, as in PyTorch. Unlike PyTorch's,
-``Parameter(t)`` copies the value of ``t`` instead of sharing its storage: a parameter is
-always a fresh leaf, whatever graph ``t`` came from.
+Note [Parameters are marked tensors]: the C++ ops always return dagrad's own Tensor type
+(Note [Tensor is a hand-written CPython type]), so a Python subclass could not come back from
+them. A Parameter is therefore an ordinary leaf Tensor carrying the mark ``_is_param``;
+``isinstance(t, Parameter)`` reads the mark (through the metaclass). The mark lives on the C++
+node, so every handle on the same tensor agrees, and a tensor derived from a parameter
+(``p.detach()``, ``p * 2``, ``p.data``) is a new node and not a parameter, as in PyTorch. Unlike
+PyTorch's, ``Parameter(t)`` copies the value of ``t`` instead of sharing its storage: a
+parameter is always a fresh leaf, whatever graph ``t`` came from.
 """
 from .. import _creation
 from .._core import Tensor
